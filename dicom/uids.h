@@ -1,0 +1,42 @@
+/* Well-known UIDs: transfer syntaxes and the SOP classes huren accepts. */
+#ifndef DCM_UIDS_H
+#define DCM_UIDS_H
+
+#include <stddef.h>
+
+#define DCM_UID_APP_CONTEXT  "1.2.840.10008.3.1.1.1"
+#define DCM_UID_VERIFICATION "1.2.840.10008.1.1"
+#define DCM_TS_IMPLICIT_LE   "1.2.840.10008.1.2"
+#define DCM_TS_EXPLICIT_LE   "1.2.840.10008.1.2.1"
+#define DCM_TS_DEFLATED_LE   "1.2.840.10008.1.2.1.99"
+#define DCM_TS_EXPLICIT_BE   "1.2.840.10008.1.2.2"
+/* huren's implementation identity (root below the "2.25" UUID arc). */
+#define HR_IMPL_CLASS_UID    "2.25.269357186912817373302785463108125012433"
+#define HR_IMPL_VERSION      "HUREN_0_1"
+
+typedef struct dcm_ts_info {
+    const char *uid;
+    const char *name;
+    unsigned explicit_vr : 1;
+    unsigned big_endian : 1;
+    unsigned deflated : 1;
+    unsigned encapsulated : 1; /* compressed pixel data in fragments */
+} dcm_ts_info;
+
+typedef struct dcm_sop_class_info {
+    const char *uid;
+    const char *name;
+} dcm_sop_class_info;
+
+/* Transfer syntax huren accepts, or NULL. Pointer to static storage. */
+const dcm_ts_info *dcm_transfer_syntax(const char *uid);
+/* Storage SOP class huren accepts, or NULL. Pointer to static storage. */
+const dcm_sop_class_info *dcm_storage_sop_class(const char *uid);
+/* Static tables for iteration (tests, negotiation); *n receives the count. */
+const dcm_ts_info *dcm_transfer_syntaxes(size_t *n);
+const dcm_sop_class_info *dcm_storage_sop_classes(size_t *n);
+/* 1 when s is a syntactically valid UID (PS3.5 9.1: digits and dots, no
+ * leading zero in a component, 1..64 chars), else 0. */
+int dcm_uid_valid(const char *s);
+
+#endif
