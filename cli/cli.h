@@ -1,0 +1,19 @@
+/* Subcommands of the huren binary. Each returns the process exit status. */
+#ifndef HR_CLI_H
+#define HR_CLI_H
+
+#include "../common/hr_config.h"
+
+int cli_serve(int argc, char **argv);
+int cli_reindex(int argc, char **argv);
+int cli_check_config(int argc, char **argv);
+
+/* Parses "--config FILE" (and prints usage on -h); loads the configuration
+ * and applies its log level. Returns 0, or the exit status to return. */
+int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, int *flags,
+                    const char *const *flag_names);
+
+/* Redis endpoint of the configuration: the URL, or the embedded socket. */
+void cli_redis_dir(const hr_config *cfg, char *out, size_t cap);
+
+#endif

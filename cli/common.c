@@ -1,0 +1,64 @@
+#include "cli.h"
+#include "../common/hr_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, int *flags,
+                    const char *const *flag_names)
+{
+    const char *path = NULL;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+            continue;
+        }
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            printf("%s\n", usage);
+            return -1;
+        }
+        int known = 0;
+        for (int f = 0; flag_names && flag_names[f]; f++) {
+            if (strcmp(argv[i], flag_names[f]) == 0) {
+                *flags |= 1 << f;
+                known = 1;
+            }
+        }
+        if (!known) {
+            fprintf(stderr, "huren: unknown option \"%s\"\n%s\n", argv[i], usage);
+            return 2;
+        }
+    }
+    if (hr_config_load(path, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "huren: configuration error: %s\n", err);
+        return 1;
+    }
+    enum hr_log_level lvl;
+    if (hr_log_parse_level(cfg->log_level, &lvl) == 0)
+        hr_log_set_level(lvl);
+    return 0;
+}
+
+void cli_redis_dir(const hr_config *cfg, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/redis", cfg->data_dir);
+}
+
+int cli_check_config(int argc, char **argv)
+{
+    hr_config cfg;
+    int rc = cli_load_config(argc, argv, "usage: huren check-config [--config FILE]", &cfg, NULL,
+                             NULL);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    printf("configuration OK: data_dir %s, DICOM %s:%d AE %s, %zu hospitals\n", cfg.data_dir,
+           cfg.dicom.listen.host, cfg.dicom.listen.port, cfg.dicom.ae_title, cfg.n_hospitals);
+    for (size_t i = 0; i < cfg.n_hospitals; i++) {
+        const hr_hospital *h = &cfg.hospitals[i];
+        printf("  %-12s %-8s %zu AE titles, %zu allowed networks  %s\n", h->id,
+               h->level == HR_LEVEL_COUNTY ? "county" : "township", h->n_ae, h->n_addr, h->name);
+    }
+    hr_config_free(&cfg);
+    return 0;
+}

@@ -1,0 +1,42 @@
+#include "cli.h"
+#include "../common/hr_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: huren <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  serve [--config FILE]            run the hub (DICOM, index, embedded redis)\n"
+               "  reindex [--config FILE] [--flush] rebuild the index from the object files\n"
+               "  check-config [--config FILE]     validate a configuration and print it\n"
+               "  version                          print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "reindex") == 0)
+        return cli_reindex(argc - 1, argv + 1);
+    if (strcmp(cmd, "check-config") == 0)
+        return cli_check_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("huren 0.1.0\n");
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "huren: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,91 @@
+/* huren reindex: rebuild the Redis index from the object files alone. */
+#include "cli.h"
+#include "../common/hr_err.h"
+#include "../common/hr_log.h"
+#include "../storage/index.h"
+#include "../storage/redis_proc.h"
+#include "../storage/reindex.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli_reindex(int argc, char **argv)
+{
+    static const char *const flags_names[] = {"--flush", NULL};
+    hr_config cfg;
+    int flags = 0, redis_pid = 0, status = 1;
+    redisContext *c = NULL;
+    sto_objstore store;
+    sto_redis_addr addr;
+    int rc = cli_load_config(argc, argv, "usage: huren reindex [--config FILE] [--flush]", &cfg,
+                             &flags, flags_names);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    snprintf(store.root, sizeof(store.root), "%s", cfg.data_dir);
+    snprintf(store.tmp, sizeof(store.tmp), "%s/tmp", cfg.data_dir);
+    snprintf(store.objects, sizeof(store.objects), "%s/objects", cfg.data_dir);
+    struct stat sb;
+    if (stat(store.objects, &sb) != 0) {
+        fprintf(stderr, "huren: %s: no object store here\n", store.objects);
+        goto out;
+    }
+    if (cfg.redis.url[0]) {
+        if (sto_redis_addr_parse(cfg.redis.url, &addr)) {
+            fprintf(stderr, "huren: redis.url: cannot parse \"%s\"\n", cfg.redis.url);
+            goto out;
+        }
+    } else {
+        char dir[HR_PATH_MAX + 8];
+        cli_redis_dir(&cfg, dir, sizeof(dir));
+        memset(&addr, 0, sizeof(addr));
+        sto_redis_socket_path(dir, addr.host, sizeof(addr.host));
+        int err;
+        c = sto_index_connect_sync(&addr, 1000, &err);
+        if (!c) {
+            /* no huren serving this data dir: start its redis for the run */
+            sto_redis_opts ro = {cfg.redis.server, dir, cfg.redis.appendfsync};
+            redis_pid = sto_redis_start_blocking(&ro, cfg.redis.connect_timeout_ms);
+            if (redis_pid < 0) {
+                fprintf(stderr, "huren: cannot start redis-server: %s\n",
+                        hr_strerror(redis_pid));
+                redis_pid = 0;
+                goto out;
+            }
+        }
+    }
+    if (!c) {
+        int err;
+        c = sto_index_connect_sync(&addr, cfg.redis.connect_timeout_ms, &err);
+        if (!c) {
+            fprintf(stderr, "huren: cannot connect to redis\n");
+            goto out;
+        }
+    }
+    if (flags & 1) {
+        long long deleted;
+        rc = sto_index_flush_sync(c, &deleted);
+        if (rc) {
+            fprintf(stderr, "huren: cannot flush the index\n");
+            goto out;
+        }
+        printf("reindex: flushed %lld index keys\n", deleted);
+    }
+    sto_reindex_stats st;
+    rc = sto_reindex(&store, c, &st);
+    printf("reindex: %lld objects: %lld added, %lld already indexed, %lld other versions, "
+           "%lld corrupt, %lld unreadable\n",
+           st.files, st.added, st.present, st.versions, st.corrupt, st.errors);
+    if (rc) {
+        fprintf(stderr, "huren: reindex stopped: %s\n", hr_strerror(rc));
+        goto out;
+    }
+    status = st.corrupt || st.errors ? 3 : 0;
+out:
+    if (c)
+        redisFree(c);
+    if (redis_pid > 0)
+        sto_redis_stop_blocking(redis_pid, 10000);
+    hr_config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,160 @@
+/* huren serve: the hub process. One libuv loop; blocking work on its pool. */
+#include "cli.h"
+#include "../common/hr_err.h"
+#include "../common/hr_log.h"
+#include "../gateway/dicom_server.h"
+#include "../storage/index.h"
+#include "../storage/ingest.h"
+#include "../storage/redis_proc.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+typedef struct serve_state {
+    uv_loop_t *loop;
+    hr_config cfg;
+    sto_ctx sto;
+    sto_redis_proc *redis;
+    gw_dicom_server *dicom;
+    uv_signal_t sigint, sigterm;
+    int stopping;
+} serve_state;
+
+static void on_redis_stopped(void *arg)
+{
+    hr_info("serve", "stopped");
+}
+
+static void on_dicom_stopped(void *arg)
+{
+    serve_state *s = arg;
+    sto_index_close(s->sto.index);
+    s->sto.index = NULL;
+    if (s->redis)
+        sto_redis_proc_stop(s->redis, on_redis_stopped, s);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    serve_state *s = h->data;
+    if (s->stopping++) {
+        hr_warn("serve", "second signal: exiting now");
+        exit(1);
+    }
+    hr_info("serve", "signal %d: stopping", signum);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+}
+
+/* One huren per data directory: the lock is held for the process lifetime. */
+static int lock_data_dir(const char *dir)
+{
+    char path[HR_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/huren.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -EBUSY;
+    }
+    return fd;
+}
+
+static void wait_index_ready(serve_state *s, int timeout_ms)
+{
+    uint64_t deadline = uv_now(s->loop) + (uint64_t)timeout_ms;
+    while (!sto_index_ready(s->sto.index) && uv_now(s->loop) < deadline) {
+        uv_run(s->loop, UV_RUN_NOWAIT);
+        usleep(10000);
+        uv_update_time(s->loop);
+    }
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static serve_state s;
+    int rc, removed = 0, lock_fd = -1;
+    rc = cli_load_config(argc, argv, "usage: huren serve [--config FILE]", &s.cfg, NULL, NULL);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    signal(SIGPIPE, SIG_IGN);
+    s.loop = uv_default_loop();
+    s.sto.loop = s.loop;
+    s.sto.max_object_bytes = s.cfg.dicom.max_object_bytes;
+    s.sto.max_feed = s.cfg.dicom.max_pdu;
+
+    rc = sto_objstore_open(&s.sto.store, s.cfg.data_dir, &removed);
+    if (rc) {
+        fprintf(stderr, "huren: cannot use data directory %s: %s\n", s.cfg.data_dir,
+                hr_strerror(rc));
+        return 1;
+    }
+    lock_fd = lock_data_dir(s.cfg.data_dir);
+    if (lock_fd < 0) {
+        fprintf(stderr, "huren: data directory %s is in use by another huren (%s)\n",
+                s.cfg.data_dir, hr_strerror(lock_fd));
+        return 1;
+    }
+    if (removed)
+        hr_info("serve", "removed %d unfinished objects left in %s (never acknowledged)",
+                removed, s.sto.store.tmp);
+
+    sto_redis_addr addr;
+    if (s.cfg.redis.url[0]) {
+        rc = sto_redis_addr_parse(s.cfg.redis.url, &addr);
+        if (rc) {
+            fprintf(stderr, "huren: redis.url: cannot parse \"%s\"\n", s.cfg.redis.url);
+            return 1;
+        }
+    } else {
+        char dir[HR_PATH_MAX + 8];
+        cli_redis_dir(&s.cfg, dir, sizeof(dir));
+        sto_redis_opts ro = {s.cfg.redis.server, dir, s.cfg.redis.appendfsync};
+        rc = sto_redis_proc_start(s.loop, &ro, s.cfg.redis.connect_timeout_ms, &s.redis);
+        if (rc) {
+            fprintf(stderr, "huren: cannot start the embedded redis-server (%s): %s\n",
+                    s.cfg.redis.server, hr_strerror(rc));
+            return 1;
+        }
+        memset(&addr, 0, sizeof(addr));
+        sto_redis_socket_path(dir, addr.host, sizeof(addr.host));
+        hr_info("serve", "embedded redis on %s (appendfsync %s)", addr.host,
+                s.cfg.redis.appendfsync);
+    }
+    sto_index_open(s.loop, &addr, &s.sto.index);
+    wait_index_ready(&s, s.cfg.redis.connect_timeout_ms);
+    if (!sto_index_ready(s.sto.index))
+        hr_warn("serve", "redis is not reachable yet; C-STORE answers A700 until it is");
+
+    rc = gw_dicom_server_start(s.loop, &s.cfg, &s.sto, &s.dicom);
+    if (rc) {
+        fprintf(stderr, "huren: cannot listen for DICOM on %s:%d: %s\n", s.cfg.dicom.listen.host,
+                s.cfg.dicom.listen.port, uv_strerror(rc));
+        return 1;
+    }
+    uv_signal_init(s.loop, &s.sigint);
+    uv_signal_init(s.loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+
+    printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,
+           s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);
+    printf("huren: data in %s; stop with Ctrl-C\n", s.cfg.data_dir);
+    fflush(stdout);
+
+    uv_run(s.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(s.loop);
+    if (rc)
+        hr_warn("serve", "loop closed with handles still open: %s", uv_strerror(rc));
+    hr_config_free(&s.cfg);
+    close(lock_fd);
+    return 0;
+}

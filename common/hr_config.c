@@ -1,0 +1,490 @@
+#include "hr_config.h"
+#include "hr_err.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char k_default_json[] =
+    "{\n"
+    "  \"data_dir\": \"./huren-data\",\n"
+    "  \"log_level\": \"info\",\n"
+    "  \"redis\": {\"url\": \"\", \"server\": \"redis-server\", \"appendfsync\": \"always\",\n"
+    "            \"connect_timeout_ms\": 5000},\n"
+    "  \"dicom\": {\"listen\": \"0.0.0.0\", \"port\": 11112, \"ae_title\": \"HUREN\",\n"
+    "            \"hospital\": \"county\", \"max_associations\": 64, \"max_pdu\": 262144,\n"
+    "            \"idle_timeout_s\": 120, \"artim_timeout_s\": 30,\n"
+    "            \"max_object_bytes\": 8589934592},\n"
+    "  \"http\": {\"listen\": \"0.0.0.0\", \"port\": 8080},\n"
+    "  \"hl7\": {\"listen\": \"0.0.0.0\", \"port\": 2575},\n"
+    "  \"hospitals\": [\n"
+    "    {\"id\": \"county\", \"name\": \"示范县人民医院 (Demo County People's Hospital)\",\n"
+    "     \"level\": \"county\", \"ae_titles\": [\"COUNTY_PACS\"],\n"
+    "     \"addresses\": [\"127.0.0.1\", \"::1\"]},\n"
+    "    {\"id\": \"township1\", \"name\": \"城关镇卫生院 (Chengguan Township Health Center)\",\n"
+    "     \"level\": \"township\", \"ae_titles\": [\"TOWNSHIP1\"],\n"
+    "     \"addresses\": [\"127.0.0.1\", \"::1\"]},\n"
+    "    {\"id\": \"township2\", \"name\": \"河口乡卫生院 (Hekou Township Health Center)\",\n"
+    "     \"level\": \"township\", \"ae_titles\": [\"TOWNSHIP2\"],\n"
+    "     \"addresses\": [\"127.0.0.1\", \"::1\"]}\n"
+    "  ]\n"
+    "}\n";
+
+const char *hr_config_default_json(void)
+{
+    return k_default_json;
+}
+
+static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return HR_ECONFIG;
+}
+
+/* Every key the file may contain; anything else is a typo and an error. */
+static int check_keys(json_t *obj, const char *where, const char *const *allowed, char *err,
+                      size_t cap)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        int ok = 0;
+        for (size_t i = 0; allowed[i]; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                ok = 1;
+        if (!ok)
+            return fail(err, cap, "%s%s: unknown key", where, key);
+    }
+    return 0;
+}
+
+static int get_str(json_t *obj, const char *key, const char *where, char *dst, size_t cap,
+                   int allow_empty, char *err, size_t ecap)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return fail(err, ecap, "%s%s: must be a string", where, key);
+    const char *s = json_string_value(v);
+    if (strlen(s) >= cap)
+        return fail(err, ecap, "%s%s: longer than %zu characters", where, key, cap - 1);
+    if (!allow_empty && !*s)
+        return fail(err, ecap, "%s%s: must not be empty", where, key);
+    strcpy(dst, s);
+    return 0;
+}
+
+static int get_int(json_t *obj, const char *key, const char *where, long long lo, long long hi,
+                   long long *dst, char *err, size_t ecap)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v))
+        return fail(err, ecap, "%s%s: must be an integer", where, key);
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return fail(err, ecap, "%s%s: %lld is outside %lld..%lld", where, key, x, lo, hi);
+    *dst = x;
+    return 0;
+}
+
+static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, size_t ecap)
+{
+    static const char *const keys[] = {"listen", "port", "ae_title", "hospital",
+                                       "max_associations", "max_pdu", "idle_timeout_s",
+                                       "artim_timeout_s", "max_object_bytes", NULL};
+    static const char *const plain[] = {"listen", "port", NULL};
+    char where[32];
+    json_t *o = json_object_get(root, name);
+    if (!o)
+        return 0;
+    snprintf(where, sizeof(where), "%s.", name);
+    if (!json_is_object(o))
+        return fail(err, ecap, "%s: must be an object", name);
+    int rc = check_keys(o, where, strcmp(name, "dicom") == 0 ? keys : plain, err, ecap);
+    if (rc)
+        return rc;
+    rc = get_str(o, "listen", where, l->host, sizeof(l->host), 0, err, ecap);
+    if (rc)
+        return rc;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, l->host, &a6) != 1 && inet_pton(AF_INET6, l->host, &a6) != 1)
+        return fail(err, ecap, "%slisten: \"%s\" is not an IPv4 or IPv6 address", where, l->host);
+    long long port = l->port;
+    rc = get_int(o, "port", where, 1, 65535, &port, err, ecap);
+    l->port = (int)port;
+    return rc;
+}
+
+int hr_cidr_parse(const char *s, hr_cidr *out)
+{
+    char host[HR_ADDR_MAX];
+    const char *slash = strchr(s, '/');
+    size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+    if (hl == 0 || hl >= sizeof(host))
+        return HR_ECONFIG;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    memset(out, 0, sizeof(*out));
+    int maxp;
+    if (inet_pton(AF_INET, host, out->addr) == 1) {
+        out->family = AF_INET;
+        maxp = 32;
+    } else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+        out->family = AF_INET6;
+        maxp = 128;
+    } else {
+        return HR_ECONFIG;
+    }
+    out->prefix = maxp;
+    if (slash) {
+        char *end;
+        long p = strtol(slash + 1, &end, 10);
+        if (!slash[1] || *end || p < 0 || p > maxp)
+            return HR_ECONFIG;
+        out->prefix = (int)p;
+    }
+    return 0;
+}
+
+static int prefix_match(const uint8_t *a, const uint8_t *b, int bits)
+{
+    int full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
+int hr_hospital_allows(const hr_hospital *h, const struct sockaddr *peer)
+{
+    uint8_t v4[4], v6[16];
+    int have4 = 0, have6 = 0;
+    if (peer->sa_family == AF_INET) {
+        memcpy(v4, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        have4 = 1;
+    } else if (peer->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+        memcpy(v6, a, 16);
+        have6 = 1;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(v4, v6 + 12, 4);
+            have4 = 1;
+        }
+    }
+    for (size_t i = 0; i < h->n_addr; i++) {
+        const hr_cidr *c = &h->addresses[i];
+        if (c->family == AF_INET && have4 && prefix_match(c->addr, v4, c->prefix))
+            return 1;
+        if (c->family == AF_INET6 && have6 && prefix_match(c->addr, v6, c->prefix))
+            return 1;
+    }
+    return 0;
+}
+
+static void free_hospitals(hr_config *c)
+{
+    for (size_t i = 0; i < c->n_hospitals; i++) {
+        free(c->hospitals[i].ae_titles);
+        free(c->hospitals[i].addresses);
+    }
+    free(c->hospitals);
+    c->hospitals = NULL;
+    c->n_hospitals = 0;
+}
+
+static int valid_ae(const char *ae)
+{
+    size_t n = strlen(ae);
+    if (n == 0 || n > 16 || ae[0] == ' ' || ae[n - 1] == ' ')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)ae[i] < 0x20 || (unsigned char)ae[i] > 0x7E || ae[i] == '\\')
+            return 0;
+    return 1;
+}
+
+static int parse_hospital(json_t *o, size_t idx, hr_hospital *h, char *err, size_t ecap)
+{
+    static const char *const keys[] = {"id", "name", "level", "ae_titles", "addresses", NULL};
+    char where[48];
+    snprintf(where, sizeof(where), "hospitals[%zu].", idx);
+    if (!json_is_object(o))
+        return fail(err, ecap, "hospitals[%zu]: must be an object", idx);
+    int rc = check_keys(o, where, keys, err, ecap);
+    if (rc)
+        return rc;
+    if (!json_object_get(o, "id"))
+        return fail(err, ecap, "%sid: required", where);
+    rc = get_str(o, "id", where, h->id, sizeof(h->id), 0, err, ecap);
+    if (rc)
+        return rc;
+    for (const char *p = h->id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            return fail(err, ecap, "%sid: \"%s\" may only hold a-z, 0-9, '-' and '_'", where,
+                        h->id);
+    strcpy(h->name, h->id);
+    rc = get_str(o, "name", where, h->name, sizeof(h->name), 0, err, ecap);
+    if (rc)
+        return rc;
+    char level[16] = "township";
+    rc = get_str(o, "level", where, level, sizeof(level), 0, err, ecap);
+    if (rc)
+        return rc;
+    if (strcmp(level, "township") == 0)
+        h->level = HR_LEVEL_TOWNSHIP;
+    else if (strcmp(level, "county") == 0)
+        h->level = HR_LEVEL_COUNTY;
+    else
+        return fail(err, ecap, "%slevel: \"%s\" is not township or county", where, level);
+
+    json_t *aes = json_object_get(o, "ae_titles");
+    if (aes && !json_is_array(aes))
+        return fail(err, ecap, "%sae_titles: must be an array of strings", where);
+    h->n_ae = aes ? json_array_size(aes) : 0;
+    h->ae_titles = calloc(h->n_ae ? h->n_ae : 1, sizeof(*h->ae_titles));
+    if (!h->ae_titles)
+        return -ENOMEM;
+    for (size_t i = 0; i < h->n_ae; i++) {
+        json_t *v = json_array_get(aes, i);
+        if (!json_is_string(v) || !valid_ae(json_string_value(v)))
+            return fail(err, ecap,
+                        "%sae_titles[%zu]: must be 1-16 printable ASCII characters without "
+                        "leading/trailing spaces or backslash",
+                        where, i);
+        strcpy(h->ae_titles[i], json_string_value(v));
+    }
+    json_t *addrs = json_object_get(o, "addresses");
+    if (addrs && !json_is_array(addrs))
+        return fail(err, ecap, "%saddresses: must be an array of addresses or CIDR networks",
+                    where);
+    h->n_addr = addrs ? json_array_size(addrs) : 0;
+    if (h->n_ae && !h->n_addr)
+        return fail(err, ecap,
+                    "%saddresses: required when ae_titles are given (use \"0.0.0.0/0\" to allow "
+                    "any IPv4 peer)",
+                    where);
+    h->addresses = calloc(h->n_addr ? h->n_addr : 1, sizeof(*h->addresses));
+    if (!h->addresses)
+        return -ENOMEM;
+    for (size_t i = 0; i < h->n_addr; i++) {
+        json_t *v = json_array_get(addrs, i);
+        if (!json_is_string(v) || hr_cidr_parse(json_string_value(v), &h->addresses[i]))
+            return fail(err, ecap, "%saddresses[%zu]: not an IP address or CIDR network", where,
+                        i);
+    }
+    return 0;
+}
+
+static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
+{
+    static const char *const top[] = {"data_dir", "log_level", "redis", "dicom",
+                                      "http",     "hl7",       "hospitals", NULL};
+    static const char *const redis_keys[] = {"url", "server", "appendfsync",
+                                             "connect_timeout_ms", NULL};
+    if (!json_is_object(root))
+        return fail(err, ecap, "(top level): must be a JSON object");
+    int rc = check_keys(root, "", top, err, ecap);
+    if (!rc)
+        rc = get_str(root, "data_dir", "", c->data_dir, sizeof(c->data_dir), 0, err, ecap);
+    if (!rc)
+        rc = get_str(root, "log_level", "", c->log_level, sizeof(c->log_level), 0, err, ecap);
+    if (rc)
+        return rc;
+    if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
+        strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
+        return fail(err, ecap, "log_level: \"%s\" is not debug, info, warn or error",
+                    c->log_level);
+
+    json_t *r = json_object_get(root, "redis");
+    if (r) {
+        if (!json_is_object(r))
+            return fail(err, ecap, "redis: must be an object");
+        rc = check_keys(r, "redis.", redis_keys, err, ecap);
+        if (!rc)
+            rc = get_str(r, "url", "redis.", c->redis.url, sizeof(c->redis.url), 1, err, ecap);
+        if (!rc)
+            rc = get_str(r, "server", "redis.", c->redis.server, sizeof(c->redis.server), 0, err,
+                         ecap);
+        if (!rc)
+            rc = get_str(r, "appendfsync", "redis.", c->redis.appendfsync,
+                         sizeof(c->redis.appendfsync), 0, err, ecap);
+        long long t = c->redis.connect_timeout_ms;
+        if (!rc)
+            rc = get_int(r, "connect_timeout_ms", "redis.", 100, 600000, &t, err, ecap);
+        c->redis.connect_timeout_ms = (int)t;
+        if (rc)
+            return rc;
+        if (strcmp(c->redis.appendfsync, "always") && strcmp(c->redis.appendfsync, "everysec"))
+            return fail(err, ecap, "redis.appendfsync: \"%s\" is not always or everysec",
+                        c->redis.appendfsync);
+        if (c->redis.url[0] && strncmp(c->redis.url, "redis://", 8) &&
+            strncmp(c->redis.url, "unix://", 7))
+            return fail(err, ecap, "redis.url: must start with redis:// or unix://");
+    }
+
+    rc = get_listen(root, "dicom", &c->dicom.listen, err, ecap);
+    if (!rc)
+        rc = get_listen(root, "http", &c->http, err, ecap);
+    if (!rc)
+        rc = get_listen(root, "hl7", &c->hl7, err, ecap);
+    if (rc)
+        return rc;
+    json_t *d = json_object_get(root, "dicom");
+    if (d) {
+        long long v;
+        rc = get_str(d, "ae_title", "dicom.", c->dicom.ae_title, sizeof(c->dicom.ae_title), 0,
+                     err, ecap);
+        if (!rc && !valid_ae(c->dicom.ae_title))
+            rc = fail(err, ecap, "dicom.ae_title: must be 1-16 printable ASCII characters");
+        if (!rc)
+            rc = get_str(d, "hospital", "dicom.", c->dicom.hospital, sizeof(c->dicom.hospital), 0,
+                         err, ecap);
+        v = c->dicom.max_associations;
+        if (!rc)
+            rc = get_int(d, "max_associations", "dicom.", 1, 10000, &v, err, ecap);
+        c->dicom.max_associations = (int)v;
+        v = c->dicom.max_pdu;
+        if (!rc)
+            rc = get_int(d, "max_pdu", "dicom.", 4096, 16 * 1024 * 1024, &v, err, ecap);
+        c->dicom.max_pdu = (uint32_t)v;
+        v = c->dicom.idle_timeout_s;
+        if (!rc)
+            rc = get_int(d, "idle_timeout_s", "dicom.", 1, 86400, &v, err, ecap);
+        c->dicom.idle_timeout_s = (int)v;
+        v = c->dicom.artim_timeout_s;
+        if (!rc)
+            rc = get_int(d, "artim_timeout_s", "dicom.", 1, 3600, &v, err, ecap);
+        c->dicom.artim_timeout_s = (int)v;
+        v = (long long)c->dicom.max_object_bytes;
+        if (!rc)
+            rc = get_int(d, "max_object_bytes", "dicom.", 1024, (long long)1 << 42, &v, err, ecap);
+        c->dicom.max_object_bytes = (uint64_t)v;
+        if (rc)
+            return rc;
+    }
+
+    json_t *hs = json_object_get(root, "hospitals");
+    if (hs) {
+        if (!json_is_array(hs))
+            return fail(err, ecap, "hospitals: must be an array");
+        free_hospitals(c);
+        size_t n = json_array_size(hs);
+        c->hospitals = calloc(n ? n : 1, sizeof(*c->hospitals));
+        if (!c->hospitals)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            c->n_hospitals = i + 1;
+            rc = parse_hospital(json_array_get(hs, i), i, &c->hospitals[i], err, ecap);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Cross-checks that need the whole configuration. */
+static int validate(const hr_config *c, char *err, size_t ecap)
+{
+    for (size_t i = 0; i < c->n_hospitals; i++) {
+        for (size_t j = i + 1; j < c->n_hospitals; j++)
+            if (strcmp(c->hospitals[i].id, c->hospitals[j].id) == 0)
+                return fail(err, ecap, "hospitals[%zu].id: \"%s\" is used twice", j,
+                            c->hospitals[j].id);
+        for (size_t a = 0; a < c->hospitals[i].n_ae; a++) {
+            const char *ae = c->hospitals[i].ae_titles[a];
+            const hr_hospital *owner = hr_config_hospital_by_ae(c, ae);
+            if (owner != &c->hospitals[i])
+                return fail(err, ecap, "hospitals[%zu].ae_titles: \"%s\" belongs to \"%s\" too",
+                            i, ae, owner->id);
+            if (strcmp(ae, c->dicom.ae_title) == 0)
+                return fail(err, ecap,
+                            "hospitals[%zu].ae_titles: \"%s\" is the hub's own dicom.ae_title", i,
+                            ae);
+        }
+    }
+    if (!hr_config_hospital(c, c->dicom.hospital))
+        return fail(err, ecap, "dicom.hospital: \"%s\" is not one of hospitals[].id",
+                    c->dicom.hospital);
+    return 0;
+}
+
+static int load_json(json_t *user, hr_config *out, char *err, size_t ecap)
+{
+    json_error_t je;
+    memset(out, 0, sizeof(*out));
+    json_t *def = json_loads(k_default_json, 0, &je);
+    if (!def)
+        return fail(err, ecap, "embedded defaults: %s", je.text);
+    int rc = apply(def, out, err, ecap);
+    json_decref(def);
+    if (!rc && user)
+        rc = apply(user, out, err, ecap);
+    if (!rc)
+        rc = validate(out, err, ecap);
+    if (rc)
+        hr_config_free(out);
+    return rc;
+}
+
+int hr_config_load_string(const char *json, hr_config *out, char *err, size_t ecap)
+{
+    json_error_t je;
+    json_t *user = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+    if (!user) {
+        memset(out, 0, sizeof(*out));
+        return fail(err, ecap, "line %d column %d: %s", je.line, je.column, je.text);
+    }
+    int rc = load_json(user, out, err, ecap);
+    json_decref(user);
+    return rc;
+}
+
+int hr_config_load(const char *path, hr_config *out, char *err, size_t ecap)
+{
+    if (!path)
+        return load_json(NULL, out, err, ecap);
+    json_error_t je;
+    json_t *user = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!user) {
+        memset(out, 0, sizeof(*out));
+        return fail(err, ecap, "%s: line %d column %d: %s", path, je.line, je.column, je.text);
+    }
+    int rc = load_json(user, out, err, ecap);
+    json_decref(user);
+    return rc;
+}
+
+void hr_config_free(hr_config *c)
+{
+    free_hospitals(c);
+}
+
+const hr_hospital *hr_config_hospital(const hr_config *c, const char *id)
+{
+    for (size_t i = 0; i < c->n_hospitals; i++)
+        if (strcmp(c->hospitals[i].id, id) == 0)
+            return &c->hospitals[i];
+    return NULL;
+}
+
+const hr_hospital *hr_config_hospital_by_ae(const hr_config *c, const char *ae)
+{
+    for (size_t i = 0; i < c->n_hospitals; i++)
+        for (size_t a = 0; a < c->hospitals[i].n_ae; a++)
+            if (strcmp(c->hospitals[i].ae_titles[a], ae) == 0)
+                return &c->hospitals[i];
+    return NULL;
+}

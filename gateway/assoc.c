@@ -1,0 +1,437 @@
+/* Association sessions: bytes from the socket -> PDU framing -> PS3.8 state
+ * table -> actions. DIMSE messages are handed to dimse_scp.c. */
+#include "assoc.h"
+#include "../common/hr_assert.h"
+#include "../common/hr_err.h"
+#include "../common/hr_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK (64 * 1024)
+
+typedef struct write_req {
+    uv_write_t req;
+    size_t len;
+    uint8_t data[];
+} write_req;
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8_t *body,
+                      uint32_t len);
+
+static void on_timer(uv_timer_t *t)
+{
+    gw_assoc *a = t->data;
+    if (a->state == DCM_STA6) {
+        if (a->finalizing)
+            return; /* our own work; the timer is restarted when it completes */
+        hr_warn("dicom", "%s: idle for %d s, aborting", a->peer, a->srv->cfg->dicom.idle_timeout_s);
+        gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
+        return;
+    }
+    run_event(a, DCM_EVT18, 0, NULL, 0);
+}
+
+static void artim_start(gw_assoc *a)
+{
+    uv_timer_start(&a->timer, on_timer, (uint64_t)a->srv->cfg->dicom.artim_timeout_s * 1000, 0);
+}
+
+static void idle_restart(gw_assoc *a)
+{
+    uv_timer_start(&a->timer, on_timer, (uint64_t)a->srv->cfg->dicom.idle_timeout_s * 1000, 0);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    free(req);
+}
+
+static int send_bytes(gw_assoc *a, const uint8_t *p, size_t n)
+{
+    if (a->closing)
+        return HR_ESTATE;
+    write_req *w = malloc(sizeof(*w) + n);
+    if (!w)
+        return -ENOMEM;
+    memcpy(w->data, p, n);
+    w->len = n;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
+    int rc = uv_write(&w->req, (uv_stream_t *)&a->tcp, &b, 1, on_write);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    return 0;
+}
+
+/* Sends whatever was encoded into a->out, then empties it. */
+static int flush_out(gw_assoc *a)
+{
+    int rc = send_bytes(a, a->out.data, a->out.len);
+    hr_buf_reset(&a->out);
+    return rc;
+}
+
+int gw__assoc_send_command(gw_assoc *a, uint8_t pc_id, const dcm_command *c)
+{
+    hr_buf_reset(&a->out);
+    int rc = hr_buf_reserve(&a->out, 12);
+    if (rc)
+        return rc;
+    a->out.len = 12;
+    rc = dcm_command_encode(c, &a->out);
+    if (rc)
+        return rc;
+    uint32_t cmd_len = (uint32_t)(a->out.len - 12);
+    /* a command set is far below any negotiated maximum PDU (>= 4 KB, 0 = none) */
+    HR_ASSERT(a->peer_max_pdu == 0 || cmd_len + 6 <= a->peer_max_pdu);
+    dcm_pdata_header(a->out.data, pc_id, 1, 1, cmd_len);
+    return flush_out(a);
+}
+
+/* ---- lifecycle ---- */
+
+static void assoc_free(gw_assoc *a)
+{
+    gw_dicom_server *srv = a->srv;
+    hr_buf_free(&a->in);
+    hr_buf_free(&a->cmd);
+    hr_buf_free(&a->out);
+    free(a);
+    srv->n_conns--;
+    gw__server_maybe_done(srv);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    gw_assoc *a = h->data;
+    if (--a->closing > 1)
+        return;
+    a->handles_closed = 1;
+    if (!a->finalizing)
+        assoc_free(a);
+}
+
+void gw__assoc_finalized_while_closing(gw_assoc *a)
+{
+    if (a->handles_closed)
+        assoc_free(a);
+}
+
+void gw__assoc_close(gw_assoc *a)
+{
+    if (a->closing)
+        return;
+    gw__dimse_abandon(a);
+    if (a->counted) {
+        a->srv->stats.associations_active--;
+        a->counted = 0;
+    }
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->srv->assocs = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->state = DCM_STA1;
+    a->closing = 3; /* two handles; freed when the count reaches 1 */
+    uv_timer_stop(&a->timer);
+    uv_close((uv_handle_t *)&a->timer, on_closed);
+    uv_close((uv_handle_t *)&a->tcp, on_closed);
+}
+
+void gw__assoc_abort(gw_assoc *a, uint8_t source, uint8_t reason)
+{
+    if (a->closing)
+        return;
+    a->srv->stats.associations_aborted++;
+    gw__dimse_abandon(a);
+    hr_buf_reset(&a->out);
+    if (dcm_pdu_encode_abort(source, reason, &a->out) == 0)
+        flush_out(a);
+    a->state = DCM_STA13;
+    artim_start(a);
+}
+
+void gw__assoc_pause(gw_assoc *a)
+{
+    a->paused = 1;
+    if (a->reading) {
+        uv_read_stop((uv_stream_t *)&a->tcp);
+        a->reading = 0;
+    }
+}
+
+static void do_release_response(gw_assoc *a);
+
+void gw__assoc_resume(gw_assoc *a)
+{
+    if (a->closing)
+        return;
+    a->paused = 0;
+    if (a->release_pending && !a->finalizing && !a->ingest) {
+        a->release_pending = 0;
+        do_release_response(a);
+        return;
+    }
+    if (a->state == DCM_STA6 && !a->finalizing)
+        idle_restart(a);
+    gw__assoc_process(a);
+    if (!a->paused && !a->reading && !a->closing) {
+        a->reading = 1;
+        uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
+    }
+}
+
+/* ---- state machine actions ---- */
+
+static void do_associate(gw_assoc *a, const uint8_t *body, uint32_t len)
+{
+    uint8_t rj[3];
+    dcm_assoc_rq *rq = malloc(sizeof(*rq));
+    dcm_assoc_ac *ac = malloc(sizeof(*ac));
+    if (!rq || !ac) {
+        gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
+        goto out;
+    }
+    int rc = dcm_pdu_parse_assoc_rq(body, len, rq);
+    if (rc) {
+        hr_warn("dicom", "%s: malformed A-ASSOCIATE-RQ: %s", a->peer, hr_strerror(rc));
+        gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_INVALID_PARAM);
+        goto out;
+    }
+    hr_buf_reset(&a->out);
+    if (gw__negotiate(a, rq, ac, rj) == 0) {
+        /* AE-7 */
+        rc = dcm_pdu_encode_assoc_ac(ac, &a->out);
+        if (rc == 0)
+            rc = flush_out(a);
+        if (rc) {
+            gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
+            goto out;
+        }
+        a->state = DCM_STA6;
+        a->counted = 1;
+        a->srv->stats.associations_active++;
+        a->srv->stats.associations_total++;
+        idle_restart(a);
+    } else {
+        /* AE-8 */
+        a->srv->stats.associations_rejected++;
+        if (dcm_pdu_encode_assoc_rj(rj[0], rj[1], rj[2], &a->out) == 0)
+            flush_out(a);
+        a->state = DCM_STA13;
+        artim_start(a);
+    }
+out:
+    free(rq);
+    free(ac);
+}
+
+static void do_release_response(gw_assoc *a)
+{
+    /* AR-4: send A-RELEASE-RP, start ARTIM, Sta13 */
+    hr_buf_reset(&a->out);
+    if (dcm_pdu_encode_release_rp(&a->out) == 0)
+        flush_out(a);
+    a->state = DCM_STA13;
+    artim_start(a);
+    hr_debug("dicom", "%s: released", a->peer);
+}
+
+static void do_data(gw_assoc *a, const uint8_t *body, uint32_t len)
+{
+    uint32_t off = 0;
+    dcm_pdv pdv;
+    int rc;
+    while ((rc = dcm_pdata_next(body, len, &off, &pdv)) == 1) {
+        rc = gw__dimse_pdv(a, &pdv);
+        if (rc) {
+            hr_warn("dicom", "%s: aborting: %s", a->peer, hr_strerror(rc));
+            gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_INVALID_PARAM);
+            return;
+        }
+        if (a->closing || a->state != DCM_STA6)
+            return;
+    }
+    if (rc < 0) {
+        hr_warn("dicom", "%s: malformed P-DATA-TF", a->peer);
+        gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_INVALID_PARAM);
+    }
+}
+
+static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8_t *body,
+                      uint32_t len)
+{
+    dcm_transition t = dcm_fsm_next(a->state, evt);
+    hr_debug("dicom", "%s: %s %s -> %s", a->peer, dcm_state_name(a->state), dcm_event_name(evt),
+             dcm_action_name(t.action));
+    switch (t.action) {
+    case DCM_AE_6:
+        uv_timer_stop(&a->timer);
+        do_associate(a, body, len);
+        return;
+    case DCM_DT_2:
+        if (a->state == DCM_STA6 && !a->finalizing)
+            idle_restart(a);
+        do_data(a, body, len);
+        return;
+    case DCM_AR_2:
+        /* A-RELEASE indication; our response (AR-4) follows at once unless an
+         * object is still being made durable */
+        a->state = DCM_STA8;
+        if (a->finalizing || a->ingest) {
+            a->release_pending = 1;
+            return;
+        }
+        do_release_response(a);
+        return;
+    case DCM_AA_3: /* peer aborted */
+    case DCM_AA_4: /* transport closed */
+    case DCM_AA_5:
+    case DCM_AA_2:
+    case DCM_AR_5:
+        if (t.action == DCM_AA_3 || (t.action == DCM_AA_4 && a->state != DCM_STA13)) {
+            a->srv->stats.associations_aborted += t.action == DCM_AA_3;
+            if (a->ingest || a->finalizing)
+                hr_warn("dicom", "%s: association ended during an object; nothing of it is kept",
+                        a->peer);
+        }
+        gw__assoc_close(a);
+        return;
+    case DCM_AA_6:
+        return; /* ignore PDU in Sta13 */
+    case DCM_AA_1:
+    case DCM_AA_7:
+        gw__assoc_abort(a, DCM_ABORT_SRC_USER, DCM_ABORT_NOT_SPECIFIED);
+        return;
+    case DCM_AA_8:
+    case DCM_ACT_INVALID:
+    default:
+        hr_warn("dicom", "%s: unexpected %s (PDU type %u) in %s", a->peer, dcm_event_name(evt),
+                type, dcm_state_name(a->state));
+        gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER,
+                        evt == DCM_EVT19 ? DCM_ABORT_UNRECOGNIZED_PDU : DCM_ABORT_UNEXPECTED_PDU);
+        return;
+    }
+}
+
+static enum dcm_event pdu_event(uint8_t type)
+{
+    switch (type) {
+    case DCM_PDU_ASSOC_RQ:
+        return DCM_EVT6;
+    case DCM_PDU_ASSOC_AC:
+        return DCM_EVT3;
+    case DCM_PDU_ASSOC_RJ:
+        return DCM_EVT4;
+    case DCM_PDU_P_DATA:
+        return DCM_EVT10;
+    case DCM_PDU_RELEASE_RQ:
+        return DCM_EVT12;
+    case DCM_PDU_RELEASE_RP:
+        return DCM_EVT13;
+    case DCM_PDU_ABORT:
+        return DCM_EVT16;
+    default:
+        return DCM_EVT19;
+    }
+}
+
+/* Handles every whole PDU in the input buffer until paused or closing. */
+void gw__assoc_process(gw_assoc *a)
+{
+    while (!a->closing && !a->paused) {
+        uint8_t type;
+        uint32_t body_len;
+        uint32_t max = a->state == DCM_STA2 ? GW_RQ_MAX_LEN : a->srv->cfg->dicom.max_pdu;
+        int rc = dcm_pdu_frame(a->in.data + a->in.pos, a->in.len - a->in.pos, max, &type,
+                               &body_len);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            hr_warn("dicom", "%s: %s PDU (%s), aborting", a->peer,
+                    rc == HR_ETOOBIG ? "oversized" : "unrecognized", hr_strerror(rc));
+            a->in.pos = a->in.len;
+            if (a->state == DCM_STA13)
+                break;
+            if (a->state == DCM_STA2) {
+                /* not associated: no need to be polite beyond an A-ABORT */
+                gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNRECOGNIZED_PDU);
+                break;
+            }
+            run_event(a, DCM_EVT19, 0, NULL, 0);
+            break;
+        }
+        const uint8_t *body = a->in.data + a->in.pos + DCM_PDU_HEADER_LEN;
+        a->in.pos += DCM_PDU_HEADER_LEN + body_len;
+        run_event(a, pdu_event(type), type, body, body_len);
+    }
+    if (a->in.pos == a->in.len) {
+        hr_buf_reset(&a->in);
+        if (!a->ingest && a->in.alloc > READ_CHUNK)
+            hr_buf_shrink(&a->in, 0); /* idle associations keep no big buffer */
+    } else if (a->in.pos > 0 && a->in.pos >= a->in.len / 2) {
+        hr_buf_compact(&a->in);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    gw_assoc *a = h->data;
+    size_t want = READ_CHUNK;
+    /* when a big PDU is under way, make room for all of it at once */
+    size_t have = a->in.len - a->in.pos;
+    if (have >= DCM_PDU_HEADER_LEN) {
+        const uint8_t *p = a->in.data + a->in.pos;
+        size_t total = DCM_PDU_HEADER_LEN + ((size_t)p[2] << 24 | (size_t)p[3] << 16 |
+                                             (size_t)p[4] << 8 | (size_t)p[5]);
+        if (total > have && total - have > want)
+            want = total - have;
+    }
+    if (a->in.pos && a->in.alloc - a->in.len < want)
+        hr_buf_compact(&a->in);
+    if (hr_buf_reserve(&a->in, want) != 0 && hr_buf_reserve(&a->in, 1) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)a->in.data + a->in.len;
+    buf->len = a->in.alloc - a->in.len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_assoc *a = s->data;
+    if (nread == UV_ENOBUFS) {
+        /* the input buffer is at its cap: the frame check aborts */
+        gw__assoc_process(a);
+        if (!a->closing)
+            gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
+        return;
+    }
+    if (nread < 0) {
+        run_event(a, DCM_EVT17, 0, NULL, 0);
+        return;
+    }
+    a->in.len += (size_t)nread;
+    gw__assoc_process(a);
+}
+
+void gw__assoc_start(gw_dicom_server *srv, gw_assoc *a)
+{
+    a->srv = srv;
+    a->state = DCM_STA2; /* AE-5: connection accepted, ARTIM started */
+    a->tcp.data = a;
+    a->timer.data = a;
+    hr_buf_init(&a->in, (size_t)srv->cfg->dicom.max_pdu + DCM_PDU_HEADER_LEN + READ_CHUNK);
+    hr_buf_init(&a->cmd, DCM_CMD_MAX_LEN);
+    hr_buf_init(&a->out, 1024 * 1024);
+    uv_tcp_nodelay(&a->tcp, 1);
+    artim_start(a);
+    a->reading = 1;
+    uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
+}

@@ -1,0 +1,91 @@
+/* One DICOM association (SCP side): internal to gateway/. */
+#ifndef GW_ASSOC_H
+#define GW_ASSOC_H
+
+#include "dicom_server.h"
+#include "../common/hr_buf.h"
+#include "../dicom/assoc_fsm.h"
+#include "../dicom/dimse.h"
+#include "../dicom/pdu.h"
+
+#include <uv.h>
+
+#define GW_RQ_MAX_LEN 65536 /* A-ASSOCIATE-RQ limit before the peer is known */
+
+struct gw_dicom_server {
+    uv_loop_t *loop;
+    const hr_config *cfg;
+    sto_ctx *sto;
+    uv_tcp_t listener;
+    struct gw_assoc *assocs; /* doubly linked list of live associations */
+    int n_conns;             /* TCP connections, any state */
+    gw_dicom_stats stats;
+    int stopping;
+    void (*stop_cb)(void *);
+    void *stop_arg;
+};
+
+typedef struct gw_pc {
+    uint8_t id;
+    uint8_t accepted;
+    char abstract_syntax[DCM_UID_BUF];
+    char ts[DCM_UID_BUF];
+} gw_pc;
+
+typedef struct gw_assoc {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* ARTIM in Sta2/Sta13, idle timeout in Sta6 */
+    gw_dicom_server *srv;
+    struct gw_assoc *prev, *next;
+    enum dcm_state state;
+    char peer[64];
+    struct sockaddr_storage peer_addr;
+    char calling_ae[DCM_AE_MAX];
+    const hr_hospital *hospital;
+    uint32_t peer_max_pdu;
+    int n_pcs;
+    gw_pc pcs[DCM_MAX_PCS];
+
+    hr_buf in;  /* received bytes, one PDU at a time */
+    hr_buf cmd; /* command set being assembled */
+    hr_buf out; /* scratch for encoding */
+
+    /* current DIMSE message */
+    int have_cmd;
+    uint8_t cmd_pc;
+    dcm_command cur;
+    sto_ingest *ingest;     /* C-STORE data being received */
+    uint16_t drain_status;  /* non-zero: data set is consumed and refused with this status */
+    char drain_comment[65];
+    int finalizing;         /* object being made durable: response pending */
+    int release_pending;    /* A-RELEASE-RQ arrived while finalizing */
+
+    int reading;
+    int paused; /* backpressure from ingest or finalizing */
+    int closing;
+    int counted; /* counted in associations_active */
+    int handles_closed; /* both handles closed; freed once no ingest callback is due */
+} gw_assoc;
+
+/* dicom_server.c: called when a connection is gone; completes a stop. */
+void gw__server_maybe_done(gw_dicom_server *srv);
+
+/* assoc.c */
+void gw__assoc_start(gw_dicom_server *srv, gw_assoc *a);
+void gw__assoc_abort(gw_assoc *a, uint8_t source, uint8_t reason);
+void gw__assoc_close(gw_assoc *a);
+int gw__assoc_send_command(gw_assoc *a, uint8_t pc_id, const dcm_command *c);
+void gw__assoc_resume(gw_assoc *a);
+void gw__assoc_pause(gw_assoc *a);
+void gw__assoc_process(gw_assoc *a);
+/* The ingest callback of a closed association: frees it if its handles are gone. */
+void gw__assoc_finalized_while_closing(gw_assoc *a);
+
+/* dimse_scp.c: one PDV of Sta6 data. 0 or an error that aborts the association. */
+int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv);
+/* Association going away: abandon any object in progress. */
+void gw__dimse_abandon(gw_assoc *a);
+/* negotiate.c: builds the AC (returns 0) or the reject reason (result/source/reason). */
+int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t rj[3]);
+
+#endif

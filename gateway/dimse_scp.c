@@ -1,0 +1,190 @@
+/* DIMSE service provider on an established association: C-ECHO and C-STORE
+ * (into storage/ingest), with PS3.4 status codes. */
+#include "assoc.h"
+#include "../common/hr_err.h"
+#include "../common/hr_log.h"
+#include "../dicom/uids.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const gw_pc *find_pc(const gw_assoc *a, uint8_t id)
+{
+    for (int i = 0; i < a->n_pcs; i++)
+        if (a->pcs[i].id == id && a->pcs[i].accepted)
+            return &a->pcs[i];
+    return NULL;
+}
+
+static int respond(gw_assoc *a, uint16_t status, const char *comment)
+{
+    dcm_command r;
+    memset(&r, 0, sizeof(r));
+    r.command_field = a->cur.command_field | 0x8000;
+    r.flags = DCM_CMD_HAS_MSG_ID_RSP | DCM_CMD_HAS_STATUS;
+    r.message_id_responded = a->cur.message_id;
+    r.data_set_type = DCM_DATASET_NONE;
+    r.status = status;
+    snprintf(r.affected_sop_class, sizeof(r.affected_sop_class), "%s",
+             a->cur.affected_sop_class);
+    snprintf(r.affected_sop_instance, sizeof(r.affected_sop_instance), "%s",
+             a->cur.affected_sop_instance);
+    if (comment && status != DCM_STATUS_SUCCESS)
+        snprintf(r.error_comment, sizeof(r.error_comment), "%s", comment);
+    a->have_cmd = 0;
+    return gw__assoc_send_command(a, a->cmd_pc, &r);
+}
+
+static void resume_reading(void *arg)
+{
+    gw__assoc_resume(arg);
+}
+
+static uint16_t store_status(enum sto_ingest_status st)
+{
+    switch (st) {
+    case STO_STORED:
+    case STO_IDENTICAL:
+        return DCM_STATUS_SUCCESS;
+    case STO_NEW_VERSION:
+        return DCM_STATUS_WARN_COERCION;
+    case STO_ERR_PARSE:
+        return DCM_STATUS_CANNOT_UNDERSTAND;
+    case STO_ERR_MISMATCH:
+        return DCM_STATUS_DS_MISMATCH;
+    case STO_ERR_RESOURCES:
+    default:
+        return DCM_STATUS_OUT_OF_RESOURCES;
+    }
+}
+
+static void on_stored(void *arg, const sto_ingest_result *r)
+{
+    gw_assoc *a = arg;
+    a->ingest = NULL;
+    a->finalizing = 0;
+    if (a->closing) {
+        gw__assoc_finalized_while_closing(a);
+        return;
+    }
+    uint16_t status = store_status(r->status);
+    if (status == DCM_STATUS_SUCCESS || status == DCM_STATUS_WARN_COERCION)
+        a->srv->stats.stores_ok++;
+    else
+        a->srv->stats.stores_failed++;
+    if (r->status == STO_STORED || r->status == STO_IDENTICAL || r->status == STO_NEW_VERSION)
+        hr_debug("dicom", "%s: stored %s as %s%s", a->peer, r->attrs->sop_instance_uid, r->sha,
+                 r->status == STO_IDENTICAL ? " (identical copy)" : "");
+    else
+        hr_warn("dicom", "%s: C-STORE %s refused with %04X: %s", a->peer,
+                a->cur.affected_sop_instance, status, r->reason);
+    respond(a, status, r->reason);
+    gw__assoc_resume(a);
+}
+
+/* A C-STORE-RQ has been parsed: start receiving its data set. */
+static void begin_store(gw_assoc *a, const gw_pc *pc)
+{
+    const dcm_command *c = &a->cur;
+    a->drain_status = 0;
+    if (strcmp(c->affected_sop_class, pc->abstract_syntax) != 0) {
+        a->drain_status = DCM_STATUS_SOP_CLASS_UNSUPPORTED;
+        snprintf(a->drain_comment, sizeof(a->drain_comment),
+                 "SOP class differs from the presentation context");
+        return;
+    }
+    sto_ingest_meta m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.sop_class, sizeof(m.sop_class), "%s", c->affected_sop_class);
+    snprintf(m.sop_instance, sizeof(m.sop_instance), "%s", c->affected_sop_instance);
+    snprintf(m.ts, sizeof(m.ts), "%s", pc->ts);
+    snprintf(m.source_ae, sizeof(m.source_ae), "%s", a->calling_ae);
+    snprintf(m.hospital, sizeof(m.hospital), "%s", a->hospital->id);
+    int rc = sto_ingest_begin(a->srv->sto, &m, resume_reading, a, &a->ingest);
+    if (rc == HR_EPARSE) {
+        a->drain_status = DCM_STATUS_CANNOT_UNDERSTAND;
+        snprintf(a->drain_comment, sizeof(a->drain_comment),
+                 "invalid Affected SOP Class or Instance UID");
+    } else if (rc) {
+        a->drain_status = DCM_STATUS_OUT_OF_RESOURCES;
+        snprintf(a->drain_comment, sizeof(a->drain_comment), "cannot start storing: %s",
+                 hr_strerror(rc));
+    }
+}
+
+static int on_command(gw_assoc *a, uint8_t pc_id)
+{
+    int rc = dcm_command_parse(a->cmd.data, a->cmd.len, &a->cur);
+    hr_buf_reset(&a->cmd);
+    if (rc)
+        return rc;
+    a->have_cmd = 1;
+    a->cmd_pc = pc_id;
+    const gw_pc *pc = find_pc(a, pc_id);
+    int has_data = a->cur.data_set_type != DCM_DATASET_NONE;
+    switch (a->cur.command_field) {
+    case DCM_C_ECHO_RQ:
+        if (has_data)
+            return HR_EPROTO;
+        return respond(a, DCM_STATUS_SUCCESS, NULL);
+    case DCM_C_STORE_RQ:
+        if (!has_data)
+            return HR_EPROTO;
+        begin_store(a, pc);
+        return 0;
+    case DCM_C_CANCEL_RQ:
+        a->have_cmd = 0;
+        return 0;
+    default:
+        if (dcm_command_is_response(a->cur.command_field))
+            return HR_EPROTO;
+        if (has_data) {
+            a->drain_status = 0x0211; /* unrecognized operation, after its data */
+            snprintf(a->drain_comment, sizeof(a->drain_comment), "operation not supported");
+            return 0;
+        }
+        return respond(a, 0x0211, "operation not supported");
+    }
+}
+
+int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv)
+{
+    if (!find_pc(a, pdv->pc_id))
+        return HR_EPROTO; /* PDV on a context that was not accepted */
+    if (pdv->is_command) {
+        if (a->have_cmd || a->finalizing)
+            return HR_EPROTO; /* a new command while the previous one's data is due */
+        int rc = hr_buf_append(&a->cmd, pdv->data, pdv->len);
+        if (rc)
+            return rc;
+        return pdv->is_last ? on_command(a, pdv->pc_id) : 0;
+    }
+    /* data set fragment */
+    if (!a->have_cmd || a->finalizing || pdv->pc_id != a->cmd_pc)
+        return HR_EPROTO;
+    if (a->ingest && sto_ingest_feed(a->ingest, pdv->data, pdv->len) == 1)
+        gw__assoc_pause(a);
+    if (!pdv->is_last)
+        return 0;
+    if (a->ingest) {
+        a->finalizing = 1;
+        gw__assoc_pause(a);
+        sto_ingest_end(a->ingest, on_stored, a);
+        return 0;
+    }
+    a->srv->stats.stores_failed++;
+    hr_warn("dicom", "%s: %s refused with %04X: %s", a->peer, a->cur.affected_sop_instance,
+            a->drain_status, a->drain_comment);
+    return respond(a, a->drain_status ? a->drain_status : DCM_STATUS_PROCESSING_FAILURE,
+                   a->drain_comment);
+}
+
+void gw__dimse_abandon(gw_assoc *a)
+{
+    if (a->ingest && !a->finalizing) {
+        sto_ingest_abort(a->ingest);
+        a->ingest = NULL;
+    }
+    /* an object being finalized completes (durable or not, the sender got no
+     * success); on_stored then finds the association closing and frees it */
+}

@@ -1,0 +1,400 @@
+#include "ingest.h"
+#include "../common/hr_assert.h"
+#include "../common/hr_buf.h"
+#include "../common/hr_err.h"
+#include "../common/hr_hash.h"
+#include "../common/hr_log.h"
+#include "../dicom/p10.h"
+#include "../dicom/scanner.h"
+#include "../dicom/uids.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+enum job_kind { JOB_WRITE, JOB_COMMIT, JOB_DISCARD };
+
+struct sto_ingest {
+    sto_ctx *ctx;
+    sto_ingest_meta meta;
+    long long received_ms;
+    sto_ingest_resume_cb resume;
+    void *resume_arg;
+    sto_ingest_done_cb done;
+    void *done_arg;
+
+    hr_sha256 *sha;
+    dcm_scanner *scan;
+    dcm_attrs attrs;
+    uint64_t dataset_bytes;
+    uint64_t meta_bytes;
+
+    hr_buf bufs[2];
+    int filling; /* index of the buffer being filled */
+
+    /* thread-pool job; one in flight at a time */
+    uv_work_t work;
+    int in_flight;
+    enum job_kind job;
+    hr_buf *job_buf;
+    int job_rc;
+    int job_existed;
+    int fd;
+    char tmp_path[STO_PATH_MAX];
+    uint64_t file_bytes;
+
+    int paused;
+    int ended;
+    int aborted;
+    int data_error; /* sticky failure found while feeding */
+    enum sto_ingest_status fail_status;
+    char fail_reason[160];
+    sto_ingest_result result;
+};
+
+static long long now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void set_failure(sto_ingest *ig, enum sto_ingest_status st, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_failure(sto_ingest *ig, enum sto_ingest_status st, int rc, const char *fmt, ...)
+{
+    if (ig->data_error)
+        return;
+    ig->data_error = rc ? rc : HR_EPARSE;
+    ig->fail_status = st;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ig->fail_reason, sizeof(ig->fail_reason), fmt, ap);
+    va_end(ap);
+}
+
+static void ingest_free(sto_ingest *ig)
+{
+    ig->ctx->active--;
+    hr_buf_free(&ig->bufs[0]);
+    hr_buf_free(&ig->bufs[1]);
+    hr_sha256_free(ig->sha);
+    dcm_scanner_free(ig->scan);
+    free(ig);
+}
+
+/* ---- thread pool side: only touches fd, tmp_path, job_* ---- */
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void job_run(uv_work_t *w)
+{
+    sto_ingest *ig = w->data;
+    const sto_objstore *st = &ig->ctx->store;
+    int rc = 0;
+    if (ig->job == JOB_DISCARD) {
+        if (ig->fd >= 0 || ig->tmp_path[0])
+            sto_objstore_discard(ig->fd, ig->tmp_path);
+        ig->fd = -1;
+        ig->job_rc = 0;
+        return;
+    }
+    if (ig->fd < 0) {
+        ig->fd = sto_objstore_tmp_create(st, ig->tmp_path);
+        if (ig->fd < 0) {
+            rc = ig->fd;
+            ig->tmp_path[0] = '\0';
+            goto out;
+        }
+    }
+    if (ig->job_buf && ig->job_buf->len)
+        rc = write_all(ig->fd, ig->job_buf->data, ig->job_buf->len);
+    if (rc)
+        goto out;
+    if (ig->job == JOB_COMMIT) {
+        rc = sto_objstore_commit(st, ig->fd, ig->tmp_path, ig->result.sha, &ig->job_existed);
+        ig->fd = -1;
+    }
+out:
+    if (rc && ig->fd >= 0) {
+        sto_objstore_discard(ig->fd, ig->tmp_path);
+        ig->fd = -1;
+    }
+    ig->job_rc = rc;
+}
+
+/* ---- loop side ---- */
+
+static void job_done(uv_work_t *w, int status);
+
+static void submit(sto_ingest *ig, enum job_kind kind, hr_buf *buf)
+{
+    HR_ASSERT(!ig->in_flight);
+    ig->in_flight = 1;
+    ig->job = kind;
+    ig->job_buf = buf;
+    ig->work.data = ig;
+    HR_ASSERT(uv_queue_work(ig->ctx->loop, &ig->work, job_run, job_done) == 0);
+}
+
+static void finish(sto_ingest *ig)
+{
+    if (ig->result.status != STO_STORED && ig->result.status != STO_IDENTICAL &&
+        ig->result.status != STO_NEW_VERSION)
+        ig->ctx->failed++;
+    ig->result.attrs = &ig->attrs;
+    ig->done(ig->done_arg, &ig->result);
+    ingest_free(ig);
+}
+
+static void fail_and_discard(sto_ingest *ig)
+{
+    ig->result.status = ig->fail_status;
+    ig->result.rc = ig->data_error;
+    snprintf(ig->result.reason, sizeof(ig->result.reason), "%s", ig->fail_reason);
+    if (ig->fd >= 0 || ig->tmp_path[0]) {
+        submit(ig, JOB_DISCARD, NULL);
+        return;
+    }
+    finish(ig);
+}
+
+static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
+{
+    sto_ingest *ig = arg;
+    if (rc) {
+        /* the object is durable but not indexed: not acknowledged, so the
+         * sender retries; the retry (same bytes, same name) indexes it, and
+         * `huren reindex` finds it in any case */
+        ig->result.status = STO_ERR_RESOURCES;
+        ig->result.rc = rc;
+        snprintf(ig->result.reason, sizeof(ig->result.reason), "index unavailable: %s",
+                 hr_strerror(rc));
+    } else if (outcome == STO_INDEX_IDENTICAL) {
+        ig->result.status = STO_IDENTICAL;
+        ig->ctx->duplicates++;
+    } else if (outcome == STO_INDEX_NEW_VERSION || outcome == STO_INDEX_OLDER_VERSION) {
+        ig->result.status = STO_NEW_VERSION;
+        snprintf(ig->result.reason, sizeof(ig->result.reason),
+                 "SOP Instance UID stored before with different content; both versions kept, "
+                 "this one is current");
+        ig->ctx->stored++;
+        ig->ctx->bytes += ig->file_bytes;
+    } else {
+        ig->result.status = STO_STORED;
+        ig->ctx->stored++;
+        ig->ctx->bytes += ig->file_bytes;
+    }
+    finish(ig);
+}
+
+static void commit_index(sto_ingest *ig)
+{
+    sto_instance_rec rec = {
+        .a = &ig->attrs,
+        .sha = ig->result.sha,
+        .size = ig->file_bytes,
+        .hospital = ig->meta.hospital,
+        .source_ae = ig->meta.source_ae,
+        .received_ms = ig->received_ms,
+    };
+    sto_index_commit(ig->ctx->index, &rec, on_indexed, ig);
+}
+
+static void maybe_flush(sto_ingest *ig);
+
+static void job_done(uv_work_t *w, int status)
+{
+    sto_ingest *ig = w->data;
+    ig->in_flight = 0;
+    if (ig->job_buf)
+        hr_buf_reset(ig->job_buf);
+    if (ig->job == JOB_DISCARD) {
+        ig->tmp_path[0] = '\0';
+        if (ig->aborted)
+            ingest_free(ig);
+        else
+            finish(ig);
+        return;
+    }
+    if (ig->job_rc && !ig->data_error)
+        set_failure(ig, STO_ERR_RESOURCES, ig->job_rc, "storage failure: %s",
+                    hr_strerror(ig->job_rc));
+    if (ig->aborted) {
+        submit(ig, JOB_DISCARD, NULL);
+        return;
+    }
+    if (ig->job == JOB_COMMIT) {
+        if (ig->job_rc) {
+            ig->tmp_path[0] = '\0';
+            fail_and_discard(ig);
+            return;
+        }
+        commit_index(ig);
+        return;
+    }
+    if (ig->ended) {
+        /* end() arrived while a write was in flight: continue it now */
+        sto_ingest_end(ig, ig->done, ig->done_arg);
+        return;
+    }
+    maybe_flush(ig);
+    if (ig->paused && !ig->in_flight) {
+        ig->paused = 0;
+        ig->resume(ig->resume_arg);
+    }
+}
+
+/* Submits the filling buffer when it holds a chunk and nothing is in flight. */
+static void maybe_flush(sto_ingest *ig)
+{
+    hr_buf *b = &ig->bufs[ig->filling];
+    if (ig->in_flight || b->len < STO_INGEST_CHUNK || ig->data_error)
+        return;
+    ig->filling ^= 1;
+    submit(ig, JOB_WRITE, b);
+}
+
+int sto_ingest_begin(sto_ctx *ctx, const sto_ingest_meta *meta, sto_ingest_resume_cb resume,
+                     void *arg, sto_ingest **out)
+{
+    int rc = HR_EPARSE;
+    char priv[128];
+    if (!dcm_uid_valid(meta->sop_class) || !dcm_uid_valid(meta->sop_instance))
+        return HR_EPARSE;
+    if (!dcm_transfer_syntax(meta->ts))
+        return HR_EUNSUP;
+    sto_ingest *ig = calloc(1, sizeof(*ig));
+    if (!ig)
+        return -ENOMEM;
+    ctx->active++;
+    ig->ctx = ctx;
+    ig->meta = *meta;
+    ig->resume = resume;
+    ig->resume_arg = arg;
+    ig->fd = -1;
+    ig->received_ms = now_ms();
+    size_t cap = STO_INGEST_CHUNK + ctx->max_feed + 4096;
+    hr_buf_init(&ig->bufs[0], cap);
+    hr_buf_init(&ig->bufs[1], cap);
+    ig->sha = hr_sha256_new();
+    ig->scan = dcm_scanner_new(DCM_SCAN_DATASET, meta->ts, &ig->attrs);
+    rc = -ENOMEM;
+    if (!ig->sha || !ig->scan)
+        goto fail;
+    snprintf(priv, sizeof(priv), "hospital=%s;received=%lld", meta->hospital, ig->received_ms);
+    dcm_p10_meta m = {meta->sop_class, meta->sop_instance, meta->ts, meta->source_ae, priv};
+    rc = dcm_p10_encode_meta(&m, &ig->bufs[0]);
+    if (rc)
+        goto fail;
+    ig->meta_bytes = ig->bufs[0].len;
+    *out = ig;
+    return 0;
+fail:
+    ingest_free(ig);
+    return rc;
+}
+
+int sto_ingest_feed(sto_ingest *ig, const uint8_t *p, size_t n)
+{
+    HR_DEBUG_ASSERT(!ig->ended && n <= ig->ctx->max_feed);
+    if (ig->data_error)
+        return 0; /* drain: the rest of the object is discarded */
+    ig->dataset_bytes += n;
+    if (ig->dataset_bytes > ig->ctx->max_object_bytes) {
+        set_failure(ig, STO_ERR_RESOURCES, HR_ETOOBIG,
+                    "object larger than the configured limit of %llu bytes",
+                    (unsigned long long)ig->ctx->max_object_bytes);
+        return 0;
+    }
+    int rc = dcm_scanner_feed(ig->scan, p, n);
+    if (rc < 0) {
+        set_failure(ig, STO_ERR_PARSE, rc, "cannot parse data set: %s",
+                    dcm_scanner_error(ig->scan));
+        return 0;
+    }
+    hr_sha256_update(ig->sha, p, n);
+    hr_buf *b = &ig->bufs[ig->filling];
+    rc = hr_buf_append(b, p, n);
+    HR_ASSERT(rc == 0); /* cap = chunk + max_feed, and we pause at a full chunk */
+    maybe_flush(ig);
+    if (ig->bufs[ig->filling].len >= STO_INGEST_CHUNK) {
+        ig->paused = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Required attributes and consistency with what the sender declared. */
+static void validate(sto_ingest *ig)
+{
+    const dcm_attrs *a = &ig->attrs;
+    const sto_ingest_meta *m = &ig->meta;
+    if (!dcm_uid_valid(a->sop_class_uid) || !dcm_uid_valid(a->sop_instance_uid))
+        set_failure(ig, STO_ERR_MISMATCH, HR_EMISSING,
+                    "SOP Class UID or SOP Instance UID missing or invalid in the data set");
+    else if (strcmp(a->sop_class_uid, m->sop_class))
+        set_failure(ig, STO_ERR_MISMATCH, HR_EMISMATCH,
+                    "data set SOP Class UID %s differs from the declared %s", a->sop_class_uid,
+                    m->sop_class);
+    else if (strcmp(a->sop_instance_uid, m->sop_instance))
+        set_failure(ig, STO_ERR_MISMATCH, HR_EMISMATCH,
+                    "data set SOP Instance UID %s differs from the declared %s",
+                    a->sop_instance_uid, m->sop_instance);
+    else if (!dcm_uid_valid(a->study_instance_uid) || !dcm_uid_valid(a->series_instance_uid))
+        set_failure(ig, STO_ERR_MISMATCH, HR_EMISSING,
+                    "Study or Series Instance UID missing or invalid");
+}
+
+void sto_ingest_end(sto_ingest *ig, sto_ingest_done_cb done, void *arg)
+{
+    ig->ended = 1;
+    ig->done = done;
+    ig->done_arg = arg;
+    if (ig->in_flight)
+        return; /* job_done continues here */
+    if (!ig->data_error) {
+        int rc = dcm_scanner_finish(ig->scan);
+        if (rc != DCM_SCAN_END)
+            set_failure(ig, STO_ERR_PARSE, rc < 0 ? rc : HR_ETRUNC, "cannot parse data set: %s",
+                        dcm_scanner_error(ig->scan));
+        else
+            validate(ig);
+    }
+    if (ig->data_error) {
+        fail_and_discard(ig);
+        return;
+    }
+    hr_sha256_final_hex(ig->sha, ig->result.sha);
+    hr_buf *b = &ig->bufs[ig->filling];
+    ig->file_bytes = ig->meta_bytes + ig->dataset_bytes;
+    submit(ig, JOB_COMMIT, b);
+}
+
+void sto_ingest_abort(sto_ingest *ig)
+{
+    ig->aborted = 1;
+    if (ig->in_flight)
+        return; /* job_done discards */
+    if (ig->fd >= 0 || ig->tmp_path[0]) {
+        submit(ig, JOB_DISCARD, NULL);
+        return;
+    }
+    ingest_free(ig);
+}

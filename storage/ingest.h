@@ -1,0 +1,78 @@
+/* Streaming ingest of one DICOM object, shared by C-STORE and STOW-RS:
+ *   feed(bytes) -> SHA-256 + dataset scan on the loop, bytes buffered and
+ *   written to a temp file on the thread pool (two buffers: one filling, one
+ *   being written) -> end(): validate -> fdatasync -> rename -> fsync dir ->
+ *   index commit -> done callback. Success is reported only after all of it.
+ * Memory per ingest: two buffers of STO_INGEST_CHUNK plus one PDU. */
+#ifndef STO_INGEST_H
+#define STO_INGEST_H
+
+#include "index.h"
+#include "objstore.h"
+#include "../dicom/dcm_attrs.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define STO_INGEST_CHUNK (256 * 1024)
+
+/* Shared by every ingest of a server; owned by the caller. */
+typedef struct sto_ctx {
+    uv_loop_t *loop;
+    sto_objstore store;
+    sto_index *index;
+    uint64_t max_object_bytes;
+    uint32_t max_feed; /* largest single feed() (max PDU); bounds the buffers */
+    /* counters (read by /metrics later) */
+    uint64_t stored, duplicates, failed, bytes;
+    int active;
+} sto_ctx;
+
+typedef struct sto_ingest_meta {
+    char sop_class[65];    /* declared by the sender (command / part headers) */
+    char sop_instance[65]; /* declared SOP Instance UID; the data set must match */
+    char ts[65];           /* transfer syntax of the bytes fed */
+    char source_ae[17];    /* calling AE, "" for HTTP */
+    char hospital[64];     /* source hospital id */
+} sto_ingest_meta;
+
+enum sto_ingest_status {
+    STO_STORED,        /* new instance, durable and indexed */
+    STO_IDENTICAL,     /* same UID and bytes as stored before: nothing new written */
+    STO_NEW_VERSION,   /* same UID, different bytes: both kept, this one indexed */
+    STO_ERR_PARSE,     /* data cannot be parsed (truncated, malformed) */
+    STO_ERR_MISMATCH,  /* data does not match the declared SOP class/instance, or lacks UIDs */
+    STO_ERR_RESOURCES, /* disk, index or size limit: sender should retry later */
+};
+
+typedef struct sto_ingest_result {
+    enum sto_ingest_status status;
+    int rc;                /* underlying error code for failures */
+    char reason[160];      /* human-readable, for DIMSE Error Comment / JSON */
+    char sha[65];          /* object name when stored */
+    const dcm_attrs *attrs; /* valid only during the callback */
+} sto_ingest_result;
+
+typedef struct sto_ingest sto_ingest;
+
+/* Called once from end(); the ingest is freed after it returns. */
+typedef void (*sto_ingest_done_cb)(void *arg, const sto_ingest_result *r);
+/* Called when a paused ingest (feed returned 1) can take more data. */
+typedef void (*sto_ingest_resume_cb)(void *arg);
+
+/* Starts an ingest. meta is copied. 0, HR_EPARSE (invalid UIDs in meta),
+ * HR_EUNSUP (transfer syntax) or -ENOMEM. */
+int sto_ingest_begin(sto_ctx *ctx, const sto_ingest_meta *meta, sto_ingest_resume_cb resume,
+                     void *arg, sto_ingest **out);
+/* Feeds dataset bytes (n <= ctx->max_feed). Returns 0, or 1 when the caller
+ * should stop reading until the resume callback. Errors in the data are
+ * recorded and reported by end(); feed itself never fails. */
+int sto_ingest_feed(sto_ingest *ig, const uint8_t *p, size_t n);
+/* Declares the end of the object. done runs exactly once, later. */
+void sto_ingest_end(sto_ingest *ig, sto_ingest_done_cb done, void *arg);
+/* Abandons the object (association aborted): the temp file is removed, no
+ * callback runs, the ingest frees itself. */
+void sto_ingest_abort(sto_ingest *ig);
+
+#endif

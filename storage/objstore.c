@@ -1,0 +1,128 @@
+#include "objstore.h"
+#include "../common/hr_err.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int mkdir_p1(const char *path)
+{
+    if (mkdir(path, 0750) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int sto_objstore_open(sto_objstore *s, const char *root, int *removed)
+{
+    *removed = 0;
+    if (strlen(root) + 16 >= STO_PATH_MAX)
+        return -ENAMETOOLONG;
+    memset(s, 0, sizeof(*s));
+    snprintf(s->root, sizeof(s->root), "%s", root);
+    snprintf(s->tmp, sizeof(s->tmp), "%s/tmp", root);
+    snprintf(s->objects, sizeof(s->objects), "%s/objects", root);
+    int rc = mkdir_p1(s->root);
+    if (!rc)
+        rc = mkdir_p1(s->tmp);
+    if (!rc)
+        rc = mkdir_p1(s->objects);
+    if (rc)
+        return rc;
+    DIR *d = opendir(s->tmp);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            (*removed)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int sto_objstore_tmp_create(const sto_objstore *s, char *path)
+{
+    static atomic_ulong seq;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        snprintf(path, STO_PATH_MAX, "%s/%ld.%lu.part", s->tmp, (long)getpid(),
+                 (unsigned long)atomic_fetch_add(&seq, 1));
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+void sto_objstore_path(const sto_objstore *s, const char *sha, char *out)
+{
+    snprintf(out, STO_PATH_MAX, "%s/%.2s/%.2s/%s", s->objects, sha, sha + 2, sha);
+}
+
+/* mkdir dir if missing; when created, fsync its parent so the entry is durable. */
+static int ensure_dir(const char *dir, const char *parent)
+{
+    if (mkdir(dir, 0750) == 0)
+        return fsync_dir(parent);
+    return errno == EEXIST ? 0 : -errno;
+}
+
+int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, const char *sha,
+                        int *existed)
+{
+    char d1[STO_PATH_MAX], d2[STO_PATH_MAX], final[STO_PATH_MAX];
+    int rc = 0;
+    *existed = 0;
+    if (fdatasync(fd))
+        rc = -errno;
+    if (close(fd) && !rc)
+        rc = -errno;
+    if (rc)
+        goto out;
+    snprintf(d1, sizeof(d1), "%s/%.2s", s->objects, sha);
+    snprintf(d2, sizeof(d2), "%s/%.2s/%.2s", s->objects, sha, sha + 2);
+    sto_objstore_path(s, sha, final);
+    rc = ensure_dir(d1, s->objects);
+    if (!rc)
+        rc = ensure_dir(d2, d1);
+    if (rc)
+        goto out;
+    struct stat st;
+    if (stat(final, &st) == 0) {
+        *existed = 1;
+        unlink(tmp_path);
+        return 0;
+    }
+    if (rename(tmp_path, final)) {
+        rc = -errno;
+        goto out;
+    }
+    return fsync_dir(d2);
+out:
+    unlink(tmp_path);
+    return rc;
+}
+
+void sto_objstore_discard(int fd, const char *tmp_path)
+{
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp_path);
+}

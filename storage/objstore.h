@@ -1,0 +1,44 @@
+/* Local content-addressed object store under <data_dir>:
+ *   tmp/                 objects being received (never visible as objects)
+ *   objects/aa/bb/<sha>  finished Part 10 files; <sha> = SHA-256 of the dataset
+ *                        bytes as received (after the File Meta Information)
+ * Functions here block (open, fsync, rename): call them from the libuv thread
+ * pool, or from the CLI. */
+#ifndef STO_OBJSTORE_H
+#define STO_OBJSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STO_PATH_MAX 1024
+
+typedef struct sto_objstore {
+    char root[STO_PATH_MAX];    /* data dir */
+    char tmp[STO_PATH_MAX];     /* <root>/tmp */
+    char objects[STO_PATH_MAX]; /* <root>/objects */
+} sto_objstore;
+
+/* Creates <root>, tmp/ and objects/ (mode 0750) if missing and removes stale
+ * files in tmp/ (left by a crash: they were never acknowledged). *removed gets
+ * their count. 0 or -errno. */
+int sto_objstore_open(sto_objstore *s, const char *root, int *removed);
+
+/* Creates a new empty temp file opened O_WRONLY; writes its path into path
+ * (cap STO_PATH_MAX) and returns the fd (>= 0) or -errno. */
+int sto_objstore_tmp_create(const sto_objstore *s, char *path);
+
+/* Path of the object named sha (64 hex) into out (cap STO_PATH_MAX). */
+void sto_objstore_path(const sto_objstore *s, const char *sha, char *out);
+
+/* Makes the temp file durable under its content name: fsync(fd), close(fd),
+ * create objects/aa/bb (fsyncing each new directory's parent), then if an
+ * object of that name exists already unlink the temp file and set *existed=1,
+ * else rename and fsync the directory (*existed=0). The fd is closed in every
+ * case; on error the temp file is unlinked. 0 or -errno. */
+int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, const char *sha,
+                        int *existed);
+
+/* Closes fd (if >= 0) and unlinks the temp file. */
+void sto_objstore_discard(int fd, const char *tmp_path);
+
+#endif

@@ -1,0 +1,168 @@
+#include "reindex.h"
+#include "index.h"
+#include "../common/hr_err.h"
+#include "../common/hr_hash.h"
+#include "../common/hr_log.h"
+#include "../dicom/p10.h"
+#include "../dicom/scanner.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define READ_CHUNK (256 * 1024)
+
+static int is_hex_name(const char *s, size_t n)
+{
+    if (strlen(s) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* Scans one object; hashes its dataset; 0, HR_EMISMATCH (name), parse errors, -errno. */
+static int scan_file(const char *path, const char *sha, dcm_attrs *a, uint64_t *size,
+                     uint8_t *buf)
+{
+    int rc = 0;
+    uint64_t pos = 0;
+    char hex[65];
+    hr_sha256 *h = hr_sha256_new();
+    dcm_scanner *sc = dcm_scanner_new(DCM_SCAN_PART10, NULL, a);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (!h || !sc) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf, READ_CHUNK);
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        rc = dcm_scanner_feed(sc, buf, (size_t)n);
+        if (rc < 0)
+            goto out;
+        /* hash what lies after the File Meta Information */
+        uint64_t from = a->dataset_offset;
+        if (from > 0 && pos + (uint64_t)n > from) {
+            uint64_t skip = from > pos ? from - pos : 0;
+            hr_sha256_update(h, buf + skip, (size_t)((uint64_t)n - skip));
+        }
+        pos += (uint64_t)n;
+    }
+    rc = dcm_scanner_finish(sc);
+    if (rc != DCM_SCAN_END) {
+        rc = rc < 0 ? rc : HR_ETRUNC;
+        goto out;
+    }
+    rc = 0;
+    hr_sha256_final_hex(h, hex);
+    if (strcmp(hex, sha) != 0)
+        rc = HR_EMISMATCH;
+    *size = pos;
+out:
+    if (fd >= 0)
+        close(fd);
+    hr_sha256_free(h);
+    dcm_scanner_free(sc);
+    return rc;
+}
+
+static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
+                      sto_reindex_stats *st, uint8_t *buf)
+{
+    char path[STO_PATH_MAX], hospital[64] = "unknown";
+    long long received = 0;
+    uint64_t size = 0;
+    dcm_attrs a;
+    sto_objstore_path(s, sha, path);
+    st->files++;
+    int rc = scan_file(path, sha, &a, &size, buf);
+    if (rc) {
+        hr_error("reindex", "%s: %s", path, hr_strerror(rc));
+        if (rc < 0 && rc > -4096)
+            st->errors++;
+        else
+            st->corrupt++;
+        return 0;
+    }
+    if (dcm_p10_parse_private_info(a.private_info, hospital, sizeof(hospital), &received)) {
+        struct stat sb;
+        if (stat(path, &sb) == 0)
+            received = (long long)sb.st_mtime * 1000;
+        hr_warn("reindex", "%s: no huren source information; hospital \"unknown\"", path);
+    }
+    sto_instance_rec rec = {&a, sha, size, hospital, a.source_ae, received};
+    enum sto_index_outcome outcome;
+    rc = sto_index_commit_sync(c, &rec, &outcome);
+    if (rc == HR_EREDIS)
+        return rc;
+    if (rc) {
+        hr_error("reindex", "%s: %s", path, hr_strerror(rc));
+        st->corrupt++;
+        return 0;
+    }
+    if (outcome == STO_INDEX_NEW)
+        st->added++;
+    else if (outcome == STO_INDEX_IDENTICAL)
+        st->present++;
+    else
+        st->versions++;
+    return 0;
+}
+
+int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    int rc = 0;
+    uint8_t *buf = malloc(READ_CHUNK);
+    DIR *d1 = opendir(s->objects);
+    if (!buf || !d1) {
+        rc = buf ? -errno : -ENOMEM;
+        goto out;
+    }
+    struct dirent *e1;
+    while (!rc && (e1 = readdir(d1)) != NULL) {
+        if (!is_hex_name(e1->d_name, 2))
+            continue;
+        char p1[STO_PATH_MAX];
+        snprintf(p1, sizeof(p1), "%s/%s", s->objects, e1->d_name);
+        DIR *d2 = opendir(p1);
+        if (!d2)
+            continue;
+        struct dirent *e2;
+        while (!rc && (e2 = readdir(d2)) != NULL) {
+            if (!is_hex_name(e2->d_name, 2))
+                continue;
+            char p2[STO_PATH_MAX];
+            snprintf(p2, sizeof(p2), "%s/%s", p1, e2->d_name);
+            DIR *d3 = opendir(p2);
+            if (!d3)
+                continue;
+            struct dirent *e3;
+            while (!rc && (e3 = readdir(d3)) != NULL)
+                if (is_hex_name(e3->d_name, 64))
+                    rc = index_file(s, c, e3->d_name, st, buf);
+            closedir(d3);
+        }
+        closedir(d2);
+    }
+out:
+    if (d1)
+        closedir(d1);
+    free(buf);
+    return rc;
+}

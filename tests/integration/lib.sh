@@ -1,0 +1,136 @@
+# Shared helpers for integration tests: real huren, real redis-server, real
+# DCMTK peers, loopback only. Every wait is bounded. Source this file.
+set -euo pipefail
+
+SRC=${HUREN_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${HUREN_BUILD_DIR:-$SRC/build/debug}
+HUREN=$BUILD/huren
+GEN=$BUILD/huren-gen
+export TCP_NODELAY=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/huren-it.XXXXXX")
+PIDS=()
+FAILS=0
+PASSES=0
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  # an embedded redis orphaned by a kill -9 of huren
+  for f in "$T"/*/redis/redis.pid; do
+    [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true
+  done
+  if [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for inspection"; fi
+}
+trap cleanup EXIT
+
+pass() { PASSES=$((PASSES + 1)); echo "ok   - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+check() { # check "description" command...
+  local d=$1; shift
+  if "$@"; then pass "$d"; else fail "$d"; fi
+}
+check_eq() { # check_eq "description" expected actual
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() { # wait_port PORT [seconds]
+  local port=$1 tries=$(( ${2:-30} * 10 ))
+  for _ in $(seq 1 "$tries"); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $port did not open" >&2
+  return 1
+}
+
+# write_config NAME DICOM_PORT [REDIS_URL] [extra JSON members for "dicom"]
+write_config() {
+  local name=$1 port=$2 url=${3:-} extra=${4:-}
+  mkdir -p "$T/$name"
+  cat > "$T/$name/config.json" <<JSON
+{
+  "data_dir": "$T/$name/data",
+  "log_level": "info",
+  "redis": {"url": "$url"},
+  "dicom": {"listen": "127.0.0.1", "port": $port, "ae_title": "HUREN"${extra:+, $extra}},
+  "hospitals": [
+    {"id": "county", "name": "County", "level": "county", "ae_titles": ["COUNTY"], "addresses": ["127.0.0.1"]},
+    {"id": "township1", "name": "Township 1", "level": "township", "ae_titles": ["TOWNSHIP1"], "addresses": ["127.0.0.1"]},
+    {"id": "township2", "name": "Township 2", "level": "township", "ae_titles": ["TOWNSHIP2"], "addresses": ["10.99.0.0/16"]}
+  ]
+}
+JSON
+  echo "$T/$name/config.json"
+}
+
+# start_huren NAME CONFIG -> sets HUREN_PID; log in $T/NAME/huren.log
+start_huren() {
+  local name=$1 cfg=$2 port
+  port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dicom"]["port"])' "$cfg")
+  "$HUREN" serve --config "$cfg" >>"$T/$name/huren.log" 2>&1 &
+  HUREN_PID=$!
+  PIDS+=("$HUREN_PID")
+  wait_port "$port" 60
+}
+
+stop_huren() { # graceful; returns huren's exit status
+  local pid=$1 st=0
+  kill -INT "$pid"
+  wait "$pid" || st=$?
+  return $st
+}
+
+# start_redis NAME PORT -> REDIS_PID (external redis for tests that stop it)
+start_redis() {
+  local name=$1 port=$2
+  mkdir -p "$T/$name/redis-ext"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$T/$name/redis-ext" --appendonly yes \
+    --appendfsync always --save "" --daemonize no --logfile "$T/$name/redis-ext/log" &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# rcli NAME args... : redis-cli against the embedded redis of NAME
+rcli() {
+  local name=$1; shift
+  redis-cli -s "$T/$name/data/redis/redis.sock" --no-raw "$@" | sed 's/^"\(.*\)"$/\1/; s/^(integer) //'
+}
+rcli_raw() {
+  local name=$1; shift
+  redis-cli -s "$T/$name/data/redis/redis.sock" --raw "$@"
+}
+
+# dataset_sha FILE: SHA-256 of a Part 10 file's bytes after its File Meta Information
+dataset_sha() {
+  python3 - "$1" <<'PY'
+import hashlib, struct, sys
+b = open(sys.argv[1], 'rb').read()
+assert b[128:132] == b'DICM'
+glen = struct.unpack('<I', b[140:144])[0]
+print(hashlib.sha256(b[144 + glen:]).hexdigest())
+PY
+}
+
+# uids FILE: prints "study series sop" of a Part 10 file (via dcmdump)
+sop_uid() {
+  dcmdump +P 0008,0018 "$1" | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -1
+}
+
+count_objects() { find "$T/$1/data/objects" -type f | wc -l; }
+count_tmp() { find "$T/$1/data/tmp" -type f | wc -l; }
