@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The acknowledgement comes after durability: for one C-STORE, strace on the
+# running hub must show fdatasync(temp file) -> rename into objects/ ->
+# fsync(object directory) -> the index commit written to Redis -> the
+# C-STORE-RSP written to the modality, in that order.
+source "$(dirname "$0")/lib.sh"
+
+port=$(free_port)
+cfg=$(write_config dur "$port")
+start_huren dur "$cfg"
+"$GEN" --out "$T/one" --instances 1 --bytes 300000 --modality CT --seed 61 >/dev/null
+
+strace -f -yy -qq -e trace=fdatasync,fsync,rename,write,writev -s 0 -p "$HUREN_PID" -o "$T/trace" &
+st=$!
+for _ in $(seq 1 50); do [ -s "$T/trace" ] || grep -q . "$T/trace" 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+check "storescu sends one object" storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/one" 127.0.0.1 "$port"
+sleep 0.3
+kill -INT "$st"; wait "$st" 2>/dev/null || true
+
+order=$(python3 - "$T/trace" "$port" <<'PY'
+import re, sys
+port = sys.argv[2]
+steps = []
+for line in open(sys.argv[1], errors='replace'):
+    if re.search(r'fdatasync\(\d+<[^>]*/tmp/[^>]*\.part>', line): steps.append('fdatasync')
+    elif re.search(r'rename\("[^"]*/tmp/[^"]*", "[^"]*/objects/', line): steps.append('rename')
+    elif re.search(r'fsync\(\d+<[^>]*/objects/[0-9a-f]{2}/[0-9a-f]{2}>', line): steps.append('fsync-dir')
+    elif re.search(r'write\(\d+<UNIX(-STREAM)?:\[[^\]]*redis.sock', line) or re.search(r'write\(\d+<UNIX[^>]*>,', line) and 'redis' in line:
+        steps.append('index')
+    elif re.search(r'writev?\(\d+<TCP:\[127\.0\.0\.1:%s->' % port, line): steps.append('response')
+# keep the first occurrence of each step after the first fdatasync
+seen = []
+for s in steps:
+    if s == 'fdatasync' and not seen: seen.append(s)
+    elif seen and s not in seen: seen.append(s)
+print(' '.join(seen))
+PY
+)
+echo "observed: $order"
+check_eq "durable before acknowledged" "fdatasync rename fsync-dir index response" "$order"
+check "graceful stop exits 0" stop_huren "$HUREN_PID"
+finish
