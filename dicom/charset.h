@@ -12,7 +12,18 @@
  * If used is not NULL, writes the charset actually used (cap used_cap);
  * *guessed is set to 1 when that differs from the declaration.
  * Returns 0, or HR_ECHARSET when no conversion succeeded (out then holds the
- * printable ASCII subset). */
+ * printable ASCII subset).
+ *
+ * Detection rule (only for a declaration of "", "ISO_IR 6" or "ISO_IR 100"
+ * and input with bytes >= 0x80 and no ESC): valid UTF-8 -> "ISO_IR 192";
+ * else GB18030 when every high byte belongs to a 2-byte (81-FE, 40-7E|80-FE)
+ * or 4-byte (81-FE, 30-39, 81-FE, 30-39) character, 2-byte characters with a
+ * trail byte >= 0x80 outnumber those with an ASCII trail byte, and all decoded
+ * non-ASCII characters are CJK ideographs/punctuation/fullwidth forms (so
+ * Latin-1 "Buc^J\xe9r\xf4me" stays Latin-1) -> "GB18030"; else "ISO_IR 100".
+ * *guessed = 1 when the result differs from the declaration ("" and
+ * "ISO_IR 6" count as the same). Multi-valued or ISO 2022 declarations are
+ * converted per escape sequence (IR 13/87/159/149/58 and the ISO 8859 parts). */
 int dcm_charset_to_utf8(const char *specific_charset, const char *in, size_t n, char *out,
                         size_t cap, char *used, size_t used_cap, int *guessed);
 

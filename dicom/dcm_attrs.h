@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define DCM_UI_MAX   65  /* UI: 64 chars + NUL */
-#define DCM_SH_MAX   64  /* SH/CS/DA/TM/IS/DS after UTF-8 conversion */
+#define DCM_SH_MAX   68  /* SH/CS/DA/TM/IS/DS after UTF-8 conversion (16 chars * 4 + NUL) */
 #define DCM_LO_MAX   256 /* LO after UTF-8 conversion (64 chars * up to 4 bytes) */
 #define DCM_PN_MAX   400 /* PN, all component groups, UTF-8 */
 
@@ -53,7 +53,8 @@ typedef struct dcm_attrs {
 
     int has_pixel_data;       /* (7FE0,0010) or float/double pixel data seen */
     uint64_t dataset_offset;  /* byte offset of the first dataset element (after FMI) */
-    uint64_t pixel_offset;    /* byte offset of the Pixel Data element tag, if any */
+    uint64_t pixel_offset;    /* byte offset of the Pixel Data tag; for deflated data:
+                                 dataset_offset + offset in the inflated stream */
 } dcm_attrs;
 
 #endif
