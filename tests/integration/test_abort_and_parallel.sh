@@ -24,7 +24,7 @@ wait "$sender" 2>/dev/null || true
 for _ in $(seq 1 100); do [ "$(count_tmp par)" -eq 0 ] && break; sleep 0.05; done
 check_eq "temp file removed after the abort" 0 "$(count_tmp par)"
 check_eq "no object stored" 0 "$(count_objects par)"
-check_eq "nothing indexed" "" "$(rcli par HGET hr:ix:sop "$(sop_uid "$big")")"
+check_eq "nothing indexed" "" "$(rcli_raw par HGET hr:ix:sop "$(sop_uid "$big")")"
 check "huren logged the abandoned object" grep -q "nothing of it is kept" "$T/par/huren.log"
 
 # --- 20 parallel associations x 10 instances
@@ -33,7 +33,7 @@ for i in $(seq 1 20); do
 done
 pids=()
 for i in $(seq 1 20); do
-  storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/p$i" 127.0.0.1 "$port" >"$T/p$i.log" 2>&1 &
+  storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/p$i" >"$T/p$i.log" 2>&1 &
   pids+=($!)
 done
 okc=0
@@ -43,31 +43,34 @@ check_eq "200 instances indexed" 200 "$(rcli par HLEN hr:ix:sop)"
 check_eq "200 objects stored" 200 "$(count_objects par)"
 
 # --- beyond the association limit: rejected at once, transient, local limit
-exec {holders}< <(for i in $(seq 1 20); do
-  python3 - "$port" <<'PY' &
-import socket, struct, sys, time
-def item(t, b): return struct.pack('>BxH', t, len(b)) + b
-ae = lambda s: s.encode().ljust(16)
-pc = item(0x20, bytes([1, 0, 0, 0]) + item(0x30, b'1.2.840.10008.1.1') + item(0x40, b'1.2.840.10008.1.2'))
-ui = item(0x50, item(0x51, struct.pack('>I', 16384)) + item(0x52, b'1.2.3'))
-body = struct.pack('>HH', 1, 0) + ae('HUREN') + ae('TOWNSHIP1') + bytes(32) + item(0x10, b'1.2.840.10008.3.1.1.1') + pc + ui
-s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
-s.sendall(struct.pack('>BxI', 1, len(body)) + body)
-t = s.recv(1)
-print(t[0], flush=True)
-time.sleep(4)
+cat >"$T/hold.py" <<'PY'
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from rawdicom import *
+c = Conn(int(sys.argv[1]))
+c.send(assoc_rq(contexts=((1, VERIFICATION, IMPLICIT_LE),)))
+t, b = c.recv_pdu()
+print(t, flush=True)
+time.sleep(float(sys.argv[3]))
 PY
-done; wait)
+holders=()
+for i in $(seq 1 20); do
+  python3 "$T/hold.py" "$port" "$(dirname "$0")" 6 >"$T/hold$i.out" 2>&1 &
+  holders+=($!)
+done
 accepted=0
-for i in $(seq 1 20); do read -r -t 20 t <&"$holders" && [ "$t" = 2 ] && accepted=$((accepted + 1)); done
+for _ in $(seq 1 100); do
+  accepted=$(cat "$T"/hold*.out 2>/dev/null | grep -c '^2$' || true)
+  [ "$accepted" -ge 20 ] && break
+  sleep 0.1
+done
 check_eq "20 associations held open" 20 "$accepted"
 start=$(date +%s%N)
 out=$(echoscu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port" 2>&1 || true)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "21st association rejected for the local limit" grep -qi "Local Limit Exceeded" <<<"$out"
 check "rejection is immediate, not a hang (${ms} ms)" test "$ms" -lt 5000
-exec {holders}<&-
-sleep 4.5
+for p in "${holders[@]}"; do wait "$p" 2>/dev/null || true; done
 check "accepted again once the others are gone" echoscu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port"
 
 check "graceful stop exits 0" stop_huren "$HUREN_PID"

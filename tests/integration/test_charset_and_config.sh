@@ -10,9 +10,9 @@ start_huren cs "$cfg"
 "$GEN" --out "$T/gb" --charset gb18030 --patient-name "张三^三" --patient-id GB1 --seed 51 >/dev/null
 "$GEN" --out "$T/mis" --charset gb18030-mislabelled --patient-name "王^小明" --patient-id GB2 --seed 52 >/dev/null
 "$GEN" --out "$T/lat" --charset latin1 --patient-name "Buc^Jérôme" --patient-id L1 --seed 53 >/dev/null
-check "send GB18030, mislabelled and Latin-1 objects" storescu -aet TOWNSHIP1 -aec HUREN "$T/gb" "$T/mis" "$T/lat" 127.0.0.1 "$port"
+check "send GB18030, mislabelled and Latin-1 objects" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/gb" "$T/mis" "$T/lat"
 
-name_of() { redis-cli -s "$T/cs/data/redis/redis.sock" --raw HGET "hr:pt:township1|$1" name; }
+name_of() { redis-cli -s "$T/cs/data/redis/redis.sock" --raw HGET "hr:pt:TOWNSHIP1|$1" name; }
 check_eq "GB18030 name indexed as UTF-8" "张三^三" "$(name_of GB1)"
 check_eq "mislabelled GB18030 name detected and converted" "王^小明" "$(name_of GB2)"
 check_eq "Latin-1 name stays Latin-1" "Buc^Jérôme" "$(name_of L1)"

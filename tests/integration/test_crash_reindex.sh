@@ -8,7 +8,7 @@ cfg=$(write_config crash "$port")
 start_huren crash "$cfg"
 
 "$GEN" --out "$T/data" --series 2 --instances 150 --bytes 65536 --modality MR --seed 31 >/dev/null
-storescu -v -aet TOWNSHIP1 -aec HUREN +sd "$T/data" 127.0.0.1 "$port" >"$T/send.log" 2>&1 &
+storescu -v -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/data" >"$T/send.log" 2>&1 &
 sender=$!
 # let some instances through, then kill huren while objects are in flight
 for _ in $(seq 1 200); do
@@ -55,7 +55,7 @@ done
 check_eq "no partial object visible" 0 "$bad"
 
 # the rest can be sent again and lands
-check "resending everything succeeds" storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/data" 127.0.0.1 "$port"
+check "resending everything succeeds" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/data"
 check_eq "all 300 indexed" 300 "$(rcli crash HLEN hr:ix:sop)"
 
 # reindex from the files alone, after flushing the whole index

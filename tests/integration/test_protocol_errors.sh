@@ -93,7 +93,7 @@ print(store(int(sys.argv[1]), b'1.2.3.101', dataset(b'1.2.3.999')))
 PY
 )
 check "SOP Instance UID mismatch is refused with A900" grep -q "^A900" <<<"$r"
-check_eq "the mismatched instance is not indexed" "" "$(rcli proto HGET hr:ix:sop 1.2.3.999)"
+check_eq "the mismatched instance is not indexed" "" "$(rcli_raw proto HGET hr:ix:sop 1.2.3.999)"
 
 r=$(T=$T py <<'PY'
 import os, sys
@@ -103,7 +103,7 @@ print(store(int(sys.argv[1]), b'1.2.3.102', d[:-7]))
 PY
 )
 check "truncated data set is refused with C000" grep -q "^C000" <<<"$r"
-check_eq "the truncated instance is not indexed" "" "$(rcli proto HGET hr:ix:sop 1.2.3.102)"
+check_eq "the truncated instance is not indexed" "" "$(rcli_raw proto HGET hr:ix:sop 1.2.3.102)"
 
 r=$(T=$T py <<'PY'
 import os, sys

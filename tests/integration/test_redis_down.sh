@@ -13,27 +13,27 @@ start_huren rd "$cfg"
 "$GEN" --out "$T/b" --instances 1 --bytes 4096 --modality DX --seed 42 --prefix b >/dev/null
 "$GEN" --out "$T/c" --instances 3 --bytes 4096 --modality DX --seed 43 --prefix c >/dev/null
 
-check "first batch stored" storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/a" 127.0.0.1 "$port"
+check "first batch stored" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/a"
 check_eq "5 indexed" 5 "$(redis-cli -p "$rport" HLEN hr:ix:sop)"
 
 redis-cli -p "$rport" shutdown >/dev/null 2>&1 || true
 wait "$REDIS_PID" 2>/dev/null || true
-out=$(storescu -v -aet TOWNSHIP1 -aec HUREN +sd "$T/b" 127.0.0.1 "$port" 2>&1 || true)
-check "store while redis is down gets Out of Resources (A700)" grep -qi "Out of Resources" <<<"$out"
+out=$(storescu -v -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/b" 2>&1 || true)
+check "store while redis is down gets Out of Resources (A700)" grep -Eqi "Out ?of ?Resources|A700" <<<"$out"
 check "and no success" bash -c "! grep -q 'Received Store Response (Success)' <<<'$out'"
 check "huren logged the index failure" grep -q "index" "$T/rd/huren.log"
 
 start_redis rd "$rport"
 recovered=0
 for _ in $(seq 1 50); do
-  if storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/c" 127.0.0.1 "$port" >/dev/null 2>&1; then recovered=1; break; fi
+  if storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/c" >/dev/null 2>&1; then recovered=1; break; fi
   sleep 0.2
 done
 check "huren recovers by itself when redis returns" test "$recovered" = 1
 n=0
 for f in "$T/a"/*; do [ -n "$(redis-cli -p "$rport" --raw HGET hr:ix:sop "$(sop_uid "$f")")" ] && n=$((n + 1)); done
 check_eq "first batch still indexed (AOF)" 5 "$n"
-check "the refused instance is accepted on retry" storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/b" 127.0.0.1 "$port"
+check "the refused instance is accepted on retry" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/b"
 check_eq "9 indexed in all" 9 "$(redis-cli -p "$rport" HLEN hr:ix:sop)"
 check "graceful stop exits 0" stop_huren "$HUREN_PID"
 finish

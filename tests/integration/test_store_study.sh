@@ -14,8 +14,8 @@ start_huren store "$cfg"
 n_study=$(ls "$T/study" | wc -l)
 check_eq "generator wrote 12 files" 12 "$n_study"
 
-check "storescu sends the study" storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/study" 127.0.0.1 "$port"
-check "dcmsend sends the multi-frame object" dcmsend -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port" "$T/mf"
+check "storescu sends the study" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/study"
+check "dcmsend sends the multi-frame object" dcmsend -aet TOWNSHIP1 -aec HUREN --scan-directories 127.0.0.1 "$port" "$T/mf"
 
 check_eq "13 objects on disk" 13 "$(count_objects store)"
 check_eq "no temp files left" 0 "$(count_tmp store)"
@@ -25,7 +25,7 @@ study=$(dcmdump +P 0020,000D "$f" | sed -n 's/.*\[\(.*\)\].*/\1/p')
 check_eq "study indexed with 12 instances" 12 "$(rcli store HGET "hr:{$study}:st" instances)"
 check_eq "study has 3 series" 3 "$(rcli store ZCARD "hr:{$study}:se")"
 check_eq "accession index finds the study" "$study" "$(rcli_raw store SMEMBERS hr:ix:acc:ACC001)"
-check "patient index holds the study" bash -c "redis-cli -s '$T/store/data/redis/redis.sock' --raw ZRANGE 'hr:pt:township1|P001:st' 0 -1 | grep -qx '$study'"
+check "patient index holds the study" bash -c "redis-cli -s '$T/store/data/redis/redis.sock' --raw ZRANGE 'hr:pt:TOWNSHIP1|P001:st' 0 -1 | grep -qx '$study'"
 check_eq "source hospital recorded" township1 "$(rcli store HGET "hr:{$study}:st" hospital)"
 
 # every stored object carries exactly the dataset bytes that were sent
@@ -43,10 +43,10 @@ check "every object is byte-identical and indexed by its hash" test "$ok" = 1
 mf=$(ls "$T/mf"/*)
 mfstudy=$(dcmdump +P 0020,000D "$mf" | sed -n 's/.*\[\(.*\)\].*/\1/p')
 check_eq "multi-frame frame count indexed" 12 "$(rcli store HGET "hr:{$mfstudy}:i:$(sop_uid "$mf")" frames)"
-check "stored file is valid Part 10 with huren's meta" bash -c "dcmdump '$T/store/data/objects/'*/*/* 2>&1 | grep -q 'SourceApplicationEntityTitle.*TOWNSHIP1'"
+check "stored file is valid Part 10 with huren's meta" bash -c "dcmdump '$T/store/data/objects/'*/*/* 2>&1 | grep -q 'TOWNSHIP1.*SourceApplicationEntityTitle'"
 
 # resend: identical bytes -> success, no second copy
-check "resending the study succeeds" storescu -aet TOWNSHIP1 -aec HUREN +sd "$T/study" 127.0.0.1 "$port"
+check "resending the study succeeds" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/study"
 check_eq "still 13 objects after resend" 13 "$(count_objects store)"
 check_eq "instance count unchanged" 12 "$(rcli store HGET "hr:{$study}:st" instances)"
 
