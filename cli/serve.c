@@ -6,6 +6,7 @@
 #include "../storage/index.h"
 #include "../storage/ingest.h"
 #include "../storage/redis_proc.h"
+#include "../storage/reindex.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -77,6 +78,33 @@ static void wait_index_ready(serve_state *s, int timeout_ms)
     }
 }
 
+/* Before the index client starts writing checkpoints: bring the index up to
+ * date with objects that may have been acknowledged after the last checkpoint
+ * that reached Redis' disk (decision 0002). */
+static void reconcile(serve_state *s, const sto_redis_addr *addr)
+{
+    int err, full = 0;
+    sto_reindex_stats st;
+    redisContext *c = sto_index_connect_sync(addr, s->cfg.redis.connect_timeout_ms, &err);
+    if (!c) {
+        hr_warn("serve", "redis unreachable: start-up reconciliation skipped; "
+                         "run `huren reindex` once it is back");
+        return;
+    }
+    uint64_t t0 = uv_hrtime();
+    int rc = sto_reconcile(&s->sto.store, c, &st, &full);
+    redisFree(c);
+    if (rc) {
+        hr_error("serve", "reconciliation stopped: %s; run `huren reindex`", hr_strerror(rc));
+        return;
+    }
+    hr_info("serve",
+            "reconciled the index with %s objects in %.0f ms: %lld examined, %lld added, "
+            "%lld versions, %lld corrupt",
+            full ? "all" : "recent", (double)(uv_hrtime() - t0) / 1e6, st.files, st.added,
+            st.versions, st.corrupt + st.errors);
+}
+
 int cli_serve(int argc, char **argv)
 {
     static serve_state s;
@@ -85,6 +113,9 @@ int cli_serve(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     signal(SIGPIPE, SIG_IGN);
+    /* the thread pool does the fsyncs: with many associations more threads
+     * let the filesystem journal group their commits (decision 0004) */
+    setenv("UV_THREADPOOL_SIZE", "16", 0);
     s.loop = uv_default_loop();
     s.sto.loop = s.loop;
     s.sto.max_object_bytes = s.cfg.dicom.max_object_bytes;
@@ -128,6 +159,7 @@ int cli_serve(int argc, char **argv)
         hr_info("serve", "embedded redis on %s (appendfsync %s)", addr.host,
                 s.cfg.redis.appendfsync);
     }
+    reconcile(&s, &addr);
     sto_index_open(s.loop, &addr, &s.sto.index);
     wait_index_ready(&s, s.cfg.redis.connect_timeout_ms);
     if (!sto_index_ready(s.sto.index))

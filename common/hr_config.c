@@ -12,7 +12,7 @@ static const char k_default_json[] =
     "{\n"
     "  \"data_dir\": \"./huren-data\",\n"
     "  \"log_level\": \"info\",\n"
-    "  \"redis\": {\"url\": \"\", \"server\": \"redis-server\", \"appendfsync\": \"always\",\n"
+    "  \"redis\": {\"url\": \"\", \"server\": \"redis-server\", \"appendfsync\": \"everysec\",\n"
     "            \"connect_timeout_ms\": 5000},\n"
     "  \"dicom\": {\"listen\": \"0.0.0.0\", \"port\": 11112, \"ae_title\": \"HUREN\",\n"
     "            \"hospital\": \"county\", \"max_associations\": 64, \"max_pdu\": 262144,\n"

@@ -5,6 +5,7 @@
 #include "../common/hr_log.h"
 
 #include <hiredis/adapters/libuv.h>
+#include <openssl/sha.h>
 #include <hiredis/async.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,19 @@ int sto_redis_addr_parse(const char *url, sto_redis_addr *out)
     return 0;
 }
 
+/* SHA1 of the script as EVALSHA wants it (40 hex), computed once. */
+static const char *script_sha(void)
+{
+    static char hex[41];
+    if (!hex[0]) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)k_index_script, strlen(k_index_script), md);
+        for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    return hex;
+}
+
 static void add(index_args *a, const char *s)
 {
     a->argv[a->argc] = s;
@@ -68,7 +82,8 @@ static void add(index_args *a, const char *s)
     a->argc++;
 }
 
-static int index_args_build(const sto_instance_rec *r, index_args *a)
+/* by_sha: EVALSHA (the server has the script loaded) instead of EVAL. */
+static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha)
 {
     const dcm_attrs *d = r->a;
     const char *study = d->study_instance_uid, *series = d->series_instance_uid;
@@ -105,8 +120,8 @@ static int index_args_build(const sto_instance_rec *r, index_args *a)
     snprintf(a->received, sizeof(a->received), "%lld", r->received_ms);
     snprintf(a->size, sizeof(a->size), "%llu", (unsigned long long)r->size);
     a->argc = 0;
-    add(a, "EVAL");
-    add(a, k_index_script);
+    add(a, by_sha ? "EVALSHA" : "EVAL");
+    add(a, by_sha ? script_sha() : k_index_script);
     add(a, a->nkeys);
     for (int i = 0; i < N_KEYS; i++)
         add(a, a->keys[i]);
@@ -162,7 +177,7 @@ int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r,
     index_args *a = malloc(sizeof(*a));
     if (!a)
         return -ENOMEM;
-    int rc = index_args_build(r, a);
+    int rc = index_args_build(r, a, 0);
     if (rc)
         goto out;
     redisReply *rep = redisCommandArgv(c, a->argc, a->argv, a->len);
@@ -208,6 +223,8 @@ struct sto_index {
     int ready;
     int closing;
     uv_timer_t retry;
+    uv_timer_t tick; /* writes hr:meta:checkpoint every second */
+    int open_timers;
     uint64_t errors;
     int logged_down;
 };
@@ -221,7 +238,31 @@ static void connect_now(sto_index *ix);
 
 static void free_index(uv_handle_t *h)
 {
-    free(h->data);
+    sto_index *ix = h->data;
+    if (--ix->open_timers == 0)
+        free(ix);
+}
+
+static void close_timers(sto_index *ix)
+{
+    uv_close((uv_handle_t *)&ix->retry, free_index);
+    uv_close((uv_handle_t *)&ix->tick, free_index);
+}
+
+static long long wall_ms(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* Every command executed before this SET is in the AOF before it: when the
+ * checkpoint survives a power loss, so did every earlier commit (decision 0002). */
+static void on_tick(uv_timer_t *t)
+{
+    sto_index *ix = t->data;
+    if (ix->ready && ix->ac)
+        redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", wall_ms());
 }
 
 static void on_retry(uv_timer_t *t)
@@ -235,11 +276,11 @@ static void schedule_retry(sto_index *ix)
         uv_timer_start(&ix->retry, on_retry, 500, 0);
 }
 
-static void on_select(redisAsyncContext *ac, void *reply, void *priv)
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
     sto_index *ix = priv;
     redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_STATUS) {
+    if (r && r->type == REDIS_REPLY_STRING && strcmp(r->str, script_sha()) == 0) {
         ix->ready = 1;
         if (ix->logged_down)
             hr_info("index", "redis is back");
@@ -259,8 +300,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
         schedule_retry(ix);
         return;
     }
-    /* SELECT also proves the server answers before we mark ready */
-    redisAsyncCommand(ix->ac, on_select, ix, "SELECT %d", ix->addr.db);
+    /* the script is loaded before we are ready: commits use EVALSHA */
+    redisAsyncCommand(ix->ac, NULL, NULL, "SELECT %d", ix->addr.db);
+    redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -269,7 +311,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     ix->ac = NULL;
     ix->ready = 0;
     if (ix->closing) {
-        uv_close((uv_handle_t *)&ix->retry, free_index);
+        close_timers(ix);
         return;
     }
     ix->errors++;
@@ -307,7 +349,10 @@ int sto_index_open(uv_loop_t *loop, const sto_redis_addr *addr, sto_index **out)
     ix->loop = loop;
     ix->addr = *addr;
     uv_timer_init(loop, &ix->retry);
-    ix->retry.data = ix;
+    uv_timer_init(loop, &ix->tick);
+    ix->retry.data = ix->tick.data = ix;
+    ix->open_timers = 2;
+    uv_timer_start(&ix->tick, on_tick, 1000, 1000);
     connect_now(ix);
     *out = ix;
     return 0;
@@ -334,6 +379,12 @@ static void on_commit(redisAsyncContext *ac, void *reply, void *priv)
         redisReply *r = reply;
         hr_error("index", "commit failed: %s",
                  r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost");
+        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
+            ix->ready) {
+            /* someone flushed the script cache: load it again */
+            ix->ready = 0;
+            redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);
+        }
     }
     req->cb(req->arg, rc, outcome);
     free(req);
@@ -351,7 +402,7 @@ void sto_index_commit(sto_index *ix, const sto_instance_rec *r, sto_index_cb cb,
     req = malloc(sizeof(*req));
     if (!a || !req)
         goto fail;
-    rc = index_args_build(r, a);
+    rc = index_args_build(r, a, 1);
     if (rc)
         goto fail;
     req->cb = cb;
@@ -373,9 +424,12 @@ void sto_index_close(sto_index *ix)
 {
     ix->closing = 1;
     uv_timer_stop(&ix->retry);
+    uv_timer_stop(&ix->tick);
     if (ix->ac) {
-        redisAsyncDisconnect(ix->ac); /* on_disconnect frees ix */
+        if (ix->ready) /* a clean stop leaves a fresh checkpoint */
+            redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", wall_ms());
+        redisAsyncDisconnect(ix->ac); /* on_disconnect closes the timers */
         return;
     }
-    uv_close((uv_handle_t *)&ix->retry, free_index);
+    close_timers(ix);
 }

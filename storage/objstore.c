@@ -42,6 +42,19 @@ int sto_objstore_open(sto_objstore *s, const char *root, int *removed)
         rc = mkdir_p1(s->objects);
     if (rc)
         return rc;
+    /* the 256 first-level directories exist from the start, so that only a
+     * second-level directory is ever created on the ingest path */
+    int created = 0;
+    for (int i = 0; i < 256; i++) {
+        char sub[STO_PATH_MAX];
+        snprintf(sub, sizeof(sub), "%s/%02x", s->objects, i);
+        if (mkdir(sub, 0750) == 0)
+            created = 1;
+        else if (errno != EEXIST)
+            return -errno;
+    }
+    if (created && (rc = fsync_dir(s->objects)) != 0)
+        return rc;
     DIR *d = opendir(s->tmp);
     if (!d)
         return -errno;
@@ -76,11 +89,14 @@ void sto_objstore_path(const sto_objstore *s, const char *sha, char *out)
     snprintf(out, STO_PATH_MAX, "%s/%.2s/%.2s/%s", s->objects, sha, sha + 2, sha);
 }
 
-/* mkdir dir if missing; when created, fsync its parent so the entry is durable. */
-static int ensure_dir(const char *dir, const char *parent)
+/* mkdir dir if missing; *created tells whether its parent needs an fsync. */
+static int make_dir(const char *dir, int *created)
 {
-    if (mkdir(dir, 0750) == 0)
-        return fsync_dir(parent);
+    *created = 0;
+    if (mkdir(dir, 0750) == 0) {
+        *created = 1;
+        return 0;
+    }
     return errno == EEXIST ? 0 : -errno;
 }
 
@@ -88,20 +104,25 @@ int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, con
                         int *existed)
 {
     char d1[STO_PATH_MAX], d2[STO_PATH_MAX], final[STO_PATH_MAX];
-    int rc = 0;
+    int rc, new1 = 0, new2 = 0;
     *existed = 0;
-    if (fdatasync(fd))
-        rc = -errno;
-    if (close(fd) && !rc)
-        rc = -errno;
-    if (rc)
-        goto out;
     snprintf(d1, sizeof(d1), "%s/%.2s", s->objects, sha);
     snprintf(d2, sizeof(d2), "%s/%.2s/%.2s", s->objects, sha, sha + 2);
     sto_objstore_path(s, sha, final);
-    rc = ensure_dir(d1, s->objects);
+    /* Directories first, then the data: the fdatasync below makes the
+     * filesystem commit its journal, which then carries the new directory
+     * too, so the parent fsyncs that follow are normally free. */
+    rc = make_dir(d1, &new1);
     if (!rc)
-        rc = ensure_dir(d2, d1);
+        rc = make_dir(d2, &new2);
+    if (fdatasync(fd) && !rc)
+        rc = -errno;
+    if (close(fd) && !rc)
+        rc = -errno;
+    if (!rc && new1)
+        rc = fsync_dir(s->objects);
+    if (!rc && new2)
+        rc = fsync_dir(d1);
     if (rc)
         goto out;
     struct stat st;

@@ -18,7 +18,7 @@ typedef struct sto_objstore {
     char objects[STO_PATH_MAX]; /* <root>/objects */
 } sto_objstore;
 
-/* Creates <root>, tmp/ and objects/ (mode 0750) if missing and removes stale
+/* Creates <root>, tmp/, objects/ and objects/00..ff (mode 0750) if missing and removes stale
  * files in tmp/ (left by a crash: they were never acknowledged). *removed gets
  * their count. 0 or -errno. */
 int sto_objstore_open(sto_objstore *s, const char *root, int *removed);

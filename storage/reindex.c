@@ -81,8 +81,30 @@ out:
     return rc;
 }
 
+/* 1 when the index already holds this file as the current version of its
+ * instance (header read only), 0 when it must be indexed. */
+static int already_indexed(const char *path, const char *sha, redisContext *c, uint8_t *buf)
+{
+    dcm_attrs a;
+    int found = 0;
+    dcm_scanner *sc = dcm_scanner_new(DCM_SCAN_PART10, NULL, &a);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 && sc ? read(fd, buf, READ_CHUNK) : -1;
+    if (n > 0 && dcm_scanner_feed(sc, buf, (size_t)n) >= 0 && a.study_instance_uid[0] &&
+        a.sop_instance_uid[0]) {
+        redisReply *r = redisCommand(c, "HGET hr:{%s}:i:%s sha", a.study_instance_uid,
+                                     a.sop_instance_uid);
+        found = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, sha) == 0;
+        freeReplyObject(r);
+    }
+    if (fd >= 0)
+        close(fd);
+    dcm_scanner_free(sc);
+    return found;
+}
+
 static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
-                      sto_reindex_stats *st, uint8_t *buf)
+                      sto_reindex_stats *st, uint8_t *buf, int check_first)
 {
     char path[STO_PATH_MAX], hospital[64] = "unknown";
     long long received = 0;
@@ -90,6 +112,10 @@ static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
     dcm_attrs a;
     sto_objstore_path(s, sha, path);
     st->files++;
+    if (check_first && already_indexed(path, sha, c, buf)) {
+        st->present++;
+        return 0;
+    }
     int rc = scan_file(path, sha, &a, &size, buf);
     if (rc) {
         hr_error("reindex", "%s: %s", path, hr_strerror(rc));
@@ -124,7 +150,18 @@ static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
     return 0;
 }
 
-int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st)
+static long long mtime_ms(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return -1;
+    return (long long)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+}
+
+/* Walks objects/aa/bb/<sha>; since_ms > 0 limits it to directories and files
+ * modified since then (a rename into bb/ updates bb's mtime). */
+static int walk(const sto_objstore *s, redisContext *c, sto_reindex_stats *st,
+                long long since_ms)
 {
     memset(st, 0, sizeof(*st));
     int rc = 0;
@@ -149,13 +186,23 @@ int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st)
                 continue;
             char p2[STO_PATH_MAX];
             snprintf(p2, sizeof(p2), "%s/%s", p1, e2->d_name);
+            if (since_ms > 0 && mtime_ms(p2) < since_ms)
+                continue;
             DIR *d3 = opendir(p2);
             if (!d3)
                 continue;
             struct dirent *e3;
-            while (!rc && (e3 = readdir(d3)) != NULL)
-                if (is_hex_name(e3->d_name, 64))
-                    rc = index_file(s, c, e3->d_name, st, buf);
+            while (!rc && (e3 = readdir(d3)) != NULL) {
+                if (!is_hex_name(e3->d_name, 64))
+                    continue;
+                if (since_ms > 0) {
+                    char p3[STO_PATH_MAX];
+                    snprintf(p3, sizeof(p3), "%s/%s", p2, e3->d_name);
+                    if (mtime_ms(p3) < since_ms)
+                        continue;
+                }
+                rc = index_file(s, c, e3->d_name, st, buf, since_ms > 0);
+            }
             closedir(d3);
         }
         closedir(d2);
@@ -165,4 +212,27 @@ out:
         closedir(d1);
     free(buf);
     return rc;
+}
+
+int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st)
+{
+    return walk(s, c, st, 0);
+}
+
+int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full)
+{
+    long long checkpoint = 0;
+    redisReply *r = redisCommand(c, "GET hr:meta:checkpoint");
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        freeReplyObject(r);
+        return HR_EREDIS;
+    }
+    if (r->type == REDIS_REPLY_STRING)
+        checkpoint = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    *full = checkpoint <= 0;
+    if (*full)
+        return walk(s, c, st, 0);
+    long long since = checkpoint - STO_RECONCILE_MARGIN_MS;
+    return walk(s, c, st, since > 0 ? since : 1);
 }

@@ -21,4 +21,14 @@ typedef struct sto_reindex_stats {
  * not fatal), or the first fatal error (HR_EREDIS). */
 int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st);
 
+/* Start-up reconciliation (decision 0002): indexes the objects that may have
+ * been acknowledged after the last index checkpoint that reached Redis' disk.
+ * Reads hr:meta:checkpoint; with none, and objects present, does a full
+ * sto_reindex. Otherwise only second-level directories and files modified
+ * since checkpoint - STO_RECONCILE_MARGIN_MS are examined, and a file already
+ * indexed under its name is skipped after reading its header. *full is set
+ * when a full reindex was done. */
+#define STO_RECONCILE_MARGIN_MS (120 * 1000)
+int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full);
+
 #endif

@@ -2,7 +2,7 @@
 #include "common/hr_err.h"
 #include "dicom/uids.h"
 #include "storage/ingest.h"
-#include "support/test_support.h"
+#include "support/support.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>

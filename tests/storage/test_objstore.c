@@ -1,6 +1,6 @@
 #include "common/hr_err.h"
 #include "storage/objstore.h"
-#include "support/test_support.h"
+#include "support/support.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "test_support.h"
+#include "support.h"
 #include "../../storage/redis_proc.h"
 
 #include <errno.h>
