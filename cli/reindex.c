@@ -6,15 +6,18 @@
 #include "../storage/redis_proc.h"
 #include "../storage/reindex.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int cli_reindex(int argc, char **argv)
 {
     static const char *const flags_names[] = {"--flush", NULL};
     hr_config cfg;
-    int flags = 0, redis_pid = 0, status = 1;
+    int flags = 0, redis_pid = 0, status = 1, lock_fd = -1;
     redisContext *c = NULL;
     sto_objstore store;
     sto_redis_addr addr;
@@ -40,10 +43,13 @@ int cli_reindex(int argc, char **argv)
         cli_redis_dir(&cfg, dir, sizeof(dir));
         memset(&addr, 0, sizeof(addr));
         sto_redis_socket_path(dir, addr.host, sizeof(addr.host));
-        int err;
-        c = sto_index_connect_sync(&addr, 1000, &err);
-        if (!c) {
-            /* no huren serving this data dir: start its redis for the run */
+        /* a huren serving this data dir holds the lock and its redis: use it;
+         * otherwise hold the lock ourselves while we run our own redis */
+        char lock[HR_PATH_MAX + 16];
+        snprintf(lock, sizeof(lock), "%s/huren.lock", cfg.data_dir);
+        lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        int serving = lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0;
+        if (!serving) {
             sto_redis_opts ro = {cfg.redis.server, dir, cfg.redis.appendfsync};
             redis_pid = sto_redis_start_blocking(&ro, cfg.redis.connect_timeout_ms);
             if (redis_pid < 0) {
@@ -86,6 +92,8 @@ out:
         redisFree(c);
     if (redis_pid > 0)
         sto_redis_stop_blocking(redis_pid, 10000);
+    if (lock_fd >= 0)
+        close(lock_fd);
     hr_config_free(&cfg);
     return status;
 }

@@ -14,10 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct serve_state {
     uv_loop_t *loop;
+    sto_redis_addr addr;
+    uv_timer_t reconcile_timer; /* retries a reconciliation that could not run */
+    uv_work_t reconcile_work;
+    int reconcile_rc;
+    int reconcile_busy;
     hr_config cfg;
     sto_ctx sto;
     sto_redis_proc *redis;
@@ -50,6 +56,7 @@ static void on_signal(uv_signal_t *h, int signum)
     hr_info("serve", "signal %d: stopping", signum);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->reconcile_timer, NULL);
     gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
 }
 
@@ -78,31 +85,53 @@ static void wait_index_ready(serve_state *s, int timeout_ms)
     }
 }
 
-/* Before the index client starts writing checkpoints: bring the index up to
- * date with objects that may have been acknowledged after the last checkpoint
- * that reached Redis' disk (decision 0002). */
-static void reconcile(serve_state *s, const sto_redis_addr *addr)
+/* Brings the index up to date with objects that may have been acknowledged
+ * after the last checkpoint that reached Redis' disk (decision 0002). Blocking:
+ * called before the loop runs, or on the thread pool. */
+static int reconcile(serve_state *s)
 {
     int err, full = 0;
     sto_reindex_stats st;
-    redisContext *c = sto_index_connect_sync(addr, s->cfg.redis.connect_timeout_ms, &err);
-    if (!c) {
-        hr_warn("serve", "redis unreachable: start-up reconciliation skipped; "
-                         "run `huren reindex` once it is back");
-        return;
-    }
+    redisContext *c = sto_index_connect_sync(&s->addr, s->cfg.redis.connect_timeout_ms, &err);
+    if (!c)
+        return HR_EREDIS;
     uint64_t t0 = uv_hrtime();
     int rc = sto_reconcile(&s->sto.store, c, &st, &full);
     redisFree(c);
-    if (rc) {
-        hr_error("serve", "reconciliation stopped: %s; run `huren reindex`", hr_strerror(rc));
-        return;
-    }
+    if (rc)
+        return rc;
     hr_info("serve",
             "reconciled the index with %s objects in %.0f ms: %lld examined, %lld added, "
             "%lld versions, %lld corrupt",
             full ? "all" : "recent", (double)(uv_hrtime() - t0) / 1e6, st.files, st.added,
             st.versions, st.corrupt + st.errors);
+    return 0;
+}
+
+static void reconcile_run(uv_work_t *w)
+{
+    serve_state *s = w->data;
+    s->reconcile_rc = reconcile(s);
+}
+
+static void reconcile_done(uv_work_t *w, int status)
+{
+    serve_state *s = w->data;
+    s->reconcile_busy = 0;
+    if (s->reconcile_rc == 0 && s->sto.index) {
+        uv_timer_stop(&s->reconcile_timer);
+        sto_index_enable_checkpoints(s->sto.index);
+    }
+}
+
+static void on_reconcile_timer(uv_timer_t *t)
+{
+    serve_state *s = t->data;
+    if (s->reconcile_busy || s->stopping)
+        return;
+    s->reconcile_busy = 1;
+    s->reconcile_work.data = s;
+    uv_queue_work(s->loop, &s->reconcile_work, reconcile_run, reconcile_done);
 }
 
 int cli_serve(int argc, char **argv)
@@ -121,10 +150,11 @@ int cli_serve(int argc, char **argv)
     s.sto.max_object_bytes = s.cfg.dicom.max_object_bytes;
     s.sto.max_feed = s.cfg.dicom.max_pdu;
 
-    rc = sto_objstore_open(&s.sto.store, s.cfg.data_dir, &removed);
-    if (rc) {
-        fprintf(stderr, "huren: cannot use data directory %s: %s\n", s.cfg.data_dir,
-                hr_strerror(rc));
+    /* the lock comes first: opening the store removes temp files, which
+     * must never be those of another running huren */
+    if (mkdir(s.cfg.data_dir, 0750) && errno != EEXIST) {
+        fprintf(stderr, "huren: cannot create data directory %s: %s\n", s.cfg.data_dir,
+                strerror(errno));
         return 1;
     }
     lock_fd = lock_data_dir(s.cfg.data_dir);
@@ -133,13 +163,19 @@ int cli_serve(int argc, char **argv)
                 s.cfg.data_dir, hr_strerror(lock_fd));
         return 1;
     }
+    rc = sto_objstore_open(&s.sto.store, s.cfg.data_dir, &removed);
+    if (rc) {
+        fprintf(stderr, "huren: cannot use data directory %s: %s\n", s.cfg.data_dir,
+                hr_strerror(rc));
+        return 1;
+    }
     if (removed)
         hr_info("serve", "removed %d unfinished objects left in %s (never acknowledged)",
                 removed, s.sto.store.tmp);
 
-    sto_redis_addr addr;
+    sto_redis_addr *addr = &s.addr;
     if (s.cfg.redis.url[0]) {
-        rc = sto_redis_addr_parse(s.cfg.redis.url, &addr);
+        rc = sto_redis_addr_parse(s.cfg.redis.url, addr);
         if (rc) {
             fprintf(stderr, "huren: redis.url: cannot parse \"%s\"\n", s.cfg.redis.url);
             return 1;
@@ -154,13 +190,23 @@ int cli_serve(int argc, char **argv)
                     s.cfg.redis.server, hr_strerror(rc));
             return 1;
         }
-        memset(&addr, 0, sizeof(addr));
-        sto_redis_socket_path(dir, addr.host, sizeof(addr.host));
-        hr_info("serve", "embedded redis on %s (appendfsync %s)", addr.host,
+        memset(addr, 0, sizeof(*addr));
+        sto_redis_socket_path(dir, addr->host, sizeof(addr->host));
+        hr_info("serve", "embedded redis on %s (appendfsync %s)", addr->host,
                 s.cfg.redis.appendfsync);
     }
-    reconcile(&s, &addr);
-    sto_index_open(s.loop, &addr, &s.sto.index);
+    /* reconcile before any new checkpoint can overwrite the surviving one */
+    rc = reconcile(&s);
+    sto_index_open(s.loop, addr, &s.sto.index);
+    uv_timer_init(s.loop, &s.reconcile_timer);
+    s.reconcile_timer.data = &s;
+    if (rc == 0) {
+        sto_index_enable_checkpoints(s.sto.index);
+    } else {
+        hr_warn("serve", "start-up reconciliation could not run (%s); retrying every 5 s",
+                hr_strerror(rc));
+        uv_timer_start(&s.reconcile_timer, on_reconcile_timer, 5000, 5000);
+    }
     wait_index_ready(&s, s.cfg.redis.connect_timeout_ms);
     if (!sto_index_ready(s.sto.index))
         hr_warn("serve", "redis is not reachable yet; C-STORE answers A700 until it is");
@@ -169,6 +215,9 @@ int cli_serve(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "huren: cannot listen for DICOM on %s:%d: %s\n", s.cfg.dicom.listen.host,
                 s.cfg.dicom.listen.port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&s.reconcile_timer, NULL);
+        on_dicom_stopped(&s); /* closes the index and stops the embedded redis */
+        uv_run(s.loop, UV_RUN_DEFAULT);
         return 1;
     }
     uv_signal_init(s.loop, &s.sigint);

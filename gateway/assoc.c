@@ -25,8 +25,8 @@ static void on_timer(uv_timer_t *t)
 {
     gw_assoc *a = t->data;
     if (a->state == DCM_STA6) {
-        if (a->finalizing)
-            return; /* our own work; the timer is restarted when it completes */
+        if (a->finalizing || a->paused)
+            return; /* we are the slow side; the timer restarts when we resume */
         hr_warn("dicom", "%s: idle for %d s, aborting", a->peer, a->srv->cfg->dicom.idle_timeout_s);
         gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
         return;
@@ -78,18 +78,24 @@ static int flush_out(gw_assoc *a)
 int gw__assoc_send_command(gw_assoc *a, uint8_t pc_id, const dcm_command *c)
 {
     hr_buf_reset(&a->out);
-    int rc = hr_buf_reserve(&a->out, 12);
+    int rc = dcm_command_encode(c, &a->out);
     if (rc)
         return rc;
-    a->out.len = 12;
-    rc = dcm_command_encode(c, &a->out);
-    if (rc)
-        return rc;
-    uint32_t cmd_len = (uint32_t)(a->out.len - 12);
-    /* a command set is far below any negotiated maximum PDU (>= 4 KB, 0 = none) */
-    HR_ASSERT(a->peer_max_pdu == 0 || cmd_len + 6 <= a->peer_max_pdu);
-    dcm_pdata_header(a->out.data, pc_id, 1, 1, cmd_len);
-    return flush_out(a);
+    /* one PDV per P-DATA-TF, each within the peer's maximum PDU length
+     * (0 = unlimited; negotiation refuses maxima below GW_PEER_MIN_PDU) */
+    uint32_t room = a->peer_max_pdu ? a->peer_max_pdu - 6 : UINT32_MAX;
+    size_t off = 0, n = a->out.len;
+    do {
+        uint32_t len = n - off > room ? room : (uint32_t)(n - off);
+        uint8_t hdr[12];
+        dcm_pdata_header(hdr, pc_id, 1, off + len == n, len);
+        rc = send_bytes(a, hdr, sizeof(hdr));
+        if (!rc)
+            rc = send_bytes(a, a->out.data + off, len);
+        off += len;
+    } while (!rc && off < n);
+    hr_buf_reset(&a->out);
+    return rc;
 }
 
 /* ---- lifecycle ---- */
@@ -282,9 +288,16 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
     case DCM_AR_2:
         /* A-RELEASE indication; our response (AR-4) follows at once unless an
          * object is still being made durable */
+        if (a->ingest && !a->finalizing) {
+            /* release in the middle of a data set: the object can never
+             * complete, so the association is aborted and the object dropped */
+            hr_warn("dicom", "%s: A-RELEASE-RQ in the middle of an object; aborting", a->peer);
+            gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNEXPECTED_PDU);
+            return;
+        }
         a->state = DCM_STA8;
-        if (a->finalizing || a->ingest) {
-            a->release_pending = 1;
+        if (a->finalizing) {
+            a->release_pending = 1; /* answered once the object is durable */
             return;
         }
         do_release_response(a);
@@ -304,8 +317,13 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
         return;
     case DCM_AA_6:
         return; /* ignore PDU in Sta13 */
-    case DCM_AA_1:
     case DCM_AA_7:
+        /* Sta13: answer with an A-ABORT PDU, ARTIM keeps running */
+        hr_buf_reset(&a->out);
+        if (dcm_pdu_encode_abort(DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNEXPECTED_PDU, &a->out) == 0)
+            flush_out(a);
+        return;
+    case DCM_AA_1:
         gw__assoc_abort(a, DCM_ABORT_SRC_USER, DCM_ABORT_NOT_SPECIFIED);
         return;
     case DCM_AA_8:
@@ -347,7 +365,8 @@ void gw__assoc_process(gw_assoc *a)
     while (!a->closing && !a->paused) {
         uint8_t type;
         uint32_t body_len;
-        uint32_t max = a->state == DCM_STA2 ? GW_RQ_MAX_LEN : a->srv->cfg->dicom.max_pdu;
+        /* until associated, only a small A-ASSOCIATE-RQ is worth buffering */
+        uint32_t max = a->counted ? a->srv->cfg->dicom.max_pdu : GW_RQ_MAX_LEN;
         int rc = dcm_pdu_frame(a->in.data + a->in.pos, a->in.len - a->in.pos, max, &type,
                                &body_len);
         if (rc == 0)

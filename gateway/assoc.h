@@ -10,7 +10,8 @@
 
 #include <uv.h>
 
-#define GW_RQ_MAX_LEN 65536 /* A-ASSOCIATE-RQ limit before the peer is known */
+#define GW_RQ_MAX_LEN   65536 /* A-ASSOCIATE-RQ limit before the peer is known */
+#define GW_PEER_MIN_PDU 1024  /* smaller proposed maxima are refused */
 
 struct gw_dicom_server {
     uv_loop_t *loop;

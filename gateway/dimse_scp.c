@@ -78,7 +78,8 @@ static void on_stored(void *arg, const sto_ingest_result *r)
     else
         hr_warn("dicom", "%s: C-STORE %s refused with %04X: %s", a->peer,
                 a->cur.affected_sop_instance, status, r->reason);
-    respond(a, status, r->reason);
+    if (a->state == DCM_STA6 || a->state == DCM_STA8)
+        respond(a, status, r->reason); /* not after an abort (Sta13) */
     gw__assoc_resume(a);
 }
 

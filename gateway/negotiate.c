@@ -54,6 +54,13 @@ int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t
         rj[2] = DCM_RJ_USER_CALLED_AE;
         return -1;
     }
+    if (rq->max_pdu != 0 && rq->max_pdu < GW_PEER_MIN_PDU) {
+        hr_warn("dicom", "%s: rejected: maximum PDU length %u is below %u", a->peer,
+                rq->max_pdu, GW_PEER_MIN_PDU);
+        rj[1] = DCM_RJ_SRC_ACSE;
+        rj[2] = DCM_RJ_ACSE_NO_REASON;
+        return -1;
+    }
     const hr_hospital *h = hr_config_hospital_by_ae(cfg, rq->calling_ae);
     if (!h || !hr_hospital_allows(h, (const struct sockaddr *)&a->peer_addr)) {
         hr_warn("dicom", "%s: rejected: calling AE \"%s\" %s", a->peer, rq->calling_ae,

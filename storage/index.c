@@ -225,6 +225,7 @@ struct sto_index {
     uv_timer_t retry;
     uv_timer_t tick; /* writes hr:meta:checkpoint every second */
     int open_timers;
+    int checkpoints; /* enabled after reconciliation */
     uint64_t errors;
     int logged_down;
 };
@@ -261,8 +262,13 @@ static long long wall_ms(void)
 static void on_tick(uv_timer_t *t)
 {
     sto_index *ix = t->data;
-    if (ix->ready && ix->ac)
+    if (ix->ready && ix->ac && ix->checkpoints)
         redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", wall_ms());
+}
+
+void sto_index_enable_checkpoints(sto_index *ix)
+{
+    ix->checkpoints = 1;
 }
 
 static void on_retry(uv_timer_t *t)
@@ -276,6 +282,25 @@ static void schedule_retry(sto_index *ix)
         uv_timer_start(&ix->retry, on_retry, 500, 0);
 }
 
+/* A connection that cannot be made ready (Redis still loading its AOF, a
+ * failed SELECT) is dropped; the normal reconnect path tries again. */
+static void drop_connection(sto_index *ix, const char *why)
+{
+    if (!ix->logged_down)
+        hr_warn("index", "redis not ready: %s; retrying", why);
+    ix->logged_down = 1;
+    ix->ready = 0;
+    if (ix->ac && !ix->closing)
+        redisAsyncDisconnect(ix->ac);
+}
+
+static void on_selected(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        drop_connection(priv, r->str);
+}
+
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
     sto_index *ix = priv;
@@ -285,6 +310,8 @@ static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
         if (ix->logged_down)
             hr_info("index", "redis is back");
         ix->logged_down = 0;
+    } else if (r) {
+        drop_connection(ix, r->type == REDIS_REPLY_ERROR ? r->str : "SCRIPT LOAD failed");
     }
 }
 
@@ -301,7 +328,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     /* the script is loaded before we are ready: commits use EVALSHA */
-    redisAsyncCommand(ix->ac, NULL, NULL, "SELECT %d", ix->addr.db);
+    redisAsyncCommand(ix->ac, on_selected, ix, "SELECT %d", ix->addr.db);
     redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);
 }
 
@@ -426,8 +453,15 @@ void sto_index_close(sto_index *ix)
     uv_timer_stop(&ix->retry);
     uv_timer_stop(&ix->tick);
     if (ix->ac) {
-        if (ix->ready) /* a clean stop leaves a fresh checkpoint */
+        if (ix->ready && ix->checkpoints) /* a clean stop leaves a fresh checkpoint */
             redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", wall_ms());
+        if (!(ix->ac->c.flags & REDIS_CONNECTED)) {
+            /* still connecting: hiredis frees it without a disconnect callback */
+            redisAsyncFree(ix->ac);
+            ix->ac = NULL;
+            close_timers(ix);
+            return;
+        }
         redisAsyncDisconnect(ix->ac); /* on_disconnect closes the timers */
         return;
     }

@@ -56,6 +56,9 @@ typedef void (*sto_index_cb)(void *arg, int rc, enum sto_index_outcome outcome);
 /* Starts connecting; *out is usable at once (commits fail with HR_EREDIS until
  * connected). Free with sto_index_close. */
 int sto_index_open(uv_loop_t *loop, const sto_redis_addr *addr, sto_index **out);
+/* Checkpoints (hr:meta:checkpoint, decision 0002) are written only once
+ * enabled: after start-up reconciliation has succeeded. */
+void sto_index_enable_checkpoints(sto_index *ix);
 /* 1 while connected and ready. */
 int sto_index_ready(const sto_index *ix);
 /* Commits r; cb runs exactly once on the loop (possibly before this returns

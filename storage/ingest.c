@@ -168,11 +168,9 @@ static void fail_and_discard(sto_ingest *ig)
     ig->result.status = ig->fail_status;
     ig->result.rc = ig->data_error;
     snprintf(ig->result.reason, sizeof(ig->result.reason), "%s", ig->fail_reason);
-    if (ig->fd >= 0 || ig->tmp_path[0]) {
-        submit(ig, JOB_DISCARD, NULL);
-        return;
-    }
-    finish(ig);
+    /* always through the pool, even with no temp file: done() must never run
+     * inside the caller's end() (the caller may be mid-PDU) */
+    submit(ig, JOB_DISCARD, NULL);
 }
 
 static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
@@ -192,8 +190,11 @@ static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
     } else if (outcome == STO_INDEX_NEW_VERSION || outcome == STO_INDEX_OLDER_VERSION) {
         ig->result.status = STO_NEW_VERSION;
         snprintf(ig->result.reason, sizeof(ig->result.reason),
-                 "SOP Instance UID stored before with different content; both versions kept, "
-                 "this one is current");
+                 outcome == STO_INDEX_NEW_VERSION
+                     ? "SOP Instance UID stored before with different content; both versions "
+                       "kept, this one is current"
+                     : "SOP Instance UID stored later with different content; both versions "
+                       "kept, the later one stays current");
         ig->ctx->stored++;
         ig->ctx->bytes += ig->file_bytes;
     } else {
@@ -255,7 +256,8 @@ static void job_done(uv_work_t *w, int status)
         return;
     }
     maybe_flush(ig);
-    if (ig->paused && !ig->in_flight) {
+    /* the other buffer is free again (or being written): take more data */
+    if (ig->paused && ig->bufs[ig->filling].len < STO_INGEST_CHUNK) {
         ig->paused = 0;
         ig->resume(ig->resume_arg);
     }

@@ -69,7 +69,8 @@ int sto_ingest_begin(sto_ctx *ctx, const sto_ingest_meta *meta, sto_ingest_resum
  * should stop reading until the resume callback. Errors in the data are
  * recorded and reported by end(); feed itself never fails. */
 int sto_ingest_feed(sto_ingest *ig, const uint8_t *p, size_t n);
-/* Declares the end of the object. done runs exactly once, later. */
+/* Declares the end of the object. done runs exactly once, always from a later
+ * loop callback (never inside this call). */
 void sto_ingest_end(sto_ingest *ig, sto_ingest_done_cb done, void *arg);
 /* Abandons the object (association aborted): the temp file is removed, no
  * callback runs, the ingest frees itself. */

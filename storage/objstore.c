@@ -125,12 +125,12 @@ int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, con
         rc = fsync_dir(d1);
     if (rc)
         goto out;
+    /* An object of this name may exist (identical bytes sent again): rename
+     * over it all the same. The directory fsync below then also covers a
+     * concurrent identical store that is still between its rename and its
+     * fsync, and the fresh mtimes keep start-up reconciliation truthful. */
     struct stat st;
-    if (stat(final, &st) == 0) {
-        *existed = 1;
-        unlink(tmp_path);
-        return 0;
-    }
+    *existed = stat(final, &st) == 0;
     if (rename(tmp_path, final)) {
         rc = -errno;
         goto out;

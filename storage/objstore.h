@@ -31,10 +31,10 @@ int sto_objstore_tmp_create(const sto_objstore *s, char *path);
 void sto_objstore_path(const sto_objstore *s, const char *sha, char *out);
 
 /* Makes the temp file durable under its content name: fsync(fd), close(fd),
- * create objects/aa/bb (fsyncing each new directory's parent), then if an
- * object of that name exists already unlink the temp file and set *existed=1,
- * else rename and fsync the directory (*existed=0). The fd is closed in every
- * case; on error the temp file is unlinked. 0 or -errno. */
+ * create objects/aa/bb (fsyncing each new directory's parent), rename over
+ * any existing object of that name (same name = same bytes; *existed tells)
+ * and fsync the directory. The fd is closed in every case; on error the temp
+ * file is unlinked. 0 or -errno. */
 int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, const char *sha,
                         int *existed);
 

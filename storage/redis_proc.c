@@ -136,6 +136,7 @@ static int prepare_dir(const char *dir)
 }
 
 static int spawn(sto_redis_proc *p);
+static void on_proc_closed(uv_handle_t *h);
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -147,9 +148,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void on_restart(uv_timer_t *t)
 {
-    sto_redis_proc *p = t->data;
-    if (spawn(p))
-        uv_timer_start(&p->restart, on_restart, 1000, 0);
+    spawn(t->data); /* a failure closes the handle and re-arms this timer */
 }
 
 /* The process handle is closed after every exit; the timer lives until stop. */
@@ -189,7 +188,10 @@ static int spawn(sto_redis_proc *p)
     int rc = uv_spawn(p->loop, &p->proc, &opt);
     if (rc) {
         hr_error("redis", "cannot start %s: %s", p->server, uv_strerror(rc));
-        uv_close((uv_handle_t *)&p->proc, NULL); /* libuv requires closing a failed spawn */
+        /* libuv requires closing a failed spawn; on_proc_closed then retries
+         * (or, when stopping, frees) so the handle is never reused while closing */
+        p->proc_open = 1;
+        uv_close((uv_handle_t *)&p->proc, on_proc_closed);
         return rc;
     }
     p->running = 1;
@@ -214,7 +216,7 @@ int sto_redis_proc_start(uv_loop_t *loop, const sto_redis_opts *opts, int timeou
     p->restart.data = p;
     rc = spawn(p);
     if (rc) {
-        uv_close((uv_handle_t *)&p->restart, on_timer_closed);
+        p->stopping = 1; /* on_proc_closed frees p once the loop runs */
         return rc;
     }
     char sock[PATH_CAP];

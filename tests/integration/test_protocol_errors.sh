@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
-cfg=$(write_config proto "$port" "" '"artim_timeout_s": 2')
+cfg=$(write_config proto "$port" "" '"artim_timeout_s": 2, "idle_timeout_s": 3')
 start_huren proto "$cfg"
 export PYTHONPATH="$(dirname "$0")"
 
@@ -55,6 +55,19 @@ print(t, round(time.time() - t0))
 PY
 )
 check "silent connection is closed by the ARTIM timer" grep -Eq "^(None|7) [23]$" <<<"$r"
+
+r=$(py <<'PY'
+import sys, time
+from rawdicom import *
+c = Conn(int(sys.argv[1]))
+c.send(assoc_rq())
+t, b = c.recv_pdu()
+t0 = time.time()
+t2, b2 = c.recv_pdu()     # associated, then silent: the idle timeout (3 s) aborts
+print(t, t2, round(time.time() - t0))
+PY
+)
+check "a silent association is aborted after the idle timeout" grep -Eq "^2 7 [34]$" <<<"$r"
 
 # a complete CT-like data set in explicit VR LE, with a chosen SOP Instance UID
 cat >"$T/ds.py" <<'PY'

@@ -77,7 +77,7 @@ Test(objstore, identical_content_is_stored_once)
         cr_assert_eq(write(fd, "same", 4), 4);
         cr_assert_eq(sto_objstore_commit(&s, fd, tmp, SHA, &existed), 0);
         cr_expect_eq(existed, i, "second commit finds the first");
-        cr_expect_neq(access(tmp, F_OK), 0);
+        cr_expect_neq(access(tmp, F_OK), 0, "the temp file is renamed over the object");
     }
     sto_objstore_path(&s, SHA, final);
     struct stat st;
