@@ -235,6 +235,7 @@ int cli_serve(int argc, char **argv)
     rc = uv_loop_close(s.loop);
     if (rc)
         hr_warn("serve", "loop closed with handles still open: %s", uv_strerror(rc));
+    sto_ctx_release(&s.sto);
     hr_config_free(&s.cfg);
     close(lock_fd);
     return 0;

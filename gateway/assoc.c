@@ -21,17 +21,30 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8_t *body,
                       uint32_t len);
 
+/* Established associations tick once a second: the idle timeout counts only
+ * time spent waiting for the peer, and an association quiet for a second
+ * gives back its big input buffer (idle associations stay small). */
 static void on_timer(uv_timer_t *t)
 {
     gw_assoc *a = t->data;
-    if (a->state == DCM_STA6) {
-        if (a->finalizing || a->paused)
-            return; /* we are the slow side; the timer restarts when we resume */
+    if (a->state != DCM_STA6) {
+        run_event(a, DCM_EVT18, 0, NULL, 0); /* ARTIM */
+        return;
+    }
+    uint64_t now = uv_now(a->tcp.loop);
+    if (a->finalizing || a->paused)
+        a->last_activity = now; /* we are the slow side */
+    uint64_t idle = now - a->last_activity;
+    if (idle >= (uint64_t)a->srv->cfg->dicom.idle_timeout_s * 1000) {
         hr_warn("dicom", "%s: idle for %d s, aborting", a->peer, a->srv->cfg->dicom.idle_timeout_s);
         gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
         return;
     }
-    run_event(a, DCM_EVT18, 0, NULL, 0);
+    if (idle >= 1000 && !a->ingest && a->in.pos == a->in.len) {
+        hr_buf_shrink(&a->in, 0);
+        hr_buf_shrink(&a->cmd, 0);
+        hr_buf_shrink(&a->out, 0);
+    }
 }
 
 static void artim_start(gw_assoc *a)
@@ -39,9 +52,10 @@ static void artim_start(gw_assoc *a)
     uv_timer_start(&a->timer, on_timer, (uint64_t)a->srv->cfg->dicom.artim_timeout_s * 1000, 0);
 }
 
-static void idle_restart(gw_assoc *a)
+static void idle_start(gw_assoc *a)
 {
-    uv_timer_start(&a->timer, on_timer, (uint64_t)a->srv->cfg->dicom.idle_timeout_s * 1000, 0);
+    a->last_activity = uv_now(a->tcp.loop);
+    uv_timer_start(&a->timer, on_timer, 1000, 1000);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -178,13 +192,12 @@ void gw__assoc_resume(gw_assoc *a)
     if (a->closing)
         return;
     a->paused = 0;
+    a->last_activity = uv_now(a->tcp.loop);
     if (a->release_pending && !a->finalizing && !a->ingest) {
         a->release_pending = 0;
         do_release_response(a);
         return;
     }
-    if (a->state == DCM_STA6 && !a->finalizing)
-        idle_restart(a);
     gw__assoc_process(a);
     if (!a->paused && !a->reading && !a->closing) {
         a->reading = 1;
@@ -223,7 +236,7 @@ static void do_associate(gw_assoc *a, const uint8_t *body, uint32_t len)
         a->counted = 1;
         a->srv->stats.associations_active++;
         a->srv->stats.associations_total++;
-        idle_restart(a);
+        idle_start(a);
     } else {
         /* AE-8 */
         a->srv->stats.associations_rejected++;
@@ -281,8 +294,6 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
         do_associate(a, body, len);
         return;
     case DCM_DT_2:
-        if (a->state == DCM_STA6 && !a->finalizing)
-            idle_restart(a);
         do_data(a, body, len);
         return;
     case DCM_AR_2:
@@ -390,9 +401,7 @@ void gw__assoc_process(gw_assoc *a)
         run_event(a, pdu_event(type), type, body, body_len);
     }
     if (a->in.pos == a->in.len) {
-        hr_buf_reset(&a->in);
-        if (!a->ingest && a->in.alloc > READ_CHUNK)
-            hr_buf_shrink(&a->in, 0); /* idle associations keep no big buffer */
+        hr_buf_reset(&a->in); /* storage kept for the next PDU; the tick shrinks it */
     } else if (a->in.pos > 0 && a->in.pos >= a->in.len / 2) {
         hr_buf_compact(&a->in);
     }
@@ -437,6 +446,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     a->in.len += (size_t)nread;
+    a->last_activity = uv_now(s->loop);
     gw__assoc_process(a);
 }
 

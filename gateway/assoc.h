@@ -61,6 +61,7 @@ typedef struct gw_assoc {
     int finalizing;         /* object being made durable: response pending */
     int release_pending;    /* A-RELEASE-RQ arrived while finalizing */
 
+    uint64_t last_activity; /* loop time (ms) of the last byte or resume */
     int reading;
     int paused; /* backpressure from ingest or finalizing */
     int closing;

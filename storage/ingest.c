@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 enum job_kind { JOB_WRITE, JOB_COMMIT, JOB_DISCARD };
@@ -43,6 +44,7 @@ struct sto_ingest {
     int job_rc;
     int job_existed;
     int fd;
+    uint64_t written; /* bytes written to the temp file (pool side) */
     char tmp_path[STO_PATH_MAX];
     uint64_t file_bytes;
 
@@ -76,11 +78,42 @@ static void set_failure(sto_ingest *ig, enum sto_ingest_status st, int rc, const
     va_end(ap);
 }
 
+static size_t buf_cap(const sto_ctx *ctx)
+{
+    return STO_INGEST_CHUNK + ctx->max_feed + 4096;
+}
+
+/* A buffer of the full capacity, recycled when possible; never grows. */
+static int buf_take(sto_ctx *ctx, hr_buf *b)
+{
+    hr_buf_init(b, buf_cap(ctx));
+    b->data = ctx->n_spare ? ctx->spare[--ctx->n_spare] : malloc(b->cap);
+    if (!b->data)
+        return -ENOMEM;
+    b->alloc = b->cap;
+    return 0;
+}
+
+static void buf_give(sto_ctx *ctx, hr_buf *b)
+{
+    if (b->data && b->alloc == buf_cap(ctx) && ctx->n_spare < STO_INGEST_SPARE)
+        ctx->spare[ctx->n_spare++] = b->data;
+    else
+        free(b->data);
+    b->data = NULL;
+}
+
+void sto_ctx_release(sto_ctx *ctx)
+{
+    while (ctx->n_spare)
+        free(ctx->spare[--ctx->n_spare]);
+}
+
 static void ingest_free(sto_ingest *ig)
 {
     ig->ctx->active--;
-    hr_buf_free(&ig->bufs[0]);
-    hr_buf_free(&ig->bufs[1]);
+    buf_give(ig->ctx, &ig->bufs[0]);
+    buf_give(ig->ctx, &ig->bufs[1]);
     hr_sha256_free(ig->sha);
     dcm_scanner_free(ig->scan);
     free(ig);
@@ -123,10 +156,17 @@ static void job_run(uv_work_t *w)
             goto out;
         }
     }
-    if (ig->job_buf && ig->job_buf->len)
+    if (ig->job_buf && ig->job_buf->len) {
         rc = write_all(ig->fd, ig->job_buf->data, ig->job_buf->len);
-    if (rc)
-        goto out;
+        if (rc)
+            goto out;
+        /* start writeback now, while the next chunk is being received, so
+         * the fdatasync at the end has little left to flush (advisory) */
+        if (ig->job == JOB_WRITE)
+            sync_file_range(ig->fd, (off_t)ig->written, (off_t)ig->job_buf->len,
+                            SYNC_FILE_RANGE_WRITE);
+        ig->written += ig->job_buf->len;
+    }
     if (ig->job == JOB_COMMIT) {
         rc = sto_objstore_commit(st, ig->fd, ig->tmp_path, ig->result.sha, &ig->job_existed);
         ig->fd = -1;
@@ -292,13 +332,10 @@ int sto_ingest_begin(sto_ctx *ctx, const sto_ingest_meta *meta, sto_ingest_resum
     ig->resume_arg = arg;
     ig->fd = -1;
     ig->received_ms = now_ms();
-    size_t cap = STO_INGEST_CHUNK + ctx->max_feed + 4096;
-    hr_buf_init(&ig->bufs[0], cap);
-    hr_buf_init(&ig->bufs[1], cap);
     ig->sha = hr_sha256_new();
     ig->scan = dcm_scanner_new(DCM_SCAN_DATASET, meta->ts, &ig->attrs);
     rc = -ENOMEM;
-    if (!ig->sha || !ig->scan)
+    if (!ig->sha || !ig->scan || buf_take(ctx, &ig->bufs[0]) || buf_take(ctx, &ig->bufs[1]))
         goto fail;
     snprintf(priv, sizeof(priv), "hospital=%s;received=%lld", meta->hospital, ig->received_ms);
     dcm_p10_meta m = {meta->sop_class, meta->sop_instance, meta->ts, meta->source_ae, priv};

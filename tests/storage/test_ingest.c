@@ -37,6 +37,7 @@ static void teardown(void)
 {
     sto_index_close(ctx.index);
     uv_run(&loop, UV_RUN_DEFAULT);
+    sto_ctx_release(&ctx);
     cr_expect_eq(uv_loop_close(&loop), 0, "no handle leaked");
     ts_redis_stop(&redis);
     ts_rmrf(dir);
