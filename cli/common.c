@@ -48,8 +48,8 @@ void cli_redis_dir(const hr_config *cfg, char *out, size_t cap)
 int cli_check_config(int argc, char **argv)
 {
     hr_config cfg;
-    int rc = cli_load_config(argc, argv, "usage: huren check-config [--config FILE]", &cfg, NULL,
-                             NULL);
+    int rc =
+        cli_load_config(argc, argv, "usage: huren check-config [--config FILE]", &cfg, NULL, NULL);
     if (rc)
         return rc < 0 ? 0 : rc;
     printf("configuration OK: data_dir %s, DICOM %s:%d AE %s, %zu hospitals\n", cfg.data_dir,

@@ -53,8 +53,7 @@ int cli_reindex(int argc, char **argv)
             sto_redis_opts ro = {cfg.redis.server, dir, cfg.redis.appendfsync};
             redis_pid = sto_redis_start_blocking(&ro, cfg.redis.connect_timeout_ms);
             if (redis_pid < 0) {
-                fprintf(stderr, "huren: cannot start redis-server: %s\n",
-                        hr_strerror(redis_pid));
+                fprintf(stderr, "huren: cannot start redis-server: %s\n", hr_strerror(redis_pid));
                 redis_pid = 0;
                 goto out;
             }

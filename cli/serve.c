@@ -170,8 +170,8 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     if (removed)
-        hr_info("serve", "removed %d unfinished objects left in %s (never acknowledged)",
-                removed, s.sto.store.tmp);
+        hr_info("serve", "removed %d unfinished objects left in %s (never acknowledged)", removed,
+                s.sto.store.tmp);
 
     sto_redis_addr *addr = &s.addr;
     if (s.cfg.redis.url[0]) {

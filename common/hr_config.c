@@ -100,9 +100,9 @@ static int get_int(json_t *obj, const char *key, const char *where, long long lo
 
 static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, size_t ecap)
 {
-    static const char *const keys[] = {"listen", "port", "ae_title", "hospital",
-                                       "max_associations", "max_pdu", "idle_timeout_s",
-                                       "artim_timeout_s", "max_object_bytes", NULL};
+    static const char *const keys[] = {
+        "listen",  "port",           "ae_title",        "hospital",         "max_associations",
+        "max_pdu", "idle_timeout_s", "artim_timeout_s", "max_object_bytes", NULL};
     static const char *const plain[] = {"listen", "port", NULL};
     char where[32];
     json_t *o = json_object_get(root, name);
@@ -282,18 +282,17 @@ static int parse_hospital(json_t *o, size_t idx, hr_hospital *h, char *err, size
     for (size_t i = 0; i < h->n_addr; i++) {
         json_t *v = json_array_get(addrs, i);
         if (!json_is_string(v) || hr_cidr_parse(json_string_value(v), &h->addresses[i]))
-            return fail(err, ecap, "%saddresses[%zu]: not an IP address or CIDR network", where,
-                        i);
+            return fail(err, ecap, "%saddresses[%zu]: not an IP address or CIDR network", where, i);
     }
     return 0;
 }
 
 static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
 {
-    static const char *const top[] = {"data_dir", "log_level", "redis", "dicom",
+    static const char *const top[] = {"data_dir", "log_level", "redis",     "dicom",
                                       "http",     "hl7",       "hospitals", NULL};
-    static const char *const redis_keys[] = {"url", "server", "appendfsync",
-                                             "connect_timeout_ms", NULL};
+    static const char *const redis_keys[] = {"url", "server", "appendfsync", "connect_timeout_ms",
+                                             NULL};
     if (!json_is_object(root))
         return fail(err, ecap, "(top level): must be a JSON object");
     int rc = check_keys(root, "", top, err, ecap);
@@ -305,8 +304,7 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
         return rc;
     if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
         strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
-        return fail(err, ecap, "log_level: \"%s\" is not debug, info, warn or error",
-                    c->log_level);
+        return fail(err, ecap, "log_level: \"%s\" is not debug, info, warn or error", c->log_level);
 
     json_t *r = json_object_get(root, "redis");
     if (r) {
@@ -345,8 +343,8 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
     json_t *d = json_object_get(root, "dicom");
     if (d) {
         long long v;
-        rc = get_str(d, "ae_title", "dicom.", c->dicom.ae_title, sizeof(c->dicom.ae_title), 0,
-                     err, ecap);
+        rc = get_str(d, "ae_title", "dicom.", c->dicom.ae_title, sizeof(c->dicom.ae_title), 0, err,
+                     ecap);
         if (!rc && !valid_ae(c->dicom.ae_title))
             rc = fail(err, ecap, "dicom.ae_title: must be 1-16 printable ASCII characters");
         if (!rc)
@@ -407,8 +405,8 @@ static int validate(const hr_config *c, char *err, size_t ecap)
             const char *ae = c->hospitals[i].ae_titles[a];
             const hr_hospital *owner = hr_config_hospital_by_ae(c, ae);
             if (owner != &c->hospitals[i])
-                return fail(err, ecap, "hospitals[%zu].ae_titles: \"%s\" belongs to \"%s\" too",
-                            i, ae, owner->id);
+                return fail(err, ecap, "hospitals[%zu].ae_titles: \"%s\" belongs to \"%s\" too", i,
+                            ae, owner->id);
             if (strcmp(ae, c->dicom.ae_title) == 0)
                 return fail(err, ecap,
                             "hospitals[%zu].ae_titles: \"%s\" is the hub's own dicom.ae_title", i,

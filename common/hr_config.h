@@ -8,11 +8,11 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
-#define HR_ID_MAX     64
-#define HR_NAME_MAX   256
-#define HR_AE_MAX     17
-#define HR_PATH_MAX   1024
-#define HR_ADDR_MAX   64
+#define HR_ID_MAX   64
+#define HR_NAME_MAX 256
+#define HR_AE_MAX   17
+#define HR_PATH_MAX 1024
+#define HR_ADDR_MAX 64
 
 enum hr_hospital_level { HR_LEVEL_TOWNSHIP, HR_LEVEL_COUNTY };
 
@@ -52,7 +52,7 @@ typedef struct hr_config {
         char ae_title[HR_AE_MAX];
         char hospital[HR_ID_MAX]; /* the hub's own hospital id */
         int max_associations;
-        uint32_t max_pdu;         /* our maximum receive PDU length */
+        uint32_t max_pdu; /* our maximum receive PDU length */
         int idle_timeout_s;
         int artim_timeout_s;
         uint64_t max_object_bytes;

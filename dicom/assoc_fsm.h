@@ -46,11 +46,34 @@ enum dcm_event {
 
 enum dcm_action {
     DCM_ACT_INVALID = 0, /* no entry in the table: treat as AA-8 */
-    DCM_AE_1, DCM_AE_2, DCM_AE_3, DCM_AE_4, DCM_AE_5, DCM_AE_6, DCM_AE_7, DCM_AE_8,
-    DCM_DT_1, DCM_DT_2,
-    DCM_AR_1, DCM_AR_2, DCM_AR_3, DCM_AR_4, DCM_AR_5, DCM_AR_6, DCM_AR_7, DCM_AR_8, DCM_AR_9,
+    DCM_AE_1,
+    DCM_AE_2,
+    DCM_AE_3,
+    DCM_AE_4,
+    DCM_AE_5,
+    DCM_AE_6,
+    DCM_AE_7,
+    DCM_AE_8,
+    DCM_DT_1,
+    DCM_DT_2,
+    DCM_AR_1,
+    DCM_AR_2,
+    DCM_AR_3,
+    DCM_AR_4,
+    DCM_AR_5,
+    DCM_AR_6,
+    DCM_AR_7,
+    DCM_AR_8,
+    DCM_AR_9,
     DCM_AR_10,
-    DCM_AA_1, DCM_AA_2, DCM_AA_3, DCM_AA_4, DCM_AA_5, DCM_AA_6, DCM_AA_7, DCM_AA_8,
+    DCM_AA_1,
+    DCM_AA_2,
+    DCM_AA_3,
+    DCM_AA_4,
+    DCM_AA_5,
+    DCM_AA_6,
+    DCM_AA_7,
+    DCM_AA_8,
     DCM_ACTION_COUNT
 };
 

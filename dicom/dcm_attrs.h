@@ -6,10 +6,10 @@
 
 #include <stdint.h>
 
-#define DCM_UI_MAX   65  /* UI: 64 chars + NUL */
-#define DCM_SH_MAX   68  /* SH/CS/DA/TM/IS/DS after UTF-8 conversion (16 chars * 4 + NUL) */
-#define DCM_LO_MAX   256 /* LO after UTF-8 conversion (64 chars * up to 4 bytes) */
-#define DCM_PN_MAX   400 /* PN, all component groups, UTF-8 */
+#define DCM_UI_MAX 65  /* UI: 64 chars + NUL */
+#define DCM_SH_MAX 68  /* SH/CS/DA/TM/IS/DS after UTF-8 conversion (16 chars * 4 + NUL) */
+#define DCM_LO_MAX 256 /* LO after UTF-8 conversion (64 chars * up to 4 bytes) */
+#define DCM_PN_MAX 400 /* PN, all component groups, UTF-8 */
 
 typedef struct dcm_attrs {
     /* File Meta Information (group 0002), when the stream has it */
@@ -19,15 +19,15 @@ typedef struct dcm_attrs {
     char source_ae[DCM_SH_MAX];              /* (0002,0016) */
     char private_info[DCM_LO_MAX];           /* (0002,0102), huren: hospital id */
 
-    char specific_charset[DCM_LO_MAX]; /* (0008,0005) as declared, backslash-separated */
-    char sop_class_uid[DCM_UI_MAX];    /* (0008,0016) */
-    char sop_instance_uid[DCM_UI_MAX]; /* (0008,0018) */
-    char study_date[DCM_SH_MAX];       /* (0008,0020) */
-    char series_date[DCM_SH_MAX];      /* (0008,0021) */
-    char study_time[DCM_SH_MAX];       /* (0008,0030) */
-    char accession_number[DCM_SH_MAX]; /* (0008,0050) */
-    char modality[DCM_SH_MAX];         /* (0008,0060) */
-    char institution_name[DCM_LO_MAX]; /* (0008,0080) */
+    char specific_charset[DCM_LO_MAX];     /* (0008,0005) as declared, backslash-separated */
+    char sop_class_uid[DCM_UI_MAX];        /* (0008,0016) */
+    char sop_instance_uid[DCM_UI_MAX];     /* (0008,0018) */
+    char study_date[DCM_SH_MAX];           /* (0008,0020) */
+    char series_date[DCM_SH_MAX];          /* (0008,0021) */
+    char study_time[DCM_SH_MAX];           /* (0008,0030) */
+    char accession_number[DCM_SH_MAX];     /* (0008,0050) */
+    char modality[DCM_SH_MAX];             /* (0008,0060) */
+    char institution_name[DCM_LO_MAX];     /* (0008,0080) */
     char referring_physician[DCM_PN_MAX];  /* (0008,0090) */
     char study_description[DCM_LO_MAX];    /* (0008,1030) */
     char series_description[DCM_LO_MAX];   /* (0008,103E) */
@@ -51,10 +51,10 @@ typedef struct dcm_attrs {
     char charset_used[DCM_SH_MAX];
     int charset_guessed;
 
-    int has_pixel_data;       /* (7FE0,0010) or float/double pixel data seen */
-    uint64_t dataset_offset;  /* byte offset of the first dataset element (after FMI) */
-    uint64_t pixel_offset;    /* byte offset of the Pixel Data tag; for deflated data:
-                                 dataset_offset + offset in the inflated stream */
+    int has_pixel_data;      /* (7FE0,0010) or float/double pixel data seen */
+    uint64_t dataset_offset; /* byte offset of the first dataset element (after FMI) */
+    uint64_t pixel_offset;   /* byte offset of the Pixel Data tag; for deflated data:
+                                dataset_offset + offset in the inflated stream */
 } dcm_attrs;
 
 #endif

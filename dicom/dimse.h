@@ -9,14 +9,23 @@
 #include <stdint.h>
 
 enum dcm_command_field {
-    DCM_C_STORE_RQ = 0x0001, DCM_C_STORE_RSP = 0x8001,
-    DCM_C_GET_RQ = 0x0010,   DCM_C_GET_RSP = 0x8010,
-    DCM_C_FIND_RQ = 0x0020,  DCM_C_FIND_RSP = 0x8020,
-    DCM_C_MOVE_RQ = 0x0021,  DCM_C_MOVE_RSP = 0x8021,
-    DCM_C_ECHO_RQ = 0x0030,  DCM_C_ECHO_RSP = 0x8030,
-    DCM_N_EVENT_REPORT_RQ = 0x0100, DCM_N_EVENT_REPORT_RSP = 0x8100,
-    DCM_N_GET_RQ = 0x0110,   DCM_N_SET_RQ = 0x0120, DCM_N_ACTION_RQ = 0x0130,
-    DCM_N_CREATE_RQ = 0x0140, DCM_N_DELETE_RQ = 0x0150,
+    DCM_C_STORE_RQ = 0x0001,
+    DCM_C_STORE_RSP = 0x8001,
+    DCM_C_GET_RQ = 0x0010,
+    DCM_C_GET_RSP = 0x8010,
+    DCM_C_FIND_RQ = 0x0020,
+    DCM_C_FIND_RSP = 0x8020,
+    DCM_C_MOVE_RQ = 0x0021,
+    DCM_C_MOVE_RSP = 0x8021,
+    DCM_C_ECHO_RQ = 0x0030,
+    DCM_C_ECHO_RSP = 0x8030,
+    DCM_N_EVENT_REPORT_RQ = 0x0100,
+    DCM_N_EVENT_REPORT_RSP = 0x8100,
+    DCM_N_GET_RQ = 0x0110,
+    DCM_N_SET_RQ = 0x0120,
+    DCM_N_ACTION_RQ = 0x0130,
+    DCM_N_CREATE_RQ = 0x0140,
+    DCM_N_DELETE_RQ = 0x0150,
     DCM_C_CANCEL_RQ = 0x0FFF,
 };
 
@@ -36,10 +45,10 @@ enum {
     DCM_STATUS_PENDING = 0xFF00,
 };
 
-#define DCM_CMD_UID_BUF 65
-#define DCM_CMD_AE_BUF  17
+#define DCM_CMD_UID_BUF     65
+#define DCM_CMD_AE_BUF      17
 #define DCM_CMD_COMMENT_BUF 65
-#define DCM_CMD_MAX_LEN 65536 /* a command set larger than this is refused */
+#define DCM_CMD_MAX_LEN     65536 /* a command set larger than this is refused */
 
 /* Flags telling which optional fields are present. */
 enum {
@@ -53,12 +62,12 @@ enum {
 
 typedef struct dcm_command {
     uint32_t flags;
-    uint16_t command_field;        /* (0000,0100) */
-    uint16_t message_id;           /* (0000,0110) */
-    uint16_t message_id_responded; /* (0000,0120) */
-    uint16_t priority;             /* (0000,0700) */
-    uint16_t data_set_type;        /* (0000,0800); DCM_DATASET_NONE = none */
-    uint16_t status;               /* (0000,0900) */
+    uint16_t command_field;                       /* (0000,0100) */
+    uint16_t message_id;                          /* (0000,0110) */
+    uint16_t message_id_responded;                /* (0000,0120) */
+    uint16_t priority;                            /* (0000,0700) */
+    uint16_t data_set_type;                       /* (0000,0800); DCM_DATASET_NONE = none */
+    uint16_t status;                              /* (0000,0900) */
     char affected_sop_class[DCM_CMD_UID_BUF];     /* (0000,0002) */
     char requested_sop_class[DCM_CMD_UID_BUF];    /* (0000,0003) */
     char affected_sop_instance[DCM_CMD_UID_BUF];  /* (0000,1000) */
@@ -67,7 +76,7 @@ typedef struct dcm_command {
     char move_originator_ae[DCM_CMD_AE_BUF];      /* (0000,1030) */
     uint16_t move_originator_id;                  /* (0000,1031) */
     uint16_t n_remaining, n_completed, n_failed, n_warning; /* (0000,1020..1023) */
-    char error_comment[DCM_CMD_COMMENT_BUF];      /* (0000,0902) */
+    char error_comment[DCM_CMD_COMMENT_BUF];                /* (0000,0902) */
 } dcm_command;
 
 /* Parses a complete command set (the concatenated command PDVs). Unknown

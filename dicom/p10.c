@@ -10,8 +10,8 @@ static int put_el(hr_buf *out, uint16_t el, const char vr[2], const void *val, s
 {
     size_t len = n + (n & 1);
     int long_form = memcmp(vr, "OB", 2) == 0;
-    uint8_t h[12] = {0x02, 0x00, (uint8_t)(el & 0xFF), (uint8_t)(el >> 8), (uint8_t)vr[0],
-                     (uint8_t)vr[1]};
+    uint8_t h[12] = {0x02,           0x00,          (uint8_t)(el & 0xFF), (uint8_t)(el >> 8),
+                     (uint8_t)vr[0], (uint8_t)vr[1]};
     size_t hl;
     if (long_form) {
         h[6] = h[7] = 0;
@@ -68,8 +68,7 @@ int dcm_p10_encode_meta(const dcm_p10_meta *m, hr_buf *out)
     if (!rc && m->source_ae && *m->source_ae)
         rc = put_el(out, 0x0016, "AE", m->source_ae, strlen(m->source_ae), ' ');
     if (!rc && m->private_info && *m->private_info) {
-        rc = put_el(out, 0x0100, "UI", HR_PRIVATE_INFO_CREATOR, strlen(HR_PRIVATE_INFO_CREATOR),
-                    0);
+        rc = put_el(out, 0x0100, "UI", HR_PRIVATE_INFO_CREATOR, strlen(HR_PRIVATE_INFO_CREATOR), 0);
         if (!rc)
             rc = put_el(out, 0x0102, "OB", m->private_info, strlen(m->private_info), 0);
     }

@@ -11,8 +11,8 @@
 #define DCM_TS_DEFLATED_LE   "1.2.840.10008.1.2.1.99"
 #define DCM_TS_EXPLICIT_BE   "1.2.840.10008.1.2.2"
 /* huren's implementation identity (root below the "2.25" UUID arc). */
-#define HR_IMPL_CLASS_UID    "2.25.269357186912817373302785463108125012433"
-#define HR_IMPL_VERSION      "HUREN_0_1"
+#define HR_IMPL_CLASS_UID "2.25.269357186912817373302785463108125012433"
+#define HR_IMPL_VERSION   "HUREN_0_1"
 
 typedef struct dcm_ts_info {
     const char *uid;

@@ -378,8 +378,8 @@ void gw__assoc_process(gw_assoc *a)
         uint32_t body_len;
         /* until associated, only a small A-ASSOCIATE-RQ is worth buffering */
         uint32_t max = a->counted ? a->srv->cfg->dicom.max_pdu : GW_RQ_MAX_LEN;
-        int rc = dcm_pdu_frame(a->in.data + a->in.pos, a->in.len - a->in.pos, max, &type,
-                               &body_len);
+        int rc =
+            dcm_pdu_frame(a->in.data + a->in.pos, a->in.len - a->in.pos, max, &type, &body_len);
         if (rc == 0)
             break;
         if (rc < 0) {
@@ -415,8 +415,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     size_t have = a->in.len - a->in.pos;
     if (have >= DCM_PDU_HEADER_LEN) {
         const uint8_t *p = a->in.data + a->in.pos;
-        size_t total = DCM_PDU_HEADER_LEN + ((size_t)p[2] << 24 | (size_t)p[3] << 16 |
-                                             (size_t)p[4] << 8 | (size_t)p[5]);
+        size_t total = DCM_PDU_HEADER_LEN +
+                       ((size_t)p[2] << 24 | (size_t)p[3] << 16 | (size_t)p[4] << 8 | (size_t)p[5]);
         if (total > have && total - have > want)
             want = total - have;
     }

@@ -55,17 +55,17 @@ typedef struct gw_assoc {
     int have_cmd;
     uint8_t cmd_pc;
     dcm_command cur;
-    sto_ingest *ingest;     /* C-STORE data being received */
-    uint16_t drain_status;  /* non-zero: data set is consumed and refused with this status */
+    sto_ingest *ingest;    /* C-STORE data being received */
+    uint16_t drain_status; /* non-zero: data set is consumed and refused with this status */
     char drain_comment[65];
-    int finalizing;         /* object being made durable: response pending */
-    int release_pending;    /* A-RELEASE-RQ arrived while finalizing */
+    int finalizing;      /* object being made durable: response pending */
+    int release_pending; /* A-RELEASE-RQ arrived while finalizing */
 
     uint64_t last_activity; /* loop time (ms) of the last byte or resume */
     int reading;
     int paused; /* backpressure from ingest or finalizing */
     int closing;
-    int counted; /* counted in associations_active */
+    int counted;        /* counted in associations_active */
     int handles_closed; /* both handles closed; freed once no ingest callback is due */
 } gw_assoc;
 

@@ -25,8 +25,7 @@ static int respond(gw_assoc *a, uint16_t status, const char *comment)
     r.message_id_responded = a->cur.message_id;
     r.data_set_type = DCM_DATASET_NONE;
     r.status = status;
-    snprintf(r.affected_sop_class, sizeof(r.affected_sop_class), "%s",
-             a->cur.affected_sop_class);
+    snprintf(r.affected_sop_class, sizeof(r.affected_sop_class), "%s", a->cur.affected_sop_class);
     snprintf(r.affected_sop_instance, sizeof(r.affected_sop_instance), "%s",
              a->cur.affected_sop_instance);
     if (comment && status != DCM_STATUS_SUCCESS)

@@ -55,8 +55,8 @@ int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t
         return -1;
     }
     if (rq->max_pdu != 0 && rq->max_pdu < GW_PEER_MIN_PDU) {
-        hr_warn("dicom", "%s: rejected: maximum PDU length %u is below %u", a->peer,
-                rq->max_pdu, GW_PEER_MIN_PDU);
+        hr_warn("dicom", "%s: rejected: maximum PDU length %u is below %u", a->peer, rq->max_pdu,
+                GW_PEER_MIN_PDU);
         rj[1] = DCM_RJ_SRC_ACSE;
         rj[2] = DCM_RJ_ACSE_NO_REASON;
         return -1;

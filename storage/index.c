@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_KEYS 15
-#define N_ARGV 33
+#define N_KEYS  15
+#define N_ARGV  33
 #define KEY_MAX 640
 
 /* Arguments of one EVAL: "EVAL", script, numkeys, keys..., argv... */
@@ -94,8 +94,7 @@ static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha
     pkey[0] = '\0';
     if (*d->patient_id)
         snprintf(pkey, sizeof(a->pkey), "%s|%s",
-                 *d->issuer_of_patient_id ? d->issuer_of_patient_id : r->hospital,
-                 d->patient_id);
+                 *d->issuer_of_patient_id ? d->issuer_of_patient_id : r->hospital, d->patient_id);
     int n = 0;
     n |= snprintf(a->keys[0], KEY_MAX, "hr:{%s}:i:%s", study, sop) >= KEY_MAX;
     n |= snprintf(a->keys[1], KEY_MAX, "hr:{%s}:i:%s:v", study, sop) >= KEY_MAX;
@@ -125,14 +124,39 @@ static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha
     add(a, a->nkeys);
     for (int i = 0; i < N_KEYS; i++)
         add(a, a->keys[i]);
-    const char *vals[N_ARGV] = {
-        r->sha, a->received, a->size, d->transfer_syntax_uid, d->sop_class_uid, sop, series,
-        study, d->instance_number, d->number_of_frames, r->source_ae, r->hospital, d->modality,
-        d->series_number, d->series_description, d->series_date, d->body_part, d->study_date,
-        d->study_time, d->accession_number, d->study_description, d->study_id,
-        d->referring_physician, d->institution_name, d->performing_physician, pkey,
-        d->patient_id, d->issuer_of_patient_id, d->patient_name, d->patient_birth_date,
-        d->patient_sex, d->charset_used, d->charset_guessed ? "1" : ""};
+    const char *vals[N_ARGV] = {r->sha,
+                                a->received,
+                                a->size,
+                                d->transfer_syntax_uid,
+                                d->sop_class_uid,
+                                sop,
+                                series,
+                                study,
+                                d->instance_number,
+                                d->number_of_frames,
+                                r->source_ae,
+                                r->hospital,
+                                d->modality,
+                                d->series_number,
+                                d->series_description,
+                                d->series_date,
+                                d->body_part,
+                                d->study_date,
+                                d->study_time,
+                                d->accession_number,
+                                d->study_description,
+                                d->study_id,
+                                d->referring_physician,
+                                d->institution_name,
+                                d->performing_physician,
+                                pkey,
+                                d->patient_id,
+                                d->issuer_of_patient_id,
+                                d->patient_name,
+                                d->patient_birth_date,
+                                d->patient_sex,
+                                d->charset_used,
+                                d->charset_guessed ? "1" : ""};
     for (int i = 0; i < N_ARGV; i++)
         add(a, vals[i]);
     return 0;
@@ -203,8 +227,8 @@ int sto_index_flush_sync(redisContext *c, long long *deleted)
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
-            redisReply *d = redisCommand(c, "UNLINK %b", keys->element[i]->str,
-                                         (size_t)keys->element[i]->len);
+            redisReply *d =
+                redisCommand(c, "UNLINK %b", keys->element[i]->str, (size_t)keys->element[i]->len);
             if (d && d->type == REDIS_REPLY_INTEGER)
                 *deleted += d->integer;
             freeReplyObject(d);
@@ -406,8 +430,7 @@ static void on_commit(redisAsyncContext *ac, void *reply, void *priv)
         redisReply *r = reply;
         hr_error("index", "commit failed: %s",
                  r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost");
-        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
-            ix->ready) {
+        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && ix->ready) {
             /* someone flushed the script cache: load it again */
             ix->ready = 0;
             redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);

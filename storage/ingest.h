@@ -53,9 +53,9 @@ enum sto_ingest_status {
 
 typedef struct sto_ingest_result {
     enum sto_ingest_status status;
-    int rc;                /* underlying error code for failures */
-    char reason[160];      /* human-readable, for DIMSE Error Comment / JSON */
-    char sha[65];          /* object name when stored */
+    int rc;                 /* underlying error code for failures */
+    char reason[160];       /* human-readable, for DIMSE Error Comment / JSON */
+    char sha[65];           /* object name when stored */
     const dcm_attrs *attrs; /* valid only during the callback */
 } sto_ingest_result;
 

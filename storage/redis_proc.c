@@ -178,12 +178,11 @@ static int spawn(sto_redis_proc *p)
     redis_argv a;
     sto_redis_opts o = {p->server, p->dir, p->fsync_mode};
     build_argv(&o, &a);
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 2},
-        {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 2},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 2}};
     uv_process_options_t opt = {
-        .file = p->server, .args = a.argv, .exit_cb = on_exit_cb, .stdio_count = 3,
-        .stdio = stdio};
+        .file = p->server, .args = a.argv, .exit_cb = on_exit_cb, .stdio_count = 3, .stdio = stdio};
     p->proc.data = p;
     int rc = uv_spawn(p->loop, &p->proc, &opt);
     if (rc) {
@@ -224,8 +223,8 @@ int sto_redis_proc_start(uv_loop_t *loop, const sto_redis_opts *opts, int timeou
     /* the exit callback cannot run while we block here, so poll the pid */
     rc = wait_ping(sock, timeout_ms);
     if (rc) {
-        hr_error("redis", "redis-server did not answer within %d ms (see %s/redis.log)",
-                 timeout_ms, opts->dir);
+        hr_error("redis", "redis-server did not answer within %d ms (see %s/redis.log)", timeout_ms,
+                 opts->dir);
         sto_redis_proc_stop(p, NULL, NULL);
         return rc;
     }

@@ -27,8 +27,7 @@ static int is_hex_name(const char *s, size_t n)
 }
 
 /* Scans one object; hashes its dataset; 0, HR_EMISMATCH (name), parse errors, -errno. */
-static int scan_file(const char *path, const char *sha, dcm_attrs *a, uint64_t *size,
-                     uint8_t *buf)
+static int scan_file(const char *path, const char *sha, dcm_attrs *a, uint64_t *size, uint8_t *buf)
 {
     int rc = 0;
     uint64_t pos = 0;
@@ -92,8 +91,8 @@ static int already_indexed(const char *path, const char *sha, redisContext *c, u
     ssize_t n = fd >= 0 && sc ? read(fd, buf, READ_CHUNK) : -1;
     if (n > 0 && dcm_scanner_feed(sc, buf, (size_t)n) >= 0 && a.study_instance_uid[0] &&
         a.sop_instance_uid[0]) {
-        redisReply *r = redisCommand(c, "HGET hr:{%s}:i:%s sha", a.study_instance_uid,
-                                     a.sop_instance_uid);
+        redisReply *r =
+            redisCommand(c, "HGET hr:{%s}:i:%s sha", a.study_instance_uid, a.sop_instance_uid);
         found = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, sha) == 0;
         freeReplyObject(r);
     }
@@ -160,8 +159,7 @@ static long long mtime_ms(const char *path)
 
 /* Walks objects/aa/bb/<sha>; since_ms > 0 limits it to directories and files
  * modified since then (a rename into bb/ updates bb's mtime). */
-static int walk(const sto_objstore *s, redisContext *c, sto_reindex_stats *st,
-                long long since_ms)
+static int walk(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, long long since_ms)
 {
     memset(st, 0, sizeof(*st));
     int rc = 0;

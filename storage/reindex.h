@@ -9,12 +9,12 @@
 #include <hiredis/hiredis.h>
 
 typedef struct sto_reindex_stats {
-    long long files;     /* object files seen */
-    long long added;     /* newly indexed (were missing) */
-    long long present;   /* already indexed with the same bytes */
-    long long versions;  /* other versions of an indexed SOP instance */
-    long long corrupt;   /* content does not match its name, or unparseable */
-    long long errors;    /* I/O or index errors */
+    long long files;    /* object files seen */
+    long long added;    /* newly indexed (were missing) */
+    long long present;  /* already indexed with the same bytes */
+    long long versions; /* other versions of an indexed SOP instance */
+    long long corrupt;  /* content does not match its name, or unparseable */
+    long long errors;   /* I/O or index errors */
 } sto_reindex_stats;
 
 /* Walks s->objects. 0 when every file was handled (corrupt files are counted,

@@ -105,8 +105,8 @@ static void on_resume(void *arg)
 /* Feeds buf in chunks like PDVs, honouring pauses by running the loop. */
 static outcome run(const char *cmd_sop, const unsigned char *buf, size_t n, size_t chunk)
 {
-    sto_ingest_meta m = {.sop_class = CT, .ts = DCM_TS_EXPLICIT_LE, .source_ae = "TESTAE",
-                         .hospital = "township1"};
+    sto_ingest_meta m = {
+        .sop_class = CT, .ts = DCM_TS_EXPLICIT_LE, .source_ae = "TESTAE", .hospital = "township1"};
     snprintf(m.sop_instance, sizeof(m.sop_instance), "%s", cmd_sop);
     sto_ingest *ig;
     outcome o = {0};
@@ -197,7 +197,9 @@ Test(ingest, refuses_mismatch_truncation_and_oversize_without_keeping_anything)
 Test(ingest, abort_discards_the_temp_file)
 {
     size_t n = dataset(buf, "1.2.3.4.5", "x", 800000);
-    sto_ingest_meta m = {.sop_class = CT, .sop_instance = "1.2.3.4.5", .ts = DCM_TS_EXPLICIT_LE,
+    sto_ingest_meta m = {.sop_class = CT,
+                         .sop_instance = "1.2.3.4.5",
+                         .ts = DCM_TS_EXPLICIT_LE,
                          .hospital = "township1"};
     sto_ingest *ig;
     cr_assert_eq(sto_ingest_begin(&ctx, &m, on_resume, NULL, &ig), 0);
