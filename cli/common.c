@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, int *flags,
                     const char *const *flag_names)
@@ -33,6 +34,18 @@ int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, in
     if (hr_config_load(path, cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "huren: configuration error: %s\n", err);
         return 1;
+    }
+    /* child processes (redis-server) change directory: paths must be absolute */
+    if (cfg->data_dir[0] != '/') {
+        char cwd[HR_PATH_MAX], abs[2 * HR_PATH_MAX + 2];
+        const char *rel = strncmp(cfg->data_dir, "./", 2) == 0 ? cfg->data_dir + 2 : cfg->data_dir;
+        if (!getcwd(cwd, sizeof(cwd)) ||
+            (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, rel) >= sizeof(cfg->data_dir)) {
+            fprintf(stderr, "huren: data_dir: cannot make \"%s\" absolute\n", cfg->data_dir);
+            hr_config_free(cfg);
+            return 1;
+        }
+        strcpy(cfg->data_dir, abs);
     }
     enum hr_log_level lvl;
     if (hr_log_parse_level(cfg->log_level, &lvl) == 0)

@@ -15,6 +15,8 @@ n_study=$(ls "$T/study" | wc -l)
 check_eq "generator wrote 12 files" 12 "$n_study"
 
 check "storescu sends the study" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/study"
+check "a user identity sub-item (-usr/-pwd) is ignored gracefully" \
+  storescu -aet TOWNSHIP1 -aec HUREN -usr reader1 -pwd secret 127.0.0.1 "$port" "$(ls "$T/study"/* | head -1)"
 check "dcmsend sends the multi-frame object" dcmsend -aet TOWNSHIP1 -aec HUREN --scan-directories 127.0.0.1 "$port" "$T/mf"
 
 check_eq "13 objects on disk" 13 "$(count_objects store)"
