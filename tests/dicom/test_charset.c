@@ -5,6 +5,8 @@
 #include "dicom/charset.h"
 #include "dicom/scanner.h"
 
+#include "support/support.h"
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,15 +197,8 @@ Test(charset, failures_give_ascii_subset)
 
 static uint8_t *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
+    uint8_t *b = ts_read_file(path, len);
+    cr_assert_not_null(b, "cannot read %s", path);
     return b;
 }
 
@@ -214,265 +209,23 @@ static const struct {
     const char *file;
     const char *name;
 } k_pydicom_names[] = {
-    {"chrArab.dcm", "\xd9"
-                    "\x82"
-                    "\xd8"
-                    "\xa8"
-                    "\xd8"
-                    "\xa7"
-                    "\xd9"
-                    "\x86"
-                    "\xd9"
-                    "\x8a"
-                    "^\xd9"
-                    "\x84"
-                    "\xd9"
-                    "\x86"
-                    "\xd8"
-                    "\xb2"
-                    "\xd8"
-                    "\xa7"
-                    "\xd8"
-                    "\xb1"
-                    ""},
-    {"chrFren.dcm", "Buc^J\xc3"
-                    "\xa9"
-                    "r\xc3"
-                    "\xb4"
-                    "me"},
-    {"chrFrenMulti.dcm", "Buc^J\xc3"
-                         "\xa9"
-                         "r\xc3"
-                         "\xb4"
-                         "me"},
-    {"chrGerm.dcm", "\xc3"
-                    "\x84"
-                    "neas^R\xc3"
-                    "\xbc"
-                    "diger"},
-    {"chrGreek.dcm", "\xce"
-                     "\x94"
-                     "\xce"
-                     "\xb9"
-                     "\xce"
-                     "\xbf"
-                     "\xce"
-                     "\xbd"
-                     "\xcf"
-                     "\x85"
-                     "\xcf"
-                     "\x83"
-                     "\xce"
-                     "\xb9"
-                     "\xce"
-                     "\xbf"
-                     "\xcf"
-                     "\x82"
-                     ""},
-    {"chrH31.dcm", "Yamada^Tarou=\xe5"
-                   "\xb1"
-                   "\xb1"
-                   "\xe7"
-                   "\x94"
-                   "\xb0"
-                   "^\xe5"
-                   "\xa4"
-                   "\xaa"
-                   "\xe9"
-                   "\x83"
-                   "\x8e"
-                   "=\xe3"
-                   "\x82"
-                   "\x84"
-                   "\xe3"
-                   "\x81"
-                   "\xbe"
-                   "\xe3"
-                   "\x81"
-                   "\xa0"
-                   "^\xe3"
-                   "\x81"
-                   "\x9f"
-                   "\xe3"
-                   "\x82"
-                   "\x8d"
-                   "\xe3"
-                   "\x81"
-                   "\x86"
-                   ""},
-    {"chrH32.dcm", "\xef"
-                   "\xbe"
-                   "\x94"
-                   "\xef"
-                   "\xbe"
-                   "\x8f"
-                   "\xef"
-                   "\xbe"
-                   "\x80"
-                   "\xef"
-                   "\xbe"
-                   "\x9e"
-                   "^\xef"
-                   "\xbe"
-                   "\x80"
-                   "\xef"
-                   "\xbe"
-                   "\x9b"
-                   "\xef"
-                   "\xbd"
-                   "\xb3"
-                   "=\xe5"
-                   "\xb1"
-                   "\xb1"
-                   "\xe7"
-                   "\x94"
-                   "\xb0"
-                   "^\xe5"
-                   "\xa4"
-                   "\xaa"
-                   "\xe9"
-                   "\x83"
-                   "\x8e"
-                   "=\xe3"
-                   "\x82"
-                   "\x84"
-                   "\xe3"
-                   "\x81"
-                   "\xbe"
-                   "\xe3"
-                   "\x81"
-                   "\xa0"
-                   "^\xe3"
-                   "\x81"
-                   "\x9f"
-                   "\xe3"
-                   "\x82"
-                   "\x8d"
-                   "\xe3"
-                   "\x81"
-                   "\x86"
-                   ""},
-    {"chrHbrw.dcm", "\xd7"
-                    "\xa9"
-                    "\xd7"
-                    "\xa8"
-                    "\xd7"
-                    "\x95"
-                    "\xd7"
-                    "\x9f"
-                    "^\xd7"
-                    "\x93"
-                    "\xd7"
-                    "\x91"
-                    "\xd7"
-                    "\x95"
-                    "\xd7"
-                    "\xa8"
-                    "\xd7"
-                    "\x94"
-                    ""},
-    {"chrI2.dcm", "Hong^Gildong=\xe6"
-                  "\xb4"
-                  "\xaa"
-                  "^\xe5"
-                  "\x90"
-                  "\x89"
-                  "\xe6"
-                  "\xb4"
-                  "\x9e"
-                  "=\xed"
-                  "\x99"
-                  "\x8d"
-                  "^\xea"
-                  "\xb8"
-                  "\xb8"
-                  "\xeb"
-                  "\x8f"
-                  "\x99"
-                  ""},
-    {"chrJapMulti.dcm", "\xe3"
-                        "\x82"
-                        "\x84"
-                        "\xe3"
-                        "\x81"
-                        "\xbe"
-                        "\xe3"
-                        "\x81"
-                        "\xa0"
-                        "^\xe3"
-                        "\x81"
-                        "\x9f"
-                        "\xe3"
-                        "\x82"
-                        "\x8d"
-                        "\xe3"
-                        "\x81"
-                        "\x86"
-                        ""},
-    {"chrJapMultiExplicitIR6.dcm", "\xe3"
-                                   "\x82"
-                                   "\x84"
-                                   "\xe3"
-                                   "\x81"
-                                   "\xbe"
-                                   "\xe3"
-                                   "\x81"
-                                   "\xa0"
-                                   "^\xe3"
-                                   "\x81"
-                                   "\x9f"
-                                   "\xe3"
-                                   "\x82"
-                                   "\x8d"
-                                   "\xe3"
-                                   "\x81"
-                                   "\x86"
-                                   ""},
-    {"chrKoreanMulti.dcm", "\xea"
-                           "\xb9"
-                           "\x80"
-                           "\xed"
-                           "\x9d"
-                           "\xac"
-                           "\xec"
-                           "\xa4"
-                           "\x91"
-                           ""},
-    {"chrRuss.dcm", "\xd0"
-                    "\x9b"
-                    "\xd1"
-                    "\x8e"
-                    "\xd0"
-                    "\xba"
-                    "ce\xd0"
-                    "\xbc"
-                    "\xd0"
-                    "\xb1"
-                    "yp\xd0"
-                    "\xb3"
-                    ""},
+    {"chrArab.dcm", "قباني^لنزار"},
+    {"chrFren.dcm", "Buc^Jérôme"},
+    {"chrFrenMulti.dcm", "Buc^Jérôme"},
+    {"chrGerm.dcm", "Äneas^Rüdiger"},
+    {"chrGreek.dcm", "Διονυσιος"},
+    {"chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう"},
+    {"chrH32.dcm", "ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう"},
+    {"chrHbrw.dcm", "שרון^דבורה"},
+    {"chrI2.dcm", "Hong^Gildong=洪^吉洞=홍^길동"},
+    {"chrJapMulti.dcm", "やまだ^たろう"},
+    {"chrJapMultiExplicitIR6.dcm", "やまだ^たろう"},
+    {"chrKoreanMulti.dcm", "김희중"},
+    {"chrRuss.dcm", "Люкceмбypг"},
     {"chrSQEncoding.dcm", ""},
     {"chrSQEncoding1.dcm", ""},
-    {"chrX1.dcm", "Wang^XiaoDong=\xe7"
-                  "\x8e"
-                  "\x8b"
-                  "^\xe5"
-                  "\xb0"
-                  "\x8f"
-                  "\xe6"
-                  "\x9d"
-                  "\xb1"
-                  "="},
-    {"chrX2.dcm", "Wang^XiaoDong=\xe7"
-                  "\x8e"
-                  "\x8b"
-                  "^\xe5"
-                  "\xb0"
-                  "\x8f"
-                  "\xe4"
-                  "\xb8"
-                  "\x9c"
-                  "="},
+    {"chrX1.dcm", "Wang^XiaoDong=王^小東="},
+    {"chrX2.dcm", "Wang^XiaoDong=王^小东="},
 };
 
 Test(charset, pydicom_charset_files)

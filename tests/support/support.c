@@ -75,12 +75,20 @@ int ts_redis_get(const ts_redis *r, char *out, size_t cap, const char *fmt, ...)
 
 unsigned char *ts_read_file(const char *path, size_t *len)
 {
+    struct stat st;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
-    unsigned char *buf = malloc(64u << 20);
-    size_t n = buf ? fread(buf, 1, 64u << 20, f) : 0;
+    unsigned char *buf = NULL;
+    if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && st.st_size <= (64 << 20)) {
+        buf = malloc((size_t)st.st_size + 1);
+        if (buf && fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+            free(buf);
+            buf = NULL;
+        }
+    }
     fclose(f);
-    *len = n;
+    if (buf)
+        *len = (size_t)st.st_size;
     return buf;
 }

@@ -21,7 +21,8 @@ void ts_redis_stop(ts_redis *r);
  * integer or status) into out (cap); "" for nil. 0 or -1. */
 int ts_redis_get(const ts_redis *r, char *out, size_t cap, const char *fmt, ...);
 
-/* Reads a whole file (malloc'd, caller frees) up to 64 MB; NULL on error. */
+/* Reads a whole file (malloc'd with one spare byte, caller frees) up to 64 MB;
+ * NULL on error. */
 unsigned char *ts_read_file(const char *path, size_t *len);
 
 #endif
