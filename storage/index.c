@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_KEYS  15
+#define N_KEYS  17
 #define N_ARGV  33
 #define KEY_MAX 640
 
@@ -113,6 +113,8 @@ static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha
     snprintf(a->keys[12], KEY_MAX, "hr:ix:hosp:%s", r->hospital);
     snprintf(a->keys[13], KEY_MAX, "hr:ix:sop");
     snprintf(a->keys[14], KEY_MAX, "hr:stats");
+    snprintf(a->keys[15], KEY_MAX, "hr:ix:pid:%s", d->patient_id);
+    snprintf(a->keys[16], KEY_MAX, "hr:ix:patients");
     if (n)
         return HR_ETOOBIG;
     snprintf(a->nkeys, sizeof(a->nkeys), "%d", N_KEYS);

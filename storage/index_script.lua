@@ -47,6 +47,8 @@ if ARGV[26] ~= '' then
   hset(KEYS[8], 'key', ARGV[26], 'id', ARGV[27], 'issuer', ARGV[28], 'name', ARGV[29],
     'birth_date', ARGV[30], 'sex', ARGV[31])
   redis.call('ZADD', KEYS[9], date, study)
+  redis.call('SADD', KEYS[16], ARGV[26])
+  redis.call('SADD', KEYS[17], ARGV[26])
 end
 if ARGV[20] ~= '' then redis.call('SADD', KEYS[10], study) end
 redis.call('ZADD', KEYS[11], date, study)

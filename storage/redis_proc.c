@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -258,6 +259,8 @@ int sto_redis_start_blocking(const sto_redis_opts *opts, int timeout_ms)
     if (pid < 0)
         return -errno;
     if (pid == 0) {
+        /* dies with its parent: a crashed reindex or test leaves no orphan */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         execvp(opts->server, a.argv);
         _exit(127);
     }

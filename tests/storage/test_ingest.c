@@ -149,6 +149,10 @@ Test(ingest, stores_then_recognises_identical_and_new_versions)
     cr_expect_str_eq(v, o.r.sha);
     ts_redis_get(&redis, v, sizeof(v), "HGET hr:pt:township1|PID9 name");
     cr_expect_str_eq(v, "Test^Patient");
+    ts_redis_get(&redis, v, sizeof(v), "SISMEMBER hr:ix:pid:PID9 township1|PID9");
+    cr_expect_str_eq(v, "1");
+    ts_redis_get(&redis, v, sizeof(v), "SISMEMBER hr:ix:patients township1|PID9");
+    cr_expect_str_eq(v, "1");
     ts_redis_get(&redis, v, sizeof(v), "SISMEMBER hr:ix:acc:ACC9 1.2.826.0.1.3680043.2.1125.77");
     cr_expect_str_eq(v, "1");
     ts_redis_get(&redis, v, sizeof(v), "ZSCORE hr:ix:date 1.2.826.0.1.3680043.2.1125.77");
