@@ -21,7 +21,7 @@ wait "$REDIS_PID" 2>/dev/null || true
 out=$(storescu -v -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/b" 2>&1 || true)
 check "store while redis is down gets Out of Resources (A700)" grep -Eqi "Out ?of ?Resources|A700" <<<"$out"
 check "and no success" bash -c "! grep -q 'Received Store Response (Success)' <<<'$out'"
-check "huren logged the index failure" grep -q "index" "$T/rd/huren.log"
+check "huren logged the refusal and its reason" grep -q "refused with A700: index unavailable" "$T/rd/huren.log"
 
 start_redis rd "$rport"
 recovered=0

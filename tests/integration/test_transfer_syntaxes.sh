@@ -45,8 +45,9 @@ check "deflated explicit VR LE proposed" storescu -xd -aet TOWNSHIP1 -aec HUREN 
 check_eq "stored deflated" 1.2.840.10008.1.2.1.99 "$(stored_ts "$T/dfl"/*)"
 check_eq "deflated data set kept byte for byte" "$(dataset_sha "$T/dfl"/*)" \
   "$(rcli_raw ts HGET "hr:{$(dcmdump +P 0020,000D "$T/dfl"/* | sed -n 's/.*\[\(.*\)\].*/\1/p')}:i:$(sop_uid "$T/dfl"/*)" sha)"
-for f in "$T/ts/data/objects"/*/*/*; do dcmdump -q "$f" >/dev/null 2>&1 || fail "DCMTK cannot read stored $f"; done
-pass "DCMTK reads every stored object"
+unreadable=0
+for f in "$T/ts/data/objects"/*/*/*; do dcmdump -q "$f" >/dev/null 2>&1 || { unreadable=$((unreadable + 1)); echo "DCMTK cannot read $f"; }; done
+check_eq "DCMTK reads every stored object" 0 "$unreadable"
 
 # one object of each modality, including a 12-lead ECG and multi-frame NM/US
 n=0
