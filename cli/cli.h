@@ -13,6 +13,11 @@ int cli_check_config(int argc, char **argv);
 int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, int *flags,
                     const char *const *flag_names);
 
+/* Takes <data_dir>/huren.lock (one huren per data directory, held for the
+ * process lifetime). Returns the fd, -EBUSY when another process holds it,
+ * or -errno. */
+int cli_lock_data_dir(const char *data_dir);
+
 /* Redis endpoint of the configuration: the URL, or the embedded socket. */
 void cli_redis_dir(const hr_config *cfg, char *out, size_t cap);
 

@@ -1,8 +1,11 @@
 #include "cli.h"
 #include "../common/hr_log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, int *flags,
@@ -51,6 +54,20 @@ int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, in
     if (hr_log_parse_level(cfg->log_level, &lvl) == 0)
         hr_log_set_level(lvl);
     return 0;
+}
+
+int cli_lock_data_dir(const char *data_dir)
+{
+    char path[HR_PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/huren.lock", data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return -EBUSY;
+    }
+    return fd;
 }
 
 void cli_redis_dir(const hr_config *cfg, char *out, size_t cap)

@@ -45,10 +45,8 @@ int cli_reindex(int argc, char **argv)
         sto_redis_socket_path(dir, addr.host, sizeof(addr.host));
         /* a huren serving this data dir holds the lock and its redis: use it;
          * otherwise hold the lock ourselves while we run our own redis */
-        char lock[HR_PATH_MAX + 16];
-        snprintf(lock, sizeof(lock), "%s/huren.lock", cfg.data_dir);
-        lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-        int serving = lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0;
+        lock_fd = cli_lock_data_dir(cfg.data_dir);
+        int serving = lock_fd == -EBUSY;
         if (!serving) {
             sto_redis_opts ro = {cfg.redis.server, dir, cfg.redis.appendfsync};
             redis_pid = sto_redis_start_blocking(&ro, cfg.redis.connect_timeout_ms);

@@ -60,21 +60,6 @@ static void on_signal(uv_signal_t *h, int signum)
     gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
 }
 
-/* One huren per data directory: the lock is held for the process lifetime. */
-static int lock_data_dir(const char *dir)
-{
-    char path[HR_PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/huren.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
-        return -EBUSY;
-    }
-    return fd;
-}
-
 static void wait_index_ready(serve_state *s, int timeout_ms)
 {
     uint64_t deadline = uv_now(s->loop) + (uint64_t)timeout_ms;
@@ -157,7 +142,7 @@ int cli_serve(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    lock_fd = lock_data_dir(s.cfg.data_dir);
+    lock_fd = cli_lock_data_dir(s.cfg.data_dir);
     if (lock_fd < 0) {
         fprintf(stderr, "huren: data directory %s is in use by another huren (%s)\n",
                 s.cfg.data_dir, hr_strerror(lock_fd));

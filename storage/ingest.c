@@ -42,7 +42,6 @@ struct sto_ingest {
     enum job_kind job;
     hr_buf *job_buf;
     int job_rc;
-    int job_existed;
     int fd;
     uint64_t written; /* bytes written to the temp file (pool side) */
     char tmp_path[STO_PATH_MAX];
@@ -168,7 +167,7 @@ static void job_run(uv_work_t *w)
         ig->written += ig->job_buf->len;
     }
     if (ig->job == JOB_COMMIT) {
-        rc = sto_objstore_commit(st, ig->fd, ig->tmp_path, ig->result.sha, &ig->job_existed);
+        rc = sto_objstore_commit(st, ig->fd, ig->tmp_path, ig->result.sha, NULL);
         ig->fd = -1;
     }
 out:

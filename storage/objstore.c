@@ -105,7 +105,6 @@ int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, con
 {
     char d1[STO_PATH_MAX], d2[STO_PATH_MAX], final[STO_PATH_MAX];
     int rc, new1 = 0, new2 = 0;
-    *existed = 0;
     snprintf(d1, sizeof(d1), "%s/%.2s", s->objects, sha);
     snprintf(d2, sizeof(d2), "%s/%.2s/%.2s", s->objects, sha, sha + 2);
     sto_objstore_path(s, sha, final);
@@ -130,7 +129,8 @@ int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, con
      * concurrent identical store that is still between its rename and its
      * fsync, and the fresh mtimes keep start-up reconciliation truthful. */
     struct stat st;
-    *existed = stat(final, &st) == 0;
+    if (existed)
+        *existed = stat(final, &st) == 0;
     if (rename(tmp_path, final)) {
         rc = -errno;
         goto out;

@@ -32,7 +32,8 @@ void sto_objstore_path(const sto_objstore *s, const char *sha, char *out);
 
 /* Makes the temp file durable under its content name: fsync(fd), close(fd),
  * create objects/aa/bb (fsyncing each new directory's parent), rename over
- * any existing object of that name (same name = same bytes; *existed tells)
+ * any existing object of that name (same name = same bytes; *existed, when
+ * not NULL, tells)
  * and fsync the directory. The fd is closed in every case; on error the temp
  * file is unlinked. 0 or -errno. */
 int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, const char *sha,
