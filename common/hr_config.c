@@ -18,7 +18,9 @@ static const char k_default_json[] =
     "            \"hospital\": \"county\", \"max_associations\": 64, \"max_pdu\": 262144,\n"
     "            \"idle_timeout_s\": 120, \"artim_timeout_s\": 30,\n"
     "            \"max_object_bytes\": 8589934592},\n"
-    "  \"http\": {\"listen\": \"0.0.0.0\", \"port\": 8080},\n"
+    "  \"http\": {\"listen\": \"0.0.0.0\", \"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\",\n"
+    "           \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,\n"
+    "           \"max_connections\": 1024, \"cors_origins\": []},\n"
     "  \"hl7\": {\"listen\": \"0.0.0.0\", \"port\": 2575},\n"
     "  \"hospitals\": [\n"
     "    {\"id\": \"county\", \"name\": \"示范县人民医院 (Demo County People's Hospital)\",\n"
@@ -103,6 +105,9 @@ static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, s
     static const char *const keys[] = {
         "listen",  "port",           "ae_title",        "hospital",         "max_associations",
         "max_pdu", "idle_timeout_s", "artim_timeout_s", "max_object_bytes", NULL};
+    static const char *const http_keys[] = {
+        "listen",          "port",           "tls_cert", "tls_key", "max_body_bytes", "token_ttl_s",
+        "max_connections", "cors_origins",   NULL};
     static const char *const plain[] = {"listen", "port", NULL};
     char where[32];
     json_t *o = json_object_get(root, name);
@@ -111,7 +116,11 @@ static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, s
     snprintf(where, sizeof(where), "%s.", name);
     if (!json_is_object(o))
         return fail(err, ecap, "%s: must be an object", name);
-    int rc = check_keys(o, where, strcmp(name, "dicom") == 0 ? keys : plain, err, ecap);
+    int rc = check_keys(o, where,
+                        strcmp(name, "dicom") == 0  ? keys
+                        : strcmp(name, "http") == 0 ? http_keys
+                                                    : plain,
+                        err, ecap);
     if (rc)
         return rc;
     rc = get_str(o, "listen", where, l->host, sizeof(l->host), 0, err, ecap);
@@ -199,6 +208,7 @@ static void free_hospitals(hr_config *c)
     for (size_t i = 0; i < c->n_hospitals; i++) {
         free(c->hospitals[i].ae_titles);
         free(c->hospitals[i].addresses);
+        free(c->hospitals[i].destinations);
     }
     free(c->hospitals);
     c->hospitals = NULL;
@@ -216,9 +226,99 @@ static int valid_ae(const char *ae)
     return 1;
 }
 
+static int parse_destinations(json_t *ds, const char *where, hr_hospital *h, char *err,
+                              size_t ecap)
+{
+    static const char *const keys[] = {"ae_title", "host", "port", NULL};
+    if (ds && !json_is_array(ds))
+        return fail(err, ecap, "%sdestinations: must be an array of {ae_title, host, port}", where);
+    h->n_dest = ds ? json_array_size(ds) : 0;
+    h->destinations = calloc(h->n_dest ? h->n_dest : 1, sizeof(*h->destinations));
+    if (!h->destinations)
+        return -ENOMEM;
+    for (size_t i = 0; i < h->n_dest; i++) {
+        json_t *d = json_array_get(ds, i);
+        hr_destination *t = &h->destinations[i];
+        char w[96];
+        snprintf(w, sizeof(w), "%sdestinations[%zu].", where, i);
+        if (!json_is_object(d))
+            return fail(err, ecap, "%sdestinations[%zu]: must be an object", where, i);
+        int rc = check_keys(d, w, keys, err, ecap);
+        if (rc)
+            return rc;
+        if (!json_object_get(d, "ae_title") || !json_object_get(d, "host") ||
+            !json_object_get(d, "port"))
+            return fail(err, ecap, "%sdestinations[%zu]: ae_title, host and port are required",
+                        where, i);
+        long long port = 0;
+        rc = get_str(d, "ae_title", w, t->ae_title, sizeof(t->ae_title), 0, err, ecap);
+        if (!rc && !valid_ae(t->ae_title))
+            rc = fail(err, ecap, "%sae_title: must be 1-16 printable ASCII characters", w);
+        if (!rc)
+            rc = get_str(d, "host", w, t->host, sizeof(t->host), 0, err, ecap);
+        if (!rc)
+            rc = get_int(d, "port", w, 1, 65535, &port, err, ecap);
+        if (rc)
+            return rc;
+        t->port = (int)port;
+    }
+    return 0;
+}
+
+static void free_cors(hr_config *c)
+{
+    free(c->http.cors_origins);
+    c->http.cors_origins = NULL;
+    c->http.n_cors = 0;
+}
+
+static int parse_http(json_t *o, hr_config *c, char *err, size_t ecap)
+{
+    if (!o)
+        return 0;
+    long long v;
+    int rc = get_str(o, "tls_cert", "http.", c->http.tls_cert, sizeof(c->http.tls_cert), 1, err,
+                     ecap);
+    if (!rc)
+        rc = get_str(o, "tls_key", "http.", c->http.tls_key, sizeof(c->http.tls_key), 1, err, ecap);
+    v = (long long)c->http.max_body_bytes;
+    if (!rc)
+        rc = get_int(o, "max_body_bytes", "http.", 1024, (long long)1 << 42, &v, err, ecap);
+    c->http.max_body_bytes = (uint64_t)v;
+    v = c->http.token_ttl_s;
+    if (!rc)
+        rc = get_int(o, "token_ttl_s", "http.", 60, 30 * 86400, &v, err, ecap);
+    c->http.token_ttl_s = (int)v;
+    v = c->http.max_connections;
+    if (!rc)
+        rc = get_int(o, "max_connections", "http.", 1, 100000, &v, err, ecap);
+    c->http.max_connections = (int)v;
+    if (rc)
+        return rc;
+    json_t *co = json_object_get(o, "cors_origins");
+    if (co) {
+        if (!json_is_array(co))
+            return fail(err, ecap, "http.cors_origins: must be an array of origins");
+        free_cors(c);
+        c->http.n_cors = json_array_size(co);
+        c->http.cors_origins = calloc(c->http.n_cors ? c->http.n_cors : 1, HR_NAME_MAX);
+        if (!c->http.cors_origins)
+            return -ENOMEM;
+        for (size_t i = 0; i < c->http.n_cors; i++) {
+            json_t *s = json_array_get(co, i);
+            if (!json_is_string(s) || !*json_string_value(s) ||
+                strlen(json_string_value(s)) >= HR_NAME_MAX)
+                return fail(err, ecap, "http.cors_origins[%zu]: must be a non-empty origin", i);
+            strcpy(c->http.cors_origins[i], json_string_value(s));
+        }
+    }
+    return 0;
+}
+
 static int parse_hospital(json_t *o, size_t idx, hr_hospital *h, char *err, size_t ecap)
 {
-    static const char *const keys[] = {"id", "name", "level", "ae_titles", "addresses", NULL};
+    static const char *const keys[] = {"id",        "name",         "level", "ae_titles",
+                                       "addresses", "destinations", NULL};
     char where[48];
     snprintf(where, sizeof(where), "hospitals[%zu].", idx);
     if (!json_is_object(o))
@@ -284,7 +384,7 @@ static int parse_hospital(json_t *o, size_t idx, hr_hospital *h, char *err, size
         if (!json_is_string(v) || hr_cidr_parse(json_string_value(v), &h->addresses[i]))
             return fail(err, ecap, "%saddresses[%zu]: not an IP address or CIDR network", where, i);
     }
-    return 0;
+    return parse_destinations(json_object_get(o, "destinations"), where, h, err, ecap);
 }
 
 static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
@@ -335,7 +435,9 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
 
     rc = get_listen(root, "dicom", &c->dicom.listen, err, ecap);
     if (!rc)
-        rc = get_listen(root, "http", &c->http, err, ecap);
+        rc = get_listen(root, "http", &c->http.listen, err, ecap);
+    if (!rc)
+        rc = parse_http(json_object_get(root, "http"), c, err, ecap);
     if (!rc)
         rc = get_listen(root, "hl7", &c->hl7, err, ecap);
     if (rc)
@@ -412,7 +514,16 @@ static int validate(const hr_config *c, char *err, size_t ecap)
                             "hospitals[%zu].ae_titles: \"%s\" is the hub's own dicom.ae_title", i,
                             ae);
         }
+        for (size_t d = 0; d < c->hospitals[i].n_dest; d++) {
+            const char *ae = c->hospitals[i].destinations[d].ae_title;
+            const hr_hospital *owner = NULL;
+            if (hr_config_destination(c, ae, &owner) != &c->hospitals[i].destinations[d])
+                return fail(err, ecap, "hospitals[%zu].destinations[%zu].ae_title: \"%s\" is "
+                            "already a destination of \"%s\"", i, d, ae, owner->id);
+        }
     }
+    if ((c->http.tls_cert[0] != 0) != (c->http.tls_key[0] != 0))
+        return fail(err, ecap, "http.tls_cert, http.tls_key: give both or neither");
     if (!hr_config_hospital(c, c->dicom.hospital))
         return fail(err, ecap, "dicom.hospital: \"%s\" is not one of hospitals[].id",
                     c->dicom.hospital);
@@ -468,6 +579,7 @@ int hr_config_load(const char *path, hr_config *out, char *err, size_t ecap)
 void hr_config_free(hr_config *c)
 {
     free_hospitals(c);
+    free_cors(c);
 }
 
 const hr_hospital *hr_config_hospital(const hr_config *c, const char *id)
@@ -484,5 +596,18 @@ const hr_hospital *hr_config_hospital_by_ae(const hr_config *c, const char *ae)
         for (size_t a = 0; a < c->hospitals[i].n_ae; a++)
             if (strcmp(c->hospitals[i].ae_titles[a], ae) == 0)
                 return &c->hospitals[i];
+    return NULL;
+}
+
+const hr_destination *hr_config_destination(const hr_config *c, const char *ae,
+                                            const hr_hospital **owner)
+{
+    for (size_t i = 0; i < c->n_hospitals; i++)
+        for (size_t d = 0; d < c->hospitals[i].n_dest; d++)
+            if (strcmp(c->hospitals[i].destinations[d].ae_title, ae) == 0) {
+                if (owner)
+                    *owner = &c->hospitals[i];
+                return &c->hospitals[i].destinations[d];
+            }
     return NULL;
 }

@@ -23,6 +23,13 @@ typedef struct hr_cidr {
     int prefix;
 } hr_cidr;
 
+/* A C-MOVE destination: an AE title huren connects to as a C-STORE SCU. */
+typedef struct hr_destination {
+    char ae_title[HR_AE_MAX];
+    char host[HR_NAME_MAX];
+    int port;
+} hr_destination;
+
 typedef struct hr_hospital {
     char id[HR_ID_MAX];
     char name[HR_NAME_MAX];
@@ -31,6 +38,8 @@ typedef struct hr_hospital {
     char (*ae_titles)[HR_AE_MAX];
     size_t n_addr;
     hr_cidr *addresses;
+    size_t n_dest;
+    hr_destination *destinations; /* C-MOVE destinations owned by this hospital */
 } hr_hospital;
 
 typedef struct hr_listen {
@@ -57,7 +66,16 @@ typedef struct hr_config {
         int artim_timeout_s;
         uint64_t max_object_bytes;
     } dicom;
-    hr_listen http;
+    struct {
+        hr_listen listen;
+        char tls_cert[HR_PATH_MAX]; /* PEM; "" = plain HTTP (h2c for HTTP/2) */
+        char tls_key[HR_PATH_MAX];
+        uint64_t max_body_bytes;    /* larger request bodies get 413 */
+        int token_ttl_s;            /* bearer token lifetime */
+        int max_connections;
+        size_t n_cors;
+        char (*cors_origins)[HR_NAME_MAX]; /* allowed Origin values; "*" = any */
+    } http;
     hr_listen hl7;
     size_t n_hospitals;
     hr_hospital *hospitals;
@@ -81,6 +99,10 @@ const hr_hospital *hr_config_hospital_by_ae(const hr_config *c, const char *ae);
 /* 1 when the peer address (sockaddr_in / sockaddr_in6, v4-mapped v6 handled)
  * is inside one of h's allowed networks. */
 int hr_hospital_allows(const hr_hospital *h, const struct sockaddr *peer);
+/* Destination with this AE title in any hospital (and its owner in *owner,
+ * may be NULL), or NULL. */
+const hr_destination *hr_config_destination(const hr_config *c, const char *ae,
+                                            const hr_hospital **owner);
 /* Parses "10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8". 0 or HR_ECONFIG. */
 int hr_cidr_parse(const char *s, hr_cidr *out);
 

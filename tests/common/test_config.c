@@ -12,7 +12,11 @@ Test(config, defaults_are_complete)
     cr_assert_eq(hr_config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
     cr_expect_str_eq(c.data_dir, "./huren-data");
     cr_expect_eq(c.dicom.listen.port, 11112);
-    cr_expect_eq(c.http.port, 8080);
+    cr_expect_eq(c.http.listen.port, 8080);
+    cr_expect_eq(c.http.token_ttl_s, 28800);
+    cr_expect_eq(c.http.max_body_bytes, 4294967296ULL);
+    cr_expect_eq(c.http.n_cors, 0);
+    cr_expect_str_eq(c.http.tls_cert, "");
     cr_expect_eq(c.hl7.port, 2575);
     cr_expect_str_eq(c.dicom.ae_title, "HUREN");
     cr_expect_str_eq(c.redis.url, "");
@@ -58,6 +62,17 @@ Test(config, errors_name_the_key)
     expect_error("{\"hospitals\": [{\"id\": \"a\", \"level\": \"city\"}]}", "hospitals[0].level");
     expect_error("{\"dicom\": {\"port\": 1}, \"dicom\": {\"port\": 2}}", "duplicate");
     expect_error("[1]", "must be a JSON object");
+    expect_error("{\"http\": {\"tls_cert\": \"/x.pem\"}}", "give both or neither");
+    expect_error("{\"http\": {\"token_ttl_s\": 1}}", "http.token_ttl_s");
+    expect_error("{\"http\": {\"cors_origins\": [\"\"]}}", "http.cors_origins[0]");
+    expect_error("{\"http\": {\"ae_title\": \"X\"}}", "http.ae_title: unknown key");
+    expect_error("{\"hospitals\": [{\"id\": \"a\", \"destinations\": [{\"ae_title\": \"X\"}]}],"
+                 " \"dicom\": {\"hospital\": \"a\"}}",
+                 "hospitals[0].destinations[0]: ae_title, host and port are required");
+    expect_error("{\"hospitals\": [{\"id\": \"a\", \"destinations\": [{\"ae_title\": \"X\", "
+                 "\"host\": \"h\", \"port\": 1}, {\"ae_title\": \"X\", \"host\": \"h\", "
+                 "\"port\": 2}]}], \"dicom\": {\"hospital\": \"a\"}}",
+                 "already a destination");
 }
 
 Test(config, cidr_matching)
@@ -80,4 +95,25 @@ Test(config, cidr_matching)
     cr_expect_eq(hr_cidr_parse("10.0.0/8", &c), HR_ECONFIG);
     cr_expect_eq(hr_cidr_parse("/8", &c), HR_ECONFIG);
     cr_expect_eq(hr_cidr_parse("1.2.3.4/", &c), HR_ECONFIG);
+}
+
+Test(config, destinations_and_cors)
+{
+    hr_config c;
+    char err[256];
+    const char *json =
+        "{\"http\": {\"cors_origins\": [\"https://viewer.example\"], \"port\": 9090},"
+        " \"hospitals\": [{\"id\": \"county\", \"level\": \"county\","
+        " \"destinations\": [{\"ae_title\": \"WS1\", \"host\": \"127.0.0.1\", \"port\": 104}]}]}";
+    cr_assert_eq(hr_config_load_string(json, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c.http.listen.port, 9090);
+    cr_assert_eq(c.http.n_cors, 1);
+    cr_expect_str_eq(c.http.cors_origins[0], "https://viewer.example");
+    const hr_hospital *owner = NULL;
+    const hr_destination *d = hr_config_destination(&c, "WS1", &owner);
+    cr_assert_not_null(d);
+    cr_expect_eq(d->port, 104);
+    cr_expect_str_eq(owner->id, "county");
+    cr_expect_null(hr_config_destination(&c, "WS2", NULL));
+    hr_config_free(&c);
 }
