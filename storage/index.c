@@ -197,6 +197,26 @@ redisContext *sto_index_connect_sync(const sto_redis_addr *addr, int timeout_ms,
     return c;
 }
 
+static __thread redisContext *t_worker_redis;
+
+redisContext *sto_worker_redis(const sto_redis_addr *addr, int timeout_ms)
+{
+    if (t_worker_redis && t_worker_redis->err)
+        sto_worker_redis_failed();
+    if (!t_worker_redis) {
+        int err;
+        t_worker_redis = sto_index_connect_sync(addr, timeout_ms, &err);
+    }
+    return t_worker_redis;
+}
+
+void sto_worker_redis_failed(void)
+{
+    if (t_worker_redis)
+        redisFree(t_worker_redis);
+    t_worker_redis = NULL;
+}
+
 int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r,
                           enum sto_index_outcome *outcome)
 {

@@ -41,6 +41,13 @@ int sto_redis_addr_parse(const char *url, sto_redis_addr *out);
 /* Sync: connects with a timeout (ms); NULL on failure with *err set. The
  * caller frees with redisFree. */
 redisContext *sto_index_connect_sync(const sto_redis_addr *addr, int timeout_ms, int *err);
+/* For work on the libuv thread pool: this thread's own sync connection,
+ * made on first use and kept (hiredis contexts are not thread-safe). NULL when
+ * Redis is unreachable. After a command on it fails, call
+ * sto_worker_redis_failed() so the next call reconnects. */
+redisContext *sto_worker_redis(const sto_redis_addr *addr, int timeout_ms);
+void sto_worker_redis_failed(void);
+
 /* Sync commit (reindex). 0 with *outcome set, or HR_EREDIS / HR_EMISSING. */
 int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r,
                           enum sto_index_outcome *outcome);
