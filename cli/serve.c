@@ -192,6 +192,8 @@ int cli_serve(int argc, char **argv)
                 hr_strerror(rc));
         uv_timer_start(&s.reconcile_timer, on_reconcile_timer, 5000, 5000);
     }
+    s.sto.redis_addr = *addr;
+    s.sto.redis_timeout_ms = s.cfg.redis.connect_timeout_ms;
     wait_index_ready(&s, s.cfg.redis.connect_timeout_ms);
     if (!sto_index_ready(s.sto.index))
         hr_warn("serve", "redis is not reachable yet; C-STORE answers A700 until it is");

@@ -7,6 +7,7 @@
 #ifndef STO_INGEST_H
 #define STO_INGEST_H
 
+#include "audit.h"
 #include "index.h"
 #include "objstore.h"
 #include "../dicom/dcm_attrs.h"
@@ -23,6 +24,9 @@ typedef struct sto_ctx {
     uv_loop_t *loop;
     sto_objstore store;
     sto_index *index;
+    sto_redis_addr redis_addr; /* for sto_worker_redis() on the thread pool */
+    int redis_timeout_ms;
+    sto_audit *audit; /* every read of patient data is recorded here */
     uint64_t max_object_bytes;
     uint32_t max_feed; /* largest single feed() (max PDU); bounds the buffers */
     /* recycled data buffers (each STO_INGEST_CHUNK + max_feed bytes): a fresh
