@@ -57,16 +57,20 @@ wait_port() { # wait_port PORT [seconds]
   return 1
 }
 
-# write_config NAME DICOM_PORT [REDIS_URL] [extra JSON members for "dicom"]
+# write_config NAME DICOM_PORT [REDIS_URL] [extra JSON members for "dicom"] [extra for "http"]
+# The HTTP port is a free one, written to $T/NAME/http_port (see http_port).
 write_config() {
-  local name=$1 port=$2 url=${3:-} extra=${4:-}
+  local name=$1 port=$2 url=${3:-} extra=${4:-} hextra=${5:-} hport
   mkdir -p "$T/$name"
+  hport=$(free_port)
+  echo "$hport" > "$T/$name/http_port"
   cat > "$T/$name/config.json" <<JSON
 {
   "data_dir": "$T/$name/data",
   "log_level": "info",
   "redis": {"url": "$url"},
   "dicom": {"listen": "127.0.0.1", "port": $port, "ae_title": "HUREN"${extra:+, $extra}},
+  "http": {"listen": "127.0.0.1", "port": $hport${hextra:+, $hextra}},
   "hospitals": [
     {"id": "county", "name": "County", "level": "county", "ae_titles": ["COUNTY"], "addresses": ["127.0.0.1"]},
     {"id": "township1", "name": "Township 1", "level": "township", "ae_titles": ["TOWNSHIP1"], "addresses": ["127.0.0.1"]},
@@ -86,6 +90,8 @@ start_huren() {
   PIDS+=("$HUREN_PID")
   wait_port "$port" 60
 }
+
+http_port() { cat "$T/$1/http_port"; }
 
 stop_huren() { # graceful; returns huren's exit status
   local pid=$1 st=0

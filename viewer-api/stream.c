@@ -1,0 +1,293 @@
+#include "stream.h"
+#include "../common/hr_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+typedef struct piece {
+    char *text; /* literal, or NULL for a file range */
+    size_t text_len;
+    char *path;
+    uint64_t offset, length;
+} piece;
+
+struct va_stream {
+    h2o_generator_t gen; /* first: h2o hands it back */
+    va_req *r;
+    piece *v;
+    size_t n, cap;
+    uint64_t total;
+    /* position */
+    size_t cur;     /* piece being sent */
+    uint64_t done;  /* bytes of the current file piece sent */
+    int fd;         /* open file of the current piece */
+    /* the window being sent */
+    uv_work_t work;
+    void *map;
+    size_t map_len;  /* mapped length (page aligned start) */
+    size_t map_skip; /* bytes before the wanted offset in the map */
+    size_t want;     /* bytes of the window to send */
+    int err;
+    int busy;    /* a pool job is in flight */
+    int stopped; /* the client went away */
+};
+
+static long page_size(void)
+{
+    static long ps;
+    if (!ps)
+        ps = sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+va_stream *va_stream_new(void)
+{
+    va_stream *s = calloc(1, sizeof(*s));
+    if (s)
+        s->fd = -1;
+    return s;
+}
+
+static piece *add(va_stream *s)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        piece *nv = realloc(s->v, nc * sizeof(*nv));
+        if (!nv)
+            return NULL;
+        s->v = nv;
+        s->cap = nc;
+    }
+    piece *p = &s->v[s->n++];
+    memset(p, 0, sizeof(*p));
+    return p;
+}
+
+int va_stream_text(va_stream *s, const char *text, size_t len)
+{
+    /* consecutive literals are merged */
+    if (s->n && s->v[s->n - 1].text) {
+        piece *p = &s->v[s->n - 1];
+        char *t = realloc(p->text, p->text_len + len);
+        if (!t)
+            return -ENOMEM;
+        memcpy(t + p->text_len, text, len);
+        p->text = t;
+        p->text_len += len;
+        s->total += len;
+        return 0;
+    }
+    piece *p = add(s);
+    if (!p)
+        return -ENOMEM;
+    p->text = malloc(len ? len : 1);
+    if (!p->text) {
+        s->n--;
+        return -ENOMEM;
+    }
+    memcpy(p->text, text, len);
+    p->text_len = len;
+    s->total += len;
+    return 0;
+}
+
+int va_stream_printf(va_stream *s, const char *fmt, ...)
+{
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return -EINVAL;
+    return va_stream_text(s, buf, (size_t)n);
+}
+
+int va_stream_file(va_stream *s, const char *path, uint64_t offset, uint64_t length)
+{
+    piece *p = add(s);
+    if (!p)
+        return -ENOMEM;
+    p->path = strdup(path);
+    if (!p->path) {
+        s->n--;
+        return -ENOMEM;
+    }
+    p->offset = offset;
+    p->length = length;
+    s->total += length;
+    return 0;
+}
+
+uint64_t va_stream_length(const va_stream *s)
+{
+    return s->total;
+}
+
+static void unmap(va_stream *s)
+{
+    if (s->map)
+        munmap(s->map, s->map_len);
+    s->map = NULL;
+}
+
+void va_stream_free(va_stream *s)
+{
+    if (!s)
+        return;
+    unmap(s);
+    if (s->fd >= 0)
+        close(s->fd);
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].text);
+        free(s->v[i].path);
+    }
+    free(s->v);
+    free(s);
+}
+
+static void finish(va_stream *s)
+{
+    va_req *r = s->r;
+    va_stream_free(s);
+    va_req_stream_end(r);
+}
+
+/* pool: open the file if needed and map the next window with its pages in */
+static void map_run(uv_work_t *w)
+{
+    va_stream *s = w->data;
+    piece *p = &s->v[s->cur];
+    s->err = 0;
+    if (s->fd < 0) {
+        s->fd = open(p->path, O_RDONLY | O_CLOEXEC);
+        if (s->fd < 0) {
+            s->err = -errno;
+            return;
+        }
+    }
+    uint64_t off = p->offset + s->done;
+    uint64_t aligned = off - off % (uint64_t)page_size();
+    uint64_t left = p->length - s->done;
+    s->want = left < VA_STREAM_WINDOW ? (size_t)left : VA_STREAM_WINDOW;
+    s->map_skip = (size_t)(off - aligned);
+    s->map_len = s->map_skip + s->want;
+    s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED | MAP_POPULATE, s->fd, (off_t)aligned);
+    if (s->map == MAP_FAILED) {
+        s->map = NULL;
+        s->err = -errno;
+        return;
+    }
+    madvise(s->map, s->map_len, MADV_SEQUENTIAL);
+}
+
+static void pump(va_stream *s);
+
+static void map_done(uv_work_t *w, int status)
+{
+    va_stream *s = w->data;
+    s->busy = 0;
+    if (s->stopped || !s->r->h) {
+        finish(s);
+        return;
+    }
+    if (s->err) {
+        hr_error("http", "%s: cannot read %s: %s; response cut", s->r->id, s->v[s->cur].path,
+                 strerror(-s->err));
+        /* the status line is gone: abort the response so the client sees an
+         * incomplete body, never a silently short one */
+        s->stopped = 1;
+        h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    piece *p = &s->v[s->cur];
+    s->done += s->want;
+    h2o_iovec_t buf = h2o_iovec_init((char *)s->map + s->map_skip, s->want);
+    int last = s->done == p->length && s->cur + 1 == s->n;
+    if (s->done == p->length) {
+        close(s->fd);
+        s->fd = -1;
+        s->cur++;
+        s->done = 0;
+    }
+    h2o_send(s->r->h, &buf, 1, last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    /* with FINAL, h2o may have disposed the request already: proceed() is
+     * not called after the final send; the stream is freed on dispose */
+}
+
+/* Sends the next piece (h2o called proceed, or the start). */
+static void pump(va_stream *s)
+{
+    unmap(s);
+    if (s->cur == s->n) {
+        /* only reached for an empty body */
+        h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_FINAL);
+        return;
+    }
+    piece *p = &s->v[s->cur];
+    if (p->text) {
+        h2o_iovec_t buf = h2o_iovec_init(p->text, p->text_len);
+        s->cur++;
+        h2o_send(s->r->h, &buf, 1,
+                 s->cur == s->n ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+        return;
+    }
+    if (p->length == 0) {
+        s->cur++;
+        pump(s);
+        return;
+    }
+    s->busy = 1;
+    s->work.data = s;
+    if (uv_queue_work(s->r->srv->loop, &s->work, map_run, map_done) != 0) {
+        s->busy = 0;
+        s->stopped = 1;
+        h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_ERROR);
+    }
+}
+
+static void on_proceed(h2o_generator_t *g, h2o_req_t *h)
+{
+    va_stream *s = (va_stream *)g;
+    pump(s);
+}
+
+static void on_stop(h2o_generator_t *g, h2o_req_t *h)
+{
+    va_stream *s = (va_stream *)g;
+    s->stopped = 1;
+}
+
+/* The request is gone (response complete or client away): free once no
+ * pool job holds the stream. */
+static void on_req_disposed(void *p)
+{
+    va_stream *s = *(va_stream **)p;
+    s->stopped = 1;
+    if (!s->busy)
+        finish(s);
+}
+
+void va_stream_start(va_stream *s, va_req *r, int status, const char *content_type)
+{
+    h2o_req_t *h = r->h;
+    s->r = r;
+    r->streaming = 1;
+    r->status = status;
+    h->res.status = status;
+    h->res.reason = status == 200 ? "OK" : "Partial Content";
+    h->res.content_length = s->total;
+    va_add_header(r, "Content-Type", content_type);
+    va_stream **hook = h2o_mem_alloc_shared(&h->pool, sizeof(*hook), on_req_disposed);
+    *hook = s;
+    s->gen.proceed = on_proceed;
+    s->gen.stop = on_stop;
+    h2o_start_response(h, &s->gen);
+    pump(s);
+}

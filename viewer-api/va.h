@@ -1,0 +1,142 @@
+/* Internal to viewer-api/: the request context shared by the server core and
+ * the handlers. A handler parses and validates on the loop, then usually runs
+ * a blocking step on the thread pool (Redis through sto_worker_redis, file
+ * reads) with va_req_run(); the principal is authenticated in that same
+ * step, before the handler's own work. */
+#ifndef VA_VA_H
+#define VA_VA_H
+
+#include "auth.h"
+#include "http.h"
+#include "../common/hr_buf.h"
+#include "../storage/access.h"
+
+#include <h2o.h>
+#include <jansson.h>
+#include <stdint.h>
+
+#define VA_MAX_PARAMS 64
+#define VA_MAX_SEGS   12
+
+typedef struct va_req va_req;
+
+/* Runs on the thread pool with this thread's Redis connection (NULL when
+ * Redis is unreachable: the handler answers 503). */
+typedef void (*va_work_fn)(va_req *r, redisContext *c);
+/* Runs on the loop after the work; r->h is NULL when the client went away
+ * (the handler frees its state and returns). */
+typedef void (*va_done_fn)(va_req *r);
+
+typedef struct va_route {
+    const char *method;  /* "GET", "POST", ... */
+    const char *pattern; /* "/dicomweb/studies/{}/series" : {} = one segment */
+    int public_;         /* no bearer token needed */
+    void (*handle)(va_req *r);
+    const char *metric; /* label for /metrics */
+} va_route;
+
+typedef struct va_param {
+    char *name;
+    char *value; /* percent-decoded */
+} va_param;
+
+struct va_server {
+    uv_loop_t *loop;
+    const hr_config *cfg;
+    sto_ctx *sto;
+    va_metrics_fn metrics;
+    void *metrics_arg;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept;
+    SSL_CTX *ssl;
+    uv_tcp_t listener;
+    uv_timer_t stop_timer;
+    int n_conns;
+    int stopping;
+    void (*stop_cb)(void *);
+    void *stop_arg;
+    uint64_t next_id;
+    char id_prefix[9];
+    /* metrics */
+    struct va_route_stats *stats; /* one per route + "unmatched" */
+};
+
+struct va_req {
+    h2o_req_t *h; /* NULL once h2o disposed the request (client gone) */
+    va_server *srv;
+    const va_route *route;
+    char id[32];
+    char peer[64];
+    uint64_t t0_ns;
+    int status; /* sent status, for the log and metrics */
+    /* path segments matched by {} and query parameters (decoded copies) */
+    int n_segs;
+    char *segs[VA_MAX_SEGS];
+    int n_params;
+    va_param params[VA_MAX_PARAMS];
+    /* auth */
+    char token[VA_TOKEN_LEN + 8];
+    va_principal who;
+    int auth_rc;
+    sto_scope scope;
+    /* the pool step */
+    uv_work_t work;
+    va_work_fn work_fn;
+    va_done_fn done_fn;
+    int in_work;
+    int redis_down;
+    /* handler state: freed by the handler (done_fn or its generator) */
+    void *state;
+    /* a streaming response holds the request until it ends */
+    int streaming;
+};
+
+/* ---- server core (http_server.c) ---- */
+/* Queues auth + work on the pool, then done on the loop. */
+void va_req_run(va_req *r, va_work_fn work, va_done_fn done);
+/* Sends a complete response (body copied). */
+void va_send(va_req *r, int status, const char *content_type, const char *body, size_t len);
+/* Sends a JSON document (steals the reference). */
+void va_send_json(va_req *r, int status, json_t *doc);
+/* Same with another media type (application/dicom+json). */
+void va_send_json_type(va_req *r, int status, const char *content_type, json_t *doc);
+/* Sends {"error": code, "detail": ...} with status. */
+void va_send_error(va_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Adds a response header (copied into the request's pool). */
+void va_add_header(va_req *r, const char *name, const char *value);
+/* The first value of a request header, NUL-terminated in the pool; NULL when absent. */
+const char *va_header(va_req *r, const char *name);
+/* Query parameter value (first occurrence) or NULL. */
+const char *va_param_get(const va_req *r, const char *name);
+/* Records an audit event for r (actor, role, hospital, address, request id
+ * filled from r). */
+void va_audit(va_req *r, const char *action, const char *patient, const char *study,
+              const char *detail, const char *outcome);
+/* Maps an hr_err/errno code of the pool step to a JSON error response. */
+void va_send_rc(va_req *r, int rc, const char *what);
+/* The request's body (h2o buffered it, chunked or not, within the limit). */
+h2o_iovec_t va_body(va_req *r);
+/* For streaming responses: the request is finished (called by the
+ * generator when the final part was sent or the client went away). */
+void va_req_stream_end(va_req *r);
+
+/* ---- handlers ---- */
+void va_handle_healthz(va_req *r);
+void va_handle_metrics(va_req *r);
+void va_handle_login(va_req *r);
+void va_handle_logout(va_req *r);
+void va_handle_me(va_req *r);
+void va_handle_qido(va_req *r);
+void va_handle_wado(va_req *r);
+void va_handle_metadata(va_req *r);
+void va_handle_frames(va_req *r);
+void va_handle_bulk(va_req *r);
+void va_handle_wado_uri(va_req *r);
+void va_handle_stow(va_req *r);
+
+/* metrics text of the HTTP layer (http_server.c) */
+void va_metrics_http(va_server *s, hr_buf *out);
+
+#endif

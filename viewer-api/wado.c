@@ -1,0 +1,591 @@
+/* WADO-RS (PS3.18 10.4): instances of a study/series/instance as
+ * multipart/related application/dicom, metadata (from the sidecar JSON built
+ * at ingest), frames, bulk data; and WADO-URI (PS3.18 9) for older viewers.
+ * Objects are sent as stored (docs/decisions/0007-dicomweb-choices.md): a
+ * request for another transfer syntax gets 406. */
+#include "stream.h"
+#include "../common/hr_err.h"
+#include "../dicom/uids.h"
+#include "../storage/index.h"
+#include "../storage/meta.h"
+#include "../storage/retrieve.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define WADO_MAX_INSTANCES 100000
+#define WADO_MAX_FRAMES    4096
+#define METADATA_MAX       (1024u << 20)
+
+enum wado_kind { W_INSTANCES, W_METADATA, W_FRAMES, W_BULK, W_URI };
+
+typedef struct wado_state {
+    enum wado_kind kind;
+    char study[STO_UID_BUF], series[STO_UID_BUF], sop[STO_UID_BUF];
+    /* negotiated */
+    int single_part;    /* Accept: application/dicom (one instance) or octet-stream */
+    char want_ts[65];   /* "" or "*" = as stored; else this TS only */
+    char frame_type[64]; /* requested part media type for frames/bulk, "" = any */
+    uint32_t frames[WADO_MAX_FRAMES];
+    int n_frames;
+    uint64_t bulk_off, bulk_len;
+    /* results of the pool step */
+    int rc;
+    char detail[256];
+    sto_rlist list;
+    hr_buf meta; /* metadata JSON array */
+    va_stream *stream;
+    char ctype[160];
+    int status;
+} wado_state;
+
+static void state_free(wado_state *st)
+{
+    sto_rlist_free(&st->list);
+    hr_buf_free(&st->meta);
+    va_stream_free(st->stream);
+    free(st);
+}
+
+/* ---- Accept negotiation ---- */
+
+/* Copies parameter `name` of one media range (text up to ',') into out. */
+static int media_param(const char *range, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < len; i++) {
+        if (range[i] != ';')
+            continue;
+        size_t j = i + 1;
+        while (j < len && range[j] == ' ')
+            j++;
+        if (len - j > nl && strncasecmp(range + j, name, nl) == 0 && range[j + nl] == '=') {
+            j += nl + 1;
+            int q = j < len && range[j] == '"';
+            j += (size_t)q;
+            size_t k = 0;
+            while (j < len && range[j] != ';' && range[j] != '"' && range[j] != ' ' &&
+                   k + 1 < cap)
+                out[k++] = range[j++];
+            out[k] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int media_is(const char *range, size_t len, const char *type)
+{
+    size_t tl = strlen(type);
+    size_t i = 0;
+    while (i < len && range[i] == ' ')
+        i++;
+    return len - i >= tl && strncasecmp(range + i, type, tl) == 0 &&
+           (i + tl == len || range[i + tl] == ';' || range[i + tl] == ' ');
+}
+
+/* Accept for instances: multipart/related; type="application/dicom"
+ * [; transfer-syntax=...], application/dicom (single instance), or any.
+ * Returns 0 or -1 (406). */
+static int negotiate_instances(const char *accept, wado_state *st, int single_allowed)
+{
+    if (!accept || !*accept)
+        return 0;
+    const char *p = accept;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char type[64] = "", ts[65] = "";
+        media_param(p, len, "transfer-syntax", ts, sizeof(ts));
+        if (media_is(p, len, "*/*") || media_is(p, len, "multipart/*")) {
+            return 0;
+        }
+        if (media_is(p, len, "multipart/related")) {
+            if (!media_param(p, len, "type", type, sizeof(type)) ||
+                strcasecmp(type, "application/dicom") == 0) {
+                snprintf(st->want_ts, sizeof(st->want_ts), "%s", ts);
+                return 0;
+            }
+        } else if (single_allowed && media_is(p, len, "application/dicom")) {
+            st->single_part = 1;
+            snprintf(st->want_ts, sizeof(st->want_ts), "%s", ts);
+            return 0;
+        }
+        p = e ? e + 1 : p + len;
+    }
+    return -1;
+}
+
+/* Media type of a frame / bulk value in transfer syntax ts. */
+static const char *frame_media(const char *ts, int encapsulated)
+{
+    if (!encapsulated)
+        return "application/octet-stream";
+    if (!strncmp(ts, "1.2.840.10008.1.2.4.5", 21) || !strcmp(ts, "1.2.840.10008.1.2.4.70") ||
+        !strcmp(ts, "1.2.840.10008.1.2.4.57"))
+        return "image/jpeg";
+    if (!strcmp(ts, "1.2.840.10008.1.2.4.80") || !strcmp(ts, "1.2.840.10008.1.2.4.81"))
+        return "image/jls";
+    if (!strcmp(ts, "1.2.840.10008.1.2.4.90") || !strcmp(ts, "1.2.840.10008.1.2.4.91"))
+        return "image/jp2";
+    if (!strcmp(ts, "1.2.840.10008.1.2.5"))
+        return "image/x-dicom-rle";
+    return "application/octet-stream";
+}
+
+/* Accept for frames/bulk: multipart/related with a type (application/
+ * octet-stream, image/jpeg, ...) and transfer-syntax, single-part
+ * application/octet-stream, or any. The choice is checked against the
+ * stored encoding after the lookup. */
+static int negotiate_frames(const char *accept, wado_state *st)
+{
+    if (!accept || !*accept)
+        return 0;
+    const char *p = accept;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char type[64] = "", ts[65] = "";
+        media_param(p, len, "transfer-syntax", ts, sizeof(ts));
+        if (media_is(p, len, "*/*") || media_is(p, len, "multipart/*"))
+            return 0;
+        if (media_is(p, len, "multipart/related")) {
+            media_param(p, len, "type", type, sizeof(type));
+            snprintf(st->frame_type, sizeof(st->frame_type), "%s", type);
+            snprintf(st->want_ts, sizeof(st->want_ts), "%s", ts);
+            return 0;
+        }
+        if (media_is(p, len, "application/octet-stream")) {
+            st->single_part = 1;
+            snprintf(st->frame_type, sizeof(st->frame_type), "application/octet-stream");
+            snprintf(st->want_ts, sizeof(st->want_ts), "%s", ts);
+            return 0;
+        }
+        p = e ? e + 1 : p + len;
+    }
+    return -1;
+}
+
+/* ---- the pool step ---- */
+
+static int ts_ok(const wado_state *st, const char *stored)
+{
+    return !st->want_ts[0] || strcmp(st->want_ts, "*") == 0 || strcmp(st->want_ts, stored) == 0;
+}
+
+static void boundary_new(char out[40])
+{
+    uint8_t rnd[12];
+    RAND_bytes(rnd, sizeof(rnd));
+    int n = snprintf(out, 40, "huren-");
+    for (int i = 0; i < 12; i++)
+        n += snprintf(out + n, (size_t)(40 - n), "%02x", rnd[i]);
+}
+
+static int build_instances(va_req *r, wado_state *st)
+{
+    const sto_objstore *store = &r->srv->sto->store;
+    for (size_t i = 0; i < st->list.n; i++)
+        if (!ts_ok(st, st->list.v[i].ts)) {
+            snprintf(st->detail, sizeof(st->detail),
+                     "instance %s is stored in transfer syntax %s; transcoding is not supported "
+                     "(ask for transfer-syntax=* or that syntax)",
+                     st->list.v[i].sop, st->list.v[i].ts);
+            return -EPROTO;
+        }
+    st->stream = va_stream_new();
+    if (!st->stream)
+        return -ENOMEM;
+    char path[HR_PATH_MAX + 128], bnd[40];
+    if (st->single_part) {
+        sto_rinst *it = &st->list.v[0];
+        sto_objstore_path(store, it->sha, path);
+        snprintf(st->ctype, sizeof(st->ctype), "application/dicom; transfer-syntax=%s", it->ts);
+        return va_stream_file(st->stream, path, 0, it->size);
+    }
+    boundary_new(bnd);
+    int rc = 0;
+    for (size_t i = 0; i < st->list.n && !rc; i++) {
+        sto_rinst *it = &st->list.v[i];
+        sto_objstore_path(store, it->sha, path);
+        rc = va_stream_printf(st->stream,
+                              "--%s\r\nContent-Type: application/dicom; transfer-syntax=%s\r\n"
+                              "Content-Length: %llu\r\n\r\n",
+                              bnd, it->ts, (unsigned long long)it->size);
+        if (!rc)
+            rc = va_stream_file(st->stream, path, 0, it->size);
+        if (!rc)
+            rc = va_stream_text(st->stream, "\r\n", 2);
+    }
+    if (!rc)
+        rc = va_stream_printf(st->stream, "--%s--\r\n", bnd);
+    snprintf(st->ctype, sizeof(st->ctype),
+             "multipart/related; type=\"application/dicom\"; boundary=%s", bnd);
+    return rc;
+}
+
+static int build_metadata(va_req *r, wado_state *st)
+{
+    const sto_objstore *store = &r->srv->sto->store;
+    hr_buf_init(&st->meta, METADATA_MAX);
+    int rc = hr_buf_append(&st->meta, "[", 1);
+    for (size_t i = 0; i < st->list.n && !rc; i++) {
+        char *json = NULL;
+        size_t len = 0;
+        rc = sto_meta_read_json(store, st->list.v[i].sha, &json, &len);
+        if (!rc && i)
+            rc = hr_buf_append(&st->meta, ",", 1);
+        if (!rc)
+            rc = hr_buf_append(&st->meta, json, len);
+        free(json);
+    }
+    if (!rc)
+        rc = hr_buf_append(&st->meta, "]", 1);
+    snprintf(st->ctype, sizeof(st->ctype), "application/dicom+json");
+    return rc;
+}
+
+/* Frames or one bulk range of the single instance in st->list. */
+static int build_ranges(va_req *r, wado_state *st)
+{
+    const sto_objstore *store = &r->srv->sto->store;
+    sto_rinst *it = &st->list.v[0];
+    char path[HR_PATH_MAX + 128], bnd[40];
+    sto_objstore_path(store, it->sha, path);
+    st->stream = va_stream_new();
+    if (!st->stream)
+        return -ENOMEM;
+    boundary_new(bnd);
+    if (st->kind == W_BULK) {
+        if (st->bulk_len == 0 || st->bulk_off > it->size || st->bulk_len > it->size - st->bulk_off)
+            return HR_ENOTFOUND;
+        if (st->frame_type[0] && strcasecmp(st->frame_type, "application/octet-stream") != 0) {
+            snprintf(st->detail, sizeof(st->detail), "bulk data is application/octet-stream");
+            return -EPROTO;
+        }
+        if (st->single_part) {
+            snprintf(st->ctype, sizeof(st->ctype), "application/octet-stream");
+            return va_stream_file(st->stream, path, st->bulk_off, st->bulk_len);
+        }
+        int rc = va_stream_printf(st->stream,
+                                  "--%s\r\nContent-Type: application/octet-stream\r\n\r\n", bnd);
+        if (!rc)
+            rc = va_stream_file(st->stream, path, st->bulk_off, st->bulk_len);
+        if (!rc)
+            rc = va_stream_printf(st->stream, "\r\n--%s--\r\n", bnd);
+        snprintf(st->ctype, sizeof(st->ctype),
+                 "multipart/related; type=\"application/octet-stream\"; boundary=%s", bnd);
+        return rc;
+    }
+    sto_frames *t = NULL;
+    int rc = sto_frames_load(store, it->sha, &t);
+    if (rc)
+        return rc;
+    const sto_pixel_info *pi = sto_frames_info(t);
+    int enc = pi->kind == STO_PIXEL_ENCAPSULATED;
+    const char *media = frame_media(pi->ts, enc);
+    const char *ft = st->frame_type;
+    if (ft[0] && strcasecmp(ft, media) != 0 &&
+        !(strcasecmp(ft, "application/octet-stream") == 0 && strcmp(st->want_ts, "*") == 0)) {
+        snprintf(st->detail, sizeof(st->detail),
+                 "frames are stored as %s (transfer syntax %s); transcoding is not supported",
+                 media, pi->ts);
+        sto_frames_free(t);
+        return -EPROTO;
+    }
+    if (!ts_ok(st, pi->ts) && !(strcmp(st->want_ts, "1.2.840.10008.1.2.1") == 0 && !enc)) {
+        snprintf(st->detail, sizeof(st->detail),
+                 "frames are stored in transfer syntax %s; transcoding is not supported", pi->ts);
+        sto_frames_free(t);
+        return -EPROTO;
+    }
+    if (st->single_part && st->n_frames != 1) {
+        sto_frames_free(t);
+        snprintf(st->detail, sizeof(st->detail),
+                 "several frames need multipart/related; one frame may be octet-stream");
+        return -EPROTO;
+    }
+    for (int i = 0; i < st->n_frames && !rc; i++) {
+        sto_frame f;
+        rc = sto_frames_get(t, st->frames[i], &f);
+        if (rc)
+            break;
+        if (f.bit_offset != 0) {
+            sto_frame_free(&f);
+            snprintf(st->detail, sizeof(st->detail),
+                     "frame %u of this 1-bit image does not start on a byte boundary; not "
+                     "supported",
+                     st->frames[i]);
+            rc = -EPROTO;
+            break;
+        }
+        if (!st->single_part)
+            rc = va_stream_printf(st->stream, "--%s\r\nContent-Type: %s; transfer-syntax=%s\r\n\r\n",
+                                  bnd, media, enc ? f.ts : "1.2.840.10008.1.2.1");
+        for (size_t k = 0; k < f.n_ranges && !rc; k++)
+            rc = va_stream_file(st->stream, path, f.ranges[k].offset, f.ranges[k].length);
+        if (!rc && !st->single_part)
+            rc = va_stream_text(st->stream, "\r\n", 2);
+        sto_frame_free(&f);
+    }
+    sto_frames_free(t);
+    if (rc)
+        return rc;
+    if (st->single_part) {
+        snprintf(st->ctype, sizeof(st->ctype), "%s", media);
+        return 0;
+    }
+    snprintf(st->ctype, sizeof(st->ctype),
+             "multipart/related; type=\"%s\"; boundary=%s", media, bnd);
+    return va_stream_printf(st->stream, "--%s--\r\n", bnd);
+}
+
+static void wado_work(va_req *r, redisContext *c)
+{
+    wado_state *st = r->state;
+    if (!c) {
+        st->rc = HR_EREDIS;
+        return;
+    }
+    if (!st->study[0]) {
+        st->rc = sto_retrieve_study_of(c, st->sop, st->study);
+        if (st->rc == HR_EREDIS)
+            sto_worker_redis_failed();
+        if (st->rc)
+            return;
+    }
+    int one = st->kind == W_FRAMES || st->kind == W_BULK || st->kind == W_URI ||
+              (st->sop[0] != '\0');
+    st->rc = sto_retrieve_list(c, st->study, st->series[0] ? st->series : NULL,
+                               st->sop[0] ? st->sop : NULL, WADO_MAX_INSTANCES, &st->list);
+    if (st->rc == HR_EREDIS) {
+        sto_worker_redis_failed();
+        return;
+    }
+    if (st->rc)
+        return;
+    /* a study outside the caller's scope is answered like an absent one */
+    if (!sto_scope_allows(&r->scope, st->list.hospital)) {
+        st->rc = HR_ENOTFOUND;
+        snprintf(st->detail, sizeof(st->detail), "outside scope");
+        return;
+    }
+    if (one && st->list.n != 1) {
+        st->rc = HR_ENOTFOUND;
+        return;
+    }
+    switch (st->kind) {
+    case W_INSTANCES:
+    case W_URI:
+        st->rc = build_instances(r, st);
+        break;
+    case W_METADATA:
+        st->rc = build_metadata(r, st);
+        break;
+    case W_FRAMES:
+    case W_BULK:
+        st->rc = build_ranges(r, st);
+        break;
+    }
+}
+
+static const char *k_actions[] = {"wado", "metadata", "frames", "bulk", "wado-uri"};
+
+static void wado_done(va_req *r)
+{
+    wado_state *st = r->state;
+    r->state = NULL;
+    if (!r->h) {
+        state_free(st);
+        return;
+    }
+    char detail[320];
+    snprintf(detail, sizeof(detail), "%s%s%s %zu instance(s)%s%s", st->series[0] ? "series " : "",
+             st->series, st->sop[0] ? " sop " : "", st->list.n, st->detail[0] ? "; " : "",
+             st->detail);
+    const char *outcome = st->rc == 0 ? "success" : st->rc == HR_ENOTFOUND ? "not-found" : "failure";
+    if (st->rc == HR_ENOTFOUND && strcmp(st->detail, "outside scope") == 0)
+        outcome = "denied";
+    va_audit(r, k_actions[st->kind], st->list.patient[0] ? st->list.patient : NULL,
+             st->study[0] ? st->study : NULL, detail, outcome);
+    if (st->rc == -EPROTO) {
+        va_send_error(r, 406, "not_acceptable", "%s", st->detail);
+    } else if (st->rc == HR_ENOTFOUND) {
+        va_send_error(r, 404, "not_found", "no such %s",
+                      st->kind == W_FRAMES ? "frame or instance"
+                      : st->sop[0]         ? "instance"
+                      : st->series[0]      ? "series"
+                                           : "study");
+    } else if (st->rc == HR_EUNSUP) {
+        va_send_error(r, 406, "not_acceptable", "frames of this object cannot be located");
+    } else if (st->rc) {
+        va_send_rc(r, st->rc, "retrieve");
+    } else if (st->kind == W_METADATA) {
+        va_send(r, 200, st->ctype, (const char *)st->meta.data, st->meta.len);
+    } else {
+        va_stream *s = st->stream;
+        st->stream = NULL;
+        va_stream_start(s, r, 200, st->ctype);
+    }
+    state_free(st);
+}
+
+/* ---- request parsing ---- */
+
+static wado_state *begin(va_req *r, enum wado_kind kind)
+{
+    wado_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        va_send_error(r, 500, "internal", "out of memory");
+        return NULL;
+    }
+    st->kind = kind;
+    char *dst[3] = {st->study, st->series, st->sop};
+    for (int i = 0; i < r->n_segs && i < 3; i++) {
+        if (!dcm_uid_valid(r->segs[i])) {
+            free(st);
+            va_send_error(r, 400, "bad_uid", "\"%.64s\" is not a valid DICOM UID", r->segs[i]);
+            return NULL;
+        }
+        snprintf(dst[i], STO_UID_BUF, "%s", r->segs[i]);
+    }
+    return st;
+}
+
+void va_handle_wado(va_req *r)
+{
+    wado_state *st = begin(r, W_INSTANCES);
+    if (!st)
+        return;
+    if (negotiate_instances(va_header(r, "accept"), st, st->sop[0] != '\0')) {
+        free(st);
+        va_send_error(r, 406, "not_acceptable",
+                      "supported: multipart/related; type=\"application/dicom\" (and "
+                      "application/dicom for one instance)");
+        return;
+    }
+    r->state = st;
+    va_req_run(r, wado_work, wado_done);
+}
+
+void va_handle_metadata(va_req *r)
+{
+    wado_state *st = begin(r, W_METADATA);
+    if (!st)
+        return;
+    const char *accept = va_header(r, "accept");
+    if (accept && *accept && !strstr(accept, "application/dicom+json") &&
+        !strstr(accept, "application/json") && !strstr(accept, "*/*")) {
+        free(st);
+        va_send_error(r, 406, "not_acceptable", "metadata is application/dicom+json");
+        return;
+    }
+    r->state = st;
+    va_req_run(r, wado_work, wado_done);
+}
+
+void va_handle_frames(va_req *r)
+{
+    if (r->n_segs < 4) {
+        va_send_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    char *list = r->segs[3];
+    r->n_segs = 3;
+    wado_state *st = begin(r, W_FRAMES);
+    r->n_segs = 4;
+    if (!st)
+        return;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        unsigned long n = strtoul(t, &end, 10);
+        if (*end || n == 0 || n > UINT32_MAX || st->n_frames == WADO_MAX_FRAMES) {
+            free(st);
+            va_send_error(r, 400, "bad_request",
+                          "frame list must be 1-based numbers separated by commas (at most %d)",
+                          WADO_MAX_FRAMES);
+            return;
+        }
+        st->frames[st->n_frames++] = (uint32_t)n;
+    }
+    if (negotiate_frames(va_header(r, "accept"), st)) {
+        free(st);
+        va_send_error(r, 406, "not_acceptable",
+                      "supported: multipart/related with the stored media type, or "
+                      "transfer-syntax=*");
+        return;
+    }
+    r->state = st;
+    va_req_run(r, wado_work, wado_done);
+}
+
+void va_handle_bulk(va_req *r)
+{
+    if (r->n_segs < 4) {
+        va_send_error(r, 404, "not_found", "no such resource");
+        return;
+    }
+    unsigned long long off, len;
+    char tail;
+    if (sscanf(r->segs[3], "%llu-%llu%c", &off, &len, &tail) != 2) {
+        va_send_error(r, 400, "bad_request", "bulk data is addressed as {offset}-{length}");
+        return;
+    }
+    r->n_segs = 3;
+    wado_state *st = begin(r, W_BULK);
+    r->n_segs = 4;
+    if (!st)
+        return;
+    st->bulk_off = off;
+    st->bulk_len = len;
+    if (negotiate_frames(va_header(r, "accept"), st)) {
+        free(st);
+        va_send_error(r, 406, "not_acceptable", "bulk data is application/octet-stream");
+        return;
+    }
+    r->state = st;
+    va_req_run(r, wado_work, wado_done);
+}
+
+/* WADO-URI: ?requestType=WADO&studyUID=&seriesUID=&objectUID=&contentType= */
+void va_handle_wado_uri(va_req *r)
+{
+    const char *rt = va_param_get(r, "requestType");
+    const char *study = va_param_get(r, "studyUID");
+    const char *series = va_param_get(r, "seriesUID");
+    const char *sop = va_param_get(r, "objectUID");
+    const char *ct = va_param_get(r, "contentType");
+    const char *ts = va_param_get(r, "transferSyntax");
+    if (!rt || strcmp(rt, "WADO") != 0) {
+        va_send_error(r, 400, "bad_request", "requestType=WADO is required");
+        return;
+    }
+    if (!study || !series || !sop || !dcm_uid_valid(study) || !dcm_uid_valid(series) ||
+        !dcm_uid_valid(sop)) {
+        va_send_error(r, 400, "bad_uid", "studyUID, seriesUID and objectUID must be valid UIDs");
+        return;
+    }
+    if (!ct || strcmp(ct, "application/dicom") != 0) {
+        va_send_error(r, 406, "not_acceptable",
+                      "only contentType=application/dicom is supported (no rendering to %s)",
+                      ct ? ct : "image/jpeg, the WADO-URI default");
+        return;
+    }
+    wado_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        va_send_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    st->kind = W_URI;
+    st->single_part = 1;
+    snprintf(st->study, sizeof(st->study), "%s", study);
+    snprintf(st->series, sizeof(st->series), "%s", series);
+    snprintf(st->sop, sizeof(st->sop), "%s", sop);
+    if (ts)
+        snprintf(st->want_ts, sizeof(st->want_ts), "%s", ts);
+    r->state = st;
+    va_req_run(r, wado_work, wado_done);
+}
