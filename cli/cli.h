@@ -7,6 +7,10 @@
 int cli_serve(int argc, char **argv);
 int cli_reindex(int argc, char **argv);
 int cli_check_config(int argc, char **argv);
+/* huren audit verify [--config FILE]: 0 intact, 1 broken or unreadable, 2 usage. */
+int cli_audit(int argc, char **argv);
+/* huren user add|passwd|disable|enable|list (cli/user.c). */
+int cli_user(int argc, char **argv);
 
 /* Parses "--config FILE" (and prints usage on -h); loads the configuration
  * and applies its log level. Returns 0, or the exit status to return. */

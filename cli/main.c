@@ -12,6 +12,8 @@ static void usage(FILE *f)
                "  serve [--config FILE]            run the hub (DICOM, index, embedded redis)\n"
                "  reindex [--config FILE] [--flush] rebuild the index from the object files\n"
                "  check-config [--config FILE]     validate a configuration and print it\n"
+               "  audit verify [--config FILE]     check the audit log's hash chain\n"
+               "  user add|passwd|disable|enable|list  accounts of the HTTP API (user -h)\n"
                "  version                          print the version\n");
 }
 
@@ -28,6 +30,10 @@ int main(int argc, char **argv)
         return cli_reindex(argc - 1, argv + 1);
     if (strcmp(cmd, "check-config") == 0)
         return cli_check_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return cli_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "user") == 0)
+        return cli_user(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("huren 0.1.0\n");
         return 0;

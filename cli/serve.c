@@ -7,6 +7,7 @@
 #include "../storage/ingest.h"
 #include "../storage/redis_proc.h"
 #include "../storage/reindex.h"
+#include "../viewer-api/http.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -28,6 +29,7 @@ typedef struct serve_state {
     sto_ctx sto;
     sto_redis_proc *redis;
     gw_dicom_server *dicom;
+    va_server *http;
     uv_signal_t sigint, sigterm;
     int stopping;
 } serve_state;
@@ -37,13 +39,65 @@ static void on_redis_stopped(void *arg)
     hr_info("serve", "stopped");
 }
 
-static void on_dicom_stopped(void *arg)
+static void on_audit_closed(void *arg)
 {
     serve_state *s = arg;
     sto_index_close(s->sto.index);
     s->sto.index = NULL;
     if (s->redis)
         sto_redis_proc_stop(s->redis, on_redis_stopped, s);
+    else
+        uv_stop(s->loop); /* connections cut after the grace period may remain */
+}
+
+static void on_http_stopped(void *arg)
+{
+    serve_state *s = arg;
+    s->http = NULL;
+    if (s->sto.audit) {
+        sto_audit_close(s->sto.audit, on_audit_closed, s);
+        s->sto.audit = NULL;
+    } else {
+        on_audit_closed(s);
+    }
+}
+
+static void on_dicom_stopped(void *arg)
+{
+    serve_state *s = arg;
+    s->dicom = NULL;
+    if (s->http)
+        va_server_stop(s->http, on_http_stopped, s);
+    else
+        on_http_stopped(s);
+}
+
+/* /metrics lines of the DICOM side */
+static void dicom_metrics(void *arg, hr_buf *out)
+{
+    serve_state *s = arg;
+    if (!s->dicom)
+        return;
+    const gw_dicom_stats *st = gw_dicom_server_stats(s->dicom);
+    char text[1024];
+    int n = snprintf(text, sizeof(text),
+                     "# TYPE huren_dicom_associations_active gauge\n"
+                     "huren_dicom_associations_active %d\n"
+                     "# TYPE huren_dicom_associations_total counter\n"
+                     "huren_dicom_associations_total %llu\n"
+                     "# TYPE huren_dicom_associations_rejected_total counter\n"
+                     "huren_dicom_associations_rejected_total %llu\n"
+                     "# TYPE huren_dicom_associations_aborted_total counter\n"
+                     "huren_dicom_associations_aborted_total %llu\n"
+                     "# TYPE huren_dicom_stores_total counter\n"
+                     "huren_dicom_stores_total{outcome=\"ok\"} %llu\n"
+                     "huren_dicom_stores_total{outcome=\"failed\"} %llu\n",
+                     st->associations_active, (unsigned long long)st->associations_total,
+                     (unsigned long long)st->associations_rejected,
+                     (unsigned long long)st->associations_aborted,
+                     (unsigned long long)st->stores_ok, (unsigned long long)st->stores_failed);
+    if (n > 0)
+        hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -157,6 +211,12 @@ int cli_serve(int argc, char **argv)
     if (removed)
         hr_info("serve", "removed %d unfinished objects left in %s (never acknowledged)", removed,
                 s.sto.store.tmp);
+    rc = sto_audit_open(s.loop, s.cfg.data_dir, &s.sto.audit);
+    if (rc) {
+        fprintf(stderr, "huren: cannot open the audit log under %s/audit: %s\n", s.cfg.data_dir,
+                hr_strerror(rc));
+        return 1;
+    }
 
     sto_redis_addr *addr = &s.addr;
     if (s.cfg.redis.url[0]) {
@@ -207,6 +267,17 @@ int cli_serve(int argc, char **argv)
         uv_run(s.loop, UV_RUN_DEFAULT);
         return 1;
     }
+    rc = va_server_start(s.loop, &s.cfg, &s.sto, dicom_metrics, &s, &s.http);
+    if (rc) {
+        fprintf(stderr, "huren: cannot serve HTTP on %s:%d: %s\n", s.cfg.http.listen.host,
+                s.cfg.http.listen.port,
+                rc == HR_ECONFIG ? "TLS certificate or key unusable" : uv_strerror(rc));
+        s.stopping = 1;
+        uv_close((uv_handle_t *)&s.reconcile_timer, NULL);
+        gw_dicom_server_stop(s.dicom, on_dicom_stopped, &s);
+        uv_run(s.loop, UV_RUN_DEFAULT);
+        return 1;
+    }
     uv_signal_init(s.loop, &s.sigint);
     uv_signal_init(s.loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;
@@ -215,6 +286,8 @@ int cli_serve(int argc, char **argv)
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,
            s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);
+    printf("huren: HTTP listening on %s:%d (DICOMweb at /dicomweb)\n", s.cfg.http.listen.host,
+           s.cfg.http.listen.port);
     printf("huren: data in %s; stop with Ctrl-C\n", s.cfg.data_dir);
     fflush(stdout);
 

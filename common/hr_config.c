@@ -105,9 +105,9 @@ static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, s
     static const char *const keys[] = {
         "listen",  "port",           "ae_title",        "hospital",         "max_associations",
         "max_pdu", "idle_timeout_s", "artim_timeout_s", "max_object_bytes", NULL};
-    static const char *const http_keys[] = {
-        "listen",          "port",           "tls_cert", "tls_key", "max_body_bytes", "token_ttl_s",
-        "max_connections", "cors_origins",   NULL};
+    static const char *const http_keys[] = {"listen",          "port",           "tls_cert",
+                                            "tls_key",         "max_body_bytes", "token_ttl_s",
+                                            "max_connections", "cors_origins",   NULL};
     static const char *const plain[] = {"listen", "port", NULL};
     char where[32];
     json_t *o = json_object_get(root, name);
@@ -226,8 +226,7 @@ static int valid_ae(const char *ae)
     return 1;
 }
 
-static int parse_destinations(json_t *ds, const char *where, hr_hospital *h, char *err,
-                              size_t ecap)
+static int parse_destinations(json_t *ds, const char *where, hr_hospital *h, char *err, size_t ecap)
 {
     static const char *const keys[] = {"ae_title", "host", "port", NULL};
     if (ds && !json_is_array(ds))
@@ -277,8 +276,8 @@ static int parse_http(json_t *o, hr_config *c, char *err, size_t ecap)
     if (!o)
         return 0;
     long long v;
-    int rc = get_str(o, "tls_cert", "http.", c->http.tls_cert, sizeof(c->http.tls_cert), 1, err,
-                     ecap);
+    int rc =
+        get_str(o, "tls_cert", "http.", c->http.tls_cert, sizeof(c->http.tls_cert), 1, err, ecap);
     if (!rc)
         rc = get_str(o, "tls_key", "http.", c->http.tls_key, sizeof(c->http.tls_key), 1, err, ecap);
     v = (long long)c->http.max_body_bytes;
@@ -518,8 +517,10 @@ static int validate(const hr_config *c, char *err, size_t ecap)
             const char *ae = c->hospitals[i].destinations[d].ae_title;
             const hr_hospital *owner = NULL;
             if (hr_config_destination(c, ae, &owner) != &c->hospitals[i].destinations[d])
-                return fail(err, ecap, "hospitals[%zu].destinations[%zu].ae_title: \"%s\" is "
-                            "already a destination of \"%s\"", i, d, ae, owner->id);
+                return fail(err, ecap,
+                            "hospitals[%zu].destinations[%zu].ae_title: \"%s\" is "
+                            "already a destination of \"%s\"",
+                            i, d, ae, owner->id);
         }
     }
     if ((c->http.tls_cert[0] != 0) != (c->http.tls_key[0] != 0))

@@ -70,8 +70,8 @@ typedef struct hr_config {
         hr_listen listen;
         char tls_cert[HR_PATH_MAX]; /* PEM; "" = plain HTTP (h2c for HTTP/2) */
         char tls_key[HR_PATH_MAX];
-        uint64_t max_body_bytes;    /* larger request bodies get 413 */
-        int token_ttl_s;            /* bearer token lifetime */
+        uint64_t max_body_bytes; /* larger request bodies get 413 */
+        int token_ttl_s;         /* bearer token lifetime */
         int max_connections;
         size_t n_cors;
         char (*cors_origins)[HR_NAME_MAX]; /* allowed Origin values; "*" = any */

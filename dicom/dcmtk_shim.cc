@@ -8,11 +8,15 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
 
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <mutex>
 
 namespace
 {
@@ -104,6 +108,41 @@ int read_attrs(const char *path, dcm_attrs *out)
     return rc;
 }
 
+std::once_flag g_codecs_once;
+
+void register_codecs()
+{
+    // process-wide and never unregistered: the codec list outlives any decode
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DcmRLEDecoderRegistration::registerCodecs();
+}
+
+int decompress(const char *src, const char *dst, const char *ts_uid)
+{
+    E_TransferSyntax want;
+    if (std::strcmp(ts_uid, "1.2.840.10008.1.2.1") == 0)
+        want = EXS_LittleEndianExplicit;
+    else if (std::strcmp(ts_uid, "1.2.840.10008.1.2") == 0)
+        want = EXS_LittleEndianImplicit;
+    else
+        return HR_EUNSUP;
+    std::call_once(g_codecs_once, register_codecs);
+    DcmFileFormat ff;
+    OFCondition st = ff.loadFile(src, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    if (st.bad())
+        return HR_EPARSE;
+    DcmDataset *ds = ff.getDataset();
+    if (!ds)
+        return HR_EPARSE;
+    st = ds->chooseRepresentation(want, NULL);
+    if (st.bad() || !ds->canWriteXfer(want))
+        return HR_EUNSUP;
+    st = ff.saveFile(dst, want, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
+                     EWM_updateMeta);
+    return st.good() ? 0 : -EIO;
+}
+
 } // namespace
 
 extern "C" int dcm_shim_read_attrs(const char *path, dcm_attrs *out)
@@ -115,5 +154,16 @@ extern "C" int dcm_shim_read_attrs(const char *path, dcm_attrs *out)
         return HR_EPARSE;
     } catch (...) {
         return HR_EPARSE;
+    }
+}
+
+extern "C" int dcm_shim_decompress(const char *src, const char *dst, const char *ts_uid)
+{
+    try {
+        return decompress(src, dst, ts_uid);
+    } catch (const std::exception &) {
+        return HR_EUNSUP;
+    } catch (...) {
+        return HR_EUNSUP;
     }
 }

@@ -1,5 +1,7 @@
-/* The only bridge to DCMTK (C++), used by tests and tools to cross-check the
- * streaming scanner. No C++ type or exception crosses this header. */
+/* The only bridge to DCMTK (C++): cross-checks of the streaming scanner
+ * (tests, tools) and decompression for retrievals to peers that accept only
+ * uncompressed transfer syntaxes. No C++ type or exception crosses this
+ * header. */
 #ifndef DCM_DCMTK_SHIM_H
 #define DCM_DCMTK_SHIM_H
 
@@ -17,6 +19,17 @@ extern "C" {
  * cannot read the file, or HR_ECHARSET when only the UTF-8 conversion failed
  * (fields then hold the raw bytes). Caller owns out. */
 int dcm_shim_read_attrs(const char *path, dcm_attrs *out);
+
+/* Writes src (a Part 10 file, any transfer syntax DCMTK can decode: the
+ * uncompressed ones, deflated, JPEG baseline/extended/lossless, JPEG-LS, RLE;
+ * not JPEG 2000) to dst as a Part 10 file in ts_uid, which must be Explicit
+ * VR Little Endian or Implicit VR Little Endian, with File Meta Information
+ * (group length included) updated. Blocking and memory-hungry (the pixel data
+ * is decoded in memory): run on the thread pool. dst is created or
+ * overwritten; on error it may be left partly written (the caller removes
+ * it). Returns 0, HR_EPARSE (src unreadable), HR_EUNSUP (no codec for src's
+ * transfer syntax, or ts_uid not one of the two), -EIO (cannot write dst). */
+int dcm_shim_decompress(const char *src, const char *dst, const char *ts_uid);
 
 #ifdef __cplusplus
 }

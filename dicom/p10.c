@@ -1,4 +1,5 @@
 #include "p10.h"
+#include "dataset.h"
 #include "uids.h"
 #include "../common/hr_err.h"
 
@@ -99,4 +100,41 @@ int dcm_p10_parse_private_info(const char *s, char *hospital, size_t cap, long l
     if (end == r + 9)
         return HR_EPARSE;
     return 0;
+}
+
+int dcm_p10_read_meta(const uint8_t *p, size_t n, dcm_p10_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (n < 144)
+        return n >= 132 && memcmp(p + 128, "DICM", 4) != 0 ? HR_EPARSE : HR_ETRUNC;
+    if (memcmp(p + 128, "DICM", 4) != 0)
+        return HR_EPARSE;
+    /* (0002,0000) UL 4 <length> */
+    static const uint8_t gl[8] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0};
+    if (memcmp(p + 132, gl, sizeof(gl)) != 0)
+        return HR_EPARSE;
+    uint32_t glen =
+        (uint32_t)p[140] | (uint32_t)p[141] << 8 | (uint32_t)p[142] << 16 | (uint32_t)p[143] << 24;
+    if (glen > DCM_P10_META_MAX)
+        return HR_ETOOBIG;
+    if (n < 144 + (size_t)glen)
+        return HR_ETRUNC;
+    dcm_ds *ds = NULL;
+    int rc = dcm_ds_parse(p + 144, glen, "1.2.840.10008.1.2.1", 0, &ds);
+    if (rc)
+        return rc == HR_ETRUNC ? HR_EPARSE : rc;
+    for (size_t i = 0; i < dcm_ds_count(ds); i++)
+        if ((dcm_ds_at(ds, i)->tag >> 16) != 0x0002) {
+            dcm_ds_free(ds);
+            return HR_EPARSE; /* the group length covers more than group 0002 */
+        }
+    if (dcm_ds_get_string(ds, 0x00020002, out->sop_class, sizeof(out->sop_class)) ||
+        dcm_ds_get_string(ds, 0x00020003, out->sop_instance, sizeof(out->sop_instance)) ||
+        dcm_ds_get_string(ds, 0x00020010, out->ts, sizeof(out->ts)) ||
+        !dcm_uid_valid(out->sop_class) || !dcm_uid_valid(out->sop_instance) ||
+        !dcm_uid_valid(out->ts))
+        rc = HR_EPARSE;
+    dcm_ds_free(ds);
+    out->dataset_offset = 144 + (size_t)glen;
+    return rc;
 }

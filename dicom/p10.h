@@ -19,6 +19,22 @@ typedef struct dcm_p10_meta {
  * LE, group length first) to out. 0, HR_EPARSE (invalid UID/AE) or hr_buf errors. */
 int dcm_p10_encode_meta(const dcm_p10_meta *m, hr_buf *out);
 
+/* What a Part 10 file declares in its File Meta Information. */
+typedef struct dcm_p10_info {
+    char sop_class[65];    /* (0002,0002) */
+    char sop_instance[65]; /* (0002,0003) */
+    char ts[65];           /* (0002,0010) */
+    size_t dataset_offset; /* first byte after group 0002 */
+} dcm_p10_info;
+
+#define DCM_P10_META_MAX (64 * 1024) /* larger File Meta Information is refused */
+
+/* Reads the preamble, "DICM" and group 0002 from the first n bytes of a Part
+ * 10 file. 0 with *out filled; HR_ETRUNC when more bytes are needed (feed
+ * more, up to DCM_P10_META_MAX + 144); HR_EPARSE (no "DICM", no group length,
+ * malformed or missing UIDs); HR_ETOOBIG. */
+int dcm_p10_read_meta(const uint8_t *p, size_t n, dcm_p10_info *out);
+
 /* huren's private information string: "hospital=<id>;received=<ms since epoch>".
  * Parses it back; returns 0 or HR_EPARSE. hospital cap >= 64. */
 int dcm_p10_parse_private_info(const char *s, char *hospital, size_t cap, long long *received_ms);

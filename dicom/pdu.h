@@ -23,7 +23,7 @@ enum dcm_pdu_type {
 #define DCM_UID_BUF        65
 #define DCM_MAX_PCS        128 /* presentation contexts per association (odd ids 1..255) */
 #define DCM_MAX_TS_PER_PC  24
-#define DCM_MAX_ROLES      64
+#define DCM_MAX_ROLES      128 /* one per context: getscu proposes a role for each storage class */
 
 /* Frames one PDU at the front of buf[0..len). Returns 0 when more bytes are
  * needed, 1 when a whole PDU is present (*type, *body_len set; the body is at

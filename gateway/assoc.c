@@ -1,6 +1,7 @@
 /* Association sessions: bytes from the socket -> PDU framing -> PS3.8 state
  * table -> actions. DIMSE messages are handed to dimse_scp.c. */
 #include "assoc.h"
+#include "qr.h"
 #include "../common/hr_assert.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
@@ -9,12 +10,6 @@
 #include <string.h>
 
 #define READ_CHUNK (64 * 1024)
-
-typedef struct write_req {
-    uv_write_t req;
-    size_t len;
-    uint8_t data[];
-} write_req;
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
@@ -27,12 +22,12 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
 static void on_timer(uv_timer_t *t)
 {
     gw_assoc *a = t->data;
-    if (a->state != DCM_STA6) {
+    if (a->state != DCM_STA6 && a->state != DCM_STA8) {
         run_event(a, DCM_EVT18, 0, NULL, 0); /* ARTIM */
         return;
     }
     uint64_t now = uv_now(a->tcp.loop);
-    if (a->finalizing || a->paused)
+    if (a->finalizing || a->paused || (a->op && gw__qr_busy(a->op)))
         a->last_activity = now; /* we are the slow side */
     uint64_t idle = now - a->last_activity;
     if (idle >= (uint64_t)a->srv->cfg->dicom.idle_timeout_s * 1000) {
@@ -40,7 +35,7 @@ static void on_timer(uv_timer_t *t)
         gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
         return;
     }
-    if (idle >= 1000 && !a->ingest && a->in.pos == a->in.len) {
+    if (idle >= 1000 && !a->ingest && !a->op && a->in.pos == a->in.len) {
         hr_buf_shrink(&a->in, 0);
         hr_buf_shrink(&a->cmd, 0);
         hr_buf_shrink(&a->out, 0);
@@ -58,27 +53,11 @@ static void idle_start(gw_assoc *a)
     uv_timer_start(&a->timer, on_timer, 1000, 1000);
 }
 
-static void on_write(uv_write_t *req, int status)
-{
-    free(req);
-}
-
 static int send_bytes(gw_assoc *a, const uint8_t *p, size_t n)
 {
     if (a->closing)
         return HR_ESTATE;
-    write_req *w = malloc(sizeof(*w) + n);
-    if (!w)
-        return -ENOMEM;
-    memcpy(w->data, p, n);
-    w->len = n;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
-    int rc = uv_write(&w->req, (uv_stream_t *)&a->tcp, &b, 1, on_write);
-    if (rc) {
-        free(w);
-        return rc;
-    }
-    return 0;
+    return gw__write_copy((uv_stream_t *)&a->tcp, p, n, NULL, NULL);
 }
 
 /* Sends whatever was encoded into a->out, then empties it. */
@@ -89,27 +68,24 @@ static int flush_out(gw_assoc *a)
     return rc;
 }
 
-int gw__assoc_send_command(gw_assoc *a, uint8_t pc_id, const dcm_command *c)
+int gw__assoc_send_message(gw_assoc *a, uint8_t pc_id, const dcm_command *c, const uint8_t *ds,
+                           size_t ds_len, gw_sent_cb cb, void *arg)
 {
-    hr_buf_reset(&a->out);
-    int rc = dcm_command_encode(c, &a->out);
-    if (rc)
-        return rc;
+    if (a->closing || (a->state != DCM_STA6 && a->state != DCM_STA8))
+        return HR_ESTATE;
     /* one PDV per P-DATA-TF, each within the peer's maximum PDU length
      * (0 = unlimited; negotiation refuses maxima below GW_PEER_MIN_PDU) */
-    uint32_t room = a->peer_max_pdu ? a->peer_max_pdu - 6 : UINT32_MAX;
-    size_t off = 0, n = a->out.len;
-    do {
-        uint32_t len = n - off > room ? room : (uint32_t)(n - off);
-        uint8_t hdr[12];
-        dcm_pdata_header(hdr, pc_id, 1, off + len == n, len);
-        rc = send_bytes(a, hdr, sizeof(hdr));
-        if (!rc)
-            rc = send_bytes(a, a->out.data + off, len);
-        off += len;
-    } while (!rc && off < n);
+    hr_buf_reset(&a->out);
+    int rc = gw__encode_message(&a->out, a->peer_max_pdu, pc_id, c, ds, ds_len);
+    if (!rc)
+        rc = gw__write_copy((uv_stream_t *)&a->tcp, a->out.data, a->out.len, cb, arg);
     hr_buf_reset(&a->out);
     return rc;
+}
+
+int gw__assoc_send_command(gw_assoc *a, uint8_t pc_id, const dcm_command *c)
+{
+    return gw__assoc_send_message(a, pc_id, c, NULL, 0, NULL, NULL);
 }
 
 /* ---- lifecycle ---- */
@@ -193,7 +169,7 @@ void gw__assoc_resume(gw_assoc *a)
         return;
     a->paused = 0;
     a->last_activity = uv_now(a->tcp.loop);
-    if (a->release_pending && !a->finalizing && !a->ingest) {
+    if (a->release_pending && !a->finalizing && !a->ingest && !a->op) {
         a->release_pending = 0;
         do_release_response(a);
         return;
@@ -202,6 +178,17 @@ void gw__assoc_resume(gw_assoc *a)
     if (!a->paused && !a->reading && !a->closing) {
         a->reading = 1;
         uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
+    }
+}
+
+void gw__assoc_op_done(gw_assoc *a)
+{
+    if (a->closing)
+        return;
+    a->last_activity = uv_now(a->tcp.loop);
+    if (a->release_pending && a->state == DCM_STA8 && !a->op) {
+        a->release_pending = 0;
+        do_release_response(a);
     }
 }
 
@@ -304,6 +291,19 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
              * complete, so the association is aborted and the object dropped */
             hr_warn("dicom", "%s: A-RELEASE-RQ in the middle of an object; aborting", a->peer);
             gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNEXPECTED_PDU);
+            return;
+        }
+        if (a->op) {
+            /* a release while a query/retrieve runs: the peer gave up on it;
+             * it ends as cancelled (responses may still go out in Sta8). In
+             * the middle of its identifier nothing can be answered: abort. */
+            hr_warn("dicom", "%s: A-RELEASE-RQ during a query/retrieve; cancelling it", a->peer);
+            if (gw__qr_cancel(a->op) != 0) {
+                gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNEXPECTED_PDU);
+                return;
+            }
+            a->state = DCM_STA8;
+            a->release_pending = 1;
             return;
         }
         a->state = DCM_STA8;

@@ -29,9 +29,16 @@ struct gw_dicom_server {
 typedef struct gw_pc {
     uint8_t id;
     uint8_t accepted;
+    uint8_t peer_scp; /* role selection: the peer accepted to be SCP (C-GET sub-operations) */
     char abstract_syntax[DCM_UID_BUF];
     char ts[DCM_UID_BUF];
 } gw_pc;
+
+struct gw_op; /* a C-FIND / C-MOVE / C-GET in progress (qr.h) */
+
+/* Completion of a write: status 0 or a libuv error (UV_ECANCELED when the
+ * connection closed first). Runs from a later loop iteration. */
+typedef void (*gw_sent_cb)(void *arg, int status);
 
 typedef struct gw_assoc {
     uv_tcp_t tcp;
@@ -58,8 +65,10 @@ typedef struct gw_assoc {
     sto_ingest *ingest;    /* C-STORE data being received */
     uint16_t drain_status; /* non-zero: data set is consumed and refused with this status */
     char drain_comment[65];
-    int finalizing;      /* object being made durable: response pending */
-    int release_pending; /* A-RELEASE-RQ arrived while finalizing */
+    struct gw_op *op;     /* Q/R operation in progress; reading continues (C-CANCEL) */
+    uint16_t next_msg_id; /* our requests on this association (C-GET sub-operations) */
+    int finalizing;       /* object being made durable: response pending */
+    int release_pending;  /* A-RELEASE-RQ arrived while finalizing */
 
     uint64_t last_activity; /* loop time (ms) of the last byte or resume */
     int reading;
@@ -77,6 +86,14 @@ void gw__assoc_start(gw_dicom_server *srv, gw_assoc *a);
 void gw__assoc_abort(gw_assoc *a, uint8_t source, uint8_t reason);
 void gw__assoc_close(gw_assoc *a);
 int gw__assoc_send_command(gw_assoc *a, uint8_t pc_id, const dcm_command *c);
+/* Sends one DIMSE message: the command, then (ds != NULL) the data set bytes,
+ * as P-DATA-TF PDUs within the peer's maximum length, in one write (the bytes
+ * are copied). cb (may be NULL) runs once the write completed or failed; it is
+ * not called when this returns an error. Valid in Sta6 and Sta8. */
+int gw__assoc_send_message(gw_assoc *a, uint8_t pc_id, const dcm_command *c, const uint8_t *ds,
+                           size_t ds_len, gw_sent_cb cb, void *arg);
+/* The Q/R operation ended (a->op is NULL again): answers a pending release. */
+void gw__assoc_op_done(gw_assoc *a);
 void gw__assoc_resume(gw_assoc *a);
 void gw__assoc_pause(gw_assoc *a);
 void gw__assoc_process(gw_assoc *a);
@@ -87,6 +104,18 @@ void gw__assoc_finalized_while_closing(gw_assoc *a);
 int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv);
 /* Association going away: abandon any object in progress. */
 void gw__dimse_abandon(gw_assoc *a);
+/* msg.c: appends one DIMSE message (command, then ds bytes when ds != NULL)
+ * as P-DATA-TF PDUs whose length respects peer_max_pdu (0 = unlimited). */
+int gw__encode_message(hr_buf *out, uint32_t peer_max_pdu, uint8_t pc_id, const dcm_command *c,
+                       const uint8_t *ds, size_t ds_len);
+/* Largest PDV data length to send to a peer whose maximum PDU is peer_max_pdu
+ * (0 = unlimited: GW_PDV_DEFAULT), even. */
+#define GW_PDV_DEFAULT (256 * 1024)
+uint32_t gw__pdv_room(uint32_t peer_max_pdu);
+/* Writes a copy of p[0..n) to s; cb (may be NULL) on completion. 0 or a libuv
+ * error (cb then not called). */
+int gw__write_copy(uv_stream_t *s, const uint8_t *p, size_t n, gw_sent_cb cb, void *arg);
+
 /* negotiate.c: builds the AC (returns 0) or the reject reason (result/source/reason). */
 int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t rj[3]);
 

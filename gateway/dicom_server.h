@@ -1,6 +1,8 @@
 /* DICOM upper-layer listener on libuv: accepts associations from configured
- * hospitals' AE titles and addresses, serves C-ECHO and C-STORE (into the
- * durable ingest path). */
+ * hospitals' AE titles and addresses, serves C-ECHO, C-STORE (into the
+ * durable ingest path), and C-FIND, C-MOVE and C-GET (Patient and Study
+ * Root) over the index within the calling hospital's scope (gateway/qr.h).
+ * sto->redis_addr and sto->audit are used by the query/retrieve services. */
 #ifndef GW_DICOM_SERVER_H
 #define GW_DICOM_SERVER_H
 

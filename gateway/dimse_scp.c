@@ -1,6 +1,8 @@
 /* DIMSE service provider on an established association: C-ECHO and C-STORE
- * (into storage/ingest), with PS3.4 status codes. */
+ * (into storage/ingest), with PS3.4 status codes; C-FIND, C-MOVE and C-GET
+ * are handed to qr.c once their request arrives. */
 #include "assoc.h"
+#include "qr.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../dicom/uids.h"
@@ -114,14 +116,24 @@ static void begin_store(gw_assoc *a, const gw_pc *pc)
 
 static int on_command(gw_assoc *a, uint8_t pc_id)
 {
-    int rc = dcm_command_parse(a->cmd.data, a->cmd.len, &a->cur);
+    dcm_command c;
+    int rc = dcm_command_parse(a->cmd.data, a->cmd.len, &c);
     hr_buf_reset(&a->cmd);
     if (rc)
         return rc;
+    int has_data = c.data_set_type != DCM_DATASET_NONE;
+    if (a->op) {
+        /* an operation runs: only its C-CANCEL or C-GET sub-operation
+         * responses may come (asynchronous operations window 1/1) */
+        if (has_data)
+            return HR_EPROTO;
+        return gw__qr_command(a->op, &c, pc_id);
+    }
+    a->cur = c;
     a->have_cmd = 1;
     a->cmd_pc = pc_id;
+    a->drain_status = 0;
     const gw_pc *pc = find_pc(a, pc_id);
-    int has_data = a->cur.data_set_type != DCM_DATASET_NONE;
     switch (a->cur.command_field) {
     case DCM_C_ECHO_RQ:
         if (has_data)
@@ -132,8 +144,15 @@ static int on_command(gw_assoc *a, uint8_t pc_id)
             return HR_EPROTO;
         begin_store(a, pc);
         return 0;
+    case DCM_C_FIND_RQ:
+    case DCM_C_MOVE_RQ:
+    case DCM_C_GET_RQ:
+        if (!has_data)
+            return respond(a, DCM_STATUS_DS_MISMATCH, "identifier missing");
+        a->drain_status = gw__qr_begin(a, pc, &a->cur, a->drain_comment);
+        return 0;
     case DCM_C_CANCEL_RQ:
-        a->have_cmd = 0;
+        a->have_cmd = 0; /* nothing to cancel */
         return 0;
     default:
         if (dcm_command_is_response(a->cur.command_field))
@@ -162,6 +181,12 @@ int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv)
     /* data set fragment */
     if (!a->have_cmd || a->finalizing || pdv->pc_id != a->cmd_pc)
         return HR_EPROTO;
+    if (a->op && !a->op->started) {
+        /* a query/retrieve identifier */
+        if (pdv->is_last)
+            a->have_cmd = 0;
+        return gw__qr_data(a->op, pdv->data, pdv->len, pdv->is_last);
+    }
     if (a->ingest && sto_ingest_feed(a->ingest, pdv->data, pdv->len) == 1)
         gw__assoc_pause(a);
     if (!pdv->is_last)
@@ -172,8 +197,10 @@ int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv)
         sto_ingest_end(a->ingest, on_stored, a);
         return 0;
     }
-    a->srv->stats.stores_failed++;
-    hr_warn("dicom", "%s: %s refused with %04X: %s", a->peer, a->cur.affected_sop_instance,
+    if (a->cur.command_field == DCM_C_STORE_RQ)
+        a->srv->stats.stores_failed++;
+    hr_warn("dicom", "%s: %s refused with %04X: %s", a->peer,
+            a->cur.command_field == DCM_C_STORE_RQ ? a->cur.affected_sop_instance : "request",
             a->drain_status, a->drain_comment);
     return respond(a, a->drain_status ? a->drain_status : DCM_STATUS_PROCESSING_FAILURE,
                    a->drain_comment);
@@ -181,6 +208,8 @@ int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv)
 
 void gw__dimse_abandon(gw_assoc *a)
 {
+    if (a->op)
+        gw__qr_detach(a->op);
     if (a->ingest && !a->finalizing) {
         sto_ingest_abort(a->ingest);
         a->ingest = NULL;

@@ -1,6 +1,7 @@
 /* A-ASSOCIATE-RQ policy: who may associate, and which presentation contexts
  * and transfer syntaxes huren accepts. */
 #include "assoc.h"
+#include "qr.h"
 #include "../common/hr_log.h"
 #include "../dicom/uids.h"
 
@@ -31,6 +32,37 @@ static const char *choose_ts(const dcm_pc_rq *pc, int verification)
     if (has_explicit_le && !f->encapsulated && !f->deflated)
         return DCM_TS_EXPLICIT_LE;
     return first;
+}
+
+static int qr_sop_class(const char *uid)
+{
+    static const char *const k[] = {GW_UID_PATIENT_FIND, GW_UID_STUDY_FIND,  GW_UID_PATIENT_MOVE,
+                                    GW_UID_STUDY_MOVE,   GW_UID_PATIENT_GET, GW_UID_STUDY_GET};
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+        if (strcmp(uid, k[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* SCP/SCU role selection (PS3.7 D.3.3.4): for storage SOP classes the peer
+ * may take the SCP role (it receives C-GET sub-operations); every proposed
+ * item is answered, a role we do not take as 0. */
+static void negotiate_roles(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac)
+{
+    ac->n_roles = 0;
+    for (int i = 0; i < rq->n_roles && ac->n_roles < DCM_MAX_ROLES; i++) {
+        const dcm_role *r = &rq->roles[i];
+        int storage = dcm_storage_sop_class(r->sop_class) != NULL;
+        dcm_role *o = &ac->roles[ac->n_roles++];
+        snprintf(o->sop_class, sizeof(o->sop_class), "%s", r->sop_class);
+        o->scu = r->scu ? 1 : 0;
+        o->scp = storage && r->scp ? 1 : 0;
+        if (!o->scp)
+            continue;
+        for (int j = 0; j < a->n_pcs; j++)
+            if (strcmp(a->pcs[j].abstract_syntax, r->sop_class) == 0)
+                a->pcs[j].peer_scp = 1;
+    }
 }
 
 int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t rj[3])
@@ -100,12 +132,14 @@ int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t
         gw_pc *g = &a->pcs[a->n_pcs++];
         o->id = g->id = p->id;
         snprintf(g->abstract_syntax, sizeof(g->abstract_syntax), "%s", p->abstract_syntax);
-        int verification = strcmp(p->abstract_syntax, DCM_UID_VERIFICATION) == 0;
-        if (!verification && !dcm_storage_sop_class(p->abstract_syntax)) {
+        /* commands and identifiers: uncompressed syntaxes only */
+        int plain = strcmp(p->abstract_syntax, DCM_UID_VERIFICATION) == 0 ||
+                    qr_sop_class(p->abstract_syntax);
+        if (!plain && !dcm_storage_sop_class(p->abstract_syntax)) {
             o->result = DCM_PC_ABSTRACT_UNSUPPORTED;
             continue;
         }
-        const char *ts = choose_ts(p, verification);
+        const char *ts = choose_ts(p, plain);
         if (!ts) {
             o->result = DCM_PC_TS_UNSUPPORTED;
             continue;
@@ -116,6 +150,7 @@ int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t
         g->accepted = 1;
         n_accepted++;
     }
+    negotiate_roles(a, rq, ac);
     hr_info("dicom", "%s: association %s -> %s (%s), %d of %d contexts accepted", a->peer,
             rq->calling_ae, rq->called_ae, h->id, n_accepted, rq->n_pc);
     return 0;

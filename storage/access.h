@@ -17,9 +17,9 @@ enum sto_role {
 };
 
 typedef struct sto_scope {
-    int none;                   /* sees nothing */
-    int all;                    /* sees every study */
-    char hospital[HR_ID_MAX];   /* otherwise: only studies received from this hospital */
+    int none;                 /* sees nothing */
+    int all;                  /* sees every study */
+    char hospital[HR_ID_MAX]; /* otherwise: only studies received from this hospital */
 } sto_scope;
 
 /* "technician", "reader", ... -> role; -1 when unknown. */

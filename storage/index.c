@@ -206,6 +206,10 @@ redisContext *sto_worker_redis(const sto_redis_addr *addr, int timeout_ms)
     if (!t_worker_redis) {
         int err;
         t_worker_redis = sto_index_connect_sync(addr, timeout_ms, &err);
+        /* a hung (not dead) Redis must not hold a pool thread forever */
+        struct timeval tv = {STO_WORKER_REDIS_TIMEOUT_S, 0};
+        if (t_worker_redis)
+            redisSetTimeout(t_worker_redis, tv);
     }
     return t_worker_redis;
 }
@@ -236,6 +240,19 @@ out:
     return rc;
 }
 
+/* Keys under hr: that the object files cannot rebuild (accounts, sessions):
+ * a flush of the index leaves them alone. */
+static int flush_keeps(const char *k, size_t n)
+{
+    static const char *const keep[] = {"hr:user:", "hr:users", "hr:tok:"};
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        size_t l = strlen(keep[i]);
+        if (n >= l && memcmp(k, keep[i], l) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int sto_index_flush_sync(redisContext *c, long long *deleted)
 {
     char cursor[32] = "0";
@@ -249,6 +266,8 @@ int sto_index_flush_sync(redisContext *c, long long *deleted)
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
+            if (flush_keeps(keys->element[i]->str, (size_t)keys->element[i]->len))
+                continue;
             redisReply *d =
                 redisCommand(c, "UNLINK %b", keys->element[i]->str, (size_t)keys->element[i]->len);
             if (d && d->type == REDIS_REPLY_INTEGER)

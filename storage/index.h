@@ -45,13 +45,15 @@ redisContext *sto_index_connect_sync(const sto_redis_addr *addr, int timeout_ms,
  * made on first use and kept (hiredis contexts are not thread-safe). NULL when
  * Redis is unreachable. After a command on it fails, call
  * sto_worker_redis_failed() so the next call reconnects. */
+#define STO_WORKER_REDIS_TIMEOUT_S 10 /* per command; then the call fails with HR_EREDIS */
 redisContext *sto_worker_redis(const sto_redis_addr *addr, int timeout_ms);
 void sto_worker_redis_failed(void);
 
 /* Sync commit (reindex). 0 with *outcome set, or HR_EREDIS / HR_EMISSING. */
 int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r,
                           enum sto_index_outcome *outcome);
-/* Deletes every key of the index (hr:*) with SCAN + UNLINK. 0 or HR_EREDIS. */
+/* Deletes every key of the index (hr:*, except user accounts and sessions:
+ * hr:users, hr:user:*, hr:tok:*) with SCAN + UNLINK. 0 or HR_EREDIS. */
 int sto_index_flush_sync(redisContext *c, long long *deleted);
 
 /* Async index client on a libuv loop; reconnects by itself (every 500 ms)

@@ -4,6 +4,7 @@
 #include "../common/hr_err.h"
 #include "../common/hr_hash.h"
 #include "../common/hr_log.h"
+#include "meta.h"
 #include "../dicom/p10.h"
 #include "../dicom/scanner.h"
 #include "../dicom/uids.h"
@@ -212,6 +213,49 @@ static void fail_and_discard(sto_ingest *ig)
     submit(ig, JOB_DISCARD, NULL);
 }
 
+/* WADO-RS sidecars of an acknowledged object, built on the pool off the latency path of
+ * the acknowledgement; failures are only logged (readers rebuild them lazily). The job
+ * copies the sha: the ingest is freed after its done callback. */
+typedef struct meta_job {
+    uv_work_t work;
+    sto_ctx *ctx;
+    int rc;
+    char sha[65];
+} meta_job;
+
+static void meta_run(uv_work_t *w)
+{
+    meta_job *j = w->data;
+    j->rc = sto_meta_ensure(&j->ctx->store, j->sha, NULL);
+}
+
+static void meta_done(uv_work_t *w, int status)
+{
+    meta_job *j = w->data;
+    j->ctx->meta_jobs--;
+    if (j->rc)
+        hr_warn("ingest", "%s: WADO-RS sidecars not built: %s", j->sha, hr_strerror(j->rc));
+    free(j);
+}
+
+static void queue_meta(sto_ctx *ctx, const char *sha)
+{
+    meta_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        hr_warn("ingest", "%s: WADO-RS sidecars not built: out of memory", sha);
+        return;
+    }
+    j->ctx = ctx;
+    snprintf(j->sha, sizeof(j->sha), "%s", sha);
+    j->work.data = j;
+    if (uv_queue_work(ctx->loop, &j->work, meta_run, meta_done)) {
+        hr_warn("ingest", "%s: WADO-RS sidecars not built: cannot queue", sha);
+        free(j);
+        return;
+    }
+    ctx->meta_jobs++;
+}
+
 static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
 {
     sto_ingest *ig = arg;
@@ -241,6 +285,8 @@ static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
         ig->ctx->stored++;
         ig->ctx->bytes += ig->file_bytes;
     }
+    if (!rc)
+        queue_meta(ig->ctx, ig->result.sha);
     finish(ig);
 }
 
@@ -398,6 +444,10 @@ static void validate(sto_ingest *ig)
     else if (!dcm_uid_valid(a->study_instance_uid) || !dcm_uid_valid(a->series_instance_uid))
         set_failure(ig, STO_ERR_MISMATCH, HR_EMISSING,
                     "Study or Series Instance UID missing or invalid");
+    else if (m->study[0] && strcmp(a->study_instance_uid, m->study))
+        set_failure(ig, STO_ERR_MISMATCH, HR_EMISMATCH,
+                    "data set Study Instance UID %s differs from the requested %s",
+                    a->study_instance_uid, m->study);
 }
 
 void sto_ingest_end(sto_ingest *ig, sto_ingest_done_cb done, void *arg)

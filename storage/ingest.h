@@ -36,6 +36,10 @@ typedef struct sto_ctx {
     /* counters (read by /metrics later) */
     uint64_t stored, duplicates, failed, bytes;
     int active;
+    /* sidecar builds (storage/meta.h) queued after acknowledged objects; each holds
+     * only the ctx, so the ctx must outlive them: run the loop until they finish
+     * (uv_run(UV_RUN_DEFAULT) does) before sto_ctx_release */
+    int meta_jobs;
 } sto_ctx;
 
 typedef struct sto_ingest_meta {
@@ -44,6 +48,7 @@ typedef struct sto_ingest_meta {
     char ts[65];           /* transfer syntax of the bytes fed */
     char source_ae[17];    /* calling AE, "" for HTTP */
     char hospital[64];     /* source hospital id */
+    char study[65];        /* "" or the Study Instance UID the data set must carry */
 } sto_ingest_meta;
 
 enum sto_ingest_status {

@@ -35,9 +35,12 @@ int sto_objstore_open(sto_objstore *s, const char *root, int *removed)
     snprintf(s->root, sizeof(s->root), "%s", root);
     snprintf(s->tmp, sizeof(s->tmp), "%s/tmp", root);
     snprintf(s->objects, sizeof(s->objects), "%s/objects", root);
+    snprintf(s->meta, sizeof(s->meta), "%s/meta", root);
     int rc = mkdir_p1(s->root);
     if (!rc)
         rc = mkdir_p1(s->tmp);
+    if (!rc)
+        rc = mkdir_p1(s->meta);
     if (!rc)
         rc = mkdir_p1(s->objects);
     if (rc)
@@ -87,6 +90,24 @@ int sto_objstore_tmp_create(const sto_objstore *s, char *path)
 void sto_objstore_path(const sto_objstore *s, const char *sha, char *out)
 {
     snprintf(out, STO_PATH_MAX, "%s/%.2s/%.2s/%s", s->objects, sha, sha + 2, sha);
+}
+
+void sto_objstore_meta_path(const sto_objstore *s, const char *sha, const char *ext, char *out)
+{
+    snprintf(out, STO_PATH_MAX, "%s/%.2s/%.2s/%s%s", s->meta, sha, sha + 2, sha, ext);
+}
+
+int sto_objstore_meta_dir(const sto_objstore *s, const char *sha)
+{
+    char d[STO_PATH_MAX];
+    int rc = mkdir_p1(s->meta);
+    snprintf(d, sizeof(d), "%s/%.2s", s->meta, sha);
+    if (!rc)
+        rc = mkdir_p1(d);
+    snprintf(d, sizeof(d), "%s/%.2s/%.2s", s->meta, sha, sha + 2);
+    if (!rc)
+        rc = mkdir_p1(d);
+    return rc;
 }
 
 /* mkdir dir if missing; *created tells whether its parent needs an fsync. */

@@ -1,5 +1,6 @@
 #include "reindex.h"
 #include "index.h"
+#include "meta.h"
 #include "../common/hr_err.h"
 #include "../common/hr_hash.h"
 #include "../common/hr_log.h"
@@ -102,6 +103,15 @@ static int already_indexed(const char *path, const char *sha, redisContext *c, u
     return found;
 }
 
+/* Builds the WADO-RS sidecars of an object when missing; failures are only logged (the
+ * readers rebuild them lazily). */
+static void ensure_meta(const sto_objstore *s, const char *sha)
+{
+    int rc = sto_meta_ensure(s, sha, NULL);
+    if (rc)
+        hr_warn("reindex", "%s: WADO-RS sidecars not built: %s", sha, hr_strerror(rc));
+}
+
 static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
                       sto_reindex_stats *st, uint8_t *buf, int check_first)
 {
@@ -113,6 +123,7 @@ static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
     st->files++;
     if (check_first && already_indexed(path, sha, c, buf)) {
         st->present++;
+        ensure_meta(s, sha);
         return 0;
     }
     int rc = scan_file(path, sha, &a, &size, buf);
@@ -140,6 +151,7 @@ static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
         st->corrupt++;
         return 0;
     }
+    ensure_meta(s, sha);
     if (outcome == STO_INDEX_NEW)
         st->added++;
     else if (outcome == STO_INDEX_IDENTICAL)

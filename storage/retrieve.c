@@ -76,8 +76,8 @@ static redisReply *zmembers(redisContext *c, const char *fmt, const char *a, con
 }
 
 /* Fetches the instance hashes of sops[0..n) (pipelined) and appends them. */
-static int fetch_instances(redisContext *c, const char *study, char **sops, size_t n,
-                           size_t max, sto_rlist *out)
+static int fetch_instances(redisContext *c, const char *study, char **sops, size_t n, size_t max,
+                           sto_rlist *out)
 {
     for (size_t i = 0; i < n; i++)
         redisAppendCommand(c, "HMGET hr:{%s}:i:%s sha size ts sop_class series frames hospital",

@@ -18,9 +18,9 @@ typedef struct sto_rinst {
     char sop_class[STO_UID_BUF];
     char ts[STO_UID_BUF];
     char sha[65];
-    uint64_t size;       /* object file bytes */
-    char hospital[64];   /* source hospital */
-    uint32_t frames;     /* Number of Frames (0 when absent) */
+    uint64_t size;     /* object file bytes */
+    char hospital[64]; /* source hospital */
+    uint32_t frames;   /* Number of Frames (0 when absent) */
 } sto_rinst;
 
 typedef struct sto_rlist {

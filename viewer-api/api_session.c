@@ -25,9 +25,11 @@ static void healthz_work(va_req *r, redisContext *c)
 
 static void healthz_done(va_req *r)
 {
+    if (va_req_gone(r))
+        return;
     int ok = !r->redis_down;
-    json_t *doc = json_pack("{s:s, s:s}", "status", ok ? "ok" : "degraded", "redis",
-                            ok ? "up" : "down");
+    json_t *doc =
+        json_pack("{s:s, s:s}", "status", ok ? "ok" : "degraded", "redis", ok ? "up" : "down");
     va_send_json(r, ok ? 200 : 503, doc);
 }
 
@@ -44,6 +46,8 @@ static void nop_work(va_req *r, redisContext *c)
 
 static void metrics_done(va_req *r)
 {
+    if (va_req_gone(r))
+        return;
     if (r->who.role != STO_ROLE_ADMIN && r->who.role != STO_ROLE_AUDITOR) {
         va_send_error(r, 403, "forbidden", "metrics need an admin or auditor token");
         return;
@@ -85,11 +89,13 @@ static void login_done(va_req *r)
 {
     login_state *st = r->state;
     r->state = NULL;
-    if (st->rc == 0) {
+    if (va_req_gone(r)) {
+        /* nothing to answer */
+    } else if (st->rc == 0) {
         json_t *doc = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "token", st->token,
                                 "token_type", "Bearer", "expires_at", (json_int_t)r->who.expires,
-                                "user", r->who.user, "role", sto_role_name(r->who.role),
-                                "hospital", r->who.hospital, "center", r->who.center);
+                                "user", r->who.user, "role", sto_role_name(r->who.role), "hospital",
+                                r->who.hospital, "center", r->who.center);
         va_audit(r, "login", NULL, NULL, NULL, "success");
         va_send_json(r, 200, doc);
     } else {
@@ -98,7 +104,9 @@ static void login_done(va_req *r)
         snprintf(detail, sizeof(detail), "user %s", st->user);
         memset(&r->who, 0, sizeof(r->who));
         va_audit(r, "login", NULL, NULL, detail,
-                 st->rc == -EAGAIN ? "locked" : st->rc == -EACCES ? "denied" : "failure");
+                 st->rc == -EAGAIN   ? "locked"
+                 : st->rc == -EACCES ? "denied"
+                                     : "failure");
         if (st->rc == -EACCES)
             va_send_error(r, 401, "invalid_credentials", "wrong user name or password");
         else if (st->rc == -EAGAIN)
@@ -153,15 +161,23 @@ void va_handle_login(va_req *r)
 
 static void logout_work(va_req *r, redisContext *c)
 {
-    intptr_t rc = va_auth_logout(c, r->token);
+    intptr_t rc = c ? va_auth_logout(c, r->token) : HR_EREDIS;
+    if (rc == HR_EREDIS)
+        sto_worker_redis_failed();
     r->state = (void *)rc;
 }
 
 static void logout_done(va_req *r)
 {
-    va_audit(r, "logout", NULL, NULL, NULL, "success");
+    if (va_req_gone(r))
+        return;
+    intptr_t rc = (intptr_t)r->state;
     r->state = NULL;
-    va_send(r, 204, NULL, "", 0);
+    va_audit(r, "logout", NULL, NULL, NULL, rc == 0 ? "success" : "failure");
+    if (rc == 0 || rc == -EACCES)
+        va_send(r, 204, NULL, "", 0); /* the token is gone either way */
+    else
+        va_send_rc(r, (int)rc, "logout");
 }
 
 void va_handle_logout(va_req *r)
@@ -171,12 +187,14 @@ void va_handle_logout(va_req *r)
 
 static void me_done(va_req *r)
 {
+    if (va_req_gone(r))
+        return;
     const char *scope = r->scope.none ? "none" : r->scope.all ? "all" : "hospital";
     json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}}", "user", r->who.user,
-                            "display_name", r->who.display_name, "role",
-                            sto_role_name(r->who.role), "hospital", r->who.hospital, "center",
-                            r->who.center, "expires_at", (json_int_t)r->who.expires, "scope",
-                            "kind", scope, "hospital", r->scope.all ? "" : r->scope.hospital);
+                            "display_name", r->who.display_name, "role", sto_role_name(r->who.role),
+                            "hospital", r->who.hospital, "center", r->who.center, "expires_at",
+                            (json_int_t)r->who.expires, "scope", "kind", scope, "hospital",
+                            r->scope.all ? "" : r->scope.hospital);
     va_send_json(r, 200, doc);
 }
 

@@ -34,8 +34,7 @@ static const va_route k_routes[] = {
     {"GET", "/dicomweb/studies/{}/series/{}/metadata", 0, va_handle_metadata, "metadata"},
     {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/metadata", 0, va_handle_metadata,
      "metadata"},
-    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/frames/{}", 0, va_handle_frames,
-     "frames"},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/frames/{}", 0, va_handle_frames, "frames"},
     {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/bulk/{}", 0, va_handle_bulk, "bulk"},
     {"POST", "/dicomweb/studies", 0, va_handle_stow, "stow"},
     {"POST", "/dicomweb/studies/{}", 0, va_handle_stow, "stow"},
@@ -144,24 +143,42 @@ const char *va_header(va_req *r, const char *name)
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
     }
 }
 
@@ -174,6 +191,7 @@ void va_send(va_req *r, int status, const char *content_type, const char *body, 
     r->h->res.reason = reason_of(status);
     if (content_type)
         va_add_header(r, "Content-Type", content_type);
+    r->h->res.content_length = len;
     char *copy = h2o_mem_alloc_pool(&r->h->pool, len ? len : 1);
     if (len)
         memcpy(copy, body, len);
@@ -205,7 +223,8 @@ void va_send_error(va_req *r, int status, const char *code, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    json_t *doc = json_pack("{s:s, s:s, s:s}", "error", code, "detail", detail, "request_id", r->id);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s}", "error", code, "detail", detail, "request_id", r->id);
     if (status == 401)
         va_add_header(r, "WWW-Authenticate", "Bearer realm=\"huren\"");
     va_send_json(r, status, doc);
@@ -285,7 +304,7 @@ static void work_done(uv_work_t *w, int status)
         else
             va_send_error(r, 401, "unauthorized", "missing, invalid or expired bearer token");
         va_audit(r, r->route->metric, NULL, NULL, "token refused", "denied");
-        r->done_fn = NULL;
+        r->answered = 1; /* done_fn only frees its state */
     }
     if (r->done_fn)
         r->done_fn(r);
@@ -500,8 +519,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     }
     if (!r->route->public_) {
         const char *auth = va_header(r, "authorization");
-        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 ||
-            strlen(auth + 7) >= sizeof(r->token)) {
+        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) >= sizeof(r->token)) {
             va_send_error(r, 401, "unauthorized", "a bearer token is required");
             va_audit(r, r->route->metric, NULL, NULL, "no bearer token", "denied");
             return 0;
@@ -516,9 +534,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
 
 static void finish_stop(va_server *s);
 
+/* h2o owns handle->data of a connection; ours rides next to the handle */
+typedef struct va_conn {
+    uv_tcp_t tcp;
+    va_server *srv;
+} va_conn;
+
 static void on_conn_closed(uv_handle_t *h)
 {
-    va_server *s = h->data;
+    va_server *s = ((va_conn *)h)->srv;
     free(h);
     s->n_conns--;
     if (s->stopping && s->n_conns == 0)
@@ -530,11 +554,12 @@ static void on_connect(uv_stream_t *listener, int status)
     va_server *s = listener->data;
     if (status != 0)
         return;
-    uv_tcp_t *conn = malloc(sizeof(*conn));
-    if (!conn)
+    va_conn *vc = malloc(sizeof(*vc));
+    if (!vc)
         return;
+    vc->srv = s;
+    uv_tcp_t *conn = &vc->tcp;
     uv_tcp_init(s->loop, conn);
-    conn->data = s;
     if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
         uv_close((uv_handle_t *)conn, (uv_close_cb)free);
         return;
@@ -644,6 +669,10 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
 static void on_closed_last(uv_handle_t *h)
 {
     va_server *s = h->data;
+    /* h2o_context_request_shutdown armed HTTP/2's graceful-shutdown timer;
+     * with every connection gone it has nothing left to do */
+    if (h2o_timeout_is_linked(&s->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
     if (s->ssl)
@@ -732,8 +761,8 @@ void va_metrics_http(va_server *s, hr_buf *out)
             for (size_t j = i; j <= N_ROUTES; j++)
                 if (j == i || (j < N_ROUTES && strcmp(k_routes[j].metric, label) == 0))
                     n += s->stats[j].by_class[cls];
-            appendf(out, "huren_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", label,
-                    cls, (unsigned long long)n);
+            appendf(out, "huren_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", label, cls,
+                    (unsigned long long)n);
         }
     }
     appendf(out, "# HELP huren_http_request_duration_seconds Time from request to response end.\n"
@@ -756,7 +785,8 @@ void va_metrics_http(va_server *s, hr_buf *out)
             sum.sum_s += s->stats[j].sum_s;
         }
         for (size_t b = 0; b < N_BUCKETS; b++)
-            appendf(out, "huren_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+            appendf(out,
+                    "huren_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                     label, k_buckets[b], (unsigned long long)sum.bucket[b]);
         appendf(out, "huren_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
                 label, (unsigned long long)sum.count);

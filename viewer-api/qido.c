@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAG(g, e)     (((uint32_t)(g) << 16) | (uint32_t)(e))
-#define QIDO_MAX      1000 /* largest page */
-#define QIDO_DEFAULT  200  /* page without limit */
-#define T_STUDY_UID   TAG(0x0020, 0x000D)
-#define T_SERIES_UID  TAG(0x0020, 0x000E)
-#define T_SOP_UID     TAG(0x0008, 0x0018)
-#define T_RETRIEVE    TAG(0x0008, 0x1190)
+#define TAG(g, e)    (((uint32_t)(g) << 16) | (uint32_t)(e))
+#define QIDO_MAX     1000 /* largest page */
+#define QIDO_DEFAULT 200  /* page without limit */
+#define T_STUDY_UID  TAG(0x0020, 0x000D)
+#define T_SERIES_UID TAG(0x0020, 0x000E)
+#define T_SOP_UID    TAG(0x0008, 0x0018)
+#define T_RETRIEVE   TAG(0x0008, 0x1190)
 
 typedef struct kw {
     const char *name;
@@ -70,9 +70,12 @@ static const uint32_t k_default_study[] = {
     TAG(0x0008, 0x0090), TAG(0x0010, 0x0010), TAG(0x0010, 0x0020), TAG(0x0010, 0x0021),
     TAG(0x0010, 0x0030), TAG(0x0010, 0x0040), T_STUDY_UID,         TAG(0x0020, 0x0010),
     TAG(0x0020, 0x1206), TAG(0x0020, 0x1208), TAG(0x0008, 0x1030), 0};
-static const uint32_t k_default_series[] = {TAG(0x0008, 0x0060), TAG(0x0008, 0x103E),
-                                            T_SERIES_UID,        TAG(0x0020, 0x0011),
-                                            TAG(0x0020, 0x1209), TAG(0x0018, 0x0015),
+static const uint32_t k_default_series[] = {TAG(0x0008, 0x0060),
+                                            TAG(0x0008, 0x103E),
+                                            T_SERIES_UID,
+                                            TAG(0x0020, 0x0011),
+                                            TAG(0x0020, 0x1209),
+                                            TAG(0x0018, 0x0015),
                                             0};
 static const uint32_t k_default_image[] = {TAG(0x0008, 0x0016), T_SOP_UID, TAG(0x0020, 0x0013),
                                            TAG(0x0028, 0x0008), 0};
@@ -221,8 +224,8 @@ static void put_row(dcm_ds *ds, const sto_qrow *row)
         dcm_ds_put_string(ds, row->v[i].tag, row->v[i].vr, row->v[i].value);
 }
 
-static int emit(qido_state *st, const sto_qrow *study_row, const sto_qrow *row,
-                const char *study, const char *series, const char *sop)
+static int emit(qido_state *st, const sto_qrow *study_row, const sto_qrow *row, const char *study,
+                const char *series, const char *sop)
 {
     if (st->skipped < st->offset) {
         st->skipped++;
@@ -444,7 +447,7 @@ static void qido_done(va_req *r)
 {
     qido_state *st = r->state;
     r->state = NULL;
-    if (r->h) {
+    if (!va_req_gone(r)) {
         char detail[256];
         snprintf(detail, sizeof(detail), "%.*s -> %ld matches",
                  (int)(r->h->path.len > 200 ? 200 : r->h->path.len), r->h->path.base, st->emitted);

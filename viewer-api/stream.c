@@ -24,9 +24,9 @@ struct va_stream {
     size_t n, cap;
     uint64_t total;
     /* position */
-    size_t cur;     /* piece being sent */
-    uint64_t done;  /* bytes of the current file piece sent */
-    int fd;         /* open file of the current piece */
+    size_t cur;    /* piece being sent */
+    uint64_t done; /* bytes of the current file piece sent */
+    int fd;        /* open file of the current piece */
     /* the window being sent */
     uv_work_t work;
     void *map;

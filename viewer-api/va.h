@@ -86,11 +86,19 @@ struct va_req {
     va_done_fn done_fn;
     int in_work;
     int redis_down;
+    int answered; /* a response was sent before done_fn (refused token) */
     /* handler state: freed by the handler (done_fn or its generator) */
     void *state;
     /* a streaming response holds the request until it ends */
     int streaming;
 };
+
+/* 1 when done_fn must only free its state: the client went away, or the
+ * core already answered (refused token). */
+static inline int va_req_gone(const va_req *r)
+{
+    return !r->h || r->answered;
+}
 
 /* ---- server core (http_server.c) ---- */
 /* Queues auth + work on the pool, then done on the loop. */

@@ -26,8 +26,8 @@ typedef struct wado_state {
     enum wado_kind kind;
     char study[STO_UID_BUF], series[STO_UID_BUF], sop[STO_UID_BUF];
     /* negotiated */
-    int single_part;    /* Accept: application/dicom (one instance) or octet-stream */
-    char want_ts[65];   /* "" or "*" = as stored; else this TS only */
+    int single_part;     /* Accept: application/dicom (one instance) or octet-stream */
+    char want_ts[65];    /* "" or "*" = as stored; else this TS only */
     char frame_type[64]; /* requested part media type for frames/bulk, "" = any */
     uint32_t frames[WADO_MAX_FRAMES];
     int n_frames;
@@ -67,8 +67,7 @@ static int media_param(const char *range, size_t len, const char *name, char *ou
             int q = j < len && range[j] == '"';
             j += (size_t)q;
             size_t k = 0;
-            while (j < len && range[j] != ';' && range[j] != '"' && range[j] != ' ' &&
-                   k + 1 < cap)
+            while (j < len && range[j] != ';' && range[j] != '"' && range[j] != ' ' && k + 1 < cap)
                 out[k++] = range[j++];
             out[k] = '\0';
             return 1;
@@ -323,8 +322,9 @@ static int build_ranges(va_req *r, wado_state *st)
             break;
         }
         if (!st->single_part)
-            rc = va_stream_printf(st->stream, "--%s\r\nContent-Type: %s; transfer-syntax=%s\r\n\r\n",
-                                  bnd, media, enc ? f.ts : "1.2.840.10008.1.2.1");
+            rc =
+                va_stream_printf(st->stream, "--%s\r\nContent-Type: %s; transfer-syntax=%s\r\n\r\n",
+                                 bnd, media, enc ? f.ts : "1.2.840.10008.1.2.1");
         for (size_t k = 0; k < f.n_ranges && !rc; k++)
             rc = va_stream_file(st->stream, path, f.ranges[k].offset, f.ranges[k].length);
         if (!rc && !st->single_part)
@@ -338,8 +338,8 @@ static int build_ranges(va_req *r, wado_state *st)
         snprintf(st->ctype, sizeof(st->ctype), "%s", media);
         return 0;
     }
-    snprintf(st->ctype, sizeof(st->ctype),
-             "multipart/related; type=\"%s\"; boundary=%s", media, bnd);
+    snprintf(st->ctype, sizeof(st->ctype), "multipart/related; type=\"%s\"; boundary=%s", media,
+             bnd);
     return va_stream_printf(st->stream, "--%s--\r\n", bnd);
 }
 
@@ -357,8 +357,8 @@ static void wado_work(va_req *r, redisContext *c)
         if (st->rc)
             return;
     }
-    int one = st->kind == W_FRAMES || st->kind == W_BULK || st->kind == W_URI ||
-              (st->sop[0] != '\0');
+    int one =
+        st->kind == W_FRAMES || st->kind == W_BULK || st->kind == W_URI || (st->sop[0] != '\0');
     st->rc = sto_retrieve_list(c, st->study, st->series[0] ? st->series : NULL,
                                st->sop[0] ? st->sop : NULL, WADO_MAX_INSTANCES, &st->list);
     if (st->rc == HR_EREDIS) {
@@ -398,7 +398,7 @@ static void wado_done(va_req *r)
 {
     wado_state *st = r->state;
     r->state = NULL;
-    if (!r->h) {
+    if (va_req_gone(r)) {
         state_free(st);
         return;
     }
@@ -406,7 +406,9 @@ static void wado_done(va_req *r)
     snprintf(detail, sizeof(detail), "%s%s%s %zu instance(s)%s%s", st->series[0] ? "series " : "",
              st->series, st->sop[0] ? " sop " : "", st->list.n, st->detail[0] ? "; " : "",
              st->detail);
-    const char *outcome = st->rc == 0 ? "success" : st->rc == HR_ENOTFOUND ? "not-found" : "failure";
+    const char *outcome = st->rc == 0              ? "success"
+                          : st->rc == HR_ENOTFOUND ? "not-found"
+                                                   : "failure";
     if (st->rc == HR_ENOTFOUND && strcmp(st->detail, "outside scope") == 0)
         outcome = "denied";
     va_audit(r, k_actions[st->kind], st->list.patient[0] ? st->list.patient : NULL,

@@ -15,7 +15,8 @@ FAILS=0
 PASSES=0
 
 cleanup() {
-  local p
+  local st=$? p
+  [ "$st" -eq 0 ] || FAILS=$((FAILS + 1))
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done

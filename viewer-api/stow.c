@@ -1,0 +1,400 @@
+/* STOW-RS (PS3.18 10.5): POST /dicomweb/studies[/{study}] with a
+ * multipart/related; type="application/dicom" body. Each part (a Part 10
+ * file) goes through the same durable ingest path as C-STORE
+ * (storage/ingest.h), one part at a time, with backpressure from the ingest
+ * into the multipart parser. The answer is the PS3.18 Store Instances
+ * Response: ReferencedSOPSequence, FailedSOPSequence with reasons.
+ * 200: all stored; 202: some failed or with warnings; 409: none stored. */
+#include "multipart.h"
+#include "va.h"
+#include "../common/hr_err.h"
+#include "../common/hr_log.h"
+#include "../dicom/p10.h"
+#include "../dicom/uids.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* PS3.18 Table 10.5.3-? failure reasons (as C-STORE statuses) */
+#define R_PROCESSING 0x0110 /* processing failure */
+#define R_RESOURCES  0xA700
+#define R_MISMATCH   0xA900
+#define R_UNDERSTAND 0xC000
+#define R_SOP_CLASS  0x0122 /* SOP class not supported */
+#define R_COERCION   0xB000 /* warning */
+
+typedef struct stow_state {
+    va_req *r;
+    char study[65]; /* from the path, "" for POST /studies */
+    char base_url[512];
+    va_mp_parser mp;
+    h2o_iovec_t body;
+    size_t pos; /* body bytes fed to the parser */
+    /* current part */
+    int in_part;
+    int skip; /* part refused before ingest: its data is dropped */
+    uint16_t skip_reason;
+    hr_buf head; /* Part 10 header bytes until the File Meta is complete */
+    dcm_p10_info info;
+    sto_ingest *ig;
+    const uint8_t *pending; /* data left to feed after a pause */
+    size_t pending_len;
+    int waiting; /* paused: ingest resume or ingest end pending */
+    /* response */
+    json_t *ok, *failed;
+    int n_ok, n_failed, n_warn;
+    char first_error[160];
+    int done;
+} stow_state;
+
+static void stow_continue(stow_state *st);
+
+static json_t *us_value(unsigned v)
+{
+    return json_pack("{s:s, s:[i]}", "vr", "US", "Value", (int)v);
+}
+
+static json_t *ui_value(const char *v)
+{
+    return v && *v ? json_pack("{s:s, s:[s]}", "vr", "UI", "Value", v)
+                   : json_pack("{s:s}", "vr", "UI");
+}
+
+static void add_failed(stow_state *st, const char *sop_class, const char *sop, unsigned reason,
+                       const char *why)
+{
+    json_t *item = json_pack("{s:o, s:o, s:o}", "00081150", ui_value(sop_class), "00081155",
+                             ui_value(sop), "00081197", us_value(reason));
+    json_array_append_new(st->failed, item);
+    st->n_failed++;
+    if (!st->first_error[0])
+        snprintf(st->first_error, sizeof(st->first_error), "%s", why);
+    hr_warn("http", "%s: STOW part refused (%04X): %s", st->r->id, reason, why);
+}
+
+static void add_ok(stow_state *st, const dcm_attrs *a, unsigned warning)
+{
+    char url[1024];
+    snprintf(url, sizeof(url), "%s/dicomweb/studies/%s/series/%s/instances/%s", st->base_url,
+             a->study_instance_uid, a->series_instance_uid, a->sop_instance_uid);
+    json_t *item =
+        json_pack("{s:o, s:o, s:{s:s, s:[s]}}", "00081150", ui_value(a->sop_class_uid), "00081155",
+                  ui_value(a->sop_instance_uid), "00081190", "vr", "UR", "Value", url);
+    if (warning) {
+        json_object_set_new(item, "00081196", us_value(warning));
+        st->n_warn++;
+    }
+    json_array_append_new(st->ok, item);
+    st->n_ok++;
+    va_audit(st->r, "stow", NULL, a->study_instance_uid, a->sop_instance_uid, "success");
+}
+
+static unsigned reason_of(enum sto_ingest_status s)
+{
+    switch (s) {
+    case STO_ERR_PARSE:
+        return R_UNDERSTAND;
+    case STO_ERR_MISMATCH:
+        return R_MISMATCH;
+    case STO_ERR_RESOURCES:
+        return R_RESOURCES;
+    default:
+        return R_PROCESSING;
+    }
+}
+
+/* ---- ingest callbacks ---- */
+
+static void on_resume(void *arg)
+{
+    stow_state *st = arg;
+    st->waiting = 0;
+    stow_continue(st);
+}
+
+static void on_stored(void *arg, const sto_ingest_result *res)
+{
+    stow_state *st = arg;
+    st->ig = NULL;
+    st->waiting = 0;
+    if (res->status == STO_STORED || res->status == STO_IDENTICAL)
+        add_ok(st, res->attrs, 0);
+    else if (res->status == STO_NEW_VERSION)
+        add_ok(st, res->attrs, R_COERCION);
+    else
+        add_failed(st, st->info.sop_class, st->info.sop_instance, reason_of(res->status),
+                   res->reason);
+    stow_continue(st);
+}
+
+/* Feeds data to the ingest in pieces of at most max_feed; 1 when it asks to
+ * pause (the rest is kept in pending). */
+static int feed(stow_state *st, const uint8_t *p, size_t n)
+{
+    size_t max = st->r->srv->sto->max_feed;
+    while (n) {
+        size_t k = n < max ? n : max;
+        int pause = sto_ingest_feed(st->ig, p, k);
+        p += k;
+        n -= k;
+        if (pause) {
+            st->pending = p;
+            st->pending_len = n;
+            st->waiting = 1;
+            return 1;
+        }
+    }
+    st->pending = NULL;
+    st->pending_len = 0;
+    return 0;
+}
+
+/* ---- multipart callbacks ---- */
+
+static int on_part_begin(void *arg, const va_mp_part *part)
+{
+    stow_state *st = arg;
+    st->in_part = 1;
+    st->skip = 0;
+    hr_buf_reset(&st->head);
+    memset(&st->info, 0, sizeof(st->info));
+    char media[VA_MP_TYPE_MAX + 1] = "application/dicom";
+    if (part->content_type[0] &&
+        va_mp_media_type(part->content_type, strlen(part->content_type), media, sizeof(media)))
+        media[0] = '\0';
+    if (strcmp(media, "application/dicom") != 0) {
+        st->skip = 1;
+        add_failed(st, NULL, NULL, R_SOP_CLASS, "part is not application/dicom");
+    }
+    return 0;
+}
+
+static int start_ingest(stow_state *st)
+{
+    sto_ingest_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    snprintf(meta.sop_class, sizeof(meta.sop_class), "%s", st->info.sop_class);
+    snprintf(meta.sop_instance, sizeof(meta.sop_instance), "%s", st->info.sop_instance);
+    snprintf(meta.ts, sizeof(meta.ts), "%s", st->info.ts);
+    snprintf(meta.hospital, sizeof(meta.hospital), "%s", st->r->who.hospital);
+    snprintf(meta.study, sizeof(meta.study), "%s", st->study);
+    if (!dcm_storage_sop_class(meta.sop_class)) {
+        add_failed(st, meta.sop_class, meta.sop_instance, R_SOP_CLASS,
+                   "SOP class is not a supported storage SOP class");
+        return -1;
+    }
+    int rc = sto_ingest_begin(st->r->srv->sto, &meta, on_resume, st, &st->ig);
+    if (rc) {
+        add_failed(st, meta.sop_class, meta.sop_instance,
+                   rc == HR_EUNSUP ? R_UNDERSTAND : R_PROCESSING,
+                   rc == HR_EUNSUP ? "transfer syntax not supported" : "cannot start ingest");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_part_data(void *arg, const va_mp_part *part, const uint8_t *data, size_t len)
+{
+    stow_state *st = arg;
+    if (st->skip)
+        return 0;
+    if (!st->ig) {
+        /* the File Meta Information first: read in place when this chunk
+         * holds all of it, else collected (bounded) across chunks */
+        size_t before = st->head.len;
+        int rc = before ? HR_ETRUNC : dcm_p10_read_meta(data, len, &st->info);
+        if (rc == HR_ETRUNC) {
+            size_t room = st->head.cap - st->head.len;
+            size_t take = len < room ? len : room;
+            if (hr_buf_append(&st->head, data, take) == 0)
+                rc = dcm_p10_read_meta(st->head.data, st->head.len, &st->info);
+            if (rc == HR_ETRUNC && take < len)
+                rc = HR_ETOOBIG;
+        }
+        if (rc == HR_ETRUNC)
+            return 0;
+        if (rc) {
+            st->skip = 1;
+            add_failed(st, NULL, NULL, R_UNDERSTAND,
+                       "not a DICOM Part 10 file (preamble, DICM, File Meta Information)");
+            return 0;
+        }
+        if (start_ingest(st)) {
+            st->skip = 1;
+            return 0;
+        }
+        /* the dataset bytes of this call: those after the File Meta */
+        size_t off = st->info.dataset_offset;
+        size_t from = off > before ? off - before : 0;
+        hr_buf_reset(&st->head);
+        return from < len ? feed(st, data + from, len - from) : 0;
+    }
+    return feed(st, data, len);
+}
+
+static int on_part_end(void *arg, const va_mp_part *part)
+{
+    stow_state *st = arg;
+    st->in_part = 0;
+    if (st->skip)
+        return 0;
+    if (!st->ig) {
+        add_failed(st, NULL, NULL, R_UNDERSTAND, "part ends inside the File Meta Information");
+        return 0;
+    }
+    st->waiting = 1;
+    sto_ingest_end(st->ig, on_stored, st);
+    return 1; /* one object at a time: continue when it is stored */
+}
+
+static void on_end(void *arg, unsigned parts)
+{
+}
+
+/* ---- the response ---- */
+
+static void respond(stow_state *st)
+{
+    va_req *r = st->r;
+    json_t *doc = json_object();
+    char url[1024];
+    if (st->study[0]) {
+        snprintf(url, sizeof(url), "%s/dicomweb/studies/%s", st->base_url, st->study);
+        json_object_set_new(doc, "00081190", json_pack("{s:s, s:[s]}", "vr", "UR", "Value", url));
+    }
+    if (st->n_failed)
+        json_object_set_new(doc, "00081198",
+                            json_pack("{s:s, s:O}", "vr", "SQ", "Value", st->failed));
+    if (st->n_ok)
+        json_object_set_new(doc, "00081199", json_pack("{s:s, s:O}", "vr", "SQ", "Value", st->ok));
+    int status = st->n_ok == 0 ? 409 : (st->n_failed || st->n_warn) ? 202 : 200;
+    if (st->n_failed)
+        va_audit(r, "stow", NULL, st->study[0] ? st->study : NULL, st->first_error, "failure");
+    hr_info("http", "%s: STOW %d stored, %d failed, %d warnings", r->id, st->n_ok, st->n_failed,
+            st->n_warn);
+    va_send_json_type(r, status, "application/dicom+json", doc);
+}
+
+static void stow_free(stow_state *st)
+{
+    if (st->ig)
+        sto_ingest_abort(st->ig);
+    va_mp_free(&st->mp);
+    hr_buf_free(&st->head);
+    json_decref(st->ok);
+    json_decref(st->failed);
+    free(st);
+}
+
+/* Runs the parser until it pauses, ends or fails. */
+static void stow_continue(stow_state *st)
+{
+    va_req *r = st->r;
+    if (!r->h) {
+        /* the client went away: abandon the object in progress */
+        r->state = NULL;
+        va_req_stream_end(r);
+        stow_free(st);
+        return;
+    }
+    while (!st->waiting) {
+        if (st->pending_len) {
+            if (feed(st, st->pending, st->pending_len))
+                return;
+            continue;
+        }
+        size_t used = 0;
+        int rc = va_mp_feed(&st->mp, (const uint8_t *)st->body.base + st->pos,
+                            st->body.len - st->pos, &used);
+        st->pos += used;
+        if (rc == VA_MP_PAUSED)
+            continue;
+        if (rc == VA_MP_MORE || rc == VA_MP_DONE) {
+            rc = va_mp_finish(&st->mp);
+            if (rc == 0 || st->n_ok + st->n_failed > 0) {
+                if (rc)
+                    add_failed(st, NULL, NULL, R_UNDERSTAND,
+                               "multipart body ends before its close delimiter");
+                respond(st);
+            } else {
+                va_send_error(r, 400, "bad_request", "multipart body: %s",
+                              va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp)
+                                                      : "no parts or no close delimiter");
+            }
+        } else {
+            va_send_error(r, rc == HR_ETOOBIG ? 413 : 400, "bad_request", "multipart body: %s",
+                          va_mp_error(&st->mp));
+        }
+        r->state = NULL;
+        va_req_stream_end(r);
+        stow_free(st);
+        return;
+    }
+}
+
+static void stow_nop(va_req *r, redisContext *c)
+{
+}
+
+/* After authentication: check the caller may store, then parse on the loop. */
+static void stow_start(va_req *r)
+{
+    stow_state *st = r->state;
+    if (va_req_gone(r)) {
+        r->state = NULL;
+        stow_free(st);
+        return;
+    }
+    if (r->who.role != STO_ROLE_TECHNICIAN && r->who.role != STO_ROLE_ADMIN) {
+        r->state = NULL;
+        stow_free(st);
+        va_audit(r, "stow", NULL, NULL, "role may not store", "denied");
+        va_send_error(r, 403, "forbidden", "only technicians and administrators store studies");
+        return;
+    }
+    r->streaming = 1; /* hold the request across the asynchronous ingests */
+    st->body = va_body(r);
+    stow_continue(st);
+}
+
+void va_handle_stow(va_req *r)
+{
+    const char *ct = va_header(r, "content-type");
+    va_mp_content_type mct;
+    if (!ct || va_mp_content_type_parse(ct, strlen(ct), &mct) != 0 ||
+        strcmp(mct.media, "multipart/related") != 0 ||
+        (mct.type[0] && strcmp(mct.type, "application/dicom") != 0)) {
+        va_send_error(r, 415, "unsupported_media_type",
+                      "STOW-RS takes multipart/related; type=\"application/dicom\"; boundary=...");
+        return;
+    }
+    if (r->n_segs == 1 && !dcm_uid_valid(r->segs[0])) {
+        va_send_error(r, 400, "bad_uid", "\"%.64s\" is not a valid DICOM UID", r->segs[0]);
+        return;
+    }
+    stow_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        va_send_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    st->r = r;
+    if (r->n_segs == 1)
+        snprintf(st->study, sizeof(st->study), "%s", r->segs[0]);
+    hr_buf_init(&st->head, DCM_P10_META_MAX + 256);
+    st->ok = json_array();
+    st->failed = json_array();
+    va_mp_callbacks cb = {on_part_begin, on_part_data, on_part_end, on_end};
+    if (va_mp_init(&st->mp, mct.boundary, NULL, &cb, st) != 0) {
+        stow_free(st);
+        va_send_error(r, 400, "bad_request", "invalid multipart boundary");
+        return;
+    }
+    h2o_req_t *h = r->h;
+    snprintf(st->base_url, sizeof(st->base_url), "%.*s://%.*s", (int)h->scheme->name.len,
+             h->scheme->name.base, (int)(h->authority.len > 400 ? 400 : h->authority.len),
+             h->authority.base);
+    r->state = st;
+    va_req_run(r, stow_nop, stow_start);
+}
