@@ -2,6 +2,7 @@
 #include "../common/hr_assert.h"
 #include "../common/hr_buf.h"
 #include "../common/hr_err.h"
+#include "../common/hr_io.h"
 #include "../common/hr_hash.h"
 #include "../common/hr_log.h"
 #include "meta.h"
@@ -121,21 +122,6 @@ static void ingest_free(sto_ingest *ig)
 
 /* ---- thread pool side: only touches fd, tmp_path, job_* ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void job_run(uv_work_t *w)
 {
     sto_ingest *ig = w->data;
@@ -157,7 +143,7 @@ static void job_run(uv_work_t *w)
         }
     }
     if (ig->job_buf && ig->job_buf->len) {
-        rc = write_all(ig->fd, ig->job_buf->data, ig->job_buf->len);
+        rc = hr_write_all(ig->fd, ig->job_buf->data, ig->job_buf->len);
         if (rc)
             goto out;
         /* start writeback now, while the next chunk is being received, so

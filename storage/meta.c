@@ -7,6 +7,7 @@
 #include "../common/hr_assert.h"
 #include "../common/hr_buf.h"
 #include "../common/hr_err.h"
+#include "../common/hr_io.h"
 #include "../common/hr_log.h"
 #include "../dicom/dataset.h"
 #include "../dicom/dcm_attrs.h"
@@ -1180,22 +1181,6 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t k = write(fd, b, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        b += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 /* Writes a sidecar under a temp name in its directory, then renames it into place. */
 static int write_sidecar(const sto_objstore *s, const char *sha, const char *ext, const void *p,
                          size_t n)
@@ -1211,7 +1196,7 @@ static int write_sidecar(const sto_objstore *s, const char *sha, const char *ext
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
-    rc = write_all(fd, p, n);
+    rc = hr_write_all(fd, p, n);
     if (close(fd) && !rc)
         rc = -errno;
     if (!rc && rename(tmp, dst))

@@ -743,47 +743,45 @@ static void appendf(hr_buf *b, const char *fmt, ...)
         hr_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* Sums the stats of every route sharing route i's metric label (i ==
+ * N_ROUTES: unmatched requests). 0 when an earlier route has the label: it
+ * was reported there. */
+static int label_stats(const va_server *s, size_t i, const char **label, va_route_stats *sum)
+{
+    *label = i < N_ROUTES ? k_routes[i].metric : "unmatched";
+    for (size_t j = 0; j < i && i < N_ROUTES; j++)
+        if (strcmp(k_routes[j].metric, *label) == 0)
+            return 0;
+    memset(sum, 0, sizeof(*sum));
+    for (size_t j = i; j <= N_ROUTES; j++) {
+        if (j != i && (j == N_ROUTES || strcmp(k_routes[j].metric, *label) != 0))
+            continue;
+        const va_route_stats *st = &s->stats[j];
+        for (int c = 1; c <= 5; c++)
+            sum->by_class[c] += st->by_class[c];
+        for (size_t b = 0; b < N_BUCKETS; b++)
+            sum->bucket[b] += st->bucket[b];
+        sum->count += st->count;
+        sum->sum_s += st->sum_s;
+    }
+    return 1;
+}
+
 void va_metrics_http(va_server *s, hr_buf *out)
 {
+    const char *label;
+    va_route_stats sum;
     appendf(out, "# HELP huren_http_requests_total HTTP requests by route and status class.\n"
                  "# TYPE huren_http_requests_total counter\n");
-    for (size_t i = 0; i <= N_ROUTES; i++) {
-        /* routes sharing a metric label are summed under the first one */
-        const char *label = i < N_ROUTES ? k_routes[i].metric : "unmatched";
-        int first = 1;
-        for (size_t j = 0; j < i && i < N_ROUTES; j++)
-            if (strcmp(k_routes[j].metric, label) == 0)
-                first = 0;
-        if (!first)
-            continue;
-        for (int cls = 1; cls <= 5; cls++) {
-            uint64_t n = 0;
-            for (size_t j = i; j <= N_ROUTES; j++)
-                if (j == i || (j < N_ROUTES && strcmp(k_routes[j].metric, label) == 0))
-                    n += s->stats[j].by_class[cls];
+    for (size_t i = 0; i <= N_ROUTES; i++)
+        for (int cls = 1; cls <= 5 && label_stats(s, i, &label, &sum); cls++)
             appendf(out, "huren_http_requests_total{route=\"%s\",code=\"%dxx\"} %llu\n", label, cls,
-                    (unsigned long long)n);
-        }
-    }
+                    (unsigned long long)sum.by_class[cls]);
     appendf(out, "# HELP huren_http_request_duration_seconds Time from request to response end.\n"
                  "# TYPE huren_http_request_duration_seconds histogram\n");
     for (size_t i = 0; i <= N_ROUTES; i++) {
-        const char *label = i < N_ROUTES ? k_routes[i].metric : "unmatched";
-        int first = 1;
-        for (size_t j = 0; j < i && i < N_ROUTES; j++)
-            if (strcmp(k_routes[j].metric, label) == 0)
-                first = 0;
-        if (!first)
+        if (!label_stats(s, i, &label, &sum))
             continue;
-        va_route_stats sum = {0};
-        for (size_t j = i; j <= N_ROUTES; j++) {
-            if (!(j == i || (j < N_ROUTES && strcmp(k_routes[j].metric, label) == 0)))
-                continue;
-            for (size_t b = 0; b < N_BUCKETS; b++)
-                sum.bucket[b] += s->stats[j].bucket[b];
-            sum.count += s->stats[j].count;
-            sum.sum_s += s->stats[j].sum_s;
-        }
         for (size_t b = 0; b < N_BUCKETS; b++)
             appendf(out,
                     "huren_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",

@@ -135,6 +135,16 @@ static const char *frame_media(const char *ts, int encapsulated)
     return "application/octet-stream";
 }
 
+/* Transfer syntax of a frame's bytes as sent: compressed as stored; native
+ * pixels are the same bytes in implicit and explicit VR little endian, and
+ * big-endian objects keep their byte order. */
+static const char *frame_ts(const sto_frame *f)
+{
+    if (f->encapsulated || strcmp(f->ts, "1.2.840.10008.1.2.2") == 0)
+        return f->ts;
+    return "1.2.840.10008.1.2.1";
+}
+
 /* Accept for frames/bulk: multipart/related with a type (application/
  * octet-stream, image/jpeg, ...) and transfer-syntax, single-part
  * application/octet-stream, or any. The choice is checked against the
@@ -295,7 +305,8 @@ static int build_ranges(va_req *r, wado_state *st)
         sto_frames_free(t);
         return -EPROTO;
     }
-    if (!ts_ok(st, pi->ts) && !(strcmp(st->want_ts, "1.2.840.10008.1.2.1") == 0 && !enc)) {
+    int native_le = !enc && strcmp(pi->ts, "1.2.840.10008.1.2.2") != 0;
+    if (!ts_ok(st, pi->ts) && !(strcmp(st->want_ts, "1.2.840.10008.1.2.1") == 0 && native_le)) {
         snprintf(st->detail, sizeof(st->detail),
                  "frames are stored in transfer syntax %s; transcoding is not supported", pi->ts);
         sto_frames_free(t);
@@ -324,7 +335,7 @@ static int build_ranges(va_req *r, wado_state *st)
         if (!st->single_part)
             rc =
                 va_stream_printf(st->stream, "--%s\r\nContent-Type: %s; transfer-syntax=%s\r\n\r\n",
-                                 bnd, media, enc ? f.ts : "1.2.840.10008.1.2.1");
+                                 bnd, media, frame_ts(&f));
         for (size_t k = 0; k < f.n_ranges && !rc; k++)
             rc = va_stream_file(st->stream, path, f.ranges[k].offset, f.ranges[k].length);
         if (!rc && !st->single_part)
