@@ -93,8 +93,9 @@ typedef struct qido_state {
     qido_key keys[STO_Q_MAX_KEYS]; /* matching keys (value non-empty) and includefields */
     int include_all;
     long offset, limit;
-    char base_url[512]; /* scheme://authority for RetrieveURL */
-    char warning[256];
+    char base_url[512];    /* scheme://authority for RetrieveURL */
+    char warn_fuzzy;       /* fuzzymatching=true was asked */
+    char unsupported[160]; /* keys neither matched nor returned */
     /* results */
     json_t *out; /* array */
     long skipped, emitted;
@@ -118,9 +119,10 @@ static int lookup_tag(const char *name, uint32_t *tag)
     return -1;
 }
 
+/* QIDO has no patient level: attributes indexed only there are unsupported. */
 static int known_anywhere(uint32_t tag)
 {
-    for (int l = STO_Q_PATIENT; l <= STO_Q_IMAGE; l++)
+    for (int l = STO_Q_STUDY; l <= STO_Q_IMAGE; l++)
         if (sto_query_vr((enum sto_qlevel)l, tag))
             return 1;
     return 0;
@@ -456,12 +458,23 @@ static void qido_done(va_req *r)
         if (st->rc) {
             va_send_rc(r, st->rc, "query");
         } else {
-            if (st->truncated && !st->warning[0])
-                snprintf(st->warning, sizeof(st->warning),
-                         "299 huren \"There are more results: use offset=%ld\"",
+            char w[256];
+            if (st->warn_fuzzy)
+                va_add_header(r, "Warning",
+                              "299 huren \"The fuzzymatching parameter is not supported. Only "
+                              "literal matching has been performed.\"");
+            if (st->unsupported[0]) {
+                snprintf(w, sizeof(w),
+                         "299 huren \"The following attributes are not supported for matching "
+                         "or return: %s\"",
+                         st->unsupported);
+                va_add_header(r, "Warning", w);
+            }
+            if (st->truncated) {
+                snprintf(w, sizeof(w), "299 huren \"There are more results: use offset=%ld\"",
                          st->offset + st->emitted);
-            if (st->warning[0])
-                va_add_header(r, "Warning", st->warning);
+                va_add_header(r, "Warning", w);
+            }
             json_t *out = st->out;
             st->out = NULL;
             va_send_json_type(r, 200, "application/dicom+json", out);
@@ -516,9 +529,7 @@ void va_handle_qido(va_req *r)
         }
         if (strcmp(name, "fuzzymatching") == 0) {
             if (strcmp(value, "true") == 0)
-                snprintf(st->warning, sizeof(st->warning),
-                         "299 huren \"The fuzzymatching parameter is not supported. Only literal "
-                         "matching has been performed.\"");
+                st->warn_fuzzy = 1;
             else if (strcmp(value, "false") != 0) {
                 free(st);
                 va_send_error(r, 400, "bad_request", "fuzzymatching must be true or false");
@@ -563,11 +574,7 @@ void va_handle_qido(va_req *r)
             return;
         }
     }
-    if (unsupported[0] && !st->warning[0])
-        snprintf(st->warning, sizeof(st->warning),
-                 "299 huren \"The following attributes are not supported for matching or "
-                 "return: %s\"",
-                 unsupported);
+    snprintf(st->unsupported, sizeof(st->unsupported), "%s", unsupported);
     /* a study UID given as a matching key at series/instance level scopes too */
     const char *su = key_value(st, T_STUDY_UID);
     if (!st->study[0] && su && su[0] && dcm_uid_valid(su) && st->level != STO_Q_STUDY)

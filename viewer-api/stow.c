@@ -311,21 +311,24 @@ static void stow_continue(stow_state *st)
         st->pos += used;
         if (rc == VA_MP_PAUSED)
             continue;
-        if (rc == VA_MP_MORE || rc == VA_MP_DONE) {
+        if (rc == VA_MP_MORE || rc == VA_MP_DONE)
             rc = va_mp_finish(&st->mp);
-            if (rc == 0 || st->n_ok + st->n_failed > 0) {
-                if (rc)
-                    add_failed(st, NULL, NULL, R_UNDERSTAND,
-                               "multipart body ends before its close delimiter");
-                respond(st);
-            } else {
-                va_send_error(r, 400, "bad_request", "multipart body: %s",
-                              va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp)
-                                                      : "no parts or no close delimiter");
-            }
+        if (rc && st->n_ok + st->n_failed > 0) {
+            /* parts before the damage are stored: say which, and why the rest is not */
+            char why[160];
+            snprintf(why, sizeof(why), "multipart body: %s",
+                     va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp)
+                                             : "ends before its close delimiter");
+            add_failed(st, NULL, NULL, R_UNDERSTAND, why);
+            respond(st);
+        } else if (rc) {
+            va_send_error(r, rc == HR_ETOOBIG ? 413 : 400,
+                          rc == HR_ETOOBIG ? "too_large" : "bad_request", "multipart body: %s",
+                          va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp) : "no close delimiter");
+        } else if (st->n_ok + st->n_failed == 0) {
+            va_send_error(r, 400, "bad_request", "multipart body has no parts");
         } else {
-            va_send_error(r, rc == HR_ETOOBIG ? 413 : 400, "bad_request", "multipart body: %s",
-                          va_mp_error(&st->mp));
+            respond(st);
         }
         r->state = NULL;
         va_req_stream_end(r);
