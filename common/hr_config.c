@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char k_default_json[] =
     "{\n"
@@ -32,7 +33,40 @@ static const char k_default_json[] =
     "    {\"id\": \"township2\", \"name\": \"河口乡卫生院 (Hekou Township Health Center)\",\n"
     "     \"level\": \"township\", \"ae_titles\": [\"TOWNSHIP2\"],\n"
     "     \"addresses\": [\"127.0.0.1\", \"::1\"]}\n"
-    "  ]\n"
+    "  ],\n"
+    "  \"centers\": [\n"
+    "    {\"id\": \"imaging\", \"name\": \"医学影像中心 (Imaging Center)\", \"kind\": "
+    "\"imaging\",\n"
+    "     \"hospital\": \"county\", \"audit_signoff\": true},\n"
+    "    {\"id\": \"ecg\", \"name\": \"心电诊断中心 (ECG Center)\", \"kind\": \"ecg\",\n"
+    "     \"hospital\": \"county\", \"audit_signoff\": false},\n"
+    "    {\"id\": \"pathology\", \"name\": \"病理诊断中心 (Pathology Center)\",\n"
+    "     \"kind\": \"pathology\", \"hospital\": \"county\", \"audit_signoff\": true},\n"
+    "    {\"id\": \"lab\", \"name\": \"医学检验中心 (Laboratory Center)\", \"kind\": \"lab\",\n"
+    "     \"hospital\": \"county\", \"audit_signoff\": true}\n"
+    "  ],\n"
+    "  \"routing\": {\n"
+    "    \"rules\": [\n"
+    "      {\"sop_classes\": [\"1.2.840.10008.5.1.4.1.1.9.1.1\", "
+    "\"1.2.840.10008.5.1.4.1.1.9.1.2\"],\n"
+    "       \"procedures\": [\"胸痛\", \"chest pain\"], \"center\": \"ecg\", \"priority\": "
+    "\"stat\"},\n"
+    "      {\"sop_classes\": [\"1.2.840.10008.5.1.4.1.1.9.1.1\", "
+    "\"1.2.840.10008.5.1.4.1.1.9.1.2\"],\n"
+    "       \"center\": \"ecg\", \"priority\": \"routine\"},\n"
+    "      {\"sop_classes\": [\"1.2.840.10008.5.1.4.1.1.77.1.6\"],\n"
+    "       \"center\": \"pathology\", \"priority\": \"routine\"},\n"
+    "      {\"modalities\": [\"CT\", \"MR\"], \"procedures\": [\"卒中\", \"stroke\"],\n"
+    "       \"center\": \"imaging\", \"priority\": \"stat\"}\n"
+    "    ],\n"
+    "    \"default\": {\"center\": \"imaging\", \"priority\": \"routine\"}\n"
+    "  },\n"
+    "  \"worklist\": {\"quiet_s\": 30, \"quiet_by_modality\": {\"ECG\": 5}, \"lease_s\": 600,\n"
+    "    \"turnaround_min\": {\n"
+    "      \"imaging\": {\"stat\": 30, \"urgent\": 120, \"routine\": 1440},\n"
+    "      \"ecg\": {\"stat\": 10, \"urgent\": 30, \"routine\": 240},\n"
+    "      \"pathology\": {\"stat\": 30, \"urgent\": 1440, \"routine\": 4320},\n"
+    "      \"lab\": {\"stat\": 30, \"urgent\": 120, \"routine\": 720}}}\n"
     "}\n";
 
 const char *hr_config_default_json(void)
@@ -386,10 +420,443 @@ static int parse_hospital(json_t *o, size_t idx, hr_hospital *h, char *err, size
     return parse_destinations(json_object_get(o, "destinations"), where, h, err, ecap);
 }
 
+/* ---- centers, routing, worklist ---- */
+
+static void free_centers(hr_config *c)
+{
+    free(c->centers);
+    c->centers = NULL;
+    c->n_centers = 0;
+}
+
+static void free_strlist(hr_strlist *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void free_rules(hr_config *c)
+{
+    for (size_t i = 0; i < c->routing.n_rules; i++) {
+        hr_route_rule *r = &c->routing.rules[i];
+        free_strlist(&r->sop_classes);
+        free_strlist(&r->modalities);
+        free_strlist(&r->body_parts);
+        free_strlist(&r->hospitals);
+        free_strlist(&r->procedures);
+        free_strlist(&r->calling_aes);
+    }
+    free(c->routing.rules);
+    c->routing.rules = NULL;
+    c->routing.n_rules = 0;
+}
+
+static int valid_id(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+            return 0;
+    return 1;
+}
+
+/* PS3.5 9.1: digits and dots, 1-64 characters, no empty component, no
+ * leading zero (same rule as dicom/uids.c, which common/ cannot call). */
+static int valid_uid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    int start = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (start)
+                return 0;
+            start = 1;
+        } else if (s[i] >= '0' && s[i] <= '9') {
+            if (start && s[i] == '0' && i + 1 < n && s[i + 1] != '.')
+                return 0;
+            start = 0;
+        } else {
+            return 0;
+        }
+    }
+    return !start;
+}
+
+/* A DICOM CS value as written in the configuration: 1-16 printable ASCII
+ * characters without backslash (compared case-insensitively later). */
+static int valid_cs(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 16)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7E || s[i] == '\\')
+            return 0;
+    return 1;
+}
+
+static int valid_text(const char *s)
+{
+    return *s != '\0';
+}
+
+static int valid_hospital_ref(const char *s)
+{
+    return valid_id(s);
+}
+
+/* "HH:MM-HH:MM" (close may be 24:00 and may be before open: overnight);
+ * "" = always. */
+static int parse_hours(const char *s, int *open_min, int *close_min)
+{
+    unsigned oh, om, ch, cm;
+    char tail;
+    if (!*s) {
+        *open_min = *close_min = -1;
+        return 0;
+    }
+    if (strlen(s) != 11 || s[2] != ':' || s[5] != '-' || s[8] != ':')
+        return -1;
+    for (int i = 0; i < 11; i++)
+        if (i != 2 && i != 5 && i != 8 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    if (sscanf(s, "%2u:%2u-%2u:%2u%c", &oh, &om, &ch, &cm, &tail) != 4)
+        return -1;
+    if (oh > 23 || om > 59 || cm > 59 || ch > 24 || (ch == 24 && cm != 0))
+        return -1;
+    *open_min = (int)(oh * 60 + om);
+    *close_min = (int)(ch * 60 + cm);
+    if (*open_min == *close_min || (*open_min == 0 && *close_min == 1440))
+        return -1; /* empty or 24 h: write "" for always */
+    return 0;
+}
+
+static int parse_center(json_t *o, size_t idx, hr_center *ce, char *err, size_t ecap)
+{
+    static const char *const keys[] = {"id",    "name", "kind", "hospital", "audit_signoff",
+                                       "hours", NULL};
+    char where[48], kind[16] = "", hours[16] = "";
+    snprintf(where, sizeof(where), "centers[%zu].", idx);
+    if (!json_is_object(o))
+        return fail(err, ecap, "centers[%zu]: must be an object", idx);
+    int rc = check_keys(o, where, keys, err, ecap);
+    if (rc)
+        return rc;
+    static const char *const required[] = {"id", "kind", "hospital"};
+    for (size_t k = 0; k < sizeof(required) / sizeof(required[0]); k++)
+        if (!json_object_get(o, required[k]))
+            return fail(err, ecap, "%s%s: required", where, required[k]);
+    rc = get_str(o, "id", where, ce->id, sizeof(ce->id), 0, err, ecap);
+    if (!rc && !valid_id(ce->id))
+        rc = fail(err, ecap, "%sid: \"%s\" may only hold a-z, 0-9, '-' and '_'", where, ce->id);
+    if (rc)
+        return rc;
+    strcpy(ce->name, ce->id);
+    rc = get_str(o, "name", where, ce->name, sizeof(ce->name), 0, err, ecap);
+    if (!rc)
+        rc = get_str(o, "kind", where, kind, sizeof(kind), 0, err, ecap);
+    if (!rc && hr_center_kind_parse(kind) < 0)
+        rc = fail(err, ecap, "%skind: \"%s\" is not imaging, ecg, pathology or lab", where, kind);
+    if (!rc)
+        rc = get_str(o, "hospital", where, ce->hospital, sizeof(ce->hospital), 0, err, ecap);
+    if (!rc)
+        rc = get_str(o, "hours", where, hours, sizeof(hours), 1, err, ecap);
+    if (rc)
+        return rc;
+    ce->kind = (enum hr_center_kind)hr_center_kind_parse(kind);
+    json_t *a = json_object_get(o, "audit_signoff");
+    if (a && !json_is_boolean(a))
+        return fail(err, ecap, "%saudit_signoff: must be true or false", where);
+    ce->audit_signoff = a ? json_is_true(a) : 0;
+    if (parse_hours(hours, &ce->open_min, &ce->close_min))
+        return fail(err, ecap,
+                    "%shours: \"%s\" is not \"HH:MM-HH:MM\" (opening-closing, different times; "
+                    "omit for always open)",
+                    where, hours);
+    return 0;
+}
+
+static int parse_centers(json_t *cs, hr_config *c, char *err, size_t ecap)
+{
+    if (!cs)
+        return 0;
+    if (!json_is_array(cs))
+        return fail(err, ecap, "centers: must be an array");
+    free_centers(c);
+    size_t n = json_array_size(cs);
+    c->centers = calloc(n ? n : 1, sizeof(*c->centers));
+    if (!c->centers)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        c->n_centers = i + 1;
+        int rc = parse_center(json_array_get(cs, i), i, &c->centers[i], err, ecap);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A non-empty array of strings, each accepted by valid() and shorter than cap. */
+static int get_strlist(json_t *o, const char *key, const char *where, hr_strlist *l, size_t cap,
+                       int (*valid)(const char *), const char *what, char *err, size_t ecap)
+{
+    json_t *a = json_object_get(o, key);
+    if (!a)
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        return fail(err, ecap,
+                    "%s%s: must be a non-empty array of strings (omit the key to match anything)",
+                    where, key);
+    l->n = json_array_size(a);
+    l->v = calloc(l->n, sizeof(*l->v));
+    if (!l->v)
+        return -ENOMEM;
+    for (size_t i = 0; i < l->n; i++) {
+        json_t *v = json_array_get(a, i);
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!s || strlen(s) >= cap || !valid(s))
+            return fail(err, ecap, "%s%s[%zu]: %s", where, key, i, what);
+        strcpy(l->v[i], s);
+    }
+    return 0;
+}
+
+static int get_prio(json_t *o, const char *where, enum hr_priority *p, char *err, size_t ecap)
+{
+    char name[16] = "";
+    int rc = get_str(o, "priority", where, name, sizeof(name), 0, err, ecap);
+    if (rc || !json_object_get(o, "priority"))
+        return rc;
+    if (hr_priority_parse(name) < 0)
+        return fail(err, ecap, "%spriority: \"%s\" is not stat, urgent or routine", where, name);
+    *p = (enum hr_priority)hr_priority_parse(name);
+    return 0;
+}
+
+static int parse_rule(json_t *o, size_t idx, hr_route_rule *r, char *err, size_t ecap)
+{
+    static const char *const keys[] = {"sop_classes", "modalities", "body_parts",
+                                       "hospitals",   "procedures", "calling_aes",
+                                       "center",      "priority",   NULL};
+    char where[48];
+    snprintf(where, sizeof(where), "routing.rules[%zu].", idx);
+    if (!json_is_object(o))
+        return fail(err, ecap, "routing.rules[%zu]: must be an object", idx);
+    int rc = check_keys(o, where, keys, err, ecap);
+    if (rc)
+        return rc;
+    if (!json_object_get(o, "center") || !json_object_get(o, "priority"))
+        return fail(err, ecap, "%scenter, %spriority: both are required", where, where);
+    r->priority = HR_PRIO_ROUTINE;
+    rc = get_str(o, "center", where, r->center_id, sizeof(r->center_id), 0, err, ecap);
+    if (!rc)
+        rc = get_prio(o, where, &r->priority, err, ecap);
+    if (!rc)
+        rc = get_strlist(o, "sop_classes", where, &r->sop_classes, HR_UID_MAX, valid_uid,
+                         "not a valid UID (digits and dots, at most 64 characters)", err, ecap);
+    if (!rc)
+        rc = get_strlist(o, "modalities", where, &r->modalities, HR_CS_MAX, valid_cs,
+                         "must be 1-16 printable ASCII characters", err, ecap);
+    if (!rc)
+        rc = get_strlist(o, "body_parts", where, &r->body_parts, HR_CS_MAX, valid_cs,
+                         "must be 1-16 printable ASCII characters", err, ecap);
+    if (!rc)
+        rc = get_strlist(o, "hospitals", where, &r->hospitals, HR_ID_MAX, valid_hospital_ref,
+                         "must be a hospital id", err, ecap);
+    if (!rc)
+        rc = get_strlist(o, "procedures", where, &r->procedures, HR_NAME_MAX, valid_text,
+                         "must be a non-empty string shorter than 256 bytes", err, ecap);
+    if (!rc)
+        rc = get_strlist(o, "calling_aes", where, &r->calling_aes, HR_AE_MAX, valid_ae,
+                         "must be 1-16 printable ASCII characters", err, ecap);
+    return rc;
+}
+
+static int parse_routing(json_t *o, hr_config *c, char *err, size_t ecap)
+{
+    static const char *const keys[] = {"rules", "default", NULL};
+    static const char *const dkeys[] = {"center", "priority", NULL};
+    if (!o)
+        return 0;
+    if (!json_is_object(o))
+        return fail(err, ecap, "routing: must be an object");
+    int rc = check_keys(o, "routing.", keys, err, ecap);
+    if (rc)
+        return rc;
+    json_t *d = json_object_get(o, "default");
+    if (d) {
+        if (!json_is_object(d))
+            return fail(err, ecap, "routing.default: must be an object {center, priority}");
+        rc = check_keys(d, "routing.default.", dkeys, err, ecap);
+        if (!rc)
+            rc = get_str(d, "center", "routing.default.", c->routing.default_center_id,
+                         sizeof(c->routing.default_center_id), 0, err, ecap);
+        if (!rc)
+            rc = get_prio(d, "routing.default.", &c->routing.default_priority, err, ecap);
+        if (rc)
+            return rc;
+    }
+    json_t *rs = json_object_get(o, "rules");
+    if (!rs)
+        return 0;
+    if (!json_is_array(rs))
+        return fail(err, ecap, "routing.rules: must be an array");
+    free_rules(c);
+    size_t n = json_array_size(rs);
+    c->routing.rules = calloc(n ? n : 1, sizeof(*c->routing.rules));
+    if (!c->routing.rules)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        c->routing.n_rules = i + 1;
+        rc = parse_rule(json_array_get(rs, i), i, &c->routing.rules[i], err, ecap);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_turnaround(json_t *t, hr_config *c, char *err, size_t ecap)
+{
+    static const char *const kinds[] = {"imaging", "ecg", "pathology", "lab", NULL};
+    static const char *const prios[] = {"stat", "urgent", "routine", NULL};
+    if (!json_is_object(t))
+        return fail(err, ecap,
+                    "worklist.turnaround_min: must be an object {kind: {priority: "
+                    "minutes}}");
+    int rc = check_keys(t, "worklist.turnaround_min.", kinds, err, ecap);
+    for (int k = 0; !rc && k < HR_CENTER_KINDS; k++) {
+        json_t *o = json_object_get(t, kinds[k]);
+        char where[64];
+        snprintf(where, sizeof(where), "worklist.turnaround_min.%s.", kinds[k]);
+        if (!o)
+            continue;
+        if (!json_is_object(o))
+            return fail(err, ecap,
+                        "worklist.turnaround_min.%s: must be an object {priority: "
+                        "minutes}",
+                        kinds[k]);
+        rc = check_keys(o, where, prios, err, ecap);
+        for (int p = 0; !rc && p < HR_PRIORITIES; p++) {
+            long long v = c->worklist.turnaround_min[k][p];
+            rc = get_int(o, prios[p], where, 1, 366 * 1440, &v, err, ecap);
+            c->worklist.turnaround_min[k][p] = (int)v;
+        }
+    }
+    return rc;
+}
+
+static int parse_worklist(json_t *o, hr_config *c, char *err, size_t ecap)
+{
+    static const char *const keys[] = {"quiet_s", "quiet_by_modality", "lease_s", "turnaround_min",
+                                       NULL};
+    if (!o)
+        return 0;
+    if (!json_is_object(o))
+        return fail(err, ecap, "worklist: must be an object");
+    int rc = check_keys(o, "worklist.", keys, err, ecap);
+    long long v = c->worklist.quiet_s;
+    if (!rc)
+        rc = get_int(o, "quiet_s", "worklist.", 0, 86400, &v, err, ecap);
+    c->worklist.quiet_s = (int)v;
+    v = c->worklist.lease_s;
+    if (!rc)
+        rc = get_int(o, "lease_s", "worklist.", 30, 86400, &v, err, ecap);
+    c->worklist.lease_s = (int)v;
+    if (!rc && json_object_get(o, "turnaround_min"))
+        rc = parse_turnaround(json_object_get(o, "turnaround_min"), c, err, ecap);
+    if (rc)
+        return rc;
+    json_t *q = json_object_get(o, "quiet_by_modality");
+    if (!q)
+        return 0;
+    if (!json_is_object(q))
+        return fail(err, ecap,
+                    "worklist.quiet_by_modality: must be an object {modality: "
+                    "seconds}");
+    free(c->worklist.quiet_by_modality);
+    c->worklist.n_quiet = 0;
+    c->worklist.quiet_by_modality = calloc(json_object_size(q) + 1, sizeof(hr_quiet));
+    if (!c->worklist.quiet_by_modality)
+        return -ENOMEM;
+    const char *mod;
+    json_t *sec;
+    json_object_foreach(q, mod, sec)
+    {
+        hr_quiet *e = &c->worklist.quiet_by_modality[c->worklist.n_quiet];
+        if (!valid_cs(mod))
+            return fail(err, ecap,
+                        "worklist.quiet_by_modality.%.32s: a modality is 1-16 printable ASCII "
+                        "characters",
+                        mod);
+        long long s = 0;
+        rc = get_int(q, mod, "worklist.quiet_by_modality.", 0, 86400, &s, err, ecap);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < c->worklist.n_quiet; i++)
+            if (strcasecmp(c->worklist.quiet_by_modality[i].modality, mod) == 0)
+                return fail(err, ecap, "worklist.quiet_by_modality.%s: given twice", mod);
+        strcpy(e->modality, mod);
+        e->seconds = (int)s;
+        c->worklist.n_quiet++;
+    }
+    return 0;
+}
+
+/* centers[], routing: ids unique, every reference resolves. */
+static int validate_centers(hr_config *c, json_t *user, char *err, size_t ecap)
+{
+    const char *hint_h =
+        user && json_object_get(user, "hospitals") && !json_object_get(user, "centers")
+            ? " (an embedded default center: give \"centers\" too)"
+            : "";
+    const char *hint_c = user && json_object_get(user, "centers") &&
+                                 !(json_object_get(user, "routing") &&
+                                   json_object_get(json_object_get(user, "routing"), "rules"))
+                             ? " (an embedded default rule: give \"routing.rules\" too)"
+                             : "";
+    for (size_t i = 0; i < c->n_centers; i++) {
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->centers[i].id, c->centers[j].id) == 0)
+                return fail(err, ecap, "centers[%zu].id: \"%s\" is used twice", i,
+                            c->centers[i].id);
+        if (!hr_config_hospital(c, c->centers[i].hospital))
+            return fail(err, ecap, "centers[%zu].hospital: \"%s\" is not one of hospitals[].id%s",
+                        i, c->centers[i].hospital, hint_h);
+    }
+    for (size_t i = 0; i < c->routing.n_rules; i++) {
+        hr_route_rule *r = &c->routing.rules[i];
+        const hr_center *ce = hr_config_center(c, r->center_id);
+        if (!ce)
+            return fail(err, ecap, "routing.rules[%zu].center: \"%s\" is not one of centers[].id%s",
+                        i, r->center_id, hint_c);
+        r->center = (size_t)(ce - c->centers);
+        for (size_t h = 0; h < r->hospitals.n; h++)
+            if (!hr_config_hospital(c, r->hospitals.v[h]))
+                return fail(err, ecap,
+                            "routing.rules[%zu].hospitals[%zu]: \"%s\" is not one of "
+                            "hospitals[].id",
+                            i, h, r->hospitals.v[h]);
+    }
+    const hr_center *d = hr_config_center(c, c->routing.default_center_id);
+    if (!d)
+        return fail(err, ecap, "routing.default.center: \"%s\" is not one of centers[].id%s",
+                    c->routing.default_center_id,
+                    user && json_object_get(user, "centers") && !json_object_get(user, "routing")
+                        ? " (the embedded default: give \"routing\" too)"
+                        : "");
+    c->routing.default_center = (size_t)(d - c->centers);
+    return 0;
+}
+
 static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
 {
     static const char *const top[] = {"data_dir", "log_level", "redis",     "dicom",
-                                      "http",     "hl7",       "hospitals", NULL};
+                                      "http",     "hl7",       "hospitals", "centers",
+                                      "routing",  "worklist",  NULL};
     static const char *const redis_keys[] = {"url", "server", "appendfsync", "connect_timeout_ms",
                                              NULL};
     if (!json_is_object(root))
@@ -491,11 +958,18 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
                 return rc;
         }
     }
-    return 0;
+    rc = parse_centers(json_object_get(root, "centers"), c, err, ecap);
+    if (!rc)
+        rc = parse_routing(json_object_get(root, "routing"), c, err, ecap);
+    if (!rc)
+        rc = parse_worklist(json_object_get(root, "worklist"), c, err, ecap);
+    return rc;
 }
 
-/* Cross-checks that need the whole configuration. */
-static int validate(const hr_config *c, char *err, size_t ecap)
+/* Cross-checks that need the whole configuration. user (may be NULL) is the
+ * file: a reference that fails only because the file replaced what an
+ * embedded default refers to gets a hint. */
+static int validate(hr_config *c, json_t *user, char *err, size_t ecap)
 {
     for (size_t i = 0; i < c->n_hospitals; i++) {
         for (size_t j = i + 1; j < c->n_hospitals; j++)
@@ -528,7 +1002,7 @@ static int validate(const hr_config *c, char *err, size_t ecap)
     if (!hr_config_hospital(c, c->dicom.hospital))
         return fail(err, ecap, "dicom.hospital: \"%s\" is not one of hospitals[].id",
                     c->dicom.hospital);
-    return 0;
+    return validate_centers(c, user, err, ecap);
 }
 
 static int load_json(json_t *user, hr_config *out, char *err, size_t ecap)
@@ -543,7 +1017,7 @@ static int load_json(json_t *user, hr_config *out, char *err, size_t ecap)
     if (!rc && user)
         rc = apply(user, out, err, ecap);
     if (!rc)
-        rc = validate(out, err, ecap);
+        rc = validate(out, user, err, ecap);
     if (rc)
         hr_config_free(out);
     return rc;
@@ -581,6 +1055,48 @@ void hr_config_free(hr_config *c)
 {
     free_hospitals(c);
     free_cors(c);
+    free_centers(c);
+    free_rules(c);
+    free(c->worklist.quiet_by_modality);
+    c->worklist.quiet_by_modality = NULL;
+    c->worklist.n_quiet = 0;
+}
+
+const hr_center *hr_config_center(const hr_config *c, const char *id)
+{
+    for (size_t i = 0; i < c->n_centers; i++)
+        if (strcmp(c->centers[i].id, id) == 0)
+            return &c->centers[i];
+    return NULL;
+}
+
+static const char *const k_kinds[HR_CENTER_KINDS] = {"imaging", "ecg", "pathology", "lab"};
+static const char *const k_prios[HR_PRIORITIES] = {"stat", "urgent", "routine"};
+
+const char *hr_center_kind_name(enum hr_center_kind k)
+{
+    return (unsigned)k < HR_CENTER_KINDS ? k_kinds[k] : "?";
+}
+
+int hr_center_kind_parse(const char *s)
+{
+    for (int i = 0; s && i < HR_CENTER_KINDS; i++)
+        if (strcmp(s, k_kinds[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *hr_priority_name(enum hr_priority p)
+{
+    return (unsigned)p < HR_PRIORITIES ? k_prios[p] : "?";
+}
+
+int hr_priority_parse(const char *s)
+{
+    for (int i = 0; s && i < HR_PRIORITIES; i++)
+        if (strcmp(s, k_prios[i]) == 0)
+            return i;
+    return -1;
 }
 
 const hr_hospital *hr_config_hospital(const hr_config *c, const char *id)

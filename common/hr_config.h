@@ -42,6 +42,51 @@ typedef struct hr_hospital {
     hr_destination *destinations; /* C-MOVE destinations owned by this hospital */
 } hr_hospital;
 
+/* A county diagnostic center that reads exams (its worklist). */
+enum hr_center_kind { HR_CENTER_IMAGING, HR_CENTER_ECG, HR_CENTER_PATHOLOGY, HR_CENTER_LAB };
+#define HR_CENTER_KINDS 4
+/* Reading priority; the order is the worklist order (stat first). */
+enum hr_priority { HR_PRIO_STAT, HR_PRIO_URGENT, HR_PRIO_ROUTINE };
+#define HR_PRIORITIES 3
+
+#define HR_UID_MAX 65 /* 64 characters + NUL */
+#define HR_CS_MAX  17 /* DICOM CS value: 16 characters + NUL */
+
+typedef struct hr_center {
+    char id[HR_ID_MAX];
+    char name[HR_NAME_MAX];
+    enum hr_center_kind kind;
+    char hospital[HR_ID_MAX]; /* the hospital running the center (one of hospitals[].id) */
+    int audit_signoff;        /* reports need an auditor's co-signature */
+    int open_min, close_min;  /* opening hours in minutes of day, -1 = always; close may be
+                                 smaller than open (overnight), 1440 = midnight */
+} hr_center;
+
+/* A list of strings of one routing criterion; n == 0: absent (matches anything). */
+typedef struct hr_strlist {
+    size_t n;
+    char (*v)[HR_NAME_MAX];
+} hr_strlist;
+
+/* A routing rule: every present list must match (one value of each); the
+ * first matching rule of cfg->routing.rules wins. */
+typedef struct hr_route_rule {
+    hr_strlist sop_classes; /* exact SOP Class UIDs */
+    hr_strlist modalities;  /* (0008,0060), ASCII case-insensitive */
+    hr_strlist body_parts;  /* (0018,0015), ASCII case-insensitive */
+    hr_strlist hospitals;   /* source hospital ids */
+    hr_strlist procedures;  /* substrings of the requested procedure, ASCII case-insensitive */
+    hr_strlist calling_aes; /* exact calling AE titles */
+    size_t center;          /* index into cfg->centers */
+    enum hr_priority priority;
+    char center_id[HR_ID_MAX]; /* as written, resolved into center at validation */
+} hr_route_rule;
+
+typedef struct hr_quiet {
+    char modality[HR_CS_MAX];
+    int seconds;
+} hr_quiet;
+
 typedef struct hr_listen {
     char host[HR_ADDR_MAX];
     int port;
@@ -79,6 +124,22 @@ typedef struct hr_config {
     hr_listen hl7;
     size_t n_hospitals;
     hr_hospital *hospitals;
+    size_t n_centers;
+    hr_center *centers;
+    struct {
+        size_t n_rules;
+        hr_route_rule *rules;
+        size_t default_center; /* index into centers */
+        enum hr_priority default_priority;
+        char default_center_id[HR_ID_MAX];
+    } routing;
+    struct {
+        int quiet_s; /* a study is complete after this long without a new instance */
+        size_t n_quiet;
+        hr_quiet *quiet_by_modality; /* per-modality quiet periods (replace quiet_s) */
+        int lease_s;                 /* a claim lasts this long unless renewed */
+        int turnaround_min[HR_CENTER_KINDS][HR_PRIORITIES]; /* report due after, per kind x prio */
+    } worklist;
 } hr_config;
 
 /* The embedded default configuration as JSON text (static storage). */
@@ -103,6 +164,16 @@ int hr_hospital_allows(const hr_hospital *h, const struct sockaddr *peer);
  * may be NULL), or NULL. */
 const hr_destination *hr_config_destination(const hr_config *c, const char *ae,
                                             const hr_hospital **owner);
+/* Center with this id, or NULL. */
+const hr_center *hr_config_center(const hr_config *c, const char *id);
+/* "imaging" "ecg" "pathology" "lab"; "?" when out of range. */
+const char *hr_center_kind_name(enum hr_center_kind k);
+/* The kind named s, or -1. */
+int hr_center_kind_parse(const char *s);
+/* "stat" "urgent" "routine"; "?" when out of range. */
+const char *hr_priority_name(enum hr_priority p);
+/* The priority named s, or -1. */
+int hr_priority_parse(const char *s);
 /* Parses "10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8". 0 or HR_ECONFIG. */
 int hr_cidr_parse(const char *s, hr_cidr *out);
 

@@ -244,7 +244,7 @@ out:
  * a flush of the index leaves them alone. */
 static int flush_keeps(const char *k, size_t n)
 {
-    static const char *const keep[] = {"hr:user:", "hr:users", "hr:tok:"};
+    static const char *const keep[] = {"hr:user:", "hr:users", "hr:tok:", "hr:wl:"};
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
         size_t l = strlen(keep[i]);
         if (n >= l && memcmp(k, keep[i], l) == 0)

@@ -52,8 +52,9 @@ void sto_worker_redis_failed(void);
 /* Sync commit (reindex). 0 with *outcome set, or HR_EREDIS / HR_EMISSING. */
 int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r,
                           enum sto_index_outcome *outcome);
-/* Deletes every key of the index (hr:*, except user accounts and sessions:
- * hr:users, hr:user:*, hr:tok:*) with SCAN + UNLINK. 0 or HR_EREDIS. */
+/* Deletes every key of the index (hr:*, except user accounts, sessions and
+ * worklist state, which the objects cannot rebuild:
+ * hr:users, hr:user:*, hr:tok:*, hr:wl:*) with SCAN + UNLINK. 0 or HR_EREDIS. */
 int sto_index_flush_sync(redisContext *c, long long *deleted);
 
 /* Async index client on a libuv loop; reconnects by itself (every 500 ms)

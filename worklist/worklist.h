@@ -1,0 +1,246 @@
+/* Reading worklists of the county centers (issue 4): routing of arriving
+ * studies to a center with a priority, study completeness (quiet period or
+ * explicit signal), turnaround deadlines, claims with leases, and an event
+ * log for live updates. All state is in Redis (docs/index-schema.md,
+ * "Worklist"), every transition is one Lua script, so several huren nodes on
+ * one Redis agree and a restart loses nothing (the sweeps are driven by
+ * sorted sets of deadlines, not by in-process timers).
+ *
+ * Every function here is synchronous (hiredis): call it on the libuv thread
+ * pool (sto_worker_redis()) or from the CLI. Times are ms since the epoch,
+ * passed in by the caller so tests control the clock.
+ *
+ * Error codes (common/hr_err.h): HR_ENOTFOUND (no such item or center),
+ * -EBUSY (claimed by someone else), HR_ESTATE (transition not allowed from the
+ * item's state), -EPERM (the user may not act on this center/item),
+ * HR_EREDIS, -ENOMEM, -EINVAL. */
+#ifndef WL_WORKLIST_H
+#define WL_WORKLIST_H
+
+#include "../common/hr_config.h"
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum wl_state {
+    WL_RECEIVING, /* instances arriving; not on the readers' list yet */
+    WL_READY,     /* complete, waiting for a reader */
+    WL_CLAIMED,   /* one reader holds a lease */
+    WL_REPORTED,  /* preliminary report written (report issue drives this) */
+    WL_FINAL,     /* signed */
+    WL_AMENDED,   /* a signed report was amended */
+    WL_STATE_COUNT
+};
+
+const char *wl_state_name(enum wl_state s);
+int wl_state_parse(const char *name); /* -1 when unknown */
+const char *wl_priority_name(enum hr_priority p);
+int wl_priority_parse(const char *name); /* -1 when unknown */
+
+/* What routing and the worklist know of an arriving instance. Strings may be
+ * "" when absent. */
+typedef struct wl_arrival {
+    const char *study;        /* Study Instance UID (the item id) */
+    const char *sop_class;    /* SOP Class UID */
+    const char *modality;     /* (0008,0060) */
+    const char *body_part;    /* (0018,0015) */
+    const char *procedure;    /* Requested Procedure Description (0032,1060) or Code Meaning */
+    const char *hospital;     /* source hospital id */
+    const char *calling_ae;   /* "" for STOW */
+    const char *patient;      /* patient key issuer|id */
+    const char *patient_name; /* UTF-8 */
+    const char *accession;
+    const char *study_date;
+    long long now_ms;
+    int repeat; /* 1: identical bytes sent again (a retry): no new instance, no
+                 * "changed" flag; still creates the item if it is missing */
+} wl_arrival;
+
+/* ---- routing (pure) ---- */
+
+/* The first rule of cfg->routing that matches a, else the default rule.
+ * Returns the index of the rule (-1 = default) and sets *center and
+ * *priority. */
+int wl_route(const hr_config *cfg, const wl_arrival *a, const hr_center **center,
+             enum hr_priority *priority);
+
+/* Quiet period (ms) after the last instance before a study of this
+ * modality is complete (cfg->worklist.quiet_s or its per-modality value). */
+long long wl_quiet_ms(const hr_config *cfg, const char *modality);
+/* Turnaround target (ms) for a center kind and priority. */
+long long wl_turnaround_ms(const hr_config *cfg, enum hr_center_kind kind, enum hr_priority p);
+
+/* ---- lifecycle (Redis) ---- */
+
+/* Due time of an item routed now to center with priority p: now + the
+ * turnaround target. When the center has opening hours and is closed at
+ * now, the clock of urgent and routine items starts at its next opening
+ * (local time, TZ); stat items always start now. */
+long long wl_due_ms(const hr_config *cfg, const hr_center *center, enum hr_priority p,
+                    long long now_ms);
+
+/* Records an arriving instance (call once per newly indexed instance):
+ * creates the item (state receiving, routed by its first instance, due time
+ * from wl_due_ms, event "received") on the study's first instance, else
+ * pushes its completion deadline back to now + quiet period (the longest
+ * quiet period of the modalities seen). An instance arriving after the item
+ * left "receiving" marks it changed_after_ready (and, once claimed or later,
+ * changed_since_read) and emits a "changed" event when one of these flags
+ * goes from 0 to 1; it does not move the item back. Strings longer than the
+ * wl_item fields are cut (at a UTF-8 boundary). 0, -EINVAL (study is not a
+ * UID), HR_EREDIS. *created (may be NULL) = 1 when new. */
+int wl_arrive(redisContext *c, const hr_config *cfg, const wl_arrival *a, int *created);
+
+/* Explicit completion (POST /api/v1/exams/{id}/complete, MPPS later): the
+ * item becomes ready now. 0 (also when already ready or later: idempotent),
+ * HR_ENOTFOUND, HR_EREDIS. */
+int wl_complete(redisContext *c, const char *study, const char *by, long long now_ms);
+
+typedef struct wl_sweep_stats {
+    int completed; /* receiving -> ready (quiet period over) */
+    int expired;   /* leases that ran out: claimed -> ready */
+    int overdue;   /* items flagged overdue now (each item once) */
+} wl_sweep_stats;
+
+/* Applies every deadline that has passed at now_ms: completions, lease
+ * expiries, overdue flags (each emits its event; each newly overdue item is
+ * also logged once, hr_warn "escalation", by the node whose sweep flagged
+ * it). Bounded work per call (at most max items of each kind, max <= 0 means
+ * 100, at most 10000; call again when a count equals max). Safe to run on
+ * several nodes at once: each part is one script, an item is moved once. st
+ * may be NULL. 0, HR_EREDIS. */
+int wl_sweep(redisContext *c, long long now_ms, int max, wl_sweep_stats *st);
+/* Earliest pending deadline (ms), or 0 when there is none (to size the timer). */
+int wl_next_deadline(redisContext *c, long long *when_ms);
+
+/* Claims: exactly one winner among concurrent claimers (Lua). The lease
+ * lasts cfg->worklist.lease_s from now. 0; -EBUSY (claimed by another user);
+ * HR_ESTATE (not ready); HR_ENOTFOUND. Claiming an item one already holds
+ * renews it. In this and every call below, a lease whose end is <= now_ms
+ * is expired first (event "expired"), whether or not a sweep has run. */
+int wl_claim(redisContext *c, const hr_config *cfg, const char *study, const char *user,
+             long long now_ms);
+/* Renews the caller's lease. 0, -EBUSY (not the holder), HR_ESTATE, HR_ENOTFOUND. */
+int wl_renew(redisContext *c, const hr_config *cfg, const char *study, const char *user,
+             long long now_ms);
+/* Returns the item to the queue. Same codes. */
+int wl_release(redisContext *c, const char *study, const char *user, long long now_ms);
+/* Gives a ready or claimed item to another reader (lead/admin; the caller
+ * checks the role). 0, HR_ESTATE, HR_ENOTFOUND. */
+int wl_reassign(redisContext *c, const hr_config *cfg, const char *study, const char *to_user,
+                const char *by, long long now_ms);
+/* Report issue hooks: claimed -> reported (holder only; the claim ends),
+ * reported -> final, final -> amended, amended -> amended (the caller checks
+ * roles and sign-off rules). Final and amended items leave the due and
+ * overdue sets. 0, -EBUSY, HR_ESTATE, HR_ENOTFOUND, -EINVAL (to is not
+ * reported, final or amended). */
+int wl_set_state(redisContext *c, const char *study, enum wl_state to, const char *user,
+                 long long now_ms);
+
+/* One item as stored. */
+typedef struct wl_item {
+    char study[65];
+    char center[HR_ID_MAX];
+    enum hr_priority priority;
+    enum wl_state state;
+    char hospital[HR_ID_MAX];
+    char modality[17];
+    char patient[192];
+    char patient_name[HR_NAME_MAX];
+    char accession[65];
+    char study_date[9];
+    char procedure[HR_NAME_MAX]; /* requested procedure of the first instance */
+    int rule;                    /* routing rule index, -1 default */
+    long long arrived_ms;        /* first instance */
+    long long last_ms;           /* last instance */
+    long long ready_ms;          /* 0 until ready */
+    long long due_ms;            /* turnaround deadline */
+    int overdue;                 /* flagged (escalated once) */
+    int changed_after_ready;     /* instances arrived after it became ready */
+    int changed_since_read;      /* instances arrived after a claim */
+    int instances;
+    char claimed_by[65]; /* "" when not claimed */
+    long long lease_until_ms;
+    char reported_by[65]; /* reader of the preliminary report, "" before */
+} wl_item;
+
+/* The item of a study. 0, HR_ENOTFOUND, -EINVAL, HR_EREDIS. */
+int wl_get(redisContext *c, const char *study, wl_item *out);
+
+/* Listing of a center's worklist. */
+typedef struct wl_filter {
+    const char *center;   /* required */
+    int state;            /* -1 = ready and claimed (the working list); else one state */
+    int priority;         /* -1 = any */
+    const char *hospital; /* NULL = any */
+    const char *modality; /* NULL = any */
+    int overdue_only;
+    const char *claimed_by;   /* NULL = anyone ("mine": the caller's name) */
+    long long from_ms, to_ms; /* arrival range (inclusive), 0 = open */
+    int order_arrival;        /* 0: priority then due time; 1: arrival time, oldest first */
+    long offset, limit;       /* limit 0 = 100, at most 1000 */
+} wl_filter;
+
+typedef struct wl_counts {
+    long by_state[WL_STATE_COUNT]; /* items of the center per state (all, unfiltered) */
+    long overdue;
+    long matched; /* items matching the filter (before paging) */
+} wl_counts;
+
+/* Calls cb (may be NULL: counts only) per item of the page in order (it is
+ * valid during the call). Pages filtered only by state and priority cost
+ * O(log N + page); any other filter scans the center's items of that state
+ * server-side, in one script. counts may be NULL. 0, HR_ENOTFOUND (center), -EINVAL, HR_EREDIS,
+ * or cb's non-zero value. */
+int wl_list(redisContext *c, const hr_config *cfg, const wl_filter *f,
+            int (*cb)(void *arg, const wl_item *it), void *arg, wl_counts *counts);
+
+/* Items of studies received from one hospital (technicians: "my exams"),
+ * newest first; *total (may be NULL) = all of them. limit 0 = 100, at most
+ * 1000. 0, -EINVAL, HR_EREDIS, or cb's non-zero value. */
+int wl_list_hospital(redisContext *c, const char *hospital, long offset, long limit,
+                     int (*cb)(void *arg, const wl_item *it), void *arg, long *total);
+
+/* ---- events ----
+ * Every transition appends to the Redis stream hr:wl:events (trimmed to about
+ * WL_EVENTS_KEEP entries: the retention window for Last-Event-ID) and
+ * publishes its id on channel hr:wl:notify so every node's SSE clients wake. */
+#define WL_EVENTS_KEEP    100000
+#define WL_NOTIFY_CHANNEL "hr:wl:notify"
+
+typedef struct wl_event {
+    char id[32];   /* stream id "ms-seq": the SSE id ("" in wl_history) */
+    char type[16]; /* received ready claimed released renewed reassigned expired overdue
+                      changed reported final amended */
+    char study[65];
+    char center[HR_ID_MAX];
+    char hospital[HR_ID_MAX];
+    char user[65];   /* who did it, "" for the system */
+    char reader[65]; /* the reader concerned: new holder (claimed renewed reassigned),
+                        former holder (released expired), holder (changed overdue),
+                        author of the report (reported final amended); else "" */
+    char priority[8];
+    char state[12]; /* the item's state after the event */
+    long long time_ms;
+} wl_event;
+
+/* Events after after_id ("0" or "" = from the oldest kept), at most max
+ * (<= 0: 100, at most 1000), in order. *gap = 1 when after_id is older than
+ * the oldest kept event and the stream has been trimmed: events may have
+ * been lost to the client, which should reload its list (conservative: also
+ * 1 when only after_id itself was trimmed). The kept events are delivered
+ * either way. 0, -EINVAL (after_id is not "ms" or "ms-seq"), HR_EREDIS, or
+ * cb's non-zero value. */
+int wl_events_since(redisContext *c, const char *after_id, int max,
+                    int (*cb)(void *arg, const wl_event *ev), void *arg, int *gap);
+
+/* Every recorded transition of one item, oldest first: the last
+ * WL_HISTORY_KEEP (LOG_KEEP in worklist_script.lua), not limited by the
+ * event stream's retention. id, center, hospital and priority are "".
+ * 0, HR_ENOTFOUND, -EINVAL, HR_EREDIS, or cb's non-zero value. */
+#define WL_HISTORY_KEEP 1000
+int wl_history(redisContext *c, const char *study, int (*cb)(void *arg, const wl_event *ev),
+               void *arg);
+
+#endif
