@@ -8,6 +8,11 @@
 #include "../storage/redis_proc.h"
 #include "../storage/reindex.h"
 #include "../viewer-api/http.h"
+#include "../viewer-api/sse.h"
+#include "../worklist/worklist.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +22,12 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define WL_SWEEP_MS       250  /* the sweeper's period */
+#define WL_SWEEP_MAX      200  /* deadlines applied per wl_sweep call */
+#define WL_SWEEP_ROUNDS   10   /* calls per tick at most */
+#define WL_SUB_RETRY_MS   500  /* reconnect delay of the subscription */
+#define WL_SUB_CONNECT_MS 2000 /* ... and its connect timeout */
 
 typedef struct serve_state {
     uv_loop_t *loop;
@@ -32,6 +43,15 @@ typedef struct serve_state {
     va_server *http;
     uv_signal_t sigint, sigterm;
     int stopping;
+    /* worklist: arrivals (ingest hook), the sweeper, SSE wake-ups */
+    uv_timer_t sweep_timer;
+    uv_work_t sweep_work;
+    int sweep_busy;
+    wl_sweep_stats sweep_st;
+    int sweep_rc, sweep_logged;
+    redisAsyncContext *sub; /* SUBSCRIBE WL_NOTIFY_CHANNEL */
+    uv_timer_t sub_retry;
+    int sub_logged;
 } serve_state;
 
 static void on_redis_stopped(void *arg)
@@ -72,7 +92,7 @@ static void on_dicom_stopped(void *arg)
         on_http_stopped(s);
 }
 
-/* /metrics lines of the DICOM side */
+/* /metrics lines of the DICOM side, the event streams and the worklist hook */
 static void dicom_metrics(void *arg, hr_buf *out)
 {
     serve_state *s = arg;
@@ -98,6 +118,305 @@ static void dicom_metrics(void *arg, hr_buf *out)
                      (unsigned long long)st->stores_ok, (unsigned long long)st->stores_failed);
     if (n > 0)
         hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+    if (!s->http)
+        return;
+    int streams;
+    uint64_t held, events;
+    va_sse_stats(s->http, &streams, &held, &events);
+    n = snprintf(text, sizeof(text),
+                 "# TYPE huren_sse_streams gauge\nhuren_sse_streams %d\n"
+                 "# TYPE huren_sse_held_bytes gauge\nhuren_sse_held_bytes %llu\n"
+                 "# TYPE huren_sse_events_total counter\nhuren_sse_events_total %llu\n"
+                 "# TYPE huren_ingest_worklist_failures_total counter\n"
+                 "huren_ingest_worklist_failures_total %llu\n",
+                 streams, (unsigned long long)held, (unsigned long long)events,
+                 (unsigned long long)s->sto.hook_failures);
+    if (n > 0)
+        hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+}
+
+/* ---- worklist wiring: arrivals, sweeper, notifications ---- */
+
+static long long wall_ms(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* One accepted object on its way to the worklist: wl_arrive on the pool
+ * between the index commit and the acknowledgement (sto_ctx.after_index). */
+typedef struct arrive_job {
+    uv_work_t work;
+    serve_state *s;
+    const dcm_attrs *a;       /* borrowed from the ingest until done() */
+    const sto_ingest_meta *m; /* same */
+    int status;               /* enum sto_ingest_status so far */
+    sto_hook_done_cb done;
+    void *token;
+    int rc;
+} arrive_job;
+
+static void arrive_run(uv_work_t *w)
+{
+    arrive_job *j = w->data;
+    serve_state *s = j->s;
+    const dcm_attrs *a = j->a;
+    char pkey[DCM_LO_MAX * 2 + 2] = "";
+    if (*a->patient_id) /* the patient key of the index (storage/index.c) */
+        snprintf(pkey, sizeof(pkey), "%s|%s",
+                 *a->issuer_of_patient_id ? a->issuer_of_patient_id : j->m->hospital,
+                 a->patient_id);
+    /* no Requested Procedure Description in the scanned attributes: Study
+     * Description is usually filled from it (IHE scheduled workflow) */
+    wl_arrival arr = {
+        .study = a->study_instance_uid,
+        .sop_class = a->sop_class_uid,
+        .modality = a->modality,
+        .body_part = a->body_part,
+        .procedure = a->study_description,
+        .hospital = j->m->hospital,
+        .calling_ae = j->m->source_ae,
+        .patient = pkey,
+        .patient_name = a->patient_name,
+        .accession = a->accession_number,
+        .study_date = a->study_date,
+        .now_ms = wall_ms(),
+        .repeat = j->status == STO_IDENTICAL, /* a resend: no new instance */
+    };
+    redisContext *c = sto_worker_redis(&s->sto.redis_addr, s->sto.redis_timeout_ms);
+    j->rc = c ? wl_arrive(c, &s->cfg, &arr, NULL) : HR_EREDIS;
+    if (j->rc == HR_EREDIS)
+        sto_worker_redis_failed();
+}
+
+static void arrive_done(uv_work_t *w, int status)
+{
+    arrive_job *j = w->data;
+    if (j->rc)
+        hr_warn("worklist", "%s: arrival not recorded (%s); the sender is asked to retry",
+                j->a->study_instance_uid, hr_strerror(j->rc));
+    j->done(j->token, j->rc);
+    free(j);
+}
+
+static void on_after_index(void *arg, const dcm_attrs *a, const sto_ingest_meta *m, int status,
+                           sto_hook_done_cb done, void *token)
+{
+    serve_state *s = arg;
+    arrive_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        done(token, -ENOMEM);
+        return;
+    }
+    j->s = s;
+    j->a = a;
+    j->m = m;
+    j->status = status;
+    j->done = done;
+    j->token = token;
+    j->work.data = j;
+    if (uv_queue_work(s->loop, &j->work, arrive_run, arrive_done) != 0) {
+        free(j);
+        done(token, -ENOMEM);
+        return;
+    }
+}
+
+static void sweep_run(uv_work_t *w)
+{
+    serve_state *s = w->data;
+    int rc = 0, retried = 0;
+    memset(&s->sweep_st, 0, sizeof(s->sweep_st));
+    redisContext *c = sto_worker_redis(&s->sto.redis_addr, s->sto.redis_timeout_ms);
+    if (!c) {
+        s->sweep_rc = HR_EREDIS;
+        return;
+    }
+    /* wl_sweep logs each escalation (hr_warn "escalation") itself */
+    for (int i = 0; i < WL_SWEEP_ROUNDS; i++) {
+        wl_sweep_stats st = {0, 0, 0};
+        rc = wl_sweep(c, wall_ms(), WL_SWEEP_MAX, &st);
+        if (rc == HR_EREDIS && !retried) {
+            /* this thread's connection may be stale (Redis restarted since
+             * its last use): one more try on a new one; sweeps are safe to
+             * repeat */
+            retried = 1;
+            sto_worker_redis_failed();
+            c = sto_worker_redis(&s->sto.redis_addr, s->sto.redis_timeout_ms);
+            if (!c)
+                break;
+            i--;
+            continue;
+        }
+        if (rc)
+            break;
+        s->sweep_st.completed += st.completed;
+        s->sweep_st.expired += st.expired;
+        s->sweep_st.overdue += st.overdue;
+        if (st.completed < WL_SWEEP_MAX && st.expired < WL_SWEEP_MAX && st.overdue < WL_SWEEP_MAX)
+            break;
+    }
+    if (rc == HR_EREDIS)
+        sto_worker_redis_failed();
+    s->sweep_rc = rc;
+}
+
+static void sweep_done(uv_work_t *w, int status)
+{
+    serve_state *s = w->data;
+    s->sweep_busy = 0;
+    if (s->sweep_rc) {
+        if (!s->sweep_logged)
+            hr_warn("worklist", "deadline sweep failed: %s; retrying", hr_strerror(s->sweep_rc));
+        s->sweep_logged = 1;
+        return;
+    }
+    if (s->sweep_logged)
+        hr_info("worklist", "deadline sweeps work again");
+    s->sweep_logged = 0;
+    const wl_sweep_stats *st = &s->sweep_st;
+    if (st->completed || st->expired || st->overdue)
+        hr_debug("worklist", "sweep: %d studies complete, %d leases expired, %d overdue",
+                 st->completed, st->expired, st->overdue);
+}
+
+static void on_sweep_tick(uv_timer_t *t)
+{
+    serve_state *s = t->data;
+    if (s->sweep_busy || s->stopping)
+        return;
+    s->sweep_busy = 1;
+    s->sweep_work.data = s;
+    if (uv_queue_work(s->loop, &s->sweep_work, sweep_run, sweep_done) != 0)
+        s->sweep_busy = 0;
+}
+
+/* Every node subscribes to the worklist's notifications: any node's change
+ * wakes this node's event streams. */
+static void sub_connect(serve_state *s);
+
+/* The retry timer, also the connect watchdog: hiredis 0.14's libuv adapter
+ * drops the poll error of a refused TCP connect, so a connection that is
+ * not up in time is given up and made again. */
+static void on_sub_retry(uv_timer_t *t)
+{
+    serve_state *s = t->data;
+    if (s->sub) {
+        redisAsyncContext *ac = s->sub;
+        if (ac->c.flags & REDIS_CONNECTED)
+            return;
+        s->sub = NULL;
+        redisAsyncFree(ac); /* never connected: no callback runs */
+        if (!s->sub_logged)
+            hr_warn("worklist", "cannot subscribe to event notifications: connect timed out; "
+                                "retrying");
+        s->sub_logged = 1;
+    }
+    sub_connect(s);
+}
+
+static void sub_schedule(serve_state *s)
+{
+    if (!s->stopping)
+        uv_timer_start(&s->sub_retry, on_sub_retry, WL_SUB_RETRY_MS, 0);
+}
+
+static void on_notify(redisAsyncContext *ac, void *reply, void *priv)
+{
+    serve_state *s = priv;
+    redisReply *r = reply;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return; /* NULL: the context is being freed */
+    if (strcmp(r->element[0]->str, "subscribe") == 0) {
+        if (s->sub_logged)
+            hr_info("worklist", "event notifications subscribed again");
+        s->sub_logged = 0;
+    }
+    /* a message, or a (re)subscription after which missed events are read */
+    if (s->http && !s->stopping)
+        va_sse_wake(s->http);
+}
+
+static void on_sub_connect(const redisAsyncContext *ac, int status)
+{
+    serve_state *s = ac->data;
+    uv_timer_stop(&s->sub_retry);
+    if (status != REDIS_OK) {
+        s->sub = NULL; /* hiredis frees the context after this callback */
+        if (!s->sub_logged)
+            hr_warn("worklist", "cannot subscribe to event notifications: %s; retrying",
+                    ac->errstr);
+        s->sub_logged = 1;
+        sub_schedule(s);
+        return;
+    }
+    redisAsyncCommand(s->sub, on_notify, s, "SUBSCRIBE %s", WL_NOTIFY_CHANNEL);
+}
+
+static void on_sub_disconnect(const redisAsyncContext *ac, int status)
+{
+    serve_state *s = ac->data;
+    s->sub = NULL;
+    if (s->stopping)
+        return;
+    if (!s->sub_logged)
+        hr_warn("worklist", "lost the event notification subscription; reconnecting");
+    s->sub_logged = 1;
+    sub_schedule(s);
+}
+
+static void sub_connect(serve_state *s)
+{
+    const sto_redis_addr *a = &s->sto.redis_addr;
+    if (s->stopping)
+        return;
+    redisAsyncContext *ac =
+        a->port ? redisAsyncConnect(a->host, a->port) : redisAsyncConnectUnix(a->host);
+    if (!ac || ac->err) {
+        if (!s->sub_logged)
+            hr_warn("worklist", "cannot subscribe to event notifications: %s; retrying",
+                    ac ? ac->errstr : "out of memory");
+        s->sub_logged = 1;
+        if (ac)
+            redisAsyncFree(ac);
+        sub_schedule(s);
+        return;
+    }
+    ac->data = s;
+    s->sub = ac;
+    redisLibuvAttach(ac, s->loop);
+    redisAsyncSetConnectCallback(ac, on_sub_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
+    uv_timer_start(&s->sub_retry, on_sub_retry, WL_SUB_CONNECT_MS, 0);
+}
+
+static void worklist_start(serve_state *s)
+{
+    uv_timer_init(s->loop, &s->sweep_timer);
+    s->sweep_timer.data = s;
+    uv_timer_start(&s->sweep_timer, on_sweep_tick, WL_SWEEP_MS, WL_SWEEP_MS);
+    uv_timer_init(s->loop, &s->sub_retry);
+    s->sub_retry.data = s;
+    sub_connect(s);
+}
+
+static void worklist_stop(serve_state *s)
+{
+    uv_close((uv_handle_t *)&s->sweep_timer, NULL);
+    uv_close((uv_handle_t *)&s->sub_retry, NULL);
+    if (s->sub) {
+        redisAsyncContext *ac = s->sub;
+        if (!(ac->c.flags & REDIS_CONNECTED)) {
+            s->sub = NULL;
+            redisAsyncFree(ac); /* still connecting: no disconnect callback */
+        } else {
+            redisAsyncDisconnect(ac);
+        }
+    }
+    if (s->http)
+        va_sse_close_all(s->http);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -111,6 +430,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->reconcile_timer, NULL);
+    worklist_stop(s);
     gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
 }
 
@@ -254,6 +574,9 @@ int cli_serve(int argc, char **argv)
     }
     s.sto.redis_addr = *addr;
     s.sto.redis_timeout_ms = s.cfg.redis.connect_timeout_ms;
+    /* every accepted object reaches the worklist before it is acknowledged */
+    s.sto.after_index = on_after_index;
+    s.sto.after_index_arg = &s;
     wait_index_ready(&s, s.cfg.redis.connect_timeout_ms);
     if (!sto_index_ready(s.sto.index))
         hr_warn("serve", "redis is not reachable yet; C-STORE answers A700 until it is");
@@ -278,6 +601,7 @@ int cli_serve(int argc, char **argv)
         uv_run(s.loop, UV_RUN_DEFAULT);
         return 1;
     }
+    worklist_start(&s);
     uv_signal_init(s.loop, &s.sigint);
     uv_signal_init(s.loop, &s.sigterm);
     s.sigint.data = s.sigterm.data = &s;

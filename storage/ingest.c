@@ -50,6 +50,7 @@ struct sto_ingest {
     uint64_t file_bytes;
 
     int paused;
+    int in_hook; /* the after-index hook runs: done() is due */
     int ended;
     int aborted;
     int data_error; /* sticky failure found while feeding */
@@ -242,6 +243,36 @@ static void queue_meta(sto_ctx *ctx, const char *sha)
     ctx->meta_jobs++;
 }
 
+/* Counters of an accepted object, once it is acknowledged. */
+static void count_accepted(sto_ingest *ig)
+{
+    if (ig->result.status == STO_IDENTICAL) {
+        ig->ctx->duplicates++;
+    } else {
+        ig->ctx->stored++;
+        ig->ctx->bytes += ig->file_bytes;
+    }
+}
+
+static void on_hook_done(void *token, int rc)
+{
+    sto_ingest *ig = token;
+    HR_ASSERT(ig->in_hook);
+    ig->in_hook = 0;
+    if (rc) {
+        /* durable and indexed but not acknowledged: the retry (same bytes) is
+         * IDENTICAL and runs the hook again */
+        ig->ctx->hook_failures++;
+        ig->result.status = STO_ERR_RESOURCES;
+        ig->result.rc = rc;
+        snprintf(ig->result.reason, sizeof(ig->result.reason), "worklist unavailable: %s",
+                 hr_strerror(rc));
+    } else {
+        count_accepted(ig);
+    }
+    finish(ig);
+}
+
 static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
 {
     sto_ingest *ig = arg;
@@ -253,9 +284,11 @@ static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
         ig->result.rc = rc;
         snprintf(ig->result.reason, sizeof(ig->result.reason), "index unavailable: %s",
                  hr_strerror(rc));
-    } else if (outcome == STO_INDEX_IDENTICAL) {
+        finish(ig);
+        return;
+    }
+    if (outcome == STO_INDEX_IDENTICAL) {
         ig->result.status = STO_IDENTICAL;
-        ig->ctx->duplicates++;
     } else if (outcome == STO_INDEX_NEW_VERSION || outcome == STO_INDEX_OLDER_VERSION) {
         ig->result.status = STO_NEW_VERSION;
         snprintf(ig->result.reason, sizeof(ig->result.reason),
@@ -264,15 +297,17 @@ static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
                        "kept, this one is current"
                      : "SOP Instance UID stored later with different content; both versions "
                        "kept, the later one stays current");
-        ig->ctx->stored++;
-        ig->ctx->bytes += ig->file_bytes;
     } else {
         ig->result.status = STO_STORED;
-        ig->ctx->stored++;
-        ig->ctx->bytes += ig->file_bytes;
     }
-    if (!rc)
-        queue_meta(ig->ctx, ig->result.sha);
+    queue_meta(ig->ctx, ig->result.sha);
+    if (ig->ctx->after_index) {
+        ig->in_hook = 1;
+        ig->ctx->after_index(ig->ctx->after_index_arg, &ig->attrs, &ig->meta, ig->result.status,
+                             on_hook_done, ig);
+        return;
+    }
+    count_accepted(ig);
     finish(ig);
 }
 

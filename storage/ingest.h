@@ -19,6 +19,23 @@
 #define STO_INGEST_CHUNK (256 * 1024)
 #define STO_INGEST_SPARE 16 /* buffers kept for reuse; more are freed */
 
+typedef struct sto_ingest_meta sto_ingest_meta;
+
+/* Completion of an after-index hook: rc 0 lets the acknowledgement go out;
+ * any other value turns the result into STO_ERR_RESOURCES (the sender keeps
+ * its copy and retries; the retry is IDENTICAL and runs the hook again). Call
+ * it exactly once, on the loop; it may be called before the hook returns. */
+typedef void (*sto_hook_done_cb)(void *token, int rc);
+
+/* Runs on the loop after the index commit of every accepted object (STORED,
+ * IDENTICAL or NEW_VERSION) and before the done callback, so an
+ * acknowledgement also means the hook's work was done (the worklist: cli/
+ * wires wl_arrive here; storage knows nothing of it). status is the outcome
+ * so far (enum sto_ingest_status: a repeat is STO_IDENTICAL). attrs and meta
+ * are borrowed: valid until done(token, rc) is called. */
+typedef void (*sto_ingest_hook)(void *arg, const dcm_attrs *attrs, const sto_ingest_meta *meta,
+                                int status, sto_hook_done_cb done, void *token);
+
 /* Shared by every ingest of a server; owned by the caller. */
 typedef struct sto_ctx {
     uv_loop_t *loop;
@@ -33,8 +50,13 @@ typedef struct sto_ctx {
      * allocation per object costs a page fault per 4 KiB on every object */
     void *spare[STO_INGEST_SPARE];
     int n_spare;
+    /* optional hook between the index commit and the acknowledgement; NULL =
+     * none. Set before the first ingest; arg must outlive every ingest */
+    sto_ingest_hook after_index;
+    void *after_index_arg;
     /* counters (read by /metrics later) */
     uint64_t stored, duplicates, failed, bytes;
+    uint64_t hook_failures; /* objects refused because the hook failed */
     int active;
     /* sidecar builds (storage/meta.h) queued after acknowledged objects; each holds
      * only the ctx, so the ctx must outlive them: run the loop until they finish
@@ -42,14 +64,14 @@ typedef struct sto_ctx {
     int meta_jobs;
 } sto_ctx;
 
-typedef struct sto_ingest_meta {
+struct sto_ingest_meta {
     char sop_class[65];    /* declared by the sender (command / part headers) */
     char sop_instance[65]; /* declared SOP Instance UID; the data set must match */
     char ts[65];           /* transfer syntax of the bytes fed */
     char source_ae[17];    /* calling AE, "" for HTTP */
     char hospital[64];     /* source hospital id */
     char study[65];        /* "" or the Study Instance UID the data set must carry */
-} sto_ingest_meta;
+};
 
 enum sto_ingest_status {
     STO_STORED,        /* new instance, durable and indexed */

@@ -40,6 +40,16 @@ static const va_route k_routes[] = {
     {"POST", "/dicomweb/studies/{}", 0, va_handle_stow, "stow"},
     {"GET", "/wado", 0, va_handle_wado_uri, "wado-uri"},
     {"GET", "/dicomweb/wado", 0, va_handle_wado_uri, "wado-uri"},
+    {"GET", "/api/v1/worklists/{}", 0, va_handle_worklist, "worklist"},
+    {"POST", "/api/v1/worklists/{}/items/{}/claim", 0, va_handle_worklist_claim, "worklist-claim"},
+    {"POST", "/api/v1/worklists/{}/items/{}/release", 0, va_handle_worklist_release,
+     "worklist-release"},
+    {"POST", "/api/v1/worklists/{}/items/{}/renew", 0, va_handle_worklist_renew, "worklist-renew"},
+    {"POST", "/api/v1/worklists/{}/items/{}/reassign", 0, va_handle_worklist_reassign,
+     "worklist-reassign"},
+    {"GET", "/api/v1/exams", 0, va_handle_exams, "exams"},
+    {"POST", "/api/v1/exams/{}/complete", 0, va_handle_exam_complete, "exam-complete"},
+    {"GET", "/api/v1/events", 0, va_handle_events, "events"},
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
 

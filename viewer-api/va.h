@@ -60,6 +60,11 @@ struct va_server {
     char id_prefix[9];
     /* metrics */
     struct va_route_stats *stats; /* one per route + "unmatched" */
+    /* server-sent event streams (sse.c) */
+    struct va_sse *sse_head; /* open streams, doubly linked */
+    int n_sse;
+    int sse_closed;      /* va_sse_close_all ran: new streams get 503 */
+    uint64_t sse_events; /* events sent on all streams */
 };
 
 struct va_req {
@@ -143,6 +148,16 @@ void va_handle_frames(va_req *r);
 void va_handle_bulk(va_req *r);
 void va_handle_wado_uri(va_req *r);
 void va_handle_stow(va_req *r);
+/* worklists and exams (api_worklist.c) */
+void va_handle_worklist(va_req *r);
+void va_handle_worklist_claim(va_req *r);
+void va_handle_worklist_release(va_req *r);
+void va_handle_worklist_renew(va_req *r);
+void va_handle_worklist_reassign(va_req *r);
+void va_handle_exams(va_req *r);
+void va_handle_exam_complete(va_req *r);
+/* GET /api/v1/events (sse.c) */
+void va_handle_events(va_req *r);
 
 /* metrics text of the HTTP layer (http_server.c) */
 void va_metrics_http(va_server *s, hr_buf *out);

@@ -1,0 +1,37 @@
+/* Server-sent events of worklist changes: GET /api/v1/events
+ * (text/event-stream). Each open stream keeps a cursor into the worklist
+ * event stream in Redis (hr:wl:events, worklist/worklist.h) and, when woken,
+ * reads what follows it on the thread pool, at most VA_SSE_BATCH events at a
+ * time and only once its client has taken the previous batch: memory per
+ * client is one batch, however slow the client. A notification on
+ * WL_NOTIFY_CHANNEL (any node's change) wakes every stream; the process
+ * wiring (cli/serve.c) subscribes and calls va_sse_wake. */
+#ifndef VA_SSE_H
+#define VA_SSE_H
+
+#include "http.h"
+
+#include <stdint.h>
+
+#define VA_SSE_HEARTBEAT_MS 15000 /* a comment line this often; also re-reads the stream */
+#define VA_SSE_BATCH        64    /* events read per pool job */
+#define VA_SSE_RETRY_MS     2000  /* the `retry:` advice sent to clients */
+
+/* New events may be in the stream (a notification, or the subscription
+ * came back after a Redis outage): every open stream reads past its cursor
+ * as soon as its client has taken what was sent. Loop thread only. */
+void va_sse_wake(va_server *s);
+
+/* Ends every open stream (the final chunk goes out once the client took
+ * what was pending) and answers new ones 503. Call before va_server_stop so
+ * open streams do not hold the stop for its grace period. Loop thread only. */
+void va_sse_close_all(va_server *s);
+
+/* Open streams. */
+int va_sse_count(const va_server *s);
+
+/* For /metrics: open streams, bytes held for their clients now (at most one
+ * batch each), events sent since start. Loop thread only. */
+void va_sse_stats(const va_server *s, int *streams, uint64_t *held_bytes, uint64_t *events);
+
+#endif
