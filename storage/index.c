@@ -336,9 +336,26 @@ void sto_index_enable_checkpoints(sto_index *ix)
     ix->checkpoints = 1;
 }
 
+/* The retry timer, also the connect watchdog: hiredis 0.14's libuv adapter
+ * drops the poll error of a refused TCP connect, so its connect callback
+ * never runs; a connection not up in time is given up and made again. */
+#define STO_INDEX_CONNECT_MS 2000
+
 static void on_retry(uv_timer_t *t)
 {
-    connect_now(t->data);
+    sto_index *ix = t->data;
+    if (ix->ac) {
+        if (ix->ac->c.flags & REDIS_CONNECTED)
+            return;
+        redisAsyncContext *ac = ix->ac;
+        ix->ac = NULL;
+        redisAsyncFree(ac); /* never connected: no callback runs */
+        ix->errors++;
+        if (!ix->logged_down)
+            hr_warn("index", "cannot reach redis: connect timed out; retrying");
+        ix->logged_down = 1;
+    }
+    connect_now(ix);
 }
 
 static void schedule_retry(sto_index *ix)
@@ -392,6 +409,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         schedule_retry(ix);
         return;
     }
+    uv_timer_stop(&ix->retry); /* connected: the watchdog has nothing to do */
     /* the script is loaded before we are ready: commits use EVALSHA */
     redisAsyncCommand(ix->ac, on_selected, ix, "SELECT %d", ix->addr.db);
     redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);
@@ -431,6 +449,8 @@ static void connect_now(sto_index *ix)
     redisLibuvAttach(ac, ix->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (!ix->closing)
+        uv_timer_start(&ix->retry, on_retry, STO_INDEX_CONNECT_MS, 0);
 }
 
 int sto_index_open(uv_loop_t *loop, const sto_redis_addr *addr, sto_index **out)

@@ -23,6 +23,9 @@ check "store while redis is down gets Out of Resources (A700)" grep -Eqi "Out ?o
 check "and no success" bash -c "! grep -q 'Received Store Response (Success)' <<<'$out'"
 check "huren logged the refusal and its reason" grep -q "refused with A700: index unavailable" "$T/rd/huren.log"
 
+# stay down long enough for several refused reconnects (the libuv adapter of
+# hiredis loses a refused TCP connect: the connect watchdog must redo it)
+sleep 5
 start_redis rd "$rport"
 recovered=0
 for _ in $(seq 1 50); do
