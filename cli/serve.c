@@ -157,33 +157,42 @@ typedef struct arrive_job {
     int rc;
 } arrive_job;
 
-static void arrive_run(uv_work_t *w)
+/* The worklist's view of an indexed object (pkey: the patient key buffer). */
+static void make_arrival(const dcm_attrs *a, const char *hospital, const char *source_ae,
+                         long long now_ms, int repeat, char *pkey, size_t pkey_cap, wl_arrival *arr)
 {
-    arrive_job *j = w->data;
-    serve_state *s = j->s;
-    const dcm_attrs *a = j->a;
-    char pkey[DCM_LO_MAX * 2 + 2] = "";
+    pkey[0] = '\0';
     if (*a->patient_id) /* the patient key of the index (storage/index.c) */
-        snprintf(pkey, sizeof(pkey), "%s|%s",
-                 *a->issuer_of_patient_id ? a->issuer_of_patient_id : j->m->hospital,
-                 a->patient_id);
+        snprintf(pkey, pkey_cap, "%s|%s",
+                 *a->issuer_of_patient_id ? a->issuer_of_patient_id : hospital, a->patient_id);
     /* no Requested Procedure Description in the scanned attributes: Study
      * Description is usually filled from it (IHE scheduled workflow) */
-    wl_arrival arr = {
+    *arr = (wl_arrival){
         .study = a->study_instance_uid,
         .sop_class = a->sop_class_uid,
         .modality = a->modality,
         .body_part = a->body_part,
         .procedure = a->study_description,
-        .hospital = j->m->hospital,
-        .calling_ae = j->m->source_ae,
+        .hospital = hospital,
+        .calling_ae = source_ae,
         .patient = pkey,
         .patient_name = a->patient_name,
         .accession = a->accession_number,
         .study_date = a->study_date,
-        .now_ms = wall_ms(),
-        .repeat = j->status == STO_IDENTICAL, /* a resend: no new instance */
+        .now_ms = now_ms,
+        .repeat = repeat,
     };
+}
+
+static void arrive_run(uv_work_t *w)
+{
+    arrive_job *j = w->data;
+    serve_state *s = j->s;
+    char pkey[DCM_LO_MAX * 2 + 2];
+    wl_arrival arr;
+    /* a resend (IDENTICAL) is no new instance */
+    make_arrival(j->a, j->m->hospital, j->m->source_ae, wall_ms(), j->status == STO_IDENTICAL, pkey,
+                 sizeof(pkey), &arr);
     redisContext *c = sto_worker_redis(&s->sto.redis_addr, s->sto.redis_timeout_ms);
     j->rc = c ? wl_arrive(c, &s->cfg, &arr, NULL) : HR_EREDIS;
     if (j->rc == HR_EREDIS)
@@ -444,6 +453,19 @@ static void wait_index_ready(serve_state *s, int timeout_ms)
     }
 }
 
+/* An object reconciliation re-indexed: its worklist arrival may have been lost
+ * with the same second of Redis' AOF. Its receive time keeps the quiet period
+ * and turnaround honest; repeat=0 since Redis had lost the instance. */
+static int reconciled_arrival(void *arg, redisContext *c, const dcm_attrs *a, const char *hospital,
+                              const char *source_ae, long long received_ms)
+{
+    serve_state *s = arg;
+    char pkey[DCM_LO_MAX * 2 + 2];
+    wl_arrival arr;
+    make_arrival(a, hospital, source_ae, received_ms, 0, pkey, sizeof(pkey), &arr);
+    return wl_arrive(c, &s->cfg, &arr, NULL);
+}
+
 /* Brings the index up to date with objects that may have been acknowledged
  * after the last checkpoint that reached Redis' disk (decision 0002). Blocking:
  * called before the loop runs, or on the thread pool. */
@@ -455,7 +477,7 @@ static int reconcile(serve_state *s)
     if (!c)
         return HR_EREDIS;
     uint64_t t0 = uv_hrtime();
-    int rc = sto_reconcile(&s->sto.store, c, &st, &full);
+    int rc = sto_reconcile_hook(&s->sto.store, c, &st, &full, reconciled_arrival, s);
     redisFree(c);
     if (rc)
         return rc;

@@ -112,8 +112,13 @@ static void ensure_meta(const sto_objstore *s, const char *sha)
         hr_warn("reindex", "%s: WADO-RS sidecars not built: %s", sha, hr_strerror(rc));
 }
 
+typedef struct walk_hook {
+    sto_reindexed_fn fn;
+    void *arg;
+} walk_hook;
+
 static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
-                      sto_reindex_stats *st, uint8_t *buf, int check_first)
+                      sto_reindex_stats *st, uint8_t *buf, int check_first, const walk_hook *hk)
 {
     char path[STO_PATH_MAX], hospital[64] = "unknown";
     long long received = 0;
@@ -152,6 +157,13 @@ static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
         return 0;
     }
     ensure_meta(s, sha);
+    if (hk && hk->fn && (outcome == STO_INDEX_NEW || outcome == STO_INDEX_NEW_VERSION)) {
+        int hrc = hk->fn(hk->arg, c, &a, hospital, a.source_ae, received);
+        if (hrc) {
+            hr_error("reindex", "%s: after-index step failed: %s", path, hr_strerror(hrc));
+            st->errors++;
+        }
+    }
     if (outcome == STO_INDEX_NEW)
         st->added++;
     else if (outcome == STO_INDEX_IDENTICAL)
@@ -171,7 +183,8 @@ static long long mtime_ms(const char *path)
 
 /* Walks objects/aa/bb/<sha>; since_ms > 0 limits it to directories and files
  * modified since then (a rename into bb/ updates bb's mtime). */
-static int walk(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, long long since_ms)
+static int walk(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, long long since_ms,
+                const walk_hook *hk)
 {
     memset(st, 0, sizeof(*st));
     int rc = 0;
@@ -211,7 +224,7 @@ static int walk(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, l
                     if (mtime_ms(p3) < since_ms)
                         continue;
                 }
-                rc = index_file(s, c, e3->d_name, st, buf, since_ms > 0);
+                rc = index_file(s, c, e3->d_name, st, buf, since_ms > 0, hk);
             }
             closedir(d3);
         }
@@ -226,11 +239,18 @@ out:
 
 int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st)
 {
-    return walk(s, c, st, 0);
+    return walk(s, c, st, 0, NULL);
 }
 
 int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full)
 {
+    return sto_reconcile_hook(s, c, st, full, NULL, NULL);
+}
+
+int sto_reconcile_hook(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full,
+                       sto_reindexed_fn fn, void *arg)
+{
+    walk_hook hk = {fn, arg};
     long long checkpoint = 0;
     redisReply *r = redisCommand(c, "GET hr:meta:checkpoint");
     if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
@@ -241,8 +261,8 @@ int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st,
         checkpoint = strtoll(r->str, NULL, 10);
     freeReplyObject(r);
     *full = checkpoint <= 0;
-    if (*full)
-        return walk(s, c, st, 0);
+    if (*full) /* a whole archive new to this Redis: old studies are not worklist arrivals */
+        return walk(s, c, st, 0, NULL);
     long long since = checkpoint - STO_RECONCILE_MARGIN_MS;
-    return walk(s, c, st, since > 0 ? since : 1);
+    return walk(s, c, st, since > 0 ? since : 1, &hk);
 }

@@ -5,6 +5,7 @@
 #define STO_REINDEX_H
 
 #include "objstore.h"
+#include "../dicom/dcm_attrs.h"
 
 #include <hiredis/hiredis.h>
 
@@ -30,5 +31,15 @@ int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st);
  * when a full reindex was done. */
 #define STO_RECONCILE_MARGIN_MS (120 * 1000)
 int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full);
+
+/* Called for every object reconciliation newly indexed (a new instance or a
+ * new version), with the same connection: what the live path does after the
+ * index commit (the worklist arrival) is redone for what Redis had lost; not
+ * on a full reindex (an archive new to this Redis is not a set of arrivals). A
+ * non-zero return is logged and counted in st->errors; the walk goes on. */
+typedef int (*sto_reindexed_fn)(void *arg, redisContext *c, const dcm_attrs *a,
+                                const char *hospital, const char *source_ae, long long received_ms);
+int sto_reconcile_hook(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full,
+                       sto_reindexed_fn fn, void *arg);
 
 #endif
