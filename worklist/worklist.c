@@ -220,30 +220,30 @@ int wl_complete(redisContext *c, const char *study, const char *by, long long no
     return simple(c, &k);
 }
 
-int wl_claim(redisContext *c, const hr_config *cfg, const char *study, const char *user,
-             long long now_ms)
+/* claim and renew: the same arguments, a lease of cfg->worklist.lease_s */
+static int lease_op(redisContext *c, const hr_config *cfg, const char *op, const char *study,
+                    const char *user, long long now_ms)
 {
     wl_call k;
     if (!study_ok(study) || !user_ok(user, 0))
         return -EINVAL;
-    call_init(&k, study, "claim", now_ms);
+    call_init(&k, study, op, now_ms);
     call_str(&k, study);
     call_str(&k, user);
     call_num(&k, cfg->worklist.lease_s * 1000LL);
     return simple(c, &k);
 }
 
+int wl_claim(redisContext *c, const hr_config *cfg, const char *study, const char *user,
+             long long now_ms)
+{
+    return lease_op(c, cfg, "claim", study, user, now_ms);
+}
+
 int wl_renew(redisContext *c, const hr_config *cfg, const char *study, const char *user,
              long long now_ms)
 {
-    wl_call k;
-    if (!study_ok(study) || !user_ok(user, 0))
-        return -EINVAL;
-    call_init(&k, study, "renew", now_ms);
-    call_str(&k, study);
-    call_str(&k, user);
-    call_num(&k, cfg->worklist.lease_s * 1000LL);
-    return simple(c, &k);
+    return lease_op(c, cfg, "renew", study, user, now_ms);
 }
 
 int wl_release(redisContext *c, const char *study, const char *user, long long now_ms)
