@@ -115,7 +115,7 @@ static struct termios g_tty;
 
 static void restore_tty_and_die(int sig)
 {
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_tty); /* async-signal-safe */
+    tcsetattr(STDIN_FILENO, TCSANOW, &g_tty); /* async-signal-safe */
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -130,15 +130,17 @@ static int prompt_silent(const char *prompt, char *out, size_t cap)
     silent = g_tty;
     silent.c_lflag &= ~(tcflag_t)ECHO;
     silent.c_lflag |= ECHONL;
-    fputs(prompt, stderr);
-    fflush(stderr);
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 4; i++)
         sigaction(sigs[i], &sa, &prev[i]);
     int rc = -1;
-    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent) == 0) {
+    /* echo off before the prompt, and no flush: what is typed as soon as the
+     * prompt shows must not be discarded (TCSAFLUSH raced a fast typist) */
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &silent) == 0) {
+        fputs(prompt, stderr);
+        fflush(stderr);
         rc = read_line(stdin, out, cap);
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_tty);
+        tcsetattr(STDIN_FILENO, TCSANOW, &g_tty);
     }
     for (int i = 0; i < 4; i++)
         sigaction(sigs[i], &prev[i], NULL);

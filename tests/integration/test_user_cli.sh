@@ -90,7 +90,15 @@ os.write(fd, b"terminal password 3\n")
 seen += read_until("Repeat the password:")
 os.write(fd, b"terminal password 3\n")
 seen += read_until("added")
-_, st = os.waitpid(pid, 0)
+end = time.time() + 30  # bounded: a child that hangs is killed and fails the check
+while True:
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done or time.time() > end:
+        break
+    time.sleep(0.1)
+if not done:
+    os.kill(pid, 9)
+    _, st = os.waitpid(pid, 0)
 print(seen.replace("\r", ""))
 print("EXIT", os.waitstatus_to_exitcode(st))
 PY
