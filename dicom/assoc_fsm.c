@@ -1,4 +1,5 @@
 #include "assoc_fsm.h"
+#include "pdu.h"
 
 #include <stddef.h>
 
@@ -107,4 +108,26 @@ const char *dcm_event_name(enum dcm_event e)
     if (e < DCM_EVT1 || e >= DCM_EVENT_COUNT)
         return "?";
     return event_names[e];
+}
+
+enum dcm_event dcm_pdu_event(uint8_t type)
+{
+    switch (type) {
+    case DCM_PDU_ASSOC_RQ:
+        return DCM_EVT6;
+    case DCM_PDU_ASSOC_AC:
+        return DCM_EVT3;
+    case DCM_PDU_ASSOC_RJ:
+        return DCM_EVT4;
+    case DCM_PDU_P_DATA:
+        return DCM_EVT10;
+    case DCM_PDU_RELEASE_RQ:
+        return DCM_EVT12;
+    case DCM_PDU_RELEASE_RP:
+        return DCM_EVT13;
+    case DCM_PDU_ABORT:
+        return DCM_EVT16;
+    default:
+        return DCM_EVT19;
+    }
 }

@@ -4,6 +4,8 @@
 #ifndef DCM_ASSOC_FSM_H
 #define DCM_ASSOC_FSM_H
 
+#include <stdint.h>
+
 enum dcm_state {
     DCM_STA1 = 1, /* Idle */
     DCM_STA2,     /* Transport connection open (awaiting A-ASSOCIATE-RQ PDU) */
@@ -91,5 +93,8 @@ dcm_transition dcm_fsm_next(enum dcm_state state, enum dcm_event event);
 const char *dcm_action_name(enum dcm_action a);
 const char *dcm_state_name(enum dcm_state s);
 const char *dcm_event_name(enum dcm_event e);
+/* The event a received PDU of this type is (PS3.8 9.2): EVT3/4/6/10/12/13/16,
+ * EVT19 for an unrecognized type. */
+enum dcm_event dcm_pdu_event(uint8_t type);
 
 #endif

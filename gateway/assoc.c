@@ -348,28 +348,6 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
     }
 }
 
-static enum dcm_event pdu_event(uint8_t type)
-{
-    switch (type) {
-    case DCM_PDU_ASSOC_RQ:
-        return DCM_EVT6;
-    case DCM_PDU_ASSOC_AC:
-        return DCM_EVT3;
-    case DCM_PDU_ASSOC_RJ:
-        return DCM_EVT4;
-    case DCM_PDU_P_DATA:
-        return DCM_EVT10;
-    case DCM_PDU_RELEASE_RQ:
-        return DCM_EVT12;
-    case DCM_PDU_RELEASE_RP:
-        return DCM_EVT13;
-    case DCM_PDU_ABORT:
-        return DCM_EVT16;
-    default:
-        return DCM_EVT19;
-    }
-}
-
 /* Handles every whole PDU in the input buffer until paused or closing. */
 void gw__assoc_process(gw_assoc *a)
 {
@@ -398,7 +376,7 @@ void gw__assoc_process(gw_assoc *a)
         }
         const uint8_t *body = a->in.data + a->in.pos + DCM_PDU_HEADER_LEN;
         a->in.pos += DCM_PDU_HEADER_LEN + body_len;
-        run_event(a, pdu_event(type), type, body, body_len);
+        run_event(a, dcm_pdu_event(type), type, body, body_len);
     }
     if (a->in.pos == a->in.len) {
         hr_buf_reset(&a->in); /* storage kept for the next PDU; the tick shrinks it */

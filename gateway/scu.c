@@ -362,28 +362,6 @@ static void run_event(gw_scu *s, enum dcm_event evt, uint8_t type, const uint8_t
     }
 }
 
-static enum dcm_event pdu_event(uint8_t type)
-{
-    switch (type) {
-    case DCM_PDU_ASSOC_RQ:
-        return DCM_EVT6;
-    case DCM_PDU_ASSOC_AC:
-        return DCM_EVT3;
-    case DCM_PDU_ASSOC_RJ:
-        return DCM_EVT4;
-    case DCM_PDU_P_DATA:
-        return DCM_EVT10;
-    case DCM_PDU_RELEASE_RQ:
-        return DCM_EVT12;
-    case DCM_PDU_RELEASE_RP:
-        return DCM_EVT13;
-    case DCM_PDU_ABORT:
-        return DCM_EVT16;
-    default:
-        return DCM_EVT19;
-    }
-}
-
 static void process(gw_scu *s)
 {
     while (!s->closing && !s->close_now) {
@@ -400,7 +378,7 @@ static void process(gw_scu *s)
         }
         const uint8_t *body = s->in.data + s->in.pos + DCM_PDU_HEADER_LEN;
         s->in.pos += DCM_PDU_HEADER_LEN + body_len;
-        run_event(s, pdu_event(type), type, body, body_len);
+        run_event(s, dcm_pdu_event(type), type, body, body_len);
     }
     if (s->closing)
         return;

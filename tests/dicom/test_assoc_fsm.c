@@ -1,5 +1,6 @@
 /* Tests for dicom/assoc_fsm.c against PS3.8 Table 9-10. */
 #include "dicom/assoc_fsm.h"
+#include "dicom/pdu.h"
 
 #include <criterion/criterion.h>
 
@@ -250,4 +251,17 @@ Test(assoc_fsm, reject_abort_and_collision_paths)
         {DCM_EVT17, DCM_AR_5, DCM_STA1},
     };
     walk(DCM_STA10, collision_acceptor, 3);
+}
+
+Test(assoc_fsm, pdu_types_map_to_their_events)
+{
+    cr_expect_eq(dcm_pdu_event(DCM_PDU_ASSOC_RQ), DCM_EVT6);
+    cr_expect_eq(dcm_pdu_event(DCM_PDU_ASSOC_AC), DCM_EVT3);
+    cr_expect_eq(dcm_pdu_event(DCM_PDU_ASSOC_RJ), DCM_EVT4);
+    cr_expect_eq(dcm_pdu_event(DCM_PDU_P_DATA), DCM_EVT10);
+    cr_expect_eq(dcm_pdu_event(DCM_PDU_RELEASE_RQ), DCM_EVT12);
+    cr_expect_eq(dcm_pdu_event(DCM_PDU_RELEASE_RP), DCM_EVT13);
+    cr_expect_eq(dcm_pdu_event(DCM_PDU_ABORT), DCM_EVT16);
+    cr_expect_eq(dcm_pdu_event(0x08), DCM_EVT19);
+    cr_expect_eq(dcm_pdu_event(0), DCM_EVT19);
 }
