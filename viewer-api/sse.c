@@ -17,8 +17,44 @@
 #define SSE_EVENT_MAX 1536 /* one formatted event: bounded ids, names and a UID */
 #define SSE_OUT_CAP   ((VA_SSE_BATCH + 2) * SSE_EVENT_MAX)
 #define SSE_ID_MAX    32
+#define SSE_RING      4096 /* events the node keeps for its streams (a power of two) */
+#define SSE_HUB_BATCH 256  /* events the shared reader takes per pool job */
 
 typedef struct va_sse va_sse;
+
+/* One event as read by the shared reader: formatted once for every stream. */
+typedef struct sse_slot {
+    uint64_t ms, sq; /* the id, parsed */
+    char id[SSE_ID_MAX];
+    char center[HR_ID_MAX];
+    char hospital[HR_ID_MAX];
+    char *text; /* the event's text/event-stream lines; NULL: not sendable */
+    size_t len;
+} sse_slot;
+
+/* The node's shared reader: one pool job reads what follows the newest
+ * event it has read, into a ring every live stream sends from. */
+typedef struct sse_hub {
+    va_server *srv;
+    sto_redis_addr addr;
+    int redis_timeout_ms;
+    uv_work_t work;
+    int init;    /* cursor and base are set */
+    int running; /* a pool job runs */
+    int again;   /* woken while it ran: read once more */
+    int closed;  /* va_sse_close_all ran */
+    int logged_err;
+    char cursor[SSE_ID_MAX]; /* the newest event read */
+    char base[SSE_ID_MAX];   /* the ring holds every event after this one */
+    uint64_t first, head;    /* ring sequence numbers [first, head) */
+    sse_slot ring[SSE_RING];
+    /* pool job results */
+    sse_slot job[SSE_HUB_BATCH];
+    int job_n, job_gap, job_rc;
+    char job_tip[SSE_ID_MAX];
+} sse_hub;
+
+static sse_hub g_hub;
 
 struct va_sse {
     h2o_generator_t gen; /* first: h2o hands it back */
@@ -35,6 +71,10 @@ struct va_sse {
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];
     char cursor[SSE_ID_MAX]; /* the last event read (sent or filtered out) */
+    uint64_t cur_ms, cur_sq; /* cursor, parsed */
+    int live;                /* sends from the shared ring, from ring sequence pos */
+    uint64_t pos;
+    int caught_up; /* its own read reached the end of the stream */
     /* the bytes being sent: filled by the pool job, or on the loop while no
      * job runs; h2o holds them until proceed */
     hr_buf out;
@@ -100,46 +140,78 @@ void va_sse_stats(const va_server *s, int *streams, uint64_t *held_bytes, uint64
 
 /* ---- the pool job: read past the cursor ---- */
 
-static int visible(const va_sse *c, const wl_event *ev)
+static int visible(const va_sse *c, const char *center, const char *hospital)
 {
     switch (c->role) {
     case STO_ROLE_ADMIN:
         return 1;
     case STO_ROLE_READER:
     case STO_ROLE_AUDITOR:
-        return strcmp(ev->center, c->center) == 0;
+        return strcmp(center, c->center) == 0;
     case STO_ROLE_TECHNICIAN:
-        return strcmp(ev->hospital, c->hospital) == 0;
+        return strcmp(hospital, c->hospital) == 0;
     default:
         return 0;
     }
 }
 
-/* Appends one event in the text/event-stream format. 0 or HR_ETOOBIG / -ENOMEM. */
-static int format_event(hr_buf *out, const wl_event *ev)
+/* One event in the text/event-stream format into line (SSE_EVENT_MAX + 128
+ * bytes): its length, or HR_EPARSE (not UTF-8: skipped, never sent broken). */
+static int format_line(const wl_event *ev, char *line, size_t cap)
 {
-    char data[SSE_EVENT_MAX], line[SSE_EVENT_MAX + 128];
+    char data[SSE_EVENT_MAX];
     json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id", ev->id,
                           "type", ev->type, "study", ev->study, "center", ev->center, "hospital",
                           ev->hospital, "state", ev->state, "priority", ev->priority, "user",
                           ev->user, "reader", ev->reader, "time_ms", (json_int_t)ev->time_ms);
     if (!d)
-        return HR_EPARSE; /* not UTF-8: skipped, never sent broken */
+        return HR_EPARSE;
     size_t n = json_dumpb(d, data, sizeof(data), JSON_COMPACT);
     json_decref(d);
     if (n == 0 || n >= sizeof(data))
         return HR_EPARSE;
-    int k = snprintf(line, sizeof(line), "id: %s\nevent: %s\ndata: %.*s\n\n", ev->id, ev->type,
-                     (int)n, data);
-    if (k < 0 || (size_t)k >= sizeof(line))
+    int k =
+        snprintf(line, cap, "id: %s\nevent: %s\ndata: %.*s\n\n", ev->id, ev->type, (int)n, data);
+    if (k < 0 || (size_t)k >= cap)
         return HR_EPARSE;
+    return k;
+}
+
+/* Appends one event in the text/event-stream format. 0 or HR_ETOOBIG / -ENOMEM. */
+static int format_event(hr_buf *out, const wl_event *ev)
+{
+    char line[SSE_EVENT_MAX + 128];
+    int k = format_line(ev, line, sizeof(line));
+    if (k < 0)
+        return k;
     return hr_buf_append(out, line, (size_t)k);
+}
+
+/* "<ms>-<seq>" or "<ms>" ("0": before every event). Unparsable: 0-0. */
+static void id_parse(const char *id, uint64_t *ms, uint64_t *sq)
+{
+    char *end;
+    *ms = strtoull(id, &end, 10);
+    *sq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+}
+
+static int id_cmp(uint64_t ams, uint64_t asq, uint64_t bms, uint64_t bsq)
+{
+    if (ams != bms)
+        return ams < bms ? -1 : 1;
+    return asq < bsq ? -1 : asq > bsq;
+}
+
+static void set_cursor(va_sse *c, const char *id)
+{
+    snprintf(c->cursor, sizeof(c->cursor), "%s", id);
+    id_parse(c->cursor, &c->cur_ms, &c->cur_sq);
 }
 
 static int on_event(void *arg, const wl_event *ev)
 {
     va_sse *c = arg;
-    if (visible(c, ev)) {
+    if (visible(c, ev->center, ev->hospital)) {
         int rc = format_event(&c->out, ev);
         if (rc == HR_ETOOBIG || rc == -ENOMEM) {
             c->job_full = 1;
@@ -198,6 +270,88 @@ static void fetch_run(uv_work_t *w)
     }
 }
 
+/* ---- the shared reader's pool job ---- */
+
+static int hub_on_event(void *arg, const wl_event *ev)
+{
+    sse_hub *h = arg;
+    char line[SSE_EVENT_MAX + 128];
+    sse_slot *e = &h->job[h->job_n];
+    int k = format_line(ev, line, sizeof(line));
+    memset(e, 0, sizeof(*e));
+    snprintf(e->id, sizeof(e->id), "%s", ev->id);
+    id_parse(e->id, &e->ms, &e->sq);
+    snprintf(e->center, sizeof(e->center), "%s", ev->center);
+    snprintf(e->hospital, sizeof(e->hospital), "%s", ev->hospital);
+    if (k < 0) {
+        hr_warn("sse", "event %s of %s not sent: not valid UTF-8", ev->id, ev->study);
+    } else {
+        e->text = malloc((size_t)k);
+        if (!e->text)
+            return -ENOMEM; /* the cursor stays before this event */
+        memcpy(e->text, line, (size_t)k);
+        e->len = (size_t)k;
+    }
+    h->job_n++;
+    return h->job_n < SSE_HUB_BATCH ? 0 : 1;
+}
+
+/* The newest event's id into tip ("0" when none). 0 or HR_EREDIS. */
+static int read_tip(redisContext *c, char *tip, size_t cap)
+{
+    redisReply *rep = redisCommand(c, "XREVRANGE %s + - COUNT 1", WL_EVENTS_KEY);
+    int rc = 0;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        rc = HR_EREDIS;
+    } else if (rep->elements == 0) {
+        snprintf(tip, cap, "0");
+    } else {
+        redisReply *e = rep->element[0];
+        if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
+            e->element[0]->type == REDIS_REPLY_STRING && e->element[0]->len < cap)
+            snprintf(tip, cap, "%s", e->element[0]->str);
+        else
+            rc = HR_EREDIS;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static void hub_free_job(sse_hub *h)
+{
+    for (int i = 0; i < h->job_n; i++) {
+        free(h->job[i].text);
+        h->job[i].text = NULL;
+    }
+    h->job_n = 0;
+}
+
+static void hub_run(uv_work_t *w)
+{
+    sse_hub *h = w->data;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        redisContext *rc = sto_worker_redis(&h->addr, h->redis_timeout_ms);
+        hub_free_job(h);
+        h->job_gap = 0;
+        h->job_tip[0] = '\0';
+        if (!rc) {
+            h->job_rc = HR_EREDIS;
+            return;
+        }
+        if (!h->init)
+            h->job_rc = read_tip(rc, h->job_tip, sizeof(h->job_tip));
+        else
+            h->job_rc = wl_events_since(rc, h->cursor, SSE_HUB_BATCH, hub_on_event, h, &h->job_gap);
+        if (h->job_rc != HR_EREDIS)
+            break;
+        sto_worker_redis_failed();
+    }
+    if (h->job_rc == 1)
+        h->job_rc = 0; /* a full batch */
+    if (h->job_rc == -ENOMEM && h->job_n)
+        h->job_rc = 0; /* the rest comes next */
+}
+
 /* ---- the loop side ---- */
 
 static void pump(va_sse *c);
@@ -220,7 +374,7 @@ static void fetch_done(uv_work_t *w, int status)
         return;
     }
     if (c->job_n)
-        snprintf(c->cursor, sizeof(c->cursor), "%s", c->job_cursor);
+        set_cursor(c, c->job_cursor);
     if (c->srv)
         c->srv->sse_events += (uint64_t)c->job_sent;
     if (c->job_rc) {
@@ -234,6 +388,8 @@ static void fetch_done(uv_work_t *w, int status)
         c->logged_err = 0;
         if (c->job_full || c->job_n >= VA_SSE_BATCH)
             c->dirty = 1; /* more is waiting: read it once the client took this */
+        else
+            c->caught_up = 1; /* may join the shared reader */
     }
     pump(c);
 }
@@ -249,6 +405,53 @@ static void send_out(va_sse *c, h2o_send_state_t state)
     h2o_send(c->r->h, &buf, buf.len ? 1 : 0, state);
 }
 
+/* The stream sends from the ring from now on if the ring holds every event
+ * after its cursor. Events up to the cursor are skipped there. */
+static int try_join(va_sse *c)
+{
+    sse_hub *h = &g_hub;
+    uint64_t bms, bsq;
+    if (!h->init || h->closed || h->srv != c->srv)
+        return 0;
+    id_parse(h->base, &bms, &bsq);
+    if (id_cmp(c->cur_ms, c->cur_sq, bms, bsq) < 0)
+        return 0;
+    c->live = 1;
+    c->pos = h->first;
+    c->caught_up = 0;
+    c->dirty = 0;
+    return 1;
+}
+
+/* Appends what the ring holds past pos and the cursor, at most one batch.
+ * A stream left behind by the ring reads on its own from its cursor. */
+static void fill(va_sse *c)
+{
+    sse_hub *h = &g_hub;
+    int sent = 0;
+    if (c->pos < h->first || h->closed) {
+        c->live = 0;
+        c->dirty = 1;
+        return;
+    }
+    while (c->pos < h->head && sent < VA_SSE_BATCH) {
+        const sse_slot *e = &h->ring[c->pos & (SSE_RING - 1)];
+        if (id_cmp(e->ms, e->sq, c->cur_ms, c->cur_sq) > 0) {
+            if (e->text && visible(c, e->center, e->hospital)) {
+                if (hr_buf_append(&c->out, e->text, e->len))
+                    break; /* full: the rest once the client took this */
+                sent++;
+            }
+            snprintf(c->cursor, sizeof(c->cursor), "%s", e->id);
+            c->cur_ms = e->ms;
+            c->cur_sq = e->sq;
+        }
+        c->pos++;
+    }
+    if (c->srv)
+        c->srv->sse_events += (uint64_t)sent;
+}
+
 /* Moves the stream forward: sends what is pending, ends it, or reads more.
  * One of sending / fetching at a time. */
 static void pump(va_sse *c)
@@ -259,12 +462,17 @@ static void pump(va_sse *c)
         send_out(c, H2O_SEND_STATE_FINAL);
         return;
     }
+    if (!c->live && c->caught_up && !c->dirty)
+        try_join(c); /* then catches up from the ring below */
+    if (c->live)
+        fill(c);
     if (c->out.len) {
         send_out(c, H2O_SEND_STATE_IN_PROGRESS);
         return;
     }
-    if (c->dirty) {
+    if (!c->live && c->dirty) {
         c->dirty = 0;
+        c->caught_up = 0;
         c->fetching = 1;
         c->work.data = c;
         if (uv_queue_work(c->loop, &c->work, fetch_run, fetch_done) != 0) {
@@ -279,6 +487,109 @@ static void pump(va_sse *c)
         if (hr_buf_append(&c->out, k_beat, sizeof(k_beat) - 1) == 0)
             send_out(c, H2O_SEND_STATE_IN_PROGRESS);
     }
+}
+
+/* ---- the shared reader, loop side ---- */
+
+static void hub_done(uv_work_t *w, int status);
+
+static void hub_wake(va_server *s)
+{
+    sse_hub *h = &g_hub;
+    if (h->closed || h->srv != s)
+        return;
+    if (h->running) {
+        h->again = 1;
+        return;
+    }
+    h->addr = s->sto->redis_addr;
+    h->redis_timeout_ms = s->sto->redis_timeout_ms;
+    h->again = 0;
+    h->running = 1;
+    h->work.data = h;
+    if (uv_queue_work(s->loop, &h->work, hub_run, hub_done) != 0) {
+        h->running = 0;
+        hr_warn("sse", "cannot queue a read of the event stream");
+    }
+}
+
+static void hub_clear(sse_hub *h)
+{
+    for (uint64_t q = h->first; q < h->head; q++) {
+        sse_slot *e = &h->ring[q & (SSE_RING - 1)];
+        free(e->text);
+        e->text = NULL;
+    }
+    h->first = h->head;
+}
+
+static void hub_done(uv_work_t *w, int status)
+{
+    sse_hub *h = w->data;
+    va_server *s = h->srv;
+    int more = 0;
+    h->running = 0;
+    if (h->closed) {
+        hub_free_job(h);
+        hub_clear(h);
+        return;
+    }
+    if (h->job_rc) {
+        /* Redis is down: the next notification or heartbeat tries again */
+        if (!h->logged_err)
+            hr_warn("sse", "cannot read worklist events after %s: %s",
+                    h->init ? h->cursor : "the newest", hr_strerror(h->job_rc));
+        h->logged_err = 1;
+        hub_free_job(h);
+        if (h->again)
+            h->again = 0; /* no retry loop while Redis is away */
+        return;
+    }
+    h->logged_err = 0;
+    if (!h->init) {
+        snprintf(h->cursor, sizeof(h->cursor), "%s", h->job_tip);
+        snprintf(h->base, sizeof(h->base), "%s", h->job_tip);
+        h->init = 1;
+        more = 1; /* what followed the tip meanwhile */
+    } else if (h->job_gap) {
+        /* events were trimmed before this node read them: streams read on
+         * their own, which announces the gap to their clients */
+        if (h->job_n)
+            snprintf(h->cursor, sizeof(h->cursor), "%s", h->job[h->job_n - 1].id);
+        hub_clear(h);
+        snprintf(h->base, sizeof(h->base), "%s", h->cursor);
+        hub_free_job(h);
+        for (va_sse *c = s->sse_head; c; c = c->next)
+            if (c->live) {
+                c->live = 0;
+                c->dirty = 1;
+            }
+        more = 1;
+    } else {
+        for (int i = 0; i < h->job_n; i++) {
+            if (h->head - h->first == SSE_RING) {
+                sse_slot *old = &h->ring[h->first & (SSE_RING - 1)];
+                snprintf(h->base, sizeof(h->base), "%s", old->id);
+                free(old->text);
+                old->text = NULL;
+                h->first++;
+            }
+            h->ring[h->head & (SSE_RING - 1)] = h->job[i];
+            h->job[i].text = NULL;
+            h->head++;
+        }
+        if (h->job_n)
+            snprintf(h->cursor, sizeof(h->cursor), "%s", h->job[h->job_n - 1].id);
+        more = h->job_n >= SSE_HUB_BATCH;
+        h->job_n = 0;
+    }
+    va_sse *next;
+    for (va_sse *c = s->sse_head; c; c = next) {
+        next = c->next;
+        pump(c); /* may dispose c: it unlinks only itself */
+    }
+    if (more || h->again)
+        hub_wake(s);
 }
 
 static void on_proceed(h2o_generator_t *g, h2o_req_t *h)
@@ -300,7 +611,11 @@ static void on_beat(uv_timer_t *t)
 {
     va_sse *c = t->data;
     c->beat_due = 1;
-    c->dirty = 1; /* also catches a notification lost with a Redis reconnect */
+    /* also catches a notification lost with a Redis reconnect */
+    if (!c->live)
+        c->dirty = 1;
+    if (c->srv)
+        hub_wake(c->srv);
     pump(c);
 }
 
@@ -323,8 +638,12 @@ static void on_disposed(void *p)
 void va_sse_wake(va_server *s)
 {
     va_sse *next;
+    hub_wake(s);
+    /* streams not (yet) on the shared reader read on their own */
     for (va_sse *c = s->sse_head; c; c = next) {
         next = c->next;
+        if (c->live)
+            continue;
         c->dirty = 1;
         pump(c);
     }
@@ -334,6 +653,11 @@ void va_sse_close_all(va_server *s)
 {
     va_sse *next;
     s->sse_closed = 1;
+    if (g_hub.srv == s) {
+        g_hub.closed = 1;
+        if (!g_hub.running)
+            hub_clear(&g_hub);
+    }
     if (s->n_sse)
         hr_info("sse", "ending %d event streams", s->n_sse);
     for (va_sse *c = s->sse_head; c; c = next) {
@@ -388,21 +712,11 @@ static void open_work(va_req *r, redisContext *c)
         return;
     }
     /* a new client starts at the newest event: what follows is new to it */
-    redisReply *rep = redisCommand(c, "XREVRANGE %s + - COUNT 1", WL_EVENTS_KEY);
-    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-        o->rc = HR_EREDIS;
+    o->rc = read_tip(c, o->tip, sizeof(o->tip));
+    if (o->rc)
         sto_worker_redis_failed();
-    } else if (rep->elements == 0) {
-        snprintf(o->tip, sizeof(o->tip), "0");
-    } else {
-        redisReply *e = rep->element[0];
-        if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
-            e->element[0]->type == REDIS_REPLY_STRING && event_id_valid(e->element[0]->str))
-            snprintf(o->tip, sizeof(o->tip), "%s", e->element[0]->str);
-        else
-            o->rc = HR_EREDIS;
-    }
-    freeReplyObject(rep);
+    else if (!event_id_valid(o->tip))
+        o->rc = HR_EREDIS;
 }
 
 static void open_done(va_req *r)
@@ -447,7 +761,19 @@ static void open_done(va_req *r)
     c->role = r->who.role;
     snprintf(c->center, sizeof(c->center), "%s", r->who.center);
     snprintf(c->hospital, sizeof(c->hospital), "%s", r->who.hospital);
-    snprintf(c->cursor, sizeof(c->cursor), "%s", o->last_id[0] ? o->last_id : o->tip);
+    set_cursor(c, o->last_id[0] ? o->last_id : o->tip);
+    sse_hub *hub = &g_hub;
+    if (hub->closed || (hub->srv && hub->srv != s)) {
+        /* not this server's reader: this stream reads on its own */
+    } else {
+        hub->srv = s;
+        if (!hub->init && !hub->running && o->tip[0]) {
+            /* the reader starts at the newest event, as this stream */
+            snprintf(hub->cursor, sizeof(hub->cursor), "%s", o->tip);
+            snprintf(hub->base, sizeof(hub->base), "%s", o->tip);
+            hub->init = 1;
+        }
+    }
     free(o);
     hr_buf_init(&c->out, SSE_OUT_CAP);
     va_audit(r, "events", NULL, NULL, detail, "success");
@@ -473,7 +799,11 @@ static void open_done(va_req *r)
     int n = snprintf(prelude, sizeof(prelude), "retry: %d\n: huren worklist events\n\n",
                      VA_SSE_RETRY_MS);
     hr_buf_append(&c->out, prelude, (size_t)n);
-    c->dirty = 1; /* events after the cursor: a replay, or those since the tip was read */
+    /* events after the cursor: a replay, or those since the tip was read;
+     * from the ring when it holds them all, else read on its own */
+    if (!try_join(c))
+        c->dirty = 1;
+    hub_wake(s);
     pump(c);
 }
 

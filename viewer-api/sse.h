@@ -1,11 +1,16 @@
 /* Server-sent events of worklist changes: GET /api/v1/events
- * (text/event-stream). Each open stream keeps a cursor into the worklist
- * event stream in Redis (hr:wl:events, worklist/worklist.h) and, when woken,
- * reads what follows it on the thread pool, at most VA_SSE_BATCH events at a
- * time and only once its client has taken the previous batch: memory per
- * client is one batch, however slow the client. A notification on
- * WL_NOTIFY_CHANNEL (any node's change) wakes every stream; the process
- * wiring (cli/serve.c) subscribes and calls va_sse_wake. */
+ * (text/event-stream). One shared reader per node: when woken, a single
+ * pool job reads the events past the newest one the node has read from the
+ * worklist event stream in Redis (hr:wl:events, worklist/worklist.h), 256
+ * at a time, formats each once and keeps the last 4096 in a ring; every live
+ * stream sends from the ring what its filter lets through, at most
+ * VA_SSE_BATCH events per send and only once its client has taken the
+ * previous ones (a slow client holds only a cursor). A stream whose cursor
+ * is not in the ring (a replay by Last-Event-ID, or a client left behind by
+ * the ring) reads on its own from Redis, VA_SSE_BATCH at a time, until it is
+ * caught up, then joins the ring. A notification on WL_NOTIFY_CHANNEL (any
+ * node's change) wakes the reader; the process wiring (cli/serve.c)
+ * subscribes and calls va_sse_wake. */
 #ifndef VA_SSE_H
 #define VA_SSE_H
 
@@ -14,7 +19,7 @@
 #include <stdint.h>
 
 #define VA_SSE_HEARTBEAT_MS 15000 /* a comment line this often; also re-reads the stream */
-#define VA_SSE_BATCH        64    /* events read per pool job */
+#define VA_SSE_BATCH        64    /* events per send; per own read of a stream */
 #define VA_SSE_RETRY_MS     2000  /* the `retry:` advice sent to clients */
 
 /* New events may be in the stream (a notification, or the subscription
