@@ -10,7 +10,10 @@ cfg=$(write_config dur "$port")
 start_huren dur "$cfg"
 "$GEN" --out "$T/one" --instances 1 --bytes 300000 --modality CT --seed 61 >/dev/null
 
-strace -f -yy -qq -e trace=fdatasync,fsync,rename,write,writev -s 0 -p "$HUREN_PID" -o "$T/trace" &
+sop=$(sop_uid "$(ls "$T/one"/* | head -1)")
+# -s: enough of each write to see which Redis command carries this SOP
+# Instance UID (the index commit), among the sweeper's and others' commands
+strace -f -yy -qq -e trace=fdatasync,fsync,rename,write,writev -s 1024 -p "$HUREN_PID" -o "$T/trace" &
 st=$!
 for _ in $(seq 1 50); do [ -s "$T/trace" ] || grep -q . "$T/trace" 2>/dev/null && break; sleep 0.1; done
 sleep 0.5
@@ -18,16 +21,16 @@ check "storescu sends one object" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0
 sleep 0.3
 kill -INT "$st"; wait "$st" 2>/dev/null || true
 
-order=$(python3 - "$T/trace" "$port" <<'PY'
+order=$(python3 - "$T/trace" "$port" "$sop" <<'PY'
 import re, sys
-port = sys.argv[2]
+port, sop = sys.argv[2], sys.argv[3]
 steps = []
 for line in open(sys.argv[1], errors='replace'):
     if re.search(r'fdatasync\(\d+<[^>]*/tmp/[^>]*\.part>', line): steps.append('fdatasync')
     elif re.search(r'rename\("[^"]*/tmp/[^"]*", "[^"]*/objects/', line): steps.append('rename')
     elif re.search(r'fsync\(\d+<[^>]*/objects/[0-9a-f]{2}/[0-9a-f]{2}>', line): steps.append('fsync-dir')
-    elif re.search(r'write\(\d+<UNIX-STREAM:', line):   # huren's only unix stream: redis
-        steps.append('index')
+    elif re.search(r'write\(\d+<UNIX-STREAM:', line) and 'EVALSHA' in line and sop in line:
+        steps.append('index')  # the index commit of this instance (redis is a unix socket)
     elif re.search(r'writev?\(\d+<TCP:\[127\.0\.0\.1:%s->' % port, line): steps.append('response')
 # keep the first occurrence of each step after the first fdatasync
 seen = []
