@@ -572,26 +572,27 @@ static int stream_info(redisContext *c, long long *length, long long *added, cha
     return rc;
 }
 
+/* String fields of an event, copied by one loop (as item_field does). */
+#define EV_STR(name)                                                                               \
+    {                                                                                              \
+#name, offsetof(wl_event, name), sizeof(((wl_event *)0)->name)                             \
+    }
+static const struct {
+    const char *key;
+    size_t off, cap;
+} k_event_fields[] = {EV_STR(type), EV_STR(study),  EV_STR(center),   EV_STR(hospital),
+                      EV_STR(user), EV_STR(reader), EV_STR(priority), EV_STR(state)};
+#undef EV_STR
+
 static void event_field(wl_event *ev, const char *k, const redisReply *v)
 {
     const char *s = v->type == REDIS_REPLY_STRING ? v->str : "";
-    if (strcmp(k, "type") == 0)
-        copy_utf8(ev->type, sizeof(ev->type), s);
-    else if (strcmp(k, "study") == 0)
-        copy_utf8(ev->study, sizeof(ev->study), s);
-    else if (strcmp(k, "center") == 0)
-        copy_utf8(ev->center, sizeof(ev->center), s);
-    else if (strcmp(k, "hospital") == 0)
-        copy_utf8(ev->hospital, sizeof(ev->hospital), s);
-    else if (strcmp(k, "user") == 0)
-        copy_utf8(ev->user, sizeof(ev->user), s);
-    else if (strcmp(k, "reader") == 0)
-        copy_utf8(ev->reader, sizeof(ev->reader), s);
-    else if (strcmp(k, "priority") == 0)
-        copy_utf8(ev->priority, sizeof(ev->priority), s);
-    else if (strcmp(k, "state") == 0)
-        copy_utf8(ev->state, sizeof(ev->state), s);
-    else if (strcmp(k, "time") == 0)
+    for (size_t i = 0; i < sizeof(k_event_fields) / sizeof(k_event_fields[0]); i++)
+        if (strcmp(k, k_event_fields[i].key) == 0) {
+            copy_utf8((char *)ev + k_event_fields[i].off, k_event_fields[i].cap, s);
+            return;
+        }
+    if (strcmp(k, "time") == 0)
         ev->time_ms = to_ll(s);
 }
 
