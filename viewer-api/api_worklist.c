@@ -305,30 +305,47 @@ static json_t *counts_json(const wl_counts *k)
                      "matched", (json_int_t)k->matched);
 }
 
+/* The common answers of a listing: nothing when the client left, the
+ * refusal, the failure, or (returns 1) the caller sends the document.
+ * Each outcome is audited as action with detail. */
+static int list_answer(va_req *r, const denial *d, int rc, const char *action, const char *detail,
+                       const char *what)
+{
+    if (va_req_gone(r))
+        return 0;
+    if (d->status) {
+        va_audit(r, action, NULL, NULL, detail, "denied");
+        va_send_error(r, d->status, d->code, "%s", d->detail);
+        return 0;
+    }
+    if (rc) {
+        va_audit(r, action, NULL, NULL, detail, "failure");
+        va_send_rc(r, rc, what);
+        return 0;
+    }
+    va_audit(r, action, NULL, NULL, detail, "success");
+    return 1;
+}
+
+/* Sends doc (NULL: out of memory). */
+static void send_doc(va_req *r, json_t *doc)
+{
+    if (doc)
+        va_send_json(r, 200, doc);
+    else
+        va_send_error(r, 500, "internal", "out of memory");
+}
+
 static void list_done(va_req *r)
 {
     list_state *st = r->state;
     r->state = NULL;
     char detail[128];
     snprintf(detail, sizeof(detail), "center=%s", st->center);
-    if (va_req_gone(r)) {
-        /* nothing to answer */
-    } else if (st->d.status) {
-        va_audit(r, "worklist", NULL, NULL, detail, "denied");
-        va_send_error(r, st->d.status, st->d.code, "%s", st->d.detail);
-    } else if (st->rc) {
-        va_audit(r, "worklist", NULL, NULL, detail, "failure");
-        va_send_rc(r, st->rc, "center");
-    } else {
-        json_t *doc = json_pack("{s:O, s:o, s:I, s:I}", "items", st->items, "counts",
-                                counts_json(&st->counts), "offset", (json_int_t)st->f.offset,
-                                "limit", (json_int_t)st->f.limit);
-        va_audit(r, "worklist", NULL, NULL, detail, "success");
-        if (doc)
-            va_send_json(r, 200, doc);
-        else
-            va_send_error(r, 500, "internal", "out of memory");
-    }
+    if (list_answer(r, &st->d, st->rc, "worklist", detail, "center"))
+        send_doc(r, json_pack("{s:O, s:o, s:I, s:I}", "items", st->items, "counts",
+                              counts_json(&st->counts), "offset", (json_int_t)st->f.offset, "limit",
+                              (json_int_t)st->f.limit));
     json_decref(st->items);
     free(st);
 }
@@ -715,24 +732,10 @@ static void exams_done(va_req *r)
     r->state = NULL;
     char detail[128];
     snprintf(detail, sizeof(detail), "hospital=%s", st->hospital);
-    if (va_req_gone(r)) {
-        /* nothing to answer */
-    } else if (st->d.status) {
-        va_audit(r, "exams", NULL, NULL, detail, "denied");
-        va_send_error(r, st->d.status, st->d.code, "%s", st->d.detail);
-    } else if (st->rc) {
-        va_audit(r, "exams", NULL, NULL, detail, "failure");
-        va_send_rc(r, st->rc, "exams");
-    } else {
-        va_audit(r, "exams", NULL, NULL, detail, "success");
-        json_t *doc = json_pack("{s:s, s:O, s:I, s:I, s:I}", "hospital", st->hospital, "items",
-                                st->items, "total", (json_int_t)st->total, "offset",
-                                (json_int_t)st->offset, "limit", (json_int_t)st->limit);
-        if (doc)
-            va_send_json(r, 200, doc);
-        else
-            va_send_error(r, 500, "internal", "out of memory");
-    }
+    if (list_answer(r, &st->d, st->rc, "exams", detail, "exams"))
+        send_doc(r, json_pack("{s:s, s:O, s:I, s:I, s:I}", "hospital", st->hospital, "items",
+                              st->items, "total", (json_int_t)st->total, "offset",
+                              (json_int_t)st->offset, "limit", (json_int_t)st->limit));
     json_decref(st->items);
     free(st);
 }
