@@ -448,6 +448,9 @@ static void wado_done(va_req *r)
 
 /* ---- request parsing ---- */
 
+/* The request's state with the UIDs of its first three path segments
+ * (study, series, instance; a fourth is frames or a range), validated;
+ * NULL when answered (400, 500). */
 static wado_state *begin(va_req *r, enum wado_kind kind)
 {
     wado_state *st = calloc(1, sizeof(*st));
@@ -468,48 +471,42 @@ static wado_state *begin(va_req *r, enum wado_kind kind)
     return st;
 }
 
-void va_handle_wado(va_req *r)
+/* Starts the pool step, or answers 406 (with why) when negotiation refused. */
+static void run_negotiated(va_req *r, wado_state *st, int refused, const char *why)
 {
-    wado_state *st = begin(r, W_INSTANCES);
-    if (!st)
-        return;
-    if (negotiate_instances(va_header(r, "accept"), st, st->sop[0] != '\0')) {
+    if (refused) {
         free(st);
-        va_send_error(r, 406, "not_acceptable",
-                      "supported: multipart/related; type=\"application/dicom\" (and "
-                      "application/dicom for one instance)");
+        va_send_error(r, 406, "not_acceptable", "%s", why);
         return;
     }
     r->state = st;
     va_req_run(r, wado_work, wado_done);
+}
+
+void va_handle_wado(va_req *r)
+{
+    wado_state *st = begin(r, W_INSTANCES);
+    if (st)
+        run_negotiated(r, st, negotiate_instances(va_header(r, "accept"), st, st->sop[0] != '\0'),
+                       "supported: multipart/related; type=\"application/dicom\" (and "
+                       "application/dicom for one instance)");
 }
 
 void va_handle_metadata(va_req *r)
 {
     wado_state *st = begin(r, W_METADATA);
-    if (!st)
-        return;
     const char *accept = va_header(r, "accept");
-    if (accept && *accept && !strstr(accept, "application/dicom+json") &&
-        !strstr(accept, "application/json") && !strstr(accept, "*/*")) {
-        free(st);
-        va_send_error(r, 406, "not_acceptable", "metadata is application/dicom+json");
-        return;
-    }
-    r->state = st;
-    va_req_run(r, wado_work, wado_done);
+    if (st)
+        run_negotiated(r, st,
+                       accept && *accept && !strstr(accept, "application/dicom+json") &&
+                           !strstr(accept, "application/json") && !strstr(accept, "*/*"),
+                       "metadata is application/dicom+json");
 }
 
 void va_handle_frames(va_req *r)
 {
-    if (r->n_segs < 4) {
-        va_send_error(r, 404, "not_found", "no such resource");
-        return;
-    }
-    char *list = r->segs[3];
-    r->n_segs = 3;
+    char *list = r->segs[3]; /* the route has four segments */
     wado_state *st = begin(r, W_FRAMES);
-    r->n_segs = 4;
     if (!st)
         return;
     for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -524,43 +521,26 @@ void va_handle_frames(va_req *r)
         }
         st->frames[st->n_frames++] = (uint32_t)n;
     }
-    if (negotiate_frames(va_header(r, "accept"), st)) {
-        free(st);
-        va_send_error(r, 406, "not_acceptable",
-                      "supported: multipart/related with the stored media type, or "
-                      "transfer-syntax=*");
-        return;
-    }
-    r->state = st;
-    va_req_run(r, wado_work, wado_done);
+    run_negotiated(r, st, negotiate_frames(va_header(r, "accept"), st),
+                   "supported: multipart/related with the stored media type, or "
+                   "transfer-syntax=*");
 }
 
 void va_handle_bulk(va_req *r)
 {
-    if (r->n_segs < 4) {
-        va_send_error(r, 404, "not_found", "no such resource");
-        return;
-    }
-    unsigned long long off, len;
+    unsigned long long off, len; /* the route has four segments */
     char tail;
     if (sscanf(r->segs[3], "%llu-%llu%c", &off, &len, &tail) != 2) {
         va_send_error(r, 400, "bad_request", "bulk data is addressed as {offset}-{length}");
         return;
     }
-    r->n_segs = 3;
     wado_state *st = begin(r, W_BULK);
-    r->n_segs = 4;
     if (!st)
         return;
     st->bulk_off = off;
     st->bulk_len = len;
-    if (negotiate_frames(va_header(r, "accept"), st)) {
-        free(st);
-        va_send_error(r, 406, "not_acceptable", "bulk data is application/octet-stream");
-        return;
-    }
-    r->state = st;
-    va_req_run(r, wado_work, wado_done);
+    run_negotiated(r, st, negotiate_frames(va_header(r, "accept"), st),
+                   "bulk data is application/octet-stream");
 }
 
 /* WADO-URI: ?requestType=WADO&studyUID=&seriesUID=&objectUID=&contentType= */
