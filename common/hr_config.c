@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ static const char k_default_json[] =
     "  \"http\": {\"listen\": \"0.0.0.0\", \"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\",\n"
     "           \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,\n"
     "           \"max_connections\": 1024, \"cors_origins\": []},\n"
+    "  \"auth\": {\"kdf_iterations\": 600000, \"kdf_threads\": 2, \"kdf_queue\": 32,\n"
+    "           \"login_window_s\": 60, \"login_per_address\": 30, \"login_per_user\": 10},\n"
     "  \"hl7\": {\"listen\": \"0.0.0.0\", \"port\": 2575},\n"
     "  \"hospitals\": [\n"
     "    {\"id\": \"county\", \"name\": \"示范县人民医院 (Demo County People's Hospital)\",\n"
@@ -852,11 +855,42 @@ static int validate_centers(hr_config *c, json_t *user, char *err, size_t ecap)
     return 0;
 }
 
+static int parse_auth(json_t *o, hr_config *c, char *err, size_t ecap)
+{
+    static const char *const keys[] = {
+        "kdf_iterations",    "kdf_threads",    "kdf_queue", "login_window_s",
+        "login_per_address", "login_per_user", NULL};
+    static const struct {
+        const char *key;
+        long long lo, hi;
+        size_t off;
+    } ints[] = {
+        {"kdf_iterations", 1000, 10000000, offsetof(hr_config, auth.kdf_iterations)},
+        {"kdf_threads", 1, 64, offsetof(hr_config, auth.kdf_threads)},
+        {"kdf_queue", 1, 100000, offsetof(hr_config, auth.kdf_queue)},
+        {"login_window_s", 1, 86400, offsetof(hr_config, auth.login_window_s)},
+        {"login_per_address", 0, 1000000000, offsetof(hr_config, auth.login_per_address)},
+        {"login_per_user", 0, 1000000000, offsetof(hr_config, auth.login_per_user)},
+    };
+    if (!o)
+        return 0;
+    if (!json_is_object(o))
+        return fail(err, ecap, "auth: must be an object");
+    int rc = check_keys(o, "auth.", keys, err, ecap);
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]) && !rc; i++) {
+        int *dst = (int *)((char *)c + ints[i].off);
+        long long v = *dst;
+        rc = get_int(o, ints[i].key, "auth.", ints[i].lo, ints[i].hi, &v, err, ecap);
+        *dst = (int)v;
+    }
+    return rc;
+}
+
 static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
 {
     static const char *const top[] = {"data_dir", "log_level", "redis",     "dicom",
                                       "http",     "hl7",       "hospitals", "centers",
-                                      "routing",  "worklist",  NULL};
+                                      "routing",  "worklist",  "auth",      NULL};
     static const char *const redis_keys[] = {"url", "server", "appendfsync", "connect_timeout_ms",
                                              NULL};
     if (!json_is_object(root))
@@ -904,6 +938,8 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
         rc = get_listen(root, "http", &c->http.listen, err, ecap);
     if (!rc)
         rc = parse_http(json_object_get(root, "http"), c, err, ecap);
+    if (!rc)
+        rc = parse_auth(json_object_get(root, "auth"), c, err, ecap);
     if (!rc)
         rc = get_listen(root, "hl7", &c->hl7, err, ecap);
     if (rc)

@@ -121,6 +121,14 @@ typedef struct hr_config {
         size_t n_cors;
         char (*cors_origins)[HR_NAME_MAX]; /* allowed Origin values; "*" = any */
     } http;
+    struct {
+        int kdf_iterations;    /* PBKDF2 iterations of new password hashes */
+        int kdf_threads;       /* password-hashing threads of huren serve */
+        int kdf_queue;         /* logins hashing or waiting per node; more get 503 */
+        int login_window_s;    /* rate-limit window of logins */
+        int login_per_address; /* logins per client address per window, all nodes; 0 = no limit */
+        int login_per_user;    /* logins per user name per window, all nodes; 0 = no limit */
+    } auth;
     hr_listen hl7;
     size_t n_hospitals;
     hr_hospital *hospitals;

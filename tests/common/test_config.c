@@ -330,3 +330,30 @@ Test(config, documented_worklist_example_loads)
     cr_expect_eq(c.worklist.lease_s, 900);
     hr_config_free(&c);
 }
+
+Test(config, auth_defaults_and_bounds)
+{
+    hr_config c;
+    char err[256];
+    cr_assert_eq(hr_config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    /* OWASP 2023 for PBKDF2-HMAC-SHA256; tests lower it, the product must not */
+    cr_expect_geq(c.auth.kdf_iterations, 600000);
+    cr_expect_geq(c.auth.kdf_threads, 1);
+    cr_expect_geq(c.auth.kdf_queue, 1);
+    cr_expect_gt(c.auth.login_per_address, 0, "rate limits are on by default");
+    cr_expect_gt(c.auth.login_per_user, 0);
+    cr_expect_gt(c.auth.login_window_s, 0);
+    hr_config_free(&c);
+    cr_assert_eq(hr_config_load_string("{\"auth\": {\"kdf_iterations\": 1000, \"kdf_queue\": 4, "
+                                       "\"login_per_address\": 0}}",
+                                       &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_expect_eq(c.auth.kdf_iterations, 1000);
+    cr_expect_eq(c.auth.kdf_queue, 4);
+    cr_expect_eq(c.auth.login_per_address, 0, "0 = no limit");
+    cr_expect_eq(c.auth.login_per_user, 10, "unset keys keep their default");
+    hr_config_free(&c);
+    expect_error("{\"auth\": {\"kdf_iterations\": 999}}", "auth.kdf_iterations: 999 is outside");
+    expect_error("{\"auth\": {\"kdf_threads\": 0}}", "auth.kdf_threads");
+    expect_error("{\"auth\": {\"rounds\": 5}}", "auth.rounds: unknown key");
+}
