@@ -65,6 +65,7 @@ static const char k_default_json[] =
     "    \"default\": {\"center\": \"imaging\", \"priority\": \"routine\"}\n"
     "  },\n"
     "  \"worklist\": {\"quiet_s\": 30, \"quiet_by_modality\": {\"ECG\": 5}, \"lease_s\": 600,\n"
+    "    \"min_lease_s\": 30, \"turnaround_unit_s\": 60,\n"
     "    \"turnaround_min\": {\n"
     "      \"imaging\": {\"stat\": 30, \"urgent\": 120, \"routine\": 1440},\n"
     "      \"ecg\": {\"stat\": 10, \"urgent\": 30, \"routine\": 240},\n"
@@ -754,7 +755,8 @@ static int parse_turnaround(json_t *t, hr_config *c, char *err, size_t ecap)
 
 static int parse_worklist(json_t *o, hr_config *c, char *err, size_t ecap)
 {
-    static const char *const keys[] = {"quiet_s", "quiet_by_modality", "lease_s", "turnaround_min",
+    static const char *const keys[] = {"quiet_s",     "quiet_by_modality", "lease_s",
+                                       "min_lease_s", "turnaround_unit_s", "turnaround_min",
                                        NULL};
     if (!o)
         return 0;
@@ -765,9 +767,18 @@ static int parse_worklist(json_t *o, hr_config *c, char *err, size_t ecap)
     if (!rc)
         rc = get_int(o, "quiet_s", "worklist.", 0, 86400, &v, err, ecap);
     c->worklist.quiet_s = (int)v;
+    /* min_lease_s and turnaround_unit_s exist for tests, which cannot wait minutes */
+    v = c->worklist.min_lease_s;
+    if (!rc)
+        rc = get_int(o, "min_lease_s", "worklist.", 1, 30, &v, err, ecap);
+    c->worklist.min_lease_s = (int)v;
+    v = c->worklist.turnaround_unit_s;
+    if (!rc)
+        rc = get_int(o, "turnaround_unit_s", "worklist.", 1, 60, &v, err, ecap);
+    c->worklist.turnaround_unit_s = (int)v;
     v = c->worklist.lease_s;
     if (!rc)
-        rc = get_int(o, "lease_s", "worklist.", 30, 86400, &v, err, ecap);
+        rc = get_int(o, "lease_s", "worklist.", c->worklist.min_lease_s, 86400, &v, err, ecap);
     c->worklist.lease_s = (int)v;
     if (!rc && json_object_get(o, "turnaround_min"))
         rc = parse_turnaround(json_object_get(o, "turnaround_min"), c, err, ecap);

@@ -146,6 +146,8 @@ typedef struct hr_config {
         size_t n_quiet;
         hr_quiet *quiet_by_modality; /* per-modality quiet periods (replace quiet_s) */
         int lease_s;                 /* a claim lasts this long unless renewed */
+        int min_lease_s;             /* smallest lease_s accepted (30; lower only in tests) */
+        int turnaround_unit_s;       /* seconds in one turnaround_min unit (60; tests: less) */
         int turnaround_min[HR_CENTER_KINDS][HR_PRIORITIES]; /* report due after, per kind x prio */
     } worklist;
 } hr_config;

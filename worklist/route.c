@@ -108,7 +108,7 @@ long long wl_turnaround_ms(const hr_config *cfg, enum hr_center_kind kind, enum 
 {
     if ((unsigned)kind >= HR_CENTER_KINDS || (unsigned)p >= HR_PRIORITIES)
         return 0;
-    return cfg->worklist.turnaround_min[kind][p] * 60000LL;
+    return cfg->worklist.turnaround_min[kind][p] * (cfg->worklist.turnaround_unit_s * 1000LL);
 }
 
 static int is_open(const hr_center *c, int minute)

@@ -68,7 +68,8 @@ int wl_route(const hr_config *cfg, const wl_arrival *a, const hr_center **center
 /* Quiet period (ms) after the last instance before a study of this
  * modality is complete (cfg->worklist.quiet_s or its per-modality value). */
 long long wl_quiet_ms(const hr_config *cfg, const char *modality);
-/* Turnaround target (ms) for a center kind and priority. */
+/* Turnaround target (ms) for a center kind and priority: turnaround_min units of
+ * turnaround_unit_s seconds (60 but in tests). */
 long long wl_turnaround_ms(const hr_config *cfg, enum hr_center_kind kind, enum hr_priority p);
 
 /* ---- lifecycle (Redis) ---- */

@@ -302,6 +302,33 @@ Test(config, worklist_errors_name_the_key)
     expect_error("{\"worklist\": {\"lease\": 600}}", "worklist.lease: unknown key");
 }
 
+/* Tests shorten leases and turnaround targets below what an operator may set. */
+Test(config, worklist_test_timing)
+{
+    hr_config c;
+    char err[256];
+    cr_assert_eq(hr_config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c.worklist.min_lease_s, 30);
+    cr_expect_eq(c.worklist.turnaround_unit_s, 60);
+    hr_config_free(&c);
+    cr_assert_eq(hr_config_load_string("{\"worklist\": {\"min_lease_s\": 2, \"lease_s\": 3, "
+                                       "\"turnaround_unit_s\": 1}}",
+                                       &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_expect_eq(c.worklist.lease_s, 3);
+    cr_expect_eq(c.worklist.min_lease_s, 2);
+    cr_expect_eq(c.worklist.turnaround_unit_s, 1);
+    hr_config_free(&c);
+    expect_error("{\"worklist\": {\"min_lease_s\": 2, \"lease_s\": 1}}",
+                 "worklist.lease_s: 1 is outside 2..86400");
+    expect_error("{\"worklist\": {\"min_lease_s\": 0}}",
+                 "worklist.min_lease_s: 0 is outside 1..30");
+    expect_error("{\"worklist\": {\"min_lease_s\": 31}}", "worklist.min_lease_s");
+    expect_error("{\"worklist\": {\"turnaround_unit_s\": 0}}",
+                 "worklist.turnaround_unit_s: 0 is outside 1..60");
+    expect_error("{\"worklist\": {\"turnaround_unit_s\": 61}}", "worklist.turnaround_unit_s");
+}
+
 /* The example in docs/configuration.md loads as documented. */
 Test(config, documented_worklist_example_loads)
 {

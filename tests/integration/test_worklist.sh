@@ -18,8 +18,9 @@ hport=$(free_port)
 mkdir -p "$T/wl"
 cfg=$T/wl/config.json
 # the hospitals of lib.sh; imaging and ECG centers; CT of township1 urgent,
-# ECG stat (turnaround 1 min: the smallest allowed, for the overdue test),
-# the rest routine on imaging; quiet 2 s (DX 8 s: the restart test)
+# ECG stat (turnaround 1 unit, the unit shortened to 20 s for the overdue
+# test), the rest routine on imaging; quiet 2 s (DX 8 s: the restart test);
+# leases of 10 s (min_lease_s lowered) for the expiry test
 cat >"$cfg" <<JSON
 {
   "data_dir": "$T/wl/data",
@@ -43,7 +44,8 @@ cat >"$cfg" <<JSON
     "default": {"center": "imaging", "priority": "routine"}
   },
   "worklist": {
-    "quiet_s": 2, "quiet_by_modality": {"DX": 8}, "lease_s": 30,
+    "quiet_s": 2, "quiet_by_modality": {"DX": 8}, "lease_s": 10, "min_lease_s": 5,
+    "turnaround_unit_s": 20,
     "turnaround_min": {
       "imaging": {"stat": 30, "urgent": 120, "routine": 1440},
       "ecg": {"stat": 1, "urgent": 30, "routine": 240}
@@ -247,7 +249,7 @@ check_eq "an unknown item: 404" 404 "$(req "$T/e.json" "$TI" POST "$W/imaging/it
 check_eq "rimg claims the CT: 200" 200 "$(req "$T/c.json" "$TI" POST "$W/imaging/items/$CT/claim")"
 check_eq "... claimed by rimg" "claimed rimg" "$(jget "$T/c.json" 'd["state"] + " " + d["claimed_by"]')"
 lease=$(jget "$T/c.json" 'd["lease_until_ms"] - d["lease_until_ms"] % 1')
-check "... for lease_s (30 s)" test $((lease - $(now_ms))) -gt 25000 -a $((lease - $(now_ms))) -le 30000
+check "... for lease_s (10 s)" test $((lease - $(now_ms))) -gt 8000 -a $((lease - $(now_ms))) -le 10000
 check_eq "rimg2 claims it too: 409" 409 "$(req "$T/e.json" "$TI2" POST "$W/imaging/items/$CT/claim")"
 check_eq "... error claimed, naming the holder" "claimed 1" "$(jget "$T/e.json" 'd["error"] + " " + str(int("rimg" in d["detail"]))')"
 check_eq "rimg2 cannot renew it: 409" 409 "$(req "$T/e.json" "$TI2" POST "$W/imaging/items/$CT/renew")"
@@ -317,13 +319,13 @@ check "SSE: expired within 1 s of the lease's end" test $((tr - lease)) -ge 0 -a
 check_eq "... the MR is ready again, unclaimed" "ready " "$(hm "$MR" state claimed_by) "
 check_eq "... the event names the former holder" "$winners" "$(sse_events img | awk -v s="$MR" '$3 == "expired" && $4 == s {print $8; exit}')"
 
-# ---- overdue: the stat ECG's turnaround (1 min) runs out ----
+# ---- overdue: the stat ECG's turnaround (1 unit of 20 s) runs out ----
 due=$(rcli_raw wl HGET "hr:wl:{$ECG}" due_ms)
 echo "    waiting for the ECG's due time ($(( (due - $(now_ms)) / 1000 )) s)"
 tr=$(sse_wait ecg overdue "$ECG" 90) || tr=0
 echo "    due $due; SSE overdue received $((tr - due)) ms after"
 check "SSE: overdue within 1 s of the due time" test $((tr - due)) -ge 0 -a $((tr - due)) -lt 1000
-check_eq "... due 1 min after arrival" 1 "$(( due - $(rcli_raw wl HGET "hr:wl:{$ECG}" arrived_ms) == 60000 ? 1 : 0 ))"
+check_eq "... due 1 unit (20 s) after arrival" 1 "$(( due - $(rcli_raw wl HGET "hr:wl:{$ECG}" arrived_ms) == 20000 ? 1 : 0 ))"
 check_eq "overdue=true lists it, counts.overdue 1" "$ECG 1" "$(req "$T/l.json" "$TE" GET "$W/ecg?overdue=true" >/dev/null; jget "$T/l.json" '" ".join(i["study"] for i in d["items"]) + " " + str(d["counts"]["overdue"])')"
 check_eq "... flagged on the item" True "$(jget "$T/l.json" 'd["items"][0]["overdue"]')"
 check "escalation logged once" test "$(grep -c "escalation.*$ECG" "$T/wl/huren.log")" = 1

@@ -131,6 +131,16 @@ Test(route, quiet_and_turnaround, .init = load_defaults, .fini = unload)
     cr_expect_eq(wl_turnaround_ms(&g_cfg, (enum hr_center_kind)7, HR_PRIO_STAT), 0);
 }
 
+/* worklist.turnaround_unit_s (tests) shortens the minute of turnaround_min */
+Test(route, turnaround_unit)
+{
+    load_json("{\"worklist\": {\"turnaround_unit_s\": 2, \"turnaround_min\": {\"ecg\": "
+              "{\"stat\": 3}}}}");
+    cr_expect_eq(wl_turnaround_ms(&g_cfg, HR_CENTER_ECG, HR_PRIO_STAT), 6000LL);
+    cr_expect_eq(wl_turnaround_ms(&g_cfg, HR_CENTER_IMAGING, HR_PRIO_ROUTINE), 1440 * 2000LL);
+    unload();
+}
+
 /* 2030-01-02 (UTC) at hh:mm:ss.123 */
 static long long at(int hh, int mm, int ss)
 {
