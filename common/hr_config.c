@@ -19,7 +19,8 @@ static const char k_default_json[] =
     "  \"dicom\": {\"listen\": \"0.0.0.0\", \"port\": 11112, \"ae_title\": \"HUREN\",\n"
     "            \"hospital\": \"county\", \"max_associations\": 64, \"max_pdu\": 262144,\n"
     "            \"idle_timeout_s\": 120, \"artim_timeout_s\": 30,\n"
-    "            \"max_object_bytes\": 8589934592},\n"
+    "            \"max_object_bytes\": 8589934592,\n"
+    "            \"accept_unknown_storage\": true},\n"
     "  \"http\": {\"listen\": \"0.0.0.0\", \"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\",\n"
     "           \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,\n"
     "           \"max_connections\": 1024, \"cors_origins\": []},\n"
@@ -140,9 +141,17 @@ static int get_int(json_t *obj, const char *key, const char *where, long long lo
 
 static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, size_t ecap)
 {
-    static const char *const keys[] = {
-        "listen",  "port",           "ae_title",        "hospital",         "max_associations",
-        "max_pdu", "idle_timeout_s", "artim_timeout_s", "max_object_bytes", NULL};
+    static const char *const keys[] = {"listen",
+                                       "port",
+                                       "ae_title",
+                                       "hospital",
+                                       "max_associations",
+                                       "max_pdu",
+                                       "idle_timeout_s",
+                                       "artim_timeout_s",
+                                       "max_object_bytes",
+                                       "accept_unknown_storage",
+                                       NULL};
     static const char *const http_keys[] = {"listen",          "port",           "tls_cert",
                                             "tls_key",         "max_body_bytes", "token_ttl_s",
                                             "max_connections", "cors_origins",   NULL};
@@ -985,6 +994,11 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
         if (!rc)
             rc = get_int(d, "max_object_bytes", "dicom.", 1024, (long long)1 << 42, &v, err, ecap);
         c->dicom.max_object_bytes = (uint64_t)v;
+        json_t *au = json_object_get(d, "accept_unknown_storage");
+        if (!rc && au && !json_is_boolean(au))
+            rc = fail(err, ecap, "dicom.accept_unknown_storage: must be true or false");
+        if (!rc && au)
+            c->dicom.accept_unknown_storage = json_is_true(au);
         if (rc)
             return rc;
     }

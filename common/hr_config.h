@@ -110,6 +110,8 @@ typedef struct hr_config {
         int idle_timeout_s;
         int artim_timeout_s;
         uint64_t max_object_bytes;
+        int accept_unknown_storage; /* a valid UID outside the storage table may be stored
+                                       (dicom/uids.h dcm_uid_storage_candidate) */
     } dicom;
     struct {
         hr_listen listen;

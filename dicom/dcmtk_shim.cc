@@ -9,6 +9,7 @@
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
@@ -166,4 +167,10 @@ extern "C" int dcm_shim_decompress(const char *src, const char *dst, const char 
     } catch (...) {
         return HR_EUNSUP;
     }
+}
+
+extern "C" const char *const *dcm_shim_storage_sop_classes(size_t *n)
+{
+    *n = (size_t)numberOfDcmAllStorageSOPClassUIDs;
+    return dcmAllStorageSOPClassUIDs;
 }

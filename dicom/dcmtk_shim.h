@@ -7,6 +7,8 @@
 
 #include "dcm_attrs.h"
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -30,6 +32,11 @@ int dcm_shim_read_attrs(const char *path, dcm_attrs *out);
  * it). Returns 0, HR_EPARSE (src unreadable), HR_EUNSUP (no codec for src's
  * transfer syntax, or ts_uid not one of the two), -EIO (cannot write dst). */
 int dcm_shim_decompress(const char *src, const char *dst, const char *ts_uid);
+
+/* DCMTK's own list of Storage SOP class UIDs (dcmAllStorageSOPClassUIDs), to
+ * cross-check dicom/uids.c in tests. *n receives the count; the array and its
+ * strings are DCMTK's static storage. */
+const char *const *dcm_shim_storage_sop_classes(size_t *n);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#define DCM_UID_ROOT         "1.2.840.10008"           /* the DICOM standard's own UIDs */
+#define DCM_UID_STORAGE_ARC  "1.2.840.10008.5.1.4.1.1" /* most Storage SOP classes */
 #define DCM_UID_APP_CONTEXT  "1.2.840.10008.3.1.1.1"
 #define DCM_UID_VERIFICATION "1.2.840.10008.1.1"
 #define DCM_TS_IMPLICIT_LE   "1.2.840.10008.1.2"
@@ -30,8 +32,19 @@ typedef struct dcm_sop_class_info {
 
 /* Transfer syntax huren accepts, or NULL. Pointer to static storage. */
 const dcm_ts_info *dcm_transfer_syntax(const char *uid);
-/* Storage SOP class huren accepts, or NULL. Pointer to static storage. */
+/* Storage SOP class of huren's table (every PS3.4 Annex B class), or NULL.
+ * Pointer to static storage. */
 const dcm_sop_class_info *dcm_storage_sop_class(const char *uid);
+/* 1 when uid, absent from the table, may still name a Storage SOP class: a
+ * syntactically valid UID outside the DICOM root (a vendor's private class),
+ * or a standard UID below the Storage arc 1.2.840.10008.5.1.4.1.1 (a class
+ * newer than the table) other than the non-patient .200 (protocols) and .201
+ * (inventory) arcs. Other standard UIDs (Storage Commitment, MPPS, Print,
+ * Worklist, query models...) are never candidates. */
+int dcm_uid_storage_candidate(const char *uid);
+/* 1 when an object of SOP class uid is accepted for storage: a table class, or
+ * with accept_unknown (config dicom.accept_unknown_storage) a candidate. */
+int dcm_storage_accepted(const char *uid, int accept_unknown);
 /* Static tables for iteration (tests, negotiation); *n receives the count. */
 const dcm_ts_info *dcm_transfer_syntaxes(size_t *n);
 const dcm_sop_class_info *dcm_storage_sop_classes(size_t *n);

@@ -44,15 +44,17 @@ static int qr_sop_class(const char *uid)
     return 0;
 }
 
-/* SCP/SCU role selection (PS3.7 D.3.3.4): for storage SOP classes the peer
- * may take the SCP role (it receives C-GET sub-operations); every proposed
- * item is answered, a role we do not take as 0. */
+/* SCP/SCU role selection (PS3.7 D.3.3.4): for storage SOP classes (the
+ * table, and with dicom.accept_unknown_storage the candidates) the peer may
+ * take the SCP role (it receives C-GET sub-operations); every proposed item
+ * is answered, a role we do not take as 0. */
 static void negotiate_roles(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac)
 {
+    int unknown = a->srv->cfg->dicom.accept_unknown_storage;
     ac->n_roles = 0;
     for (int i = 0; i < rq->n_roles && ac->n_roles < DCM_MAX_ROLES; i++) {
         const dcm_role *r = &rq->roles[i];
-        int storage = dcm_storage_sop_class(r->sop_class) != NULL;
+        int storage = dcm_storage_accepted(r->sop_class, unknown);
         dcm_role *o = &ac->roles[ac->n_roles++];
         snprintf(o->sop_class, sizeof(o->sop_class), "%s", r->sop_class);
         o->scu = r->scu ? 1 : 0;
@@ -135,7 +137,8 @@ int gw__negotiate(gw_assoc *a, const dcm_assoc_rq *rq, dcm_assoc_ac *ac, uint8_t
         /* commands and identifiers: uncompressed syntaxes only */
         int plain = strcmp(p->abstract_syntax, DCM_UID_VERIFICATION) == 0 ||
                     qr_sop_class(p->abstract_syntax);
-        if (!plain && !dcm_storage_sop_class(p->abstract_syntax)) {
+        if (!plain &&
+            !dcm_storage_accepted(p->abstract_syntax, cfg->dicom.accept_unknown_storage)) {
             o->result = DCM_PC_ABSTRACT_UNSUPPORTED;
             continue;
         }

@@ -180,7 +180,7 @@ static int start_ingest(stow_state *st)
     snprintf(meta.ts, sizeof(meta.ts), "%s", st->info.ts);
     snprintf(meta.hospital, sizeof(meta.hospital), "%s", st->r->who.hospital);
     snprintf(meta.study, sizeof(meta.study), "%s", st->study);
-    if (!dcm_storage_sop_class(meta.sop_class)) {
+    if (!dcm_storage_accepted(meta.sop_class, st->r->srv->cfg->dicom.accept_unknown_storage)) {
         add_failed(st, meta.sop_class, meta.sop_instance, R_SOP_CLASS,
                    "SOP class is not a supported storage SOP class");
         return -1;
