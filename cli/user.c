@@ -318,7 +318,7 @@ int cli_user(int argc, char **argv)
             printf("user %s added: %s at %s%s%s\n", o.name, o.role, o.hospital,
                    o.center && o.center[0] ? ", center " : "", o.center ? o.center : "");
     } else if (is_passwd) {
-        rc = va_user_passwd(k.c, o.name, pw);
+        rc = va_user_passwd(k.c, o.name, pw, cfg.auth.kdf_iterations);
         if (rc == 0)
             printf("user %s: password changed, sessions ended\n", o.name);
     } else if (strcmp(o.cmd, "disable") == 0) {

@@ -5,9 +5,13 @@
 #include "../storage/index.h"
 
 #include <openssl/crypto.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 
 /* ---- /healthz: loop alive, Redis reachable (no patient data, no token) ---- */
 
@@ -66,31 +70,65 @@ void va_handle_metrics(va_req *r)
     va_req_run(r, nop_work, metrics_done);
 }
 
-/* ---- login ---- */
+/* ---- login ----
+ * The whole login (rate limit, lockout, KDF, token) runs on srv->kdf_pool,
+ * never on libuv's pool, which makes ingest durable (decision 0013). */
 
 typedef struct login_state {
     char user[VA_USER_MAX + 8];
     char *password;
     char token[VA_TOKEN_LEN + 1];
     int rc;
+    int retry_after_s; /* -EBUSY: until the rate-limit window ends */
+    const char *limit; /* -EBUSY: "address" or "user" */
 } login_state;
+
+static void login_state_free(login_state *st)
+{
+    if (st->password) {
+        OPENSSL_cleanse(st->password, strlen(st->password));
+        free(st->password);
+    }
+    free(st);
+}
 
 static void login_work(va_req *r, redisContext *c)
 {
     login_state *st = r->state;
-    st->rc = c ? va_auth_login(c, st->user, st->password, r->srv->cfg->http.token_ttl_s, &r->who,
-                               st->token)
-               : HR_EREDIS;
+    const hr_config *cfg = r->srv->cfg;
+    va_login_limits lim = {.window_s = cfg->auth.login_window_s,
+                           .per_address = cfg->auth.login_per_address,
+                           .per_user = cfg->auth.login_per_user};
+    st->rc =
+        c ? va_login_admit(c, &lim, r->peer, st->user, &st->retry_after_s, &st->limit) : HR_EREDIS;
+    if (st->rc == 0)
+        st->rc = va_auth_login(c, st->user, st->password, cfg->http.token_ttl_s,
+                               cfg->auth.kdf_iterations, &r->who, st->token);
     if (st->rc == HR_EREDIS)
         sto_worker_redis_failed();
+}
+
+/* 503 + Retry-After: no KDF slot (the pool is full or closing). Audited. */
+static void login_busy(va_req *r, const char *user)
+{
+    char detail[128];
+    snprintf(detail, sizeof(detail), "user %s; too many logins in progress", user);
+    r->srv->login_busy++;
+    memset(&r->who, 0, sizeof(r->who));
+    va_audit(r, "login", NULL, NULL, detail, "busy");
+    va_add_header(r, "Retry-After", "2");
+    va_send_error(r, 503, "busy", "too many logins in progress; retry in a few seconds");
 }
 
 static void login_done(va_req *r)
 {
     login_state *st = r->state;
     r->state = NULL;
+    char detail[160];
     if (va_req_gone(r)) {
         /* nothing to answer */
+    } else if (r->pool_status) {
+        login_busy(r, st->user); /* the server is stopping */
     } else if (st->rc == 0) {
         json_t *doc = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "token", st->token,
                                 "token_type", "Bearer", "expires_at", (json_int_t)r->who.expires,
@@ -98,27 +136,34 @@ static void login_done(va_req *r)
                                 r->who.hospital, "center", r->who.center);
         va_audit(r, "login", NULL, NULL, NULL, "success");
         va_send_json(r, 200, doc);
+    } else if (st->rc == -EBUSY) {
+        char secs[16];
+        snprintf(detail, sizeof(detail), "user %s; rate limit per %s", st->user, st->limit);
+        snprintf(secs, sizeof(secs), "%d", st->retry_after_s);
+        r->srv->login_limited++;
+        memset(&r->who, 0, sizeof(r->who));
+        va_audit(r, "login", NULL, NULL, detail, "limited");
+        va_add_header(r, "Retry-After", secs);
+        va_send_error(r, 429, "rate_limited", "too many logins from this %s; retry in %d s",
+                      strcmp(st->limit, "user") == 0 ? "user name" : "address", st->retry_after_s);
     } else {
         /* the name tried is recorded as the detail, not as the actor */
-        char detail[128];
         snprintf(detail, sizeof(detail), "user %s", st->user);
         memset(&r->who, 0, sizeof(r->who));
         va_audit(r, "login", NULL, NULL, detail,
                  st->rc == -EAGAIN   ? "locked"
                  : st->rc == -EACCES ? "denied"
                                      : "failure");
-        if (st->rc == -EACCES)
+        if (st->rc == -EACCES) {
             va_send_error(r, 401, "invalid_credentials", "wrong user name or password");
-        else if (st->rc == -EAGAIN)
+        } else if (st->rc == -EAGAIN) {
+            va_add_header(r, "Retry-After", STR(VA_LOCK_S));
             va_send_error(r, 429, "locked", "too many failed logins; try again in 15 minutes");
-        else
+        } else {
             va_send_rc(r, st->rc, "login");
+        }
     }
-    if (st->password) {
-        OPENSSL_cleanse(st->password, strlen(st->password));
-        free(st->password);
-    }
-    free(st);
+    login_state_free(st);
 }
 
 void va_handle_login(va_req *r)
@@ -154,7 +199,11 @@ void va_handle_login(va_req *r)
         return;
     }
     r->state = st;
-    va_req_run(r, login_work, login_done);
+    if (va_req_run_on(r, r->srv->kdf_pool, login_work, login_done) != 0) {
+        r->state = NULL;
+        login_busy(r, st->user);
+        login_state_free(st);
+    }
 }
 
 /* ---- logout, me ---- */

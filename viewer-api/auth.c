@@ -19,7 +19,7 @@
 #define HASH_LEN   32
 #define TOKEN_RAW  32
 #define KDF_NAME   "pbkdf2-sha256"
-#define ITER_MIN   1000 /* stored parameters outside these bounds are corrupt */
+#define ITER_MIN   VA_KDF_ITER_MIN /* stored parameters outside these bounds are corrupt */
 #define ITER_MAX   10000000
 #define KEY_MAX    (sizeof("hr:user::tokens") + VA_USER_MAX + 8)
 #define TOKKEY_MAX (sizeof("hr:tok:") + 64)
@@ -71,6 +71,24 @@ static const char k_rehash_script[] =
     "redis.call('HSET', KEYS[1], 'kdf', ARGV[2], 'iter', ARGV[3], 'salt', ARGV[4], "
     "'hash', ARGV[5]) "
     "return 1";
+
+/* KEYS: address counter[, user counter]. ARGV: window s, address limit, user
+ * limit (0 = none). Fixed windows from the first attempt; an address over its
+ * limit is not counted against the name. {0, 0}, or {1 | 2, seconds left}
+ * when the address (1) or the name (2) is over its limit. */
+static const char k_admit_script[] =
+    "local w = tonumber(ARGV[1]) "
+    "local function hit(k, lim) "
+    "  local n = redis.call('INCR', k) "
+    "  local t = redis.call('TTL', k) "
+    "  if n == 1 or t < 0 then redis.call('EXPIRE', k, w) t = w end "
+    "  if n > lim then if t < 1 then t = 1 end return t end "
+    "  return 0 end "
+    "for i = 1, #KEYS do "
+    "  local lim = tonumber(ARGV[i + 1]) "
+    "  if lim > 0 then local t = hit(KEYS[i], lim) if t > 0 then return {i, t} end end "
+    "end "
+    "return {0, 0}";
 
 typedef struct args {
     const char *v[ARGS_MAX];
@@ -269,16 +287,18 @@ typedef struct pw_hash {
 } pw_hash;
 
 /* A fresh salt and hash with the current parameters. 0 or -EIO. */
-static int pw_hash_new(const char *password, pw_hash *out)
+static int pw_hash_new(const char *password, int iter, pw_hash *out)
 {
     unsigned char salt[SALT_LEN], dk[HASH_LEN];
+    if (iter < VA_KDF_ITER_MIN || iter > ITER_MAX)
+        return -EINVAL;
     if (RAND_bytes(salt, sizeof(salt)) != 1)
         return -EIO;
-    if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof(salt), VA_KDF_ITER,
-                          EVP_sha256(), sizeof(dk), dk) != 1)
+    if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof(salt), iter, EVP_sha256(),
+                          sizeof(dk), dk) != 1)
         return -EIO;
     snprintf(out->kdf, sizeof(out->kdf), "%s", KDF_NAME);
-    snprintf(out->iter, sizeof(out->iter), "%d", VA_KDF_ITER);
+    snprintf(out->iter, sizeof(out->iter), "%d", iter);
     hex_encode(salt, sizeof(salt), out->salt);
     hex_encode(dk, sizeof(dk), out->hash);
     OPENSSL_cleanse(dk, sizeof(dk));
@@ -377,9 +397,11 @@ static int user_read(redisContext *c, const char *name, user_rec *u)
     return 0;
 }
 
-/* Checks password against u's hash, or against a dummy hash (same cost)
- * when u is absent or unusable. 0 with *match set, or -EIO. */
-static int pw_verify(const user_rec *u, const char *password, int *match, long *iter_out)
+/* Checks password against u's hash, or against a dummy hash costing
+ * dummy_iter (the configured count, as a known user's hash) when u is absent
+ * or unusable. 0 with *match set, or -EIO. */
+static int pw_verify(const user_rec *u, const char *password, long dummy_iter, int *match,
+                     long *iter_out)
 {
     unsigned char salt[SALT_LEN], want[HASH_LEN], got[HASH_LEN];
     char *end = NULL;
@@ -393,7 +415,7 @@ static int pw_verify(const user_rec *u, const char *password, int *match, long *
     if (!usable) {
         memcpy(salt, k_dummy_salt, SALT_LEN);
         memset(want, 0, sizeof(want));
-        iter = VA_KDF_ITER;
+        iter = dummy_iter;
     }
     if (PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, SALT_LEN, (int)iter, EVP_sha256(),
                           HASH_LEN, got) != 1)
@@ -554,7 +576,7 @@ static int user_role(const char *s)
     return role == STO_ROLE_DICOM_PEER ? -1 : role;
 }
 
-int va_auth_login(redisContext *c, const char *user, const char *password, int ttl_s,
+int va_auth_login(redisContext *c, const char *user, const char *password, int ttl_s, int kdf_iter,
                   va_principal *out, char token[VA_TOKEN_LEN + 1])
 {
     user_rec u;
@@ -564,7 +586,7 @@ int va_auth_login(redisContext *c, const char *user, const char *password, int t
     token[0] = '\0';
     if (!c)
         return HR_EREDIS;
-    if (ttl_s < 1 || ttl_s > VA_TTL_MAX)
+    if (ttl_s < 1 || ttl_s > VA_TTL_MAX || kdf_iter < VA_KDF_ITER_MIN || kdf_iter > ITER_MAX)
         return -EINVAL;
     /* syntax is public: refusing it early tells nothing about accounts */
     if (!va_user_name_valid(user) || !password ||
@@ -580,7 +602,7 @@ int va_auth_login(redisContext *c, const char *user, const char *password, int t
     rc = user_read(c, user, &u);
     if (rc)
         return rc;
-    rc = pw_verify(&u, password, &match, &iter);
+    rc = pw_verify(&u, password, kdf_iter, &match, &iter);
     if (rc)
         return rc;
     if (!match)
@@ -597,11 +619,11 @@ int va_auth_login(redisContext *c, const char *user, const char *password, int t
     int_cmd(c, &rc, "DEL %s", fail);
     if (rc)
         return rc;
-    if (iter < VA_KDF_ITER) {
+    if (iter < kdf_iter) {
         pw_hash nh;
         char ukey[KEY_MAX];
         user_key(ukey, user, "");
-        rc = pw_hash_new(password, &nh);
+        rc = pw_hash_new(password, kdf_iter, &nh);
         if (rc)
             return rc;
         redisReply *r = redisCommand(c, "EVAL %s 1 %s %s %s %s %s %s", k_rehash_script, ukey,
@@ -623,6 +645,50 @@ int va_auth_login(redisContext *c, const char *user, const char *password, int t
     }
     principal_fill(out, u.name, role, u.hospital, u.center, u.display_name, expires);
     return 0;
+}
+
+int va_login_admit(redisContext *c, const va_login_limits *lim, const char *address,
+                   const char *user, int *retry_after_s, const char **which)
+{
+    char akey[sizeof("hr:rl:login:a:") + VA_ADDR_MAX], ukey[sizeof("hr:rl:login:u:") + VA_USER_MAX];
+    char win[16], al[16], ul[16];
+    *retry_after_s = 0;
+    *which = "";
+    if (!c)
+        return HR_EREDIS;
+    if (lim->per_address <= 0 && lim->per_user <= 0)
+        return 0;
+    snprintf(akey, sizeof(akey), "hr:rl:login:a:%.*s", VA_ADDR_MAX - 1, address ? address : "");
+    int with_user = va_user_name_valid(user);
+    if (with_user)
+        snprintf(ukey, sizeof(ukey), "hr:rl:login:u:%s", user);
+    snprintf(win, sizeof(win), "%d", lim->window_s > 0 ? lim->window_s : 60);
+    snprintf(al, sizeof(al), "%d", lim->per_address > 0 ? lim->per_address : 0);
+    snprintf(ul, sizeof(ul), "%d", lim->per_user > 0 ? lim->per_user : 0);
+    args a = {.n = 0};
+    arg(&a, "EVAL");
+    arg(&a, k_admit_script);
+    arg(&a, with_user ? "2" : "1");
+    arg(&a, akey);
+    if (with_user)
+        arg(&a, ukey);
+    arg(&a, win);
+    arg(&a, al);
+    arg(&a, ul);
+    redisReply *r = run(c, &a);
+    int rc = HR_EREDIS;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        long long who = r->element[0]->integer, t = r->element[1]->integer;
+        rc = 0;
+        if (who == 1 || who == 2) {
+            rc = -EBUSY;
+            *which = who == 1 ? "address" : "user";
+            *retry_after_s = t < 1 ? 1 : t > 86400 ? 86400 : (int)t;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
 }
 
 /* Reads a reply element as a long long; -1 when absent or malformed. */
@@ -709,7 +775,7 @@ int va_user_add(redisContext *c, const hr_config *cfg, const va_user_spec *s)
     int rc = va_user_validate(cfg, s, NULL, 0);
     if (rc)
         return rc;
-    rc = pw_hash_new(s->password, &h);
+    rc = pw_hash_new(s->password, cfg->auth.kdf_iterations, &h);
     if (rc)
         return rc;
     user_key(ukey, s->name, "");
@@ -762,7 +828,7 @@ static int user_script(redisContext *c, args *a)
     return rc;
 }
 
-int va_user_passwd(redisContext *c, const char *name, const char *password)
+int va_user_passwd(redisContext *c, const char *name, const char *password, int kdf_iter)
 {
     pw_hash h;
     char ukey[KEY_MAX], fail[KEY_MAX], lock[KEY_MAX];
@@ -771,7 +837,7 @@ int va_user_passwd(redisContext *c, const char *name, const char *password)
     int rc = va_password_validate(password, NULL, 0);
     if (rc)
         return rc;
-    rc = pw_hash_new(password, &h);
+    rc = pw_hash_new(password, kdf_iter, &h);
     if (rc)
         return rc;
     user_key(ukey, name, "");

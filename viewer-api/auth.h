@@ -1,6 +1,8 @@
-/* Users and bearer tokens of the HTTP API (docs/decisions/0006-users-and-tokens.md).
- * Synchronous functions over one hiredis context: the HTTP server calls them
- * from the libuv thread pool with sto_worker_redis(), the CLI with its own
+/* Users and bearer tokens of the HTTP API (docs/decisions/0006-users-and-tokens.md,
+ * 0013-login-isolation-and-rate-limits.md). Synchronous functions over one
+ * hiredis context: the HTTP server calls them from a worker thread with
+ * sto_worker_redis() (logins from its password-hashing pool, never from the
+ * libuv thread pool that makes ingest durable), the CLI with its own
  * connection. Nothing here keeps state between calls; every function is
  * thread-safe given a context per thread.
  *
@@ -12,12 +14,16 @@
  *   hr:user:<name>:fail         failed logins in the current 15 min window (TTL)
  *   hr:user:<name>:lock         present while the name is locked out (TTL)
  *   hr:tok:<sha256 hex(token)>  hash: user role hospital center expires gen (TTL)
+ *   hr:rl:login:a:<address>     login attempts from a client address in the
+ *                               current rate-limit window (TTL = the window)
+ *   hr:rl:login:u:<name>        login attempts for a user name, same
  * The token itself is never stored.
  *
  * Error codes (common/hr_err.h):
  *   -EACCES       bad credentials: unknown user, wrong password, disabled user;
  *                 or a token that is malformed, unknown, expired or revoked
  *   -EAGAIN       locked out (VA_LOCK_FAILURES failures within VA_LOCK_WINDOW_S)
+ *   -EBUSY        va_login_admit: over a login rate limit
  *   -EINVAL       invalid name, role, hospital, center, display name or password
  *   -EEXIST       va_user_add: the user exists
  *   HR_ENOTFOUND  the user does not exist (administration functions only)
@@ -37,7 +43,9 @@
 #define VA_PASSWORD_MAX    1024 /* bytes; longer ones are refused, never truncated */
 #define VA_TOKEN_LEN       43   /* 32 random bytes, base64url without padding */
 #define VA_TTL_MAX         (30 * 86400)
-#define VA_KDF_ITER        600000 /* PBKDF2-HMAC-SHA256 iterations for new hashes */
+#define VA_KDF_ITER        600000 /* default of auth.kdf_iterations (PBKDF2-HMAC-SHA256) */
+#define VA_KDF_ITER_MIN    1000   /* the least auth.kdf_iterations accepts */
+#define VA_ADDR_MAX        64     /* client address text in a rate-limit key */
 #define VA_LOCK_FAILURES   5
 #define VA_LOCK_WINDOW_S   900 /* failures counted over 15 min ... */
 #define VA_LOCK_S          900 /* ... lock the name for 15 min */
@@ -55,16 +63,37 @@ typedef struct va_principal {
 
 /* ---- login and tokens ---- */
 
+/* Login rate limits (cfg->auth): attempts per client address and per user
+ * name within window_s seconds, counted in Redis so every node shares them.
+ * A limit <= 0 is off. */
+typedef struct va_login_limits {
+    int window_s;
+    int per_address;
+    int per_user;
+} va_login_limits;
+
+/* Counts one login attempt from address (text, e.g. "10.2.3.4"; cut at
+ * VA_ADDR_MAX - 1) for user (counted only when it is a valid name). 0 when
+ * admitted; -EBUSY when over a limit, with *retry_after_s (>= 1) until the
+ * window ends and *which = "address" or "user" (static strings); HR_EREDIS.
+ * Cheap (one EVAL): call it before va_auth_login, whose KDF is what the limit
+ * protects. An address over its limit is not counted against the name. */
+int va_login_admit(redisContext *c, const va_login_limits *lim, const char *address,
+                   const char *user, int *retry_after_s, const char **which);
+
 /* Checks user and password; on success writes a new token (NUL-terminated)
  * into token and the principal into *out. ttl_s: token lifetime in seconds,
- * 1..VA_TTL_MAX (normally cfg->http.token_ttl_s). Costs one KDF run (about
- * 0.3 s of CPU) whether or not the user exists: call it from the thread pool.
- * 0, -EACCES, -EAGAIN, -EINVAL (ttl), HR_EREDIS. A wrong password, an unknown
- * name and a disabled user answer alike; the VA_LOCK_FAILURES-th failure in
- * the window answers -EAGAIN and so does every attempt while locked (known or
- * unknown name alike). A successful login clears the failure count and
- * upgrades a hash made with fewer than VA_KDF_ITER iterations. */
-int va_auth_login(redisContext *c, const char *user, const char *password, int ttl_s,
+ * 1..VA_TTL_MAX (normally cfg->http.token_ttl_s); kdf_iter: the configured
+ * PBKDF2 iterations (cfg->auth.kdf_iterations, >= VA_KDF_ITER_MIN). Costs one
+ * KDF run (about 0.3 s of CPU at 600000) whether or not the user exists: an
+ * unknown name is checked against a dummy hash of kdf_iter iterations. Call
+ * it from a worker thread. 0, -EACCES, -EAGAIN, -EINVAL (ttl, kdf_iter),
+ * HR_EREDIS. A wrong password, an unknown name and a disabled user answer
+ * alike; the VA_LOCK_FAILURES-th failure in the window answers -EAGAIN and so
+ * does every attempt while locked (known or unknown name alike). A successful
+ * login clears the failure count and re-hashes a hash made with fewer than
+ * kdf_iter iterations (a second KDF run). */
+int va_auth_login(redisContext *c, const char *user, const char *password, int ttl_s, int kdf_iter,
                   va_principal *out, char token[VA_TOKEN_LEN + 1]);
 
 /* Validates a bearer token (the text after "Bearer "; NULL allowed; its
@@ -98,11 +127,13 @@ int va_user_validate(const hr_config *cfg, const va_user_spec *s, char *why, siz
 int va_password_validate(const char *password, char *why, size_t cap);
 
 /* Creates the user (atomically: a concurrent add of the same name gets
- * -EEXIST). 0, -EINVAL, -EEXIST, HR_EREDIS. */
+ * -EEXIST), hashing with cfg->auth.kdf_iterations. 0, -EINVAL, -EEXIST,
+ * HR_EREDIS. */
 int va_user_add(redisContext *c, const hr_config *cfg, const va_user_spec *s);
-/* Sets a new password, revokes every token of the user and clears a lockout.
- * 0, -EINVAL, HR_ENOTFOUND, HR_EREDIS. */
-int va_user_passwd(redisContext *c, const char *name, const char *password);
+/* Sets a new password hashed with kdf_iter iterations (cfg->auth.kdf_iterations),
+ * revokes every token of the user and clears a lockout. 0, -EINVAL,
+ * HR_ENOTFOUND, HR_EREDIS. */
+int va_user_passwd(redisContext *c, const char *name, const char *password, int kdf_iter);
 /* Disables the user and revokes every token. 0, -EINVAL (name), HR_ENOTFOUND,
  * HR_EREDIS. */
 int va_user_disable(redisContext *c, const char *name);

@@ -287,9 +287,8 @@ void va_audit(va_req *r, const char *action, const char *patient, const char *st
 
 /* ---- the pool step ---- */
 
-static void work_run(uv_work_t *w)
+static void req_work(va_req *r)
 {
-    va_req *r = w->data;
     const sto_ctx *sto = r->srv->sto;
     redisContext *c = sto_worker_redis(&sto->redis_addr, sto->redis_timeout_ms);
     r->redis_down = c == NULL;
@@ -304,9 +303,13 @@ static void work_run(uv_work_t *w)
     r->work_fn(r, c);
 }
 
-static void work_done(uv_work_t *w, int status)
+static void work_run(uv_work_t *w)
 {
-    va_req *r = w->data;
+    req_work(w->data);
+}
+
+static void req_done(va_req *r)
+{
     r->in_work = 0;
     if (r->h && !r->route->public_ && r->auth_rc) {
         if (r->auth_rc == HR_EREDIS)
@@ -320,6 +323,37 @@ static void work_done(uv_work_t *w, int status)
         r->done_fn(r);
     if (!r->h && !r->streaming)
         req_free(r);
+}
+
+static void work_done(uv_work_t *w, int status)
+{
+    req_done(w->data);
+}
+
+static void pool_run(hr_pool_job *j)
+{
+    req_work(j->data);
+}
+
+static void pool_done(hr_pool_job *j, int status)
+{
+    va_req *r = j->data;
+    r->pool_status = status;
+    req_done(r);
+}
+
+int va_req_run_on(va_req *r, hr_pool *pool, va_work_fn work, va_done_fn done)
+{
+    if (!pool)
+        return HR_ESTATE;
+    r->work_fn = work;
+    r->done_fn = done;
+    r->pool_status = 0;
+    r->job.data = r;
+    int rc = hr_pool_submit(pool, &r->job, pool_run, pool_done);
+    if (rc == 0)
+        r->in_work = 1;
+    return rc;
 }
 
 void va_req_run(va_req *r, va_work_fn work, va_done_fn done)
@@ -665,6 +699,14 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (!rc)
         rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connect);
+    if (!rc) {
+        hr_pool_opts po = {.name = "kdf",
+                           .threads = cfg->auth.kdf_threads,
+                           .max_jobs = cfg->auth.kdf_queue,
+                           .nice = 10, /* ingest and the loop win a contested CPU */
+                           .on_thread_exit = sto_worker_redis_failed};
+        rc = hr_pool_start(loop, &po, &s->kdf_pool);
+    }
     if (rc) {
         s->stopping = 1;
         finish_stop(s);
@@ -704,6 +746,10 @@ static void on_listener_closed(uv_handle_t *h)
 static void finish_stop(va_server *s)
 {
     uv_timer_stop(&s->stop_timer);
+    if (s->kdf_pool) {
+        s->finish_wanted = 1; /* on_kdf_pool_closed comes back */
+        return;
+    }
     if (!uv_is_closing((uv_handle_t *)&s->listener))
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     else if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
@@ -727,6 +773,14 @@ static void on_stop_tick(uv_timer_t *t)
         cb(s->stop_arg);
 }
 
+static void on_kdf_pool_closed(void *arg)
+{
+    va_server *s = arg;
+    s->kdf_pool = NULL;
+    if (s->finish_wanted)
+        finish_stop(s);
+}
+
 void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
 {
     s->stopping = 1;
@@ -734,6 +788,9 @@ void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
     s->stop_arg = arg;
     uv_read_stop((uv_stream_t *)&s->listener);
     h2o_context_request_shutdown(&s->ctx);
+    /* waiting logins get 503; running ones finish */
+    if (s->kdf_pool)
+        hr_pool_close(s->kdf_pool, on_kdf_pool_closed, s);
     /* connections finish their requests; the rest are cut after 10 s (the
      * process exits then; open sockets are closed by the kernel) */
     uv_timer_start(&s->stop_timer, on_stop_tick, s->n_conns ? 10000 : 0, 0);
@@ -804,6 +861,26 @@ void va_metrics_http(va_server *s, hr_buf *out)
                 (unsigned long long)sum.count);
     }
     appendf(out, "# TYPE huren_http_connections gauge\nhuren_http_connections %d\n", s->n_conns);
+    if (s->kdf_pool) {
+        hr_pool_stats ps;
+        hr_pool_stats_get(s->kdf_pool, &ps);
+        appendf(out,
+                "# HELP huren_kdf_running Logins hashing a password now (at most kdf_threads).\n"
+                "# TYPE huren_kdf_running gauge\nhuren_kdf_running %d\n"
+                "# TYPE huren_kdf_running_max gauge\nhuren_kdf_running_max %d\n"
+                "# TYPE huren_kdf_threads gauge\nhuren_kdf_threads %d\n"
+                "# TYPE huren_kdf_pending gauge\nhuren_kdf_pending %d\n"
+                "# TYPE huren_kdf_jobs_total counter\nhuren_kdf_jobs_total %llu\n"
+                "# TYPE huren_kdf_wait_seconds_max gauge\nhuren_kdf_wait_seconds_max %.3f\n",
+                ps.running, ps.running_max, ps.threads, ps.pending,
+                (unsigned long long)ps.completed, (double)ps.wait_ns_max / 1e9);
+    }
+    appendf(out,
+            "# HELP huren_login_refused_total Logins refused before any password check.\n"
+            "# TYPE huren_login_refused_total counter\n"
+            "huren_login_refused_total{reason=\"rate-limit\"} %llu\n"
+            "huren_login_refused_total{reason=\"busy\"} %llu\n",
+            (unsigned long long)s->login_limited, (unsigned long long)s->login_busy);
     const sto_ctx *sto = s->sto;
     appendf(out,
             "# TYPE huren_ingest_stored_total counter\nhuren_ingest_stored_total %llu\n"

@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "http.h"
 #include "../common/hr_buf.h"
+#include "../common/hr_pool.h"
 #include "../storage/access.h"
 
 #include <h2o.h>
@@ -65,6 +66,10 @@ struct va_server {
     int n_sse;
     int sse_closed;      /* va_sse_close_all ran: new streams get 503 */
     uint64_t sse_events; /* events sent on all streams */
+    /* password hashing apart from libuv's pool (decision 0013); NULL once closed */
+    hr_pool *kdf_pool;
+    int finish_wanted; /* finish_stop waits for kdf_pool's close */
+    uint64_t login_limited, login_busy; /* logins refused: 429 rate limit, 503 pool full */
 };
 
 struct va_req {
@@ -87,6 +92,8 @@ struct va_req {
     sto_scope scope;
     /* the pool step */
     uv_work_t work;
+    hr_pool_job job;  /* the step on a dedicated pool (va_req_run_on) */
+    int pool_status;  /* -ECANCELED: that pool closed before the step ran */
     va_work_fn work_fn;
     va_done_fn done_fn;
     int in_work;
@@ -108,6 +115,11 @@ static inline int va_req_gone(const va_req *r)
 /* ---- server core (http_server.c) ---- */
 /* Queues auth + work on the pool, then done on the loop. */
 void va_req_run(va_req *r, va_work_fn work, va_done_fn done);
+/* The same on a dedicated pool (srv->kdf_pool for password hashing) instead
+ * of libuv's. 0; -EAGAIN when the pool is full or HR_ESTATE when it is closed
+ * (or NULL): nothing was queued and the caller answers (503). When the pool
+ * closes before work ran, done runs with r->pool_status = -ECANCELED. */
+int va_req_run_on(va_req *r, hr_pool *pool, va_work_fn work, va_done_fn done);
 /* Sends a complete response (body copied). */
 void va_send(va_req *r, int status, const char *content_type, const char *body, size_t len);
 /* Sends a JSON document (steals the reference). */

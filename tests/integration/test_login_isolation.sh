@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Logins cannot slow durable ingest (decision 0013): password hashing runs on
+# its own bounded, niced pool (never more than auth.kdf_threads at once; the
+# login beyond auth.kdf_queue gets 503 + Retry-After at once), a C-STORE
+# completes while logins flood the server, and login attempts are rate
+# limited per client address and per user name (429 + Retry-After, audited).
+source "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+DW="$PY $SRC/tests/integration/dicomweb.py"
+
+port=$(free_port)
+# a costly KDF (1 M iterations, about 0.5 s of CPU each) so that a flood of
+# logins would hold any shared pool for seconds
+cfg=$(write_config login "$port" "" "" "" \
+  '"kdf_iterations": 1000000, "kdf_threads": 2, "kdf_queue": 8, "login_window_s": 60,
+   "login_per_address": 10, "login_per_user": 3')
+hp=$(http_port login)
+U="http://127.0.0.1:$hp"
+printf '%s\n' 'admin-password-1' | "$HUREN" user add admin --role admin --hospital county \
+  --config "$cfg" >/dev/null
+printf '%s\n' 'tech1-password' | "$HUREN" user add tech1 --role technician --hospital township1 \
+  --config "$cfg" >/dev/null
+check_eq "new hashes use auth.kdf_iterations" 1000000 \
+  "$(start_huren login "$cfg" >/dev/null; rcli login HGET hr:user:tech1 iter)"
+wait_port "$hp" 30
+"$GEN" --out "$T/one" --studies 1 --series 1 --instances 1 --bytes 16384 --seed 71 >/dev/null
+
+# login FROM USER PASSWORD OUT -> status code; headers in OUT.h, body in OUT
+login() {
+  curl -s --max-time 300 --interface "$1" -D "$4.h" -o "$4" -w '%{http_code}' \
+    -X POST "$U/api/v1/login" -H 'Content-Type: application/json' \
+    -d "{\"user\": \"$2\", \"password\": \"$3\"}" || true
+}
+
+# --- a flood of 40 concurrent logins with random names from 127.0.0.3
+mkdir -p "$T/flood"
+for i in $(seq 1 40); do
+  (login 127.0.0.3 "nobody$RANDOM$i" 'some-password' "$T/flood/$i" > "$T/flood/$i.code") &
+done
+sleep 0.5
+t0=$(date +%s.%N)
+storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/one"
+st=$?
+t1=$(date +%s.%N)
+check_eq "C-STORE during the login flood succeeds" 0 "$st"
+secs=$($PY -c "print(f'{$t1 - $t0:.2f}')")
+# a shared pool would hold the store behind 16 KDF runs of 0.7 s on 2 cores
+check "C-STORE during the login flood takes < 3 s (took $secs s)" \
+  $PY -c "import sys; sys.exit(0 if $t1 - $t0 < 3 else 1)"
+for _ in $(seq 1 1500); do
+  [ "$(find "$T/flood" -name '*.code' -size +0 | wc -l)" -ge 40 ] && break
+  sleep 0.2
+done
+n503=$(grep -lx 503 "$T/flood"/*.code | wc -l)
+n401=$(grep -lx 401 "$T/flood"/*.code | wc -l)
+check_eq "every flood login answered 401 or 503" 40 $((n503 + n401))
+check "at most kdf_queue (8) flood logins were admitted ($n401)" test "$n401" -le 8
+check "the logins beyond the queue got 503 ($n503)" test "$n503" -ge 32
+b=$(grep -lx 503 "$T/flood"/*.code | head -1); b=${b%.code}
+check "503 carries Retry-After" grep -qi '^retry-after: [0-9]' "$b.h"
+check_eq "503 body is a JSON error" busy "$($DW json-get "$b" error)"
+
+login 127.0.0.1 admin admin-password-1 "$T/admin" >/dev/null
+tok=$($DW json-get "$T/admin" token || true)
+curl -s -H "Authorization: Bearer $tok" "$U/metrics" > "$T/metrics"
+rmax=$(sed -n 's/^huren_kdf_running_max \([0-9]*\)$/\1/p' "$T/metrics")
+check "the KDF pool never ran more than 2 at once (max $rmax)" test -n "$rmax" -a "${rmax:-99}" -le 2 -a "${rmax:-0}" -ge 1
+check "busy refusals are counted" grep -q '^huren_login_refused_total{reason="busy"} [1-9]' "$T/metrics"
+
+# --- per address: the 11th attempt from 127.0.0.2 within the window is 429
+codes=""
+for i in $(seq 1 11); do
+  codes="$codes $(login 127.0.0.2 "random$i" 'some-password' "$T/ra")"
+done
+check_eq "10 attempts from one address, then 429" \
+  " 401 401 401 401 401 401 401 401 401 401 429" "$codes"
+check "429 carries Retry-After" grep -qi '^retry-after: [1-9]' "$T/ra.h"
+check_eq "429 body is a JSON error" rate_limited "$($DW json-get "$T/ra" error)"
+check_eq "another address is not limited" 401 "$(login 127.0.0.4 random12 'some-password' "$T/rb")"
+
+# --- per user name: 3 attempts for tech1 (from three addresses), then 429,
+# before the 5-failure lockout and even with the right password
+c1=$(login 127.0.0.5 tech1 'wrong-password' "$T/u1")
+c2=$(login 127.0.0.6 tech1 'wrong-password' "$T/u2")
+c3=$(login 127.0.0.7 tech1 'tech1-password' "$T/u3")
+c4=$(login 127.0.0.8 tech1 'tech1-password' "$T/u4")
+check_eq "per user: 401 401 200 then 429" "401 401 200 429" "$c1 $c2 $c3 $c4"
+check_eq "per user 429 is the rate limit, not the lockout" rate_limited "$($DW json-get "$T/u4" error)"
+check_eq "the hash kept its stored cost" 1000000 "$(rcli login HGET hr:user:tech1 iter)"
+
+# --- refusals are audited
+sleep 1.5
+aud=$(cat "$T/login/data/audit"/*.jsonl)
+check "429 audited (outcome limited, address)" bash -c \
+  "grep '\"action\":\"login\"' <<<'$aud' | grep '\"outcome\":\"limited\"' | grep -q '127.0.0.2'"
+check "503 audited (outcome busy)" bash -c \
+  "grep '\"action\":\"login\"' <<<'$aud' | grep -q '\"outcome\":\"busy\"'"
+check "the huren process is still serving" curl -sf "$U/healthz" -o /dev/null
+finish
