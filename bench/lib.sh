@@ -219,11 +219,13 @@ bench_machine() {
 }
 
 # bench_huren_config FILE DATA_DIR DICOM_PORT HTTP_PORT HL7_PORT -> writes a
-# huren config with the township1 and county hospitals on loopback.
+# huren config with the township1 and county hospitals on loopback. Every
+# load comes from 127.0.0.1: no per-address cap, no reserve (decision 0012).
 bench_huren_config() {
     cat >"$1" <<EOF
 {"data_dir": "$2", "log_level": "warn",
- "dicom": {"listen": "127.0.0.1", "port": $3, "ae_title": "HUREN"},
+ "dicom": {"listen": "127.0.0.1", "port": $3, "ae_title": "HUREN",
+           "max_per_address": 128, "reserved_associations": 0},
  "http": {"listen": "127.0.0.1", "port": $4},
  "hl7": {"listen": "127.0.0.1", "port": $5},
  "hospitals": [

@@ -84,6 +84,10 @@ int cli_check_config(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     printf("configuration OK: data_dir %s, DICOM %s:%d AE %s, %zu hospitals\n", cfg.data_dir,
            cfg.dicom.listen.host, cfg.dicom.listen.port, cfg.dicom.ae_title, cfg.n_hospitals);
+    printf("  HTTP %s:%d %s\n", cfg.http.listen.host, cfg.http.listen.port,
+           cfg.http.tls_cert[0]       ? "(HTTPS)"
+           : cfg.http.insecure_listen ? "(plain HTTP, http.insecure_listen)"
+                                      : "(plain HTTP)");
     for (size_t i = 0; i < cfg.n_hospitals; i++) {
         const hr_hospital *h = &cfg.hospitals[i];
         printf("  %-12s %-8s %zu AE titles, %zu allowed networks  %s\n", h->id,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,6 +117,17 @@ static void dicom_metrics(void *arg, hr_buf *out)
                      (unsigned long long)st->associations_rejected,
                      (unsigned long long)st->associations_aborted,
                      (unsigned long long)st->stores_ok, (unsigned long long)st->stores_failed);
+    if (n > 0)
+        hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+    n = snprintf(text, sizeof(text),
+                 "# TYPE huren_dicom_connections gauge\nhuren_dicom_connections %d\n"
+                 "# TYPE huren_dicom_connections_refused_total counter\n",
+                 st->connections_open);
+    for (int r = 0; r < GW_REFUSALS && n > 0 && (size_t)n < sizeof(text); r++)
+        n += snprintf(text + n, sizeof(text) - (size_t)n,
+                      "huren_dicom_connections_refused_total{reason=\"%s\"} %llu\n",
+                      gw_refusal_name((enum gw_refusal)r),
+                      (unsigned long long)st->connections_refused[r]);
     if (n > 0)
         hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
     if (!s->http)
@@ -515,6 +527,57 @@ static void on_reconcile_timer(uv_timer_t *t)
     uv_queue_work(s->loop, &s->reconcile_work, reconcile_run, reconcile_done);
 }
 
+/* File descriptors the configured limits can hold open at once (decision
+ * 0012): admitted DICOM connections (up to twice max_associations); per
+ * association an ingest temp file, an outbound C-MOVE/C-GET association and
+ * the object it sends; per HTTP connection its socket and one file; Redis
+ * connections (one per pool thread, the loop's own); a file per pool thread;
+ * the process' own (stdio, loop, signals, lock, audit log, the embedded
+ * redis' pipes). A quarter more as margin. */
+static rlim_t fds_needed(const hr_config *c)
+{
+    rlim_t assoc = (rlim_t)c->dicom.max_associations, http = (rlim_t)c->http.max_connections;
+    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 32 /* redis */ + 16 /* pool */ + 64 /* own */;
+    return n + n / 4;
+}
+
+/* Raises the soft RLIMIT_NOFILE to fds_needed(), within the hard limit. 0, or
+ * 1 after saying on stderr why huren cannot start. */
+static int raise_fd_limit(const hr_config *c)
+{
+    struct rlimit rl;
+    rlim_t need = fds_needed(c), was;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        hr_warn("serve", "cannot read the open-file limit: %s", strerror(errno));
+        return 0;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) {
+        hr_debug("serve", "open-file limit %llu (%llu needed)", (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)need);
+        return 0;
+    }
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        fprintf(stderr,
+                "huren: this configuration needs %llu open files (dicom.max_associations %d, "
+                "http.max_connections %d, Redis, files), but the hard limit is %llu: raise it "
+                "(ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=) or lower "
+                "dicom.max_associations / http.max_connections\n",
+                (unsigned long long)need, c->dicom.max_associations, c->http.max_connections,
+                (unsigned long long)rl.rlim_max);
+        return 1;
+    }
+    was = rl.rlim_cur;
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        fprintf(stderr, "huren: cannot raise the open-file limit from %llu to %llu: %s\n",
+                (unsigned long long)was, (unsigned long long)need, strerror(errno));
+        return 1;
+    }
+    hr_info("serve", "open-file limit raised from %llu to %llu, what the configuration needs",
+            (unsigned long long)was, (unsigned long long)need);
+    return 0;
+}
+
 int cli_serve(int argc, char **argv)
 {
     static serve_state s;
@@ -522,6 +585,11 @@ int cli_serve(int argc, char **argv)
     rc = cli_load_config(argc, argv, "usage: huren serve [--config FILE]", &s.cfg, NULL, NULL);
     if (rc)
         return rc < 0 ? 0 : rc;
+    /* before anything is opened or spawned: the embedded redis inherits it */
+    if (raise_fd_limit(&s.cfg)) {
+        hr_config_free(&s.cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* the thread pool does the fsyncs: with many associations more threads
      * let the filesystem journal group their commits (decision 0004) */

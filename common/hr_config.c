@@ -17,11 +17,13 @@ static const char k_default_json[] =
     "  \"redis\": {\"url\": \"\", \"server\": \"redis-server\", \"appendfsync\": \"everysec\",\n"
     "            \"connect_timeout_ms\": 5000},\n"
     "  \"dicom\": {\"listen\": \"0.0.0.0\", \"port\": 11112, \"ae_title\": \"HUREN\",\n"
-    "            \"hospital\": \"county\", \"max_associations\": 64, \"max_pdu\": 262144,\n"
+    "            \"hospital\": \"county\", \"max_associations\": 64, \"max_per_address\": 16,\n"
+    "            \"max_pdu\": 262144,\n"
     "            \"idle_timeout_s\": 120, \"artim_timeout_s\": 30,\n"
     "            \"max_object_bytes\": 8589934592,\n"
     "            \"accept_unknown_storage\": true},\n"
-    "  \"http\": {\"listen\": \"0.0.0.0\", \"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\",\n"
+    "  \"http\": {\"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\",\n"
+    "           \"insecure_listen\": false,\n"
     "           \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,\n"
     "           \"max_connections\": 1024, \"cors_origins\": []},\n"
     "  \"auth\": {\"kdf_iterations\": 600000, \"kdf_threads\": 2, \"kdf_queue\": 32,\n"
@@ -146,15 +148,18 @@ static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, s
                                        "ae_title",
                                        "hospital",
                                        "max_associations",
+                                       "max_per_address",
+                                       "reserved_associations",
                                        "max_pdu",
                                        "idle_timeout_s",
                                        "artim_timeout_s",
                                        "max_object_bytes",
                                        "accept_unknown_storage",
                                        NULL};
-    static const char *const http_keys[] = {"listen",          "port",           "tls_cert",
-                                            "tls_key",         "max_body_bytes", "token_ttl_s",
-                                            "max_connections", "cors_origins",   NULL};
+    static const char *const http_keys[] = {
+        "listen",          "port",        "tls_cert",        "tls_key",
+        "max_body_bytes",  "token_ttl_s", "max_connections", "cors_origins",
+        "insecure_listen", NULL};
     static const char *const plain[] = {"listen", "port", NULL};
     char where[32];
     json_t *o = json_object_get(root, name);
@@ -174,7 +179,9 @@ static int get_listen(json_t *root, const char *name, hr_listen *l, char *err, s
     if (rc)
         return rc;
     struct in6_addr a6;
-    if (inet_pton(AF_INET, l->host, &a6) != 1 && inet_pton(AF_INET6, l->host, &a6) != 1)
+    /* http.listen has no fixed default: validate() picks one */
+    if (l->host[0] && inet_pton(AF_INET, l->host, &a6) != 1 &&
+        inet_pton(AF_INET6, l->host, &a6) != 1)
         return fail(err, ecap, "%slisten: \"%s\" is not an IPv4 or IPv6 address", where, l->host);
     long long port = l->port;
     rc = get_int(o, "port", where, 1, 65535, &port, err, ecap);
@@ -327,6 +334,11 @@ static int parse_http(json_t *o, hr_config *c, char *err, size_t ecap)
         get_str(o, "tls_cert", "http.", c->http.tls_cert, sizeof(c->http.tls_cert), 1, err, ecap);
     if (!rc)
         rc = get_str(o, "tls_key", "http.", c->http.tls_key, sizeof(c->http.tls_key), 1, err, ecap);
+    json_t *il = json_object_get(o, "insecure_listen");
+    if (!rc && il && !json_is_boolean(il))
+        rc = fail(err, ecap, "http.insecure_listen: must be true or false");
+    if (!rc && il)
+        c->http.insecure_listen = json_is_true(il);
     v = (long long)c->http.max_body_bytes;
     if (!rc)
         rc = get_int(o, "max_body_bytes", "http.", 1024, (long long)1 << 42, &v, err, ecap);
@@ -978,6 +990,14 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
         if (!rc)
             rc = get_int(d, "max_associations", "dicom.", 1, 10000, &v, err, ecap);
         c->dicom.max_associations = (int)v;
+        v = c->dicom.max_per_address;
+        if (!rc)
+            rc = get_int(d, "max_per_address", "dicom.", 1, 10000, &v, err, ecap);
+        c->dicom.max_per_address = (int)v;
+        v = c->dicom.reserved_associations;
+        if (!rc)
+            rc = get_int(d, "reserved_associations", "dicom.", 0, 10000, &v, err, ecap);
+        c->dicom.reserved_associations = (int)v;
         v = c->dicom.max_pdu;
         if (!rc)
             rc = get_int(d, "max_pdu", "dicom.", 4096, 16 * 1024 * 1024, &v, err, ecap);
@@ -1027,11 +1047,52 @@ static int apply(json_t *root, hr_config *c, char *err, size_t ecap)
     return rc;
 }
 
+int hr_addr_is_loopback(const char *host)
+{
+    uint8_t a[16];
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+    static const uint8_t v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) != 1)
+        return 0;
+    return memcmp(a, v6_loopback, 16) == 0 || (memcmp(a, v4_mapped, 12) == 0 && a[12] == 127);
+}
+
+/* Defaults that depend on other keys, and listener policy (decision 0012):
+ * the DICOM reserve, and plain HTTP on loopback unless TLS or
+ * http.insecure_listen. */
+static int validate_listeners(hr_config *c, char *err, size_t ecap)
+{
+    int tls = c->http.tls_cert[0] != 0;
+    if (c->dicom.reserved_associations < 0) {
+        c->dicom.reserved_associations = c->dicom.max_associations / 8;
+        if (c->dicom.reserved_associations < 1)
+            c->dicom.reserved_associations = 1;
+    } else if (c->dicom.reserved_associations > c->dicom.max_associations) {
+        return fail(err, ecap,
+                    "dicom.reserved_associations: %d is more than "
+                    "dicom.max_associations (%d)",
+                    c->dicom.reserved_associations, c->dicom.max_associations);
+    }
+    if (!c->http.listen.host[0])
+        snprintf(c->http.listen.host, sizeof(c->http.listen.host), "%s",
+                 tls || c->http.insecure_listen ? "0.0.0.0" : "127.0.0.1");
+    if (!tls && !c->http.insecure_listen && !hr_addr_is_loopback(c->http.listen.host))
+        return fail(err, ecap,
+                    "http.listen: \"%s\" is not loopback and HTTP is plain: set http.tls_cert "
+                    "and http.tls_key, or listen on 127.0.0.1 behind a TLS proxy, or set "
+                    "http.insecure_listen: true to expose plain HTTP deliberately",
+                    c->http.listen.host);
+    return 0;
+}
+
 /* Cross-checks that need the whole configuration. user (may be NULL) is the
  * file: a reference that fails only because the file replaced what an
  * embedded default refers to gets a hint. */
 static int validate(hr_config *c, json_t *user, char *err, size_t ecap)
 {
+    int rc;
     for (size_t i = 0; i < c->n_hospitals; i++) {
         for (size_t j = i + 1; j < c->n_hospitals; j++)
             if (strcmp(c->hospitals[i].id, c->hospitals[j].id) == 0)
@@ -1060,6 +1121,9 @@ static int validate(hr_config *c, json_t *user, char *err, size_t ecap)
     }
     if ((c->http.tls_cert[0] != 0) != (c->http.tls_key[0] != 0))
         return fail(err, ecap, "http.tls_cert, http.tls_key: give both or neither");
+    rc = validate_listeners(c, err, ecap);
+    if (rc)
+        return rc;
     if (!hr_config_hospital(c, c->dicom.hospital))
         return fail(err, ecap, "dicom.hospital: \"%s\" is not one of hospitals[].id",
                     c->dicom.hospital);
@@ -1070,6 +1134,7 @@ static int load_json(json_t *user, hr_config *out, char *err, size_t ecap)
 {
     json_error_t je;
     memset(out, 0, sizeof(*out));
+    out->dicom.reserved_associations = -1; /* derived from max_associations */
     json_t *def = json_loads(k_default_json, 0, &je);
     if (!def)
         return fail(err, ecap, "embedded defaults: %s", je.text);

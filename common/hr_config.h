@@ -106,7 +106,10 @@ typedef struct hr_config {
         char ae_title[HR_AE_MAX];
         char hospital[HR_ID_MAX]; /* the hub's own hospital id */
         int max_associations;
-        uint32_t max_pdu; /* our maximum receive PDU length */
+        int max_per_address;       /* TCP connections from one peer address */
+        int reserved_associations; /* the last connection slots below max_associations go
+                                      only to addresses with none open (decision 0012) */
+        uint32_t max_pdu;          /* our maximum receive PDU length */
         int idle_timeout_s;
         int artim_timeout_s;
         uint64_t max_object_bytes;
@@ -117,6 +120,7 @@ typedef struct hr_config {
         hr_listen listen;
         char tls_cert[HR_PATH_MAX]; /* PEM; "" = plain HTTP (h2c for HTTP/2) */
         char tls_key[HR_PATH_MAX];
+        int insecure_listen;     /* plain HTTP allowed on a non-loopback http.listen */
         uint64_t max_body_bytes; /* larger request bodies get 413 */
         int token_ttl_s;         /* bearer token lifetime */
         int max_connections;
@@ -186,6 +190,9 @@ int hr_center_kind_parse(const char *s);
 const char *hr_priority_name(enum hr_priority p);
 /* The priority named s, or -1. */
 int hr_priority_parse(const char *s);
+/* 1 when host (an IPv4 or IPv6 literal) is a loopback address: 127.0.0.0/8,
+ * ::1, or 127.0.0.0/8 mapped into IPv6. */
+int hr_addr_is_loopback(const char *host);
 /* Parses "10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8". 0 or HR_ECONFIG. */
 int hr_cidr_parse(const char *s, hr_cidr *out);
 

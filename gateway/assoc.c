@@ -96,6 +96,8 @@ static void assoc_free(gw_assoc *a)
     hr_buf_free(&a->in);
     hr_buf_free(&a->cmd);
     hr_buf_free(&a->out);
+    if (a->admitted)
+        srv->stats.connections_open--;
     free(a);
     srv->n_conns--;
     gw__server_maybe_done(srv);
@@ -136,7 +138,9 @@ void gw__assoc_close(gw_assoc *a)
     a->closing = 3; /* two handles; freed when the count reaches 1 */
     uv_timer_stop(&a->timer);
     uv_close((uv_handle_t *)&a->timer, on_closed);
-    uv_close((uv_handle_t *)&a->tcp, on_closed);
+    /* a refused connection is reset: no TIME_WAIT left behind on our side */
+    if (!a->reset || uv_tcp_close_reset(&a->tcp, on_closed) != 0)
+        uv_close((uv_handle_t *)&a->tcp, on_closed);
 }
 
 void gw__assoc_abort(gw_assoc *a, uint8_t source, uint8_t reason)

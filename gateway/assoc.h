@@ -18,9 +18,11 @@ struct gw_dicom_server {
     const hr_config *cfg;
     sto_ctx *sto;
     uv_tcp_t listener;
-    struct gw_assoc *assocs; /* doubly linked list of live associations */
-    int n_conns;             /* TCP connections, any state */
-    gw_dicom_stats stats;
+    struct gw_assoc *assocs;    /* doubly linked list of live associations */
+    int n_conns;                /* TCP connections, any state, admitted or being refused */
+    gw_dicom_stats stats;       /* stats.connections_open: admitted ones */
+    uint64_t refusal_logged_ms; /* loop time of the last refusal logged (rate limit) */
+    uint64_t refusals_unlogged; /* refusals since, not logged */
     int stopping;
     void (*stop_cb)(void *);
     void *stop_arg;
@@ -48,6 +50,9 @@ typedef struct gw_assoc {
     enum dcm_state state;
     char peer[64];
     struct sockaddr_storage peer_addr;
+    uint8_t peer_ip[16]; /* peer address, IPv4 mapped into IPv6: per-address counts */
+    int admitted;        /* counted in stats.connections_open */
+    int reset;           /* close with a TCP RST (refused at accept) */
     char calling_ae[DCM_AE_MAX];
     const hr_hospital *hospital;
     uint32_t peer_max_pdu;

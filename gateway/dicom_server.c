@@ -41,9 +41,107 @@ void gw__server_maybe_done(gw_dicom_server *s)
     }
 }
 
+const char *gw_refusal_name(enum gw_refusal r)
+{
+    static const char *const k[GW_REFUSALS] = {"address", "per_address", "reserve", "capacity"};
+    return (unsigned)r < GW_REFUSALS ? k[r] : "?";
+}
+
+/* The peer address as 16 bytes, IPv4 mapped into IPv6, so that a host counts
+ * once whichever family it arrives on. */
+static void peer_ip(const struct sockaddr_storage *ss, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
+}
+
+static int allowed_anywhere(const hr_config *cfg, const struct sockaddr *peer)
+{
+    for (size_t i = 0; i < cfg->n_hospitals; i++)
+        if (hr_hospital_allows(&cfg->hospitals[i], peer))
+            return 1;
+    return 0;
+}
+
+/* Admitted connections open from a's address, a excluded. The list holds
+ * at most twice dicom.max_associations: a scan per accept is cheap. */
+static int open_from(const gw_dicom_server *s, const gw_assoc *a)
+{
+    int n = 0;
+    for (const gw_assoc *o = s->assocs; o; o = o->next)
+        if (o != a && o->admitted && memcmp(o->peer_ip, a->peer_ip, 16) == 0)
+            n++;
+    return n;
+}
+
+/* Admission at accept (decision 0012): -1 to admit, or the refusal. *k gets
+ * the connections already open from the peer's address. */
+static int admission(const gw_dicom_server *s, const gw_assoc *a, int *k)
+{
+    const hr_config *c = s->cfg;
+    int open = s->stats.connections_open;
+    *k = 0;
+    if (!allowed_anywhere(c, (const struct sockaddr *)&a->peer_addr))
+        return GW_REFUSED_ADDRESS;
+    if (open >= 2 * c->dicom.max_associations)
+        return GW_REFUSED_CAPACITY;
+    *k = open_from(s, a);
+    if (*k >= c->dicom.max_per_address)
+        return GW_REFUSED_PER_ADDRESS;
+    /* the last reserved slots: only for an address with nothing open, so
+     * that an address holding idle sockets or associations cannot take them */
+    if (*k > 0 && c->dicom.reserved_associations > 0 &&
+        open >= c->dicom.max_associations - c->dicom.reserved_associations)
+        return GW_REFUSED_RESERVE;
+    return -1;
+}
+
+/* One log line per second at most: a flood of refusals must not flood the log. */
+static void log_refusal(gw_dicom_server *s, const gw_assoc *a, enum gw_refusal why, int k)
+{
+    const hr_config *c = s->cfg;
+    uint64_t now = uv_now(s->loop);
+    char what[160];
+    if (s->refusal_logged_ms && now - s->refusal_logged_ms < 1000) {
+        s->refusals_unlogged++;
+        return;
+    }
+    switch (why) {
+    case GW_REFUSED_ADDRESS:
+        snprintf(what, sizeof(what), "the address is in no hospital's addresses");
+        break;
+    case GW_REFUSED_PER_ADDRESS:
+        snprintf(what, sizeof(what),
+                 "%d connections from this address already "
+                 "(dicom.max_per_address)",
+                 k);
+        break;
+    case GW_REFUSED_RESERVE:
+        snprintf(what, sizeof(what),
+                 "%d connections open, the last %d are reserved for "
+                 "addresses with none, and this one has %d",
+                 s->stats.connections_open, c->dicom.reserved_associations, k);
+        break;
+    default:
+        snprintf(what, sizeof(what), "%d connections open (twice dicom.max_associations)",
+                 s->stats.connections_open);
+        break;
+    }
+    hr_warn("dicom", "%s: connection refused: %s; %llu more refused since the last such line",
+            a->peer, what, (unsigned long long)s->refusals_unlogged);
+    s->refusal_logged_ms = now ? now : 1;
+    s->refusals_unlogged = 0;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     gw_dicom_server *s = listener->data;
+    int k;
     if (status < 0) {
         hr_warn("dicom", "accept failed: %s", uv_strerror(status));
         return;
@@ -67,14 +165,23 @@ static void on_connection(uv_stream_t *listener, int status)
     int len = sizeof(a->peer_addr);
     uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&a->peer_addr, &len);
     format_peer(&a->peer_addr, a->peer, sizeof(a->peer));
-    /* beyond twice the association limit, connections are closed at once:
-     * each one costs memory before it can be told "no" politely */
-    if (s->n_conns > 2 * s->cfg->dicom.max_associations || s->stopping) {
-        hr_warn("dicom", "%s: too many connections (%d), closing", a->peer, s->n_conns);
-        s->stats.associations_rejected++;
+    peer_ip(&a->peer_addr, a->peer_ip);
+    if (s->stopping) {
         gw__assoc_close(a);
         return;
     }
+    /* decided before any byte is read: a refused peer costs no PDU buffer,
+     * no ARTIM wait and no slot */
+    int why = admission(s, a, &k);
+    if (why >= 0) {
+        s->stats.connections_refused[why]++;
+        log_refusal(s, a, (enum gw_refusal)why, k);
+        a->reset = 1;
+        gw__assoc_close(a);
+        return;
+    }
+    a->admitted = 1;
+    s->stats.connections_open++;
     gw__assoc_start(s, a);
 }
 

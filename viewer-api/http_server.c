@@ -714,6 +714,11 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     }
     hr_info("http", "listening on %s:%d (%s)", cfg->http.listen.host, cfg->http.listen.port,
             s->ssl ? "HTTPS, HTTP/2 via ALPN" : "HTTP/1.1 and h2c");
+    if (!s->ssl && !hr_addr_is_loopback(cfg->http.listen.host))
+        hr_warn("http",
+                "plain HTTP on %s (http.insecure_listen): passwords and tokens cross "
+                "the network in clear; configure http.tls_cert and http.tls_key",
+                cfg->http.listen.host);
     *out = s;
     return 0;
 }

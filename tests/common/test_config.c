@@ -384,3 +384,37 @@ Test(config, auth_defaults_and_bounds)
     expect_error("{\"auth\": {\"kdf_threads\": 0}}", "auth.kdf_threads");
     expect_error("{\"auth\": {\"rounds\": 5}}", "auth.rounds: unknown key");
 }
+
+Test(config, listener_policy)
+{
+    hr_config c;
+    char err[512];
+    cr_assert_eq(hr_config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_str_eq(c.http.listen.host, "127.0.0.1", "plain HTTP binds loopback by default");
+    cr_expect_eq(c.dicom.max_per_address, 16);
+    cr_expect_eq(c.dicom.reserved_associations, 8, "max_associations / 8");
+    hr_config_free(&c);
+    cr_assert_eq(hr_config_load_string("{\"http\": {\"tls_cert\": \"c.pem\", \"tls_key\": \"k.pem\"},"
+                                       " \"dicom\": {\"max_associations\": 4}}",
+                                       &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_expect_str_eq(c.http.listen.host, "0.0.0.0", "with TLS: every interface");
+    cr_expect_eq(c.dicom.reserved_associations, 1, "at least one reserved slot");
+    hr_config_free(&c);
+    cr_assert_eq(hr_config_load_string("{\"http\": {\"listen\": \"::\", \"insecure_listen\": true}}",
+                                       &c, err, sizeof(err)),
+                 0, "%s", err);
+    hr_config_free(&c);
+    cr_assert_eq(hr_config_load_string("{\"http\": {\"listen\": \"::ffff:127.0.0.9\"}}", &c, err,
+                                       sizeof(err)),
+                 0, "%s", err);
+    hr_config_free(&c);
+    expect_error("{\"http\": {\"listen\": \"0.0.0.0\"}}",
+                 "http.listen: \"0.0.0.0\" is not loopback");
+    expect_error("{\"http\": {\"listen\": \"10.1.2.3\", \"insecure_listen\": false}}",
+                 "http.insecure_listen: true");
+    expect_error("{\"http\": {\"insecure_listen\": 1}}", "http.insecure_listen: must be true");
+    expect_error("{\"dicom\": {\"max_associations\": 4, \"reserved_associations\": 5}}",
+                 "dicom.reserved_associations: 5 is more than dicom.max_associations (4)");
+    expect_error("{\"dicom\": {\"max_per_address\": 0}}", "dicom.max_per_address: 0 is outside");
+}

@@ -5,7 +5,10 @@
 source "$(dirname "$0")/lib.sh"
 
 port=$(free_port)
-cfg=$(write_config par "$port" "" '"max_associations": 20, "max_pdu": 16384')
+# every peer here calls from 127.0.0.1: no per-address cap, no reserve
+# (test_dicom_admission.sh covers them)
+cfg=$(write_config par "$port" "" \
+  '"max_associations": 20, "max_pdu": 16384, "max_per_address": 40, "reserved_associations": 0')
 start_huren par "$cfg"
 
 # --- abort mid-object: a large object, the sender killed while it streams
