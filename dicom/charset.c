@@ -11,6 +11,7 @@
 #include <iconv.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CS_MAX_TERMS 8
@@ -194,6 +195,87 @@ static int conv_segment(const char *codec, enum cs_xform x, const char *in, size
     return rc;
 }
 
+/* GB18030 four-byte codes that GB18030-2005 encoders (Windows code page 54936,
+ * Java, Python, ICU before 2023) write and glibc's GB18030-2022 tables reject
+ * or decode to the Private Use Area: linear four-byte index ranges and the
+ * character the sender meant (decision 0011). */
+static const struct {
+    uint32_t lo, hi, cp;
+} k_gb_compat[] = {
+    {7457, 7457, 0x1E3F},   /* 81 35 F4 37: LATIN SMALL LETTER M WITH ACUTE (glibc: U+E7C7) */
+    {19057, 19064, 0x9FB4}, /* 82 35 90 37 .. 82 35 91 34: CJK U+9FB4..U+9FBB */
+    {39076, 39085, 0xFE10}, /* 84 31 82 36 .. 84 31 83 35: vertical forms U+FE10..U+FE19 */
+};
+
+/* Length of the GB18030 character at s[0..n) (1, 2 or 4; 0 when malformed or
+ * cut), and in *cp the character of k_gb_compat it encodes, else 0. */
+static size_t gb_char(const uint8_t *s, size_t n, uint32_t *cp)
+{
+    *cp = 0;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] == 0x80 || s[0] == 0xff || n < 2)
+        return 0;
+    if (s[1] < 0x30 || s[1] > 0x39)
+        return (s[1] >= 0x40 && s[1] <= 0xfe && s[1] != 0x7f) ? 2 : 0;
+    if (n < 4 || s[2] < 0x81 || s[2] > 0xfe || s[3] < 0x30 || s[3] > 0x39)
+        return 0;
+    uint32_t idx = (uint32_t)(s[0] - 0x81) * 12600 + (uint32_t)(s[1] - 0x30) * 1260 +
+                   (uint32_t)(s[2] - 0x81) * 10 + (uint32_t)(s[3] - 0x30);
+    for (size_t i = 0; i < HR_ARRAY_LEN(k_gb_compat); i++)
+        if (idx >= k_gb_compat[i].lo && idx <= k_gb_compat[i].hi)
+            *cp = k_gb_compat[i].cp + (idx - k_gb_compat[i].lo);
+    return 4;
+}
+
+/* Appends code point cp (BMP) as UTF-8, or sets o->full. */
+static void put_utf8(uint32_t cp, cs_out *o)
+{
+    uint8_t b[3];
+    size_t l = 0;
+    if (cp < 0x80) {
+        b[l++] = (uint8_t)cp;
+    } else if (cp < 0x800) {
+        b[l++] = (uint8_t)(0xc0 | cp >> 6);
+        b[l++] = (uint8_t)(0x80 | (cp & 0x3f));
+    } else {
+        b[l++] = (uint8_t)(0xe0 | cp >> 12);
+        b[l++] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+        b[l++] = (uint8_t)(0x80 | (cp & 0x3f));
+    }
+    if (o->len + l > o->cap) {
+        o->full = 1;
+        return;
+    }
+    memcpy(o->p + o->len, b, l);
+    o->len += l;
+}
+
+/* GB18030 through iconv, except the k_gb_compat codes, which are decoded here
+ * so a GB18030-2005 sender's name is not lost to one rejected character. */
+static int conv_gb18030(const char *in, size_t n, cs_out *o)
+{
+    const uint8_t *s = (const uint8_t *)in;
+    size_t run = 0, i = 0;
+    int rc = 0;
+    while (i < n && rc == 0 && !o->full) {
+        uint32_t cp;
+        size_t l = gb_char(s + i, n - i, &cp);
+        if (l == 0)
+            break; /* malformed: iconv reports it with the run */
+        if (cp) {
+            rc = conv_append("GB18030", in + run, i - run, o);
+            if (rc == 0 && !o->full)
+                put_utf8(cp, o);
+            run = i + l;
+        }
+        i += l;
+    }
+    if (rc == 0 && !o->full)
+        rc = conv_append("GB18030", in + run, n - run, o);
+    return rc;
+}
+
 /* ISO 2022: split at ESC, convert each segment with the codec selected by the
  * last escape sequence (initially the first value's repertoire). */
 static int conv_2022(const char *initial, const char *in, size_t n, cs_out *o)
@@ -285,58 +367,37 @@ static int looks_gb18030(const uint8_t *s, size_t n)
 {
     size_t hi_trail = 0, lo_trail = 0, i = 0;
     while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c == 0x80 || c == 0xff || i + 1 >= n)
+        uint32_t cp;
+        size_t l = gb_char(s + i, n - i, &cp);
+        if (l == 0)
             return 0;
-        uint8_t t = s[i + 1];
-        if (t >= 0x30 && t <= 0x39) {
-            if (i + 3 >= n || s[i + 2] < 0x81 || s[i + 2] > 0xfe || s[i + 3] < 0x30 ||
-                s[i + 3] > 0x39)
-                return 0;
+        if (l == 4 || (l == 2 && s[i + 1] >= 0x80))
             hi_trail++;
-            i += 4;
-        } else if (t >= 0x40 && t <= 0x7e) {
+        else if (l == 2)
             lo_trail++;
-            i += 2;
-        } else if (t >= 0x80 && t <= 0xfe) {
-            hi_trail++;
-            i += 2;
-        } else {
-            return 0;
-        }
+        i += l;
     }
     if (hi_trail == 0 || hi_trail <= lo_trail)
         return 0;
 
-    /* decode to UTF-32 in bounded chunks and check the code points */
-    int ok = 1;
-    iconv_t cd = iconv_open("UTF-32LE", "GB18030");
-    if (cd == (iconv_t)-1)
-        return 0;
-    char *ip = (char *)s;
-    size_t il = n;
-    while (il > 0 && ok) {
-        uint8_t buf[256];
-        char *op = (char *)buf;
-        size_t ol = sizeof(buf);
-        size_t r = iconv(cd, &ip, &il, &op, &ol);
-        if (r == (size_t)-1 && errno != E2BIG)
+    /* decode (UTF-8 is at most 2x the GB18030 bytes) and check the code points */
+    int ok = 0;
+    cs_out o = {malloc(2 * n + 4), 0, 2 * n + 3, 0};
+    if (!o.p || conv_gb18030((const char *)s, n, &o) || o.full)
+        goto out;
+    ok = 1;
+    for (size_t k = 0; k < o.len && ok;) {
+        uint8_t c = (uint8_t)o.p[k];
+        size_t l = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        uint32_t cp = l == 1 ? c : l == 2 ? c & 0x1fu : l == 3 ? c & 0x0fu : c & 0x07u;
+        for (size_t j = 1; j < l && k + j < o.len; j++)
+            cp = cp << 6 | ((uint8_t)o.p[k + j] & 0x3fu);
+        if (cp >= 0x80 && !cjk_like(cp))
             ok = 0;
-        size_t got = (size_t)(op - (char *)buf) / 4;
-        for (size_t k = 0; k < got && ok; k++) {
-            uint32_t cp = (uint32_t)buf[4 * k] | (uint32_t)buf[4 * k + 1] << 8 |
-                          (uint32_t)buf[4 * k + 2] << 16 | (uint32_t)buf[4 * k + 3] << 24;
-            if (cp >= 0x80 && !cjk_like(cp))
-                ok = 0;
-        }
-        if (r == (size_t)-1 && errno == E2BIG && got == 0)
-            ok = 0; /* no progress */
+        k += l;
     }
-    iconv_close(cd);
+out:
+    free(o.p);
     return ok;
 }
 
@@ -413,7 +474,10 @@ int dcm_charset_to_utf8(const char *specific_charset, const char *in, size_t n, 
         }
         guess = strcmp(used_name, terms[0]) != 0;
     }
-    rc = conv_append(codec, in, n, &o);
+    if (strcmp(codec, "GB18030") == 0)
+        rc = conv_gb18030(in, n, &o);
+    else
+        rc = conv_append(codec, in, n, &o);
 
 out:
     if (rc) {

@@ -23,7 +23,10 @@
  * Latin-1 "Buc^J\xe9r\xf4me" stays Latin-1) -> "GB18030"; else "ISO_IR 100".
  * *guessed = 1 when the result differs from the declaration ("" and
  * "ISO_IR 6" count as the same). Multi-valued or ISO 2022 declarations are
- * converted per escape sequence (IR 13/87/159/149/58 and the ISO 8859 parts). */
+ * converted per escape sequence (IR 13/87/159/149/58 and the ISO 8859 parts).
+ * GB18030 is decoded by glibc (GB18030-2022 tables) except the few four-byte
+ * codes of GB18030-2005 encoders it rejects or maps to the Private Use Area
+ * (U+9FB4..U+9FBB, U+FE10..U+FE19, U+1E3F), which give those characters. */
 int dcm_charset_to_utf8(const char *specific_charset, const char *in, size_t n, char *out,
                         size_t cap, char *used, size_t used_cap, int *guessed);
 

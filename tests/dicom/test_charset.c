@@ -47,6 +47,66 @@ Test(charset, gb18030_four_byte)
     cr_assert_eq(g, 1);
 }
 
+/* Four-byte GB18030 (CJK Extension A/B) in a PN with component groups and in
+ * a LO, as GB18030-2005 encoders (Windows, Java, Python/pydicom) write them:
+ * 𠀀 U+20000 = 95 32 82 36, 䶮 U+4DAE = FE 9F, 㐀 U+3400 = 81 39 EE 39, and
+ * 龴 U+9FB4 = 82 35 90 37, a four-byte code glibc's GB18030-2022 tables
+ * reject (the whole value used to fall back to its ASCII bytes). */
+#define PN_GB   "Zhang^San=\x95\x32\x82\x36\xfe\x9f^\x81\x39\xee\x39\x82\x35\x90\x37=zhang^san"
+#define PN_UTF8 "Zhang^San=𠀀䶮^㐀龴=zhang^san"
+
+Test(charset, gb18030_four_byte_pn_groups_and_lo)
+{
+    char out[128], used[64];
+    int g = -1;
+    cr_assert_eq(conv("GB18030", PN_GB, out, sizeof(out), used, &g), 0);
+    cr_assert_str_eq(out, PN_UTF8);
+    cr_assert_str_eq(used, "GB18030");
+    cr_assert_eq(g, 0);
+    /* LO: 㐀医院龴 */
+    cr_assert_eq(conv("GB18030", "\x81\x39\xee\x39\xd2\xbd\xd4\xba\x82\x35\x90\x37", out,
+                      sizeof(out), used, &g),
+                 0);
+    cr_assert_str_eq(out, "㐀医院龴");
+    /* every GB18030-2005 four-byte code of U+9FB4..U+9FBB, and the 2022
+     * two-byte codes glibc knows for them, give the same characters */
+    cr_assert_eq(conv("GB18030",
+                      "\x82\x35\x90\x37\x82\x35\x90\x38\x82\x35\x90\x39\x82\x35\x91\x30"
+                      "\x82\x35\x91\x31\x82\x35\x91\x32\x82\x35\x91\x33\x82\x35\x91\x34",
+                      out, sizeof(out), used, &g),
+                 0);
+    cr_assert_str_eq(out, "龴龵龶龷龸龹龺龻");
+    cr_assert_eq(conv("GB18030", "\xfe\x59\xfe\x61\xfe\x66\xfe\x67\xfe\x6d\xfe\x7e\xfe\x90\xfe\xa0",
+                      out, sizeof(out), used, &g),
+                 0);
+    cr_assert_str_eq(out, "龴龵龶龷龸龹龺龻");
+    /* vertical forms U+FE10/U+FE19 and ḿ U+1E3F (not the Private Use Area) */
+    cr_assert_eq(conv("GB18030", "\x84\x31\x82\x36\x84\x31\x83\x35\x81\x35\xf4\x37", out,
+                      sizeof(out), used, &g),
+                 0);
+    cr_assert_str_eq(out, "\xef\xb8\x90\xef\xb8\x99\xe1\xb8\xbf");
+    /* a cut four-byte character is still an error */
+    cr_assert_eq(conv("GB18030", "ab\x82\x35\x90", out, sizeof(out), used, &g), HR_ECHARSET);
+}
+
+Test(charset, gb18030_four_byte_truncation_and_detection)
+{
+    char out[16], used[64];
+    int g = -1;
+    /* 㐀医院龴 is 12 bytes of UTF-8: a 10-byte buffer keeps 㐀医院 */
+    cr_assert_eq(
+        conv("GB18030", "\x81\x39\xee\x39\xd2\xbd\xd4\xba\x82\x35\x90\x37", out, 10, used, &g), 0);
+    cr_assert_str_eq(out, "㐀医院");
+    /* the same name mislabelled as ISO_IR 100 is still recognised */
+    char big[128];
+    cr_assert_eq(conv("ISO_IR 100", "\x95\x32\x82\x36\xfe\x9f^\x81\x39\xee\x39\x82\x35\x90\x37",
+                      big, sizeof(big), used, &g),
+                 0);
+    cr_assert_str_eq(big, "𠀀䶮^㐀龴");
+    cr_assert_str_eq(used, "GB18030");
+    cr_assert_eq(g, 1);
+}
+
 Test(charset, gbk_declared)
 {
     char out[64], used[64];
