@@ -75,10 +75,10 @@ int cli_reindex(int argc, char **argv)
         printf("reindex: flushed %lld index keys\n", deleted);
     }
     sto_reindex_stats st;
-    rc = sto_reindex(&store, c, &st);
+    rc = sto_reindex(&store, c, cfg.dicom.hospital, &st);
     printf("reindex: %lld objects: %lld added, %lld already indexed, %lld other versions, "
-           "%lld corrupt, %lld unreadable\n",
-           st.files, st.added, st.present, st.versions, st.corrupt, st.errors);
+           "%lld corrupt, %lld unreadable, %lld refused (another hospital's study)\n",
+           st.files, st.added, st.present, st.versions, st.corrupt, st.errors, st.refused);
     if (rc) {
         fprintf(stderr, "huren: reindex stopped: %s\n", hr_strerror(rc));
         goto out;

@@ -5,6 +5,7 @@
 #include "../gateway/dicom_server.h"
 #include "../storage/index.h"
 #include "../storage/ingest.h"
+#include "../storage/keys.h"
 #include "../storage/redis_proc.h"
 #include "../storage/reindex.h"
 #include "../viewer-api/http.h"
@@ -164,19 +165,19 @@ typedef struct arrive_job {
     const dcm_attrs *a;       /* borrowed from the ingest until done() */
     const sto_ingest_meta *m; /* same */
     int status;               /* enum sto_ingest_status so far */
+    int patient_conflict;     /* flagged by the index */
+    char owner[64];           /* the study's owning hospital */
     sto_hook_done_cb done;
     void *token;
     int rc;
 } arrive_job;
 
-/* The worklist's view of an indexed object (pkey: the patient key buffer). */
+/* The worklist's view of an indexed object (pkey: STO_PKEY_MAX bytes for the
+ * patient key; hospital: the study's owner). */
 static void make_arrival(const dcm_attrs *a, const char *hospital, const char *source_ae,
-                         long long now_ms, int repeat, char *pkey, size_t pkey_cap, wl_arrival *arr)
+                         long long now_ms, int repeat, char *pkey, wl_arrival *arr)
 {
-    pkey[0] = '\0';
-    if (*a->patient_id) /* the patient key of the index (storage/index.c) */
-        snprintf(pkey, pkey_cap, "%s|%s",
-                 *a->issuer_of_patient_id ? a->issuer_of_patient_id : hospital, a->patient_id);
+    sto_patient_key(a, hospital, pkey); /* the patient key of the index */
     /* no Requested Procedure Description in the scanned attributes: Study
      * Description is usually filled from it (IHE scheduled workflow) */
     *arr = (wl_arrival){
@@ -200,11 +201,12 @@ static void arrive_run(uv_work_t *w)
 {
     arrive_job *j = w->data;
     serve_state *s = j->s;
-    char pkey[DCM_LO_MAX * 2 + 2];
+    char pkey[STO_PKEY_MAX];
     wl_arrival arr;
     /* a resend (IDENTICAL) is no new instance */
-    make_arrival(j->a, j->m->hospital, j->m->source_ae, wall_ms(), j->status == STO_IDENTICAL, pkey,
-                 sizeof(pkey), &arr);
+    make_arrival(j->a, j->owner, j->m->source_ae, wall_ms(), j->status == STO_IDENTICAL, pkey,
+                 &arr);
+    arr.patient_conflict = j->patient_conflict;
     redisContext *c = sto_worker_redis(&s->sto.redis_addr, s->sto.redis_timeout_ms);
     j->rc = c ? wl_arrive(c, &s->cfg, &arr, NULL) : HR_EREDIS;
     if (j->rc == HR_EREDIS)
@@ -221,8 +223,8 @@ static void arrive_done(uv_work_t *w, int status)
     free(j);
 }
 
-static void on_after_index(void *arg, const dcm_attrs *a, const sto_ingest_meta *m, int status,
-                           sto_hook_done_cb done, void *token)
+static void on_after_index(void *arg, const dcm_attrs *a, const sto_ingest_meta *m,
+                           const sto_ingest_result *res, sto_hook_done_cb done, void *token)
 {
     serve_state *s = arg;
     arrive_job *j = calloc(1, sizeof(*j));
@@ -233,7 +235,9 @@ static void on_after_index(void *arg, const dcm_attrs *a, const sto_ingest_meta 
     j->s = s;
     j->a = a;
     j->m = m;
-    j->status = status;
+    j->status = res->status;
+    j->patient_conflict = res->patient_conflict;
+    snprintf(j->owner, sizeof(j->owner), "%s", res->owner[0] ? res->owner : m->hospital);
     j->done = done;
     j->token = token;
     j->work.data = j;
@@ -472,9 +476,9 @@ static int reconciled_arrival(void *arg, redisContext *c, const dcm_attrs *a, co
                               const char *source_ae, long long received_ms)
 {
     serve_state *s = arg;
-    char pkey[DCM_LO_MAX * 2 + 2];
+    char pkey[STO_PKEY_MAX];
     wl_arrival arr;
-    make_arrival(a, hospital, source_ae, received_ms, 0, pkey, sizeof(pkey), &arr);
+    make_arrival(a, hospital, source_ae, received_ms, 0, pkey, &arr);
     return wl_arrive(c, &s->cfg, &arr, NULL);
 }
 
@@ -489,7 +493,8 @@ static int reconcile(serve_state *s)
     if (!c)
         return HR_EREDIS;
     uint64_t t0 = uv_hrtime();
-    int rc = sto_reconcile_hook(&s->sto.store, c, &st, &full, reconciled_arrival, s);
+    int rc = sto_reconcile_hook(&s->sto.store, c, s->cfg.dicom.hospital, &st, &full,
+                                reconciled_arrival, s);
     redisFree(c);
     if (rc)
         return rc;

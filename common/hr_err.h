@@ -19,7 +19,8 @@
     X(HR_EMISSING, -10009, "required attribute missing")                                           \
     X(HR_ECHARSET, -10010, "character set conversion failed")                                      \
     X(HR_ENOTFOUND, -10011, "not found")                                                           \
-    X(HR_EMISMATCH, -10012, "data does not match its declaration")
+    X(HR_EMISMATCH, -10012, "data does not match its declaration")                                 \
+    X(HR_EFORBIDDEN, -10013, "not authorized")
 
 enum {
 #define HR_ERR_ENUM_(name, val, msg) name = (val),

@@ -277,13 +277,23 @@ static void set_ts(dcm_scanner *s, const char *uid)
 
 /* First dataset element: guess the encoding, or correct a declared one that
  * the bytes contradict (explicit declared, implicit found and vice versa). */
-static void first_element(dcm_scanner *s)
+/* The encoding of the first element against the transfer syntax. A bare
+ * data set (DCM_SCAN_DATASET: received over a negotiated presentation
+ * context or a STOW part) must be in its transfer syntax: it is stored under
+ * that syntax and every later reader trusts it. Files (Part 10, auto) written
+ * by others are read leniently. 0 or an error. */
+static int first_element(dcm_scanner *s)
 {
     frame *f = &s->stk[0];
     int vr_ok = vr_class(s->hdr + 4) != 0;
     s->first_elem = 0;
     if (s->deflated)
-        return;
+        return 0;
+    if (s->mode == DCM_SCAN_DATASET && !s->guess_ts && f->explicit_vr != vr_ok)
+        return fail(s, HR_EPARSE,
+                    "data set is not encoded in its transfer syntax (%s VR expected, the first "
+                    "element is %s VR)",
+                    f->explicit_vr ? "explicit" : "implicit", vr_ok ? "explicit" : "implicit");
     if (s->guess_ts) {
         f->explicit_vr = (uint8_t)vr_ok;
         f->big = (uint8_t)(vr_ok && s->hdr[0] == 0 && s->hdr[1] != 0);
@@ -295,6 +305,7 @@ static void first_element(dcm_scanner *s)
     } else if (!f->explicit_vr && vr_ok) {
         f->explicit_vr = 1;
     }
+    return 0;
 }
 
 /* Header of an element complete in s->hdr (hdr_have == hdr_need). Returns
@@ -303,8 +314,11 @@ static int on_header(dcm_scanner *s)
 {
     frame *f = top(s);
     uint64_t hdr_pos = s->ds_pos - s->hdr_have;
-    if (s->first_elem && s->sp == 0)
-        first_element(s);
+    if (s->first_elem && s->sp == 0) {
+        int rc = first_element(s);
+        if (rc)
+            return rc;
+    }
     int big = f->big;
     uint32_t tag = (uint32_t)rd16(s->hdr, big) << 16 | rd16(s->hdr + 2, big);
     uint16_t group = (uint16_t)(tag >> 16);
@@ -377,6 +391,10 @@ static int on_header(dcm_scanner *s)
         return fail(s, HR_EPARSE, "unexpected (%04X,%04X) length %u in %s at %llu", group,
                     tag & 0xffff, len, s->sp ? "item" : "dataset", (unsigned long long)hdr_pos);
     }
+    if (group == 0x0002 && s->mode == DCM_SCAN_DATASET)
+        /* File Meta Information is huren's to write (the stored file gets one) */
+        return fail(s, HR_EPARSE, "File Meta Information element (0002,%04X) inside the data set",
+                    tag & 0xffff);
     int is_pixel = tag == TAG_PIXEL_DATA || tag == TAG_FLOAT_PIXEL || tag == TAG_DOUBLE_PIXEL;
     if (is_pixel && s->sp == 0 && !s->pixel_seen) {
         s->pixel_seen = 1;

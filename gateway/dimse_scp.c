@@ -6,6 +6,8 @@
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../dicom/uids.h"
+#include "../storage/access.h"
+#include "../storage/keys.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -53,10 +55,46 @@ static uint16_t store_status(enum sto_ingest_status st)
         return DCM_STATUS_CANNOT_UNDERSTAND;
     case STO_ERR_MISMATCH:
         return DCM_STATUS_DS_MISMATCH;
+    case STO_ERR_REFUSED:
+        return DCM_STATUS_NOT_AUTHORIZED;
     case STO_ERR_RESOURCES:
     default:
         return DCM_STATUS_OUT_OF_RESOURCES;
     }
+}
+
+static int accepted(enum sto_ingest_status st)
+{
+    return st == STO_STORED || st == STO_IDENTICAL || st == STO_NEW_VERSION;
+}
+
+/* One audit record per C-STORE, accepted or not (the sender, the patient,
+ * the study and the instance). */
+static void audit_store(gw_assoc *a, const sto_ingest_result *r, uint16_t status)
+{
+    sto_audit *log = a->srv->sto->audit;
+    if (!log)
+        return;
+    char pkey[STO_PKEY_MAX], rid[96], detail[192];
+    sto_patient_key(r->attrs, r->owner[0] ? r->owner : a->hospital->id, pkey);
+    snprintf(rid, sizeof(rid), "%s#%u", a->peer, a->cur.message_id);
+    snprintf(detail, sizeof(detail), "%s status %04X%s", a->cur.affected_sop_instance, status,
+             r->status == STO_IDENTICAL ? " identical copy" : "");
+    sto_audit_event ev = {
+        .actor = a->calling_ae,
+        .role = sto_role_name(STO_ROLE_DICOM_PEER),
+        .hospital = a->hospital->id,
+        .address = a->peer,
+        .action = "c-store",
+        .patient = pkey,
+        .study = r->attrs->study_instance_uid,
+        .detail = detail,
+        .outcome = accepted(r->status)            ? "success"
+                   : r->status == STO_ERR_REFUSED ? "denied"
+                                                  : "failure",
+        .request_id = rid,
+    };
+    sto_audit_log(log, &ev);
 }
 
 static void on_stored(void *arg, const sto_ingest_result *r)
@@ -69,6 +107,9 @@ static void on_stored(void *arg, const sto_ingest_result *r)
         return;
     }
     uint16_t status = store_status(r->status);
+    if (status == DCM_STATUS_SUCCESS && r->patient_conflict)
+        status = DCM_STATUS_WARN_COERCION; /* stored; the comment says what differs */
+    audit_store(a, r, status);
     if (status == DCM_STATUS_SUCCESS || status == DCM_STATUS_WARN_COERCION)
         a->srv->stats.stores_ok++;
     else
@@ -102,6 +143,7 @@ static void begin_store(gw_assoc *a, const gw_pc *pc)
     snprintf(m.ts, sizeof(m.ts), "%s", pc->ts);
     snprintf(m.source_ae, sizeof(m.source_ae), "%s", a->calling_ae);
     snprintf(m.hospital, sizeof(m.hospital), "%s", a->hospital->id);
+    m.hub_hospital = strcmp(a->hospital->id, a->srv->cfg->dicom.hospital) == 0;
     int rc = sto_ingest_begin(a->srv->sto, &m, resume_reading, a, &a->ingest);
     if (rc == HR_EPARSE) {
         a->drain_status = DCM_STATUS_CANNOT_UNDERSTAND;

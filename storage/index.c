@@ -1,5 +1,7 @@
 #include "index.h"
+#include "admit_script.h"
 #include "index_script.h"
+#include "keys.h"
 #include "../common/hr_assert.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
@@ -11,15 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_KEYS  17
-#define N_ARGV  33
-#define KEY_MAX 640
+#define N_KEYS  19
+#define N_ARGV  35
+#define KEY_MAX (STO_PKEY_MAX + 64)
 
 /* Arguments of one EVAL: "EVAL", script, numkeys, keys..., argv... */
 typedef struct index_args {
     char keys[N_KEYS][KEY_MAX];
     char nkeys[8], received[24], size[24];
-    char pkey[DCM_LO_MAX * 2 + 2]; /* "<issuer>|<patient id>" or "" */
+    char pkey[STO_PKEY_MAX]; /* "<issuer>|<patient id>" escaped, or "" */
+    char part[STO_KEY_PART_MAX];
     const char *argv[3 + N_KEYS + N_ARGV];
     size_t len[3 + N_KEYS + N_ARGV];
     int argc;
@@ -62,17 +65,50 @@ int sto_redis_addr_parse(const char *url, sto_redis_addr *out)
     return 0;
 }
 
-/* SHA1 of the script as EVALSHA wants it (40 hex), computed once. */
+/* SHA1 of a script as EVALSHA wants it (40 hex) into hex. */
+static void sha1_hex(const char *script, char hex[41])
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)script, strlen(script), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
 static const char *script_sha(void)
 {
     static char hex[41];
-    if (!hex[0]) {
-        unsigned char md[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)k_index_script, strlen(k_index_script), md);
-        for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-            snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    }
+    if (!hex[0])
+        sha1_hex(k_index_script, hex);
     return hex;
+}
+
+static const char *admit_sha(void)
+{
+    static char hex[41];
+    if (!hex[0])
+        sha1_hex(k_admit_script, hex);
+    return hex;
+}
+
+int sto_sop_class_derived(const char *uid)
+{
+    static const char *const prefixes[] = {
+        "1.2.840.10008.5.1.4.1.1.88.",  /* structured reports, key object selection */
+        "1.2.840.10008.5.1.4.1.1.11.",  /* presentation states */
+        "1.2.840.10008.5.1.4.1.1.104.", /* encapsulated PDF, CDA, STL, ... */
+    };
+    static const char *const exact[] = {
+        "1.2.840.10008.5.1.4.1.1.66.4", /* segmentation */
+        "1.2.840.10008.5.1.4.1.1.66.5", /* surface segmentation */
+        "1.2.840.10008.5.1.4.1.1.66.7", /* label map segmentation */
+    };
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(uid, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strcmp(uid, exact[i]) == 0)
+            return 1;
+    return 0;
 }
 
 static void add(index_args *a, const char *s)
@@ -82,19 +118,24 @@ static void add(index_args *a, const char *s)
     a->argc++;
 }
 
+/* key = prefix + escaped value (sto_key_part); 1 when it does not fit. */
+static int key_with(index_args *a, char *key, const char *prefix, const char *value)
+{
+    if (sto_key_part(value, a->part, sizeof(a->part)))
+        return 1;
+    return snprintf(key, KEY_MAX, "%s%s", prefix, a->part) >= KEY_MAX;
+}
+
 /* by_sha: EVALSHA (the server has the script loaded) instead of EVAL. */
 static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha)
 {
     const dcm_attrs *d = r->a;
     const char *study = d->study_instance_uid, *series = d->series_instance_uid;
     const char *sop = d->sop_instance_uid;
+    const char *owner = r->owner ? r->owner : r->hospital;
     if (!*study || !*series || !*sop || !*d->sop_class_uid)
         return HR_EMISSING;
-    char *pkey = a->pkey;
-    pkey[0] = '\0';
-    if (*d->patient_id)
-        snprintf(pkey, sizeof(a->pkey), "%s|%s",
-                 *d->issuer_of_patient_id ? d->issuer_of_patient_id : r->hospital, d->patient_id);
+    sto_patient_key(d, owner, a->pkey);
     int n = 0;
     n |= snprintf(a->keys[0], KEY_MAX, "hr:{%s}:i:%s", study, sop) >= KEY_MAX;
     n |= snprintf(a->keys[1], KEY_MAX, "hr:{%s}:i:%s:v", study, sop) >= KEY_MAX;
@@ -103,18 +144,19 @@ static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha
     n |= snprintf(a->keys[4], KEY_MAX, "hr:{%s}:st", study) >= KEY_MAX;
     n |= snprintf(a->keys[5], KEY_MAX, "hr:{%s}:se", study) >= KEY_MAX;
     n |= snprintf(a->keys[6], KEY_MAX, "hr:{%s}:mods", study) >= KEY_MAX;
-    /* patient and secondary index keys: long values are bounded by the
-     * attribute sizes, but a key must still fit */
-    snprintf(a->keys[7], KEY_MAX, "hr:pt:%s", pkey);
-    snprintf(a->keys[8], KEY_MAX, "hr:pt:%s:st", pkey);
-    snprintf(a->keys[9], KEY_MAX, "hr:ix:acc:%s", d->accession_number);
+    /* patient and secondary index keys: sender values escaped (storage/keys.h) */
+    n |= snprintf(a->keys[7], KEY_MAX, "hr:pt:%s", a->pkey) >= KEY_MAX;
+    n |= snprintf(a->keys[8], KEY_MAX, "hr:pt:%s:st", a->pkey) >= KEY_MAX;
+    n |= key_with(a, a->keys[9], "hr:ix:acc:", d->accession_number);
     snprintf(a->keys[10], KEY_MAX, "hr:ix:date");
-    snprintf(a->keys[11], KEY_MAX, "hr:ix:mod:%s", d->modality);
-    snprintf(a->keys[12], KEY_MAX, "hr:ix:hosp:%s", r->hospital);
+    n |= key_with(a, a->keys[11], "hr:ix:mod:", d->modality);
+    n |= key_with(a, a->keys[12], "hr:ix:hosp:", owner);
     snprintf(a->keys[13], KEY_MAX, "hr:ix:sop");
     snprintf(a->keys[14], KEY_MAX, "hr:stats");
-    snprintf(a->keys[15], KEY_MAX, "hr:ix:pid:%s", d->patient_id);
+    n |= key_with(a, a->keys[15], "hr:ix:pid:", d->patient_id);
     snprintf(a->keys[16], KEY_MAX, "hr:ix:patients");
+    n |= snprintf(a->keys[17], KEY_MAX, "hr:{%s}:i:%s:rc", study, sop) >= KEY_MAX;
+    n |= snprintf(a->keys[18], KEY_MAX, "hr:{%s}:conflicts", study) >= KEY_MAX;
     if (n)
         return HR_ETOOBIG;
     snprintf(a->nkeys, sizeof(a->nkeys), "%d", N_KEYS);
@@ -151,25 +193,83 @@ static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha
                                 d->referring_physician,
                                 d->institution_name,
                                 d->performing_physician,
-                                pkey,
+                                a->pkey,
                                 d->patient_id,
                                 d->issuer_of_patient_id,
                                 d->patient_name,
                                 d->patient_birth_date,
                                 d->patient_sex,
                                 d->charset_used,
-                                d->charset_guessed ? "1" : ""};
+                                d->charset_guessed ? "1" : "",
+                                owner,
+                                r->receipt ? "1" : ""};
     for (int i = 0; i < N_ARGV; i++)
         add(a, vals[i]);
     return 0;
 }
 
-static int reply_outcome(const redisReply *rep, enum sto_index_outcome *outcome)
+/* {code, detail} of the index script. */
+static int reply_outcome(const redisReply *rep, sto_index_result *res)
 {
-    if (!rep || rep->type != REDIS_REPLY_INTEGER || rep->integer < 0 || rep->integer > 3)
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER || rep->element[1]->type != REDIS_REPLY_STRING)
         return HR_EREDIS;
-    *outcome = (enum sto_index_outcome)rep->integer;
+    long long code = rep->element[0]->integer;
+    if (code < 0 || (code & 7) > 3 || code > 15)
+        return HR_EREDIS;
+    res->outcome = (enum sto_index_outcome)(code & 7);
+    res->patient_conflict = (code & 8) != 0;
+    snprintf(res->detail, sizeof(res->detail), "%s", rep->element[1]->str);
     return 0;
+}
+
+/* {admitted, owner} of the admit script: 0, HR_EFORBIDDEN or HR_EREDIS. */
+static int reply_admit(const redisReply *rep, char owner[64])
+{
+    owner[0] = '\0';
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER || rep->element[1]->type != REDIS_REPLY_STRING)
+        return HR_EREDIS;
+    snprintf(owner, 64, "%s", rep->element[1]->str);
+    return rep->element[0]->integer == 1 ? 0 : HR_EFORBIDDEN;
+}
+
+/* The admit script's arguments; study must be a UID (validated by callers). */
+typedef struct admit_args {
+    char key[128];
+    const char *argv[6];
+    size_t len[6];
+} admit_args;
+
+static int admit_args_build(admit_args *a, const char *study, const char *hospital, int hub_derived,
+                            int by_sha)
+{
+    if (!*study || snprintf(a->key, sizeof(a->key), "hr:{%s}:st", study) >= (int)sizeof(a->key))
+        return HR_EMISSING;
+    const char *v[6] = {
+        by_sha ? "EVALSHA" : "EVAL", by_sha ? admit_sha() : k_admit_script, "1", a->key, hospital,
+        hub_derived ? "1" : "0"};
+    for (int i = 0; i < 6; i++) {
+        a->argv[i] = v[i];
+        a->len[i] = strlen(v[i]);
+    }
+    return 0;
+}
+
+int sto_index_admit_sync(redisContext *c, const char *study, const char *hospital, int hub_derived,
+                         char owner[64])
+{
+    admit_args a;
+    owner[0] = '\0';
+    int rc = admit_args_build(&a, study, hospital, hub_derived, 0);
+    if (rc)
+        return rc;
+    redisReply *rep = redisCommandArgv(c, 6, a.argv, a.len);
+    rc = reply_admit(rep, owner);
+    if (rc == HR_EREDIS && rep && rep->type == REDIS_REPLY_ERROR)
+        hr_error("index", "admission failed: %s", rep->str);
+    freeReplyObject(rep);
+    return rc;
 }
 
 redisContext *sto_index_connect_sync(const sto_redis_addr *addr, int timeout_ms, int *err)
@@ -221,17 +321,30 @@ void sto_worker_redis_failed(void)
     t_worker_redis = NULL;
 }
 
-int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r,
-                          enum sto_index_outcome *outcome)
+int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r, sto_index_result *res)
 {
+    sto_index_result tmp;
+    sto_instance_rec admitted;
+    char owner[64];
+    int rc;
+    if (!res)
+        res = &tmp;
+    if (!r->owner) {
+        rc = sto_index_admit_sync(c, r->a->study_instance_uid, r->hospital, r->hub_derived, owner);
+        if (rc)
+            return rc;
+        admitted = *r;
+        admitted.owner = owner;
+        r = &admitted;
+    }
     index_args *a = malloc(sizeof(*a));
     if (!a)
         return -ENOMEM;
-    int rc = index_args_build(r, a, 0);
+    rc = index_args_build(r, a, 0);
     if (rc)
         goto out;
     redisReply *rep = redisCommandArgv(c, a->argc, a->argv, a->len);
-    rc = reply_outcome(rep, outcome);
+    rc = reply_outcome(rep, res);
     if (rc && rep && rep->type == REDIS_REPLY_ERROR)
         hr_error("index", "commit failed: %s", rep->str);
     freeReplyObject(rep);
@@ -281,6 +394,8 @@ int sto_index_flush_sync(redisContext *c, long long *deleted)
 
 /* ---- async client ---- */
 
+typedef struct pend_req pend_req;
+
 struct sto_index {
     uv_loop_t *loop;
     sto_redis_addr addr;
@@ -290,15 +405,22 @@ struct sto_index {
     uv_timer_t retry;
     uv_timer_t tick; /* writes hr:meta:checkpoint every second */
     int open_timers;
-    int checkpoints; /* enabled after reconciliation */
+    pend_req *head, *tail; /* commits and admissions sent, oldest first */
+    int checkpoints;       /* enabled after reconciliation */
+    int scripts_loaded;    /* of the two (index, admit): ready at 2 */
     uint64_t errors;
     int logged_down;
 };
 
-typedef struct commit_req {
-    sto_index_cb cb;
+/* A commit or an admission waiting for its reply. Redis answers in order,
+ * so the oldest is the head of a FIFO: its age is the stall detector. */
+struct pend_req {
+    struct pend_req *next;
+    uint64_t sent_ms; /* uv_now */
+    sto_index_cb commit_cb;
+    sto_admit_cb admit_cb;
     void *arg;
-} commit_req;
+};
 
 static void connect_now(sto_index *ix);
 
@@ -324,11 +446,55 @@ static long long wall_ms(void)
 
 /* Every command executed before this SET is in the AOF before it: when the
  * checkpoint survives a power loss, so did every earlier commit (decision 0002). */
+static void schedule_retry(sto_index *ix);
+
+static void pend_push(sto_index *ix, pend_req *req)
+{
+    req->next = NULL;
+    req->sent_ms = uv_now(ix->loop);
+    if (ix->tail)
+        ix->tail->next = req;
+    else
+        ix->head = req;
+    ix->tail = req;
+}
+
+/* The reply of req arrived (or the connection went): replies come in order. */
+static void pend_pop(sto_index *ix, pend_req *req)
+{
+    HR_ASSERT(ix->head == req);
+    ix->head = req->next;
+    if (!ix->head)
+        ix->tail = NULL;
+}
+
+/* A Redis that accepts commands and never answers (stopped, swapping, a
+ * blocked script) would hold every ingest forever: past the deadline the
+ * connection is dropped, every waiting commit fails (A700 / 503: the sender
+ * keeps its copy; an object already stored is indexed by the retry or by
+ * start-up reconciliation) and the usual reconnect takes over. */
+static void check_stall(sto_index *ix)
+{
+    if (!ix->head || !ix->ac || uv_now(ix->loop) - ix->head->sent_ms < STO_INDEX_DEADLINE_MS)
+        return;
+    hr_error("index", "redis has not answered for %llu ms: dropping the connection",
+             (unsigned long long)(uv_now(ix->loop) - ix->head->sent_ms));
+    ix->errors++;
+    ix->ready = 0;
+    redisAsyncContext *ac = ix->ac;
+    redisAsyncFree(ac); /* pending callbacks run with no reply, then on_disconnect */
+    if (ix->ac == ac) { /* no disconnect callback (not connected): reconnect ourselves */
+        ix->ac = NULL;
+        schedule_retry(ix);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     sto_index *ix = t->data;
     if (ix->ready && ix->ac && ix->checkpoints)
         redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", wall_ms());
+    check_stall(ix);
 }
 
 void sto_index_enable_checkpoints(sto_index *ix)
@@ -383,11 +549,26 @@ static void on_selected(redisAsyncContext *ac, void *reply, void *priv)
         drop_connection(priv, r->str);
 }
 
+/* Both scripts are loaded before we are ready: commits use EVALSHA. The
+ * admit script's reply comes second (same connection, in order). */
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv);
+
+static void load_scripts(sto_index *ix)
+{
+    ix->ready = 0;
+    ix->scripts_loaded = 0;
+    redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);
+    redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_admit_script);
+}
+
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
     sto_index *ix = priv;
     redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_STRING && strcmp(r->str, script_sha()) == 0) {
+    if (r && r->type == REDIS_REPLY_STRING &&
+        (strcmp(r->str, script_sha()) == 0 || strcmp(r->str, admit_sha()) == 0)) {
+        if (++ix->scripts_loaded < 2)
+            return;
         ix->ready = 1;
         if (ix->logged_down)
             hr_info("index", "redis is back");
@@ -410,9 +591,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     uv_timer_stop(&ix->retry); /* connected: the watchdog has nothing to do */
-    /* the script is loaded before we are ready: commits use EVALSHA */
     redisAsyncCommand(ix->ac, on_selected, ix, "SELECT %d", ix->addr.db);
-    redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);
+    load_scripts(ix);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -480,55 +660,102 @@ uint64_t sto_index_errors(const sto_index *ix)
     return ix->errors;
 }
 
+/* A failed script call: counted and logged; a flushed script cache is
+ * loaded again. */
+static void script_failed(sto_index *ix, const redisReply *r, const char *what)
+{
+    ix->errors++;
+    hr_error("index", "%s failed: %s", what,
+             r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost");
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && ix->ready)
+        load_scripts(ix);
+}
+
 static void on_commit(redisAsyncContext *ac, void *reply, void *priv)
 {
-    commit_req *req = priv;
+    pend_req *req = priv;
     sto_index *ix = ac->data;
-    enum sto_index_outcome outcome = STO_INDEX_NEW;
-    int rc = reply_outcome(reply, &outcome);
-    if (rc) {
-        ix->errors++;
-        redisReply *r = reply;
-        hr_error("index", "commit failed: %s",
-                 r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost");
-        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && ix->ready) {
-            /* someone flushed the script cache: load it again */
-            ix->ready = 0;
-            redisAsyncCommand(ix->ac, on_script_loaded, ix, "SCRIPT LOAD %s", k_index_script);
-        }
-    }
-    req->cb(req->arg, rc, outcome);
+    sto_index_result res;
+    memset(&res, 0, sizeof(res));
+    pend_pop(ix, req);
+    int rc = reply_outcome(reply, &res);
+    if (rc)
+        script_failed(ix, reply, "commit");
+    req->commit_cb(req->arg, rc, rc ? NULL : &res);
     free(req);
+}
+
+static void on_admit(redisAsyncContext *ac, void *reply, void *priv)
+{
+    pend_req *req = priv;
+    sto_index *ix = ac->data;
+    char owner[64];
+    pend_pop(ix, req);
+    int rc = reply_admit(reply, owner);
+    if (rc == HR_EREDIS)
+        script_failed(ix, reply, "admission");
+    req->admit_cb(req->arg, rc, owner);
+    free(req);
+}
+
+void sto_index_admit(sto_index *ix, const char *study, const char *hospital, int hub_derived,
+                     sto_admit_cb cb, void *arg)
+{
+    admit_args a;
+    pend_req *req = NULL;
+    int rc = HR_EREDIS;
+    if (!ix->ready || !ix->ac)
+        goto fail;
+    rc = admit_args_build(&a, study, hospital, hub_derived, 1);
+    if (rc)
+        goto fail;
+    rc = -ENOMEM;
+    req = calloc(1, sizeof(*req));
+    if (!req)
+        goto fail;
+    req->admit_cb = cb;
+    req->arg = arg;
+    if (redisAsyncCommandArgv(ix->ac, on_admit, req, 6, a.argv, a.len) != REDIS_OK) {
+        rc = HR_EREDIS;
+        goto fail;
+    }
+    pend_push(ix, req);
+    return;
+fail:
+    free(req);
+    ix->errors += rc == HR_EREDIS;
+    cb(arg, rc, "");
 }
 
 void sto_index_commit(sto_index *ix, const sto_instance_rec *r, sto_index_cb cb, void *arg)
 {
     index_args *a = NULL;
-    commit_req *req = NULL;
+    pend_req *req = NULL;
     int rc = HR_EREDIS;
     if (!ix->ready || !ix->ac)
         goto fail;
     rc = -ENOMEM;
     a = malloc(sizeof(*a));
-    req = malloc(sizeof(*req));
+    req = calloc(1, sizeof(*req));
     if (!a || !req)
         goto fail;
     rc = index_args_build(r, a, 1);
     if (rc)
         goto fail;
-    req->cb = cb;
+    req->commit_cb = cb;
     req->arg = arg;
     if (redisAsyncCommandArgv(ix->ac, on_commit, req, a->argc, a->argv, a->len) != REDIS_OK) {
         rc = HR_EREDIS;
         goto fail;
     }
+    pend_push(ix, req);
     free(a);
     return;
 fail:
     free(a);
     free(req);
     ix->errors += rc == HR_EREDIS;
-    cb(arg, rc, STO_INDEX_NEW);
+    cb(arg, rc, NULL);
 }
 
 void sto_index_close(sto_index *ix)

@@ -23,10 +23,27 @@ typedef struct sto_instance_rec {
     const dcm_attrs *a;
     const char *sha;       /* 64 hex: object name */
     uint64_t size;         /* file size in bytes */
-    const char *hospital;  /* source hospital id */
+    const char *hospital;  /* source (sending) hospital id */
     const char *source_ae; /* calling AE title ("" for HTTP) */
     long long received_ms; /* ms since the epoch */
+    /* the study's owner as admitted (sto_index_admit); NULL: the sync commit
+     * admits first, as hospital (with hub_derived) */
+    const char *owner;
+    int hub_derived; /* sent by the hub's own hospital, derived SOP class */
+    int receipt;     /* a live receipt: an identical resend is recorded */
 } sto_instance_rec;
+
+/* What a commit found besides its outcome. */
+typedef struct sto_index_result {
+    enum sto_index_outcome outcome;
+    int patient_conflict; /* patient attributes differ from the study's (kept) */
+    char detail[256];     /* what differs, e.g. "PatientName study 'A' instance 'B'" */
+} sto_index_result;
+
+/* 1 for SOP classes the hub's own hospital may add to any hospital's study
+ * without owning it (decision 0009): structured reports, key object
+ * selection, presentation states, encapsulated documents, segmentations. */
+int sto_sop_class_derived(const char *sop_class);
 
 /* Redis endpoint parsed from "redis://host:port[/db]" or "unix:///path". */
 typedef struct sto_redis_addr {
@@ -49,19 +66,34 @@ redisContext *sto_index_connect_sync(const sto_redis_addr *addr, int timeout_ms,
 redisContext *sto_worker_redis(const sto_redis_addr *addr, int timeout_ms);
 void sto_worker_redis_failed(void);
 
-/* Sync commit (reindex). 0 with *outcome set, or HR_EREDIS / HR_EMISSING. */
-int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r,
-                          enum sto_index_outcome *outcome);
+/* Admission of an object into its study (decision 0009): the study belongs
+ * to the hospital of its first object; another hospital may not add to it,
+ * except the hub's own hospital adding a derived object (hub_derived). Sync
+ * form: 0 with owner (cap 64) set, HR_EFORBIDDEN (owner set to the study's
+ * owner), HR_EREDIS. */
+int sto_index_admit_sync(redisContext *c, const char *study, const char *hospital, int hub_derived,
+                         char owner[64]);
+
+/* Sync commit (reindex, reconciliation). Admits first when r->owner is NULL.
+ * 0 with *res set (res may be NULL), or HR_EFORBIDDEN / HR_EREDIS /
+ * HR_EMISSING / HR_ETOOBIG. */
+int sto_index_commit_sync(redisContext *c, const sto_instance_rec *r, sto_index_result *res);
 /* Deletes every key of the index (hr:*, except user accounts, sessions and
  * worklist state, which the objects cannot rebuild:
  * hr:users, hr:user:*, hr:tok:*, hr:wl:*) with SCAN + UNLINK. 0 or HR_EREDIS. */
 int sto_index_flush_sync(redisContext *c, long long *deleted);
 
 /* Async index client on a libuv loop; reconnects by itself (every 500 ms)
- * after Redis goes away. */
+ * after Redis goes away. A Redis that stops answering is given up after
+ * STO_INDEX_DEADLINE_MS (checked every second): the connection is dropped and
+ * every waiting admission and commit fails with HR_EREDIS. */
+#define STO_INDEX_DEADLINE_MS 5000
 typedef struct sto_index sto_index;
 
-typedef void (*sto_index_cb)(void *arg, int rc, enum sto_index_outcome outcome);
+/* res is valid during the call only; NULL when rc != 0. */
+typedef void (*sto_index_cb)(void *arg, int rc, const sto_index_result *res);
+/* owner is valid during the call only ("" when rc is HR_EREDIS). */
+typedef void (*sto_admit_cb)(void *arg, int rc, const char *owner);
 
 /* Starts connecting; *out is usable at once (commits fail with HR_EREDIS until
  * connected). Free with sto_index_close. */
@@ -71,8 +103,13 @@ int sto_index_open(uv_loop_t *loop, const sto_redis_addr *addr, sto_index **out)
 void sto_index_enable_checkpoints(sto_index *ix);
 /* 1 while connected and ready. */
 int sto_index_ready(const sto_index *ix);
-/* Commits r; cb runs exactly once on the loop (possibly before this returns
- * when not connected). Nothing in r is referenced after the call returns. */
+/* Admission (as sto_index_admit_sync): cb runs exactly once on the loop with
+ * 0, HR_EFORBIDDEN or HR_EREDIS (possibly before this returns). */
+void sto_index_admit(sto_index *ix, const char *study, const char *hospital, int hub_derived,
+                     sto_admit_cb cb, void *arg);
+/* Commits r (r->owner must be set: admit first); cb runs exactly once on
+ * the loop (possibly before this returns when not connected). Nothing in r
+ * is referenced after the call returns. */
 void sto_index_commit(sto_index *ix, const sto_instance_rec *r, sto_index_cb cb, void *arg);
 /* Number of redis errors seen (connection losses, failed commands). */
 uint64_t sto_index_errors(const sto_index *ix);

@@ -55,7 +55,7 @@ struct sto_ingest {
     int aborted;
     int data_error; /* sticky failure found while feeding */
     enum sto_ingest_status fail_status;
-    char fail_reason[160];
+    char fail_reason[320];
     sto_ingest_result result;
 };
 
@@ -182,8 +182,10 @@ static void submit(sto_ingest *ig, enum job_kind kind, hr_buf *buf)
 
 static void finish(sto_ingest *ig)
 {
-    if (ig->result.status != STO_STORED && ig->result.status != STO_IDENTICAL &&
-        ig->result.status != STO_NEW_VERSION)
+    if (ig->result.status == STO_ERR_REFUSED)
+        ig->ctx->refused++;
+    else if (ig->result.status != STO_STORED && ig->result.status != STO_IDENTICAL &&
+             ig->result.status != STO_NEW_VERSION)
         ig->ctx->failed++;
     ig->result.attrs = &ig->attrs;
     ig->done(ig->done_arg, &ig->result);
@@ -273,9 +275,17 @@ static void on_hook_done(void *token, int rc)
     finish(ig);
 }
 
-static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
+static void on_indexed(void *arg, int rc, const sto_index_result *res)
 {
     sto_ingest *ig = arg;
+    if (rc == HR_EFORBIDDEN) {
+        /* admitted a moment ago: only a concurrent owner change gets here */
+        ig->result.status = STO_ERR_REFUSED;
+        ig->result.rc = rc;
+        snprintf(ig->result.reason, sizeof(ig->result.reason), "study belongs to another hospital");
+        finish(ig);
+        return;
+    }
     if (rc) {
         /* the object is durable but not indexed: not acknowledged, so the
          * sender retries; the retry (same bytes, same name) indexes it, and
@@ -287,6 +297,7 @@ static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
         finish(ig);
         return;
     }
+    enum sto_index_outcome outcome = res->outcome;
     if (outcome == STO_INDEX_IDENTICAL) {
         ig->result.status = STO_IDENTICAL;
     } else if (outcome == STO_INDEX_NEW_VERSION || outcome == STO_INDEX_OLDER_VERSION) {
@@ -300,10 +311,17 @@ static void on_indexed(void *arg, int rc, enum sto_index_outcome outcome)
     } else {
         ig->result.status = STO_STORED;
     }
+    if (res->patient_conflict) {
+        ig->result.patient_conflict = 1;
+        /* the details first: a DIMSE Error Comment keeps 64 characters */
+        snprintf(ig->result.reason, sizeof(ig->result.reason),
+                 "%s (stored; the study keeps its patient and is flagged patient_conflict)",
+                 res->detail);
+    }
     queue_meta(ig->ctx, ig->result.sha);
     if (ig->ctx->after_index) {
         ig->in_hook = 1;
-        ig->ctx->after_index(ig->ctx->after_index_arg, &ig->attrs, &ig->meta, ig->result.status,
+        ig->ctx->after_index(ig->ctx->after_index_arg, &ig->attrs, &ig->meta, &ig->result,
                              on_hook_done, ig);
         return;
     }
@@ -320,8 +338,41 @@ static void commit_index(sto_ingest *ig)
         .hospital = ig->meta.hospital,
         .source_ae = ig->meta.source_ae,
         .received_ms = ig->received_ms,
+        .owner = ig->result.owner,
+        .receipt = 1,
     };
     sto_index_commit(ig->ctx->index, &rec, on_indexed, ig);
+}
+
+static int hub_derived(const sto_ingest *ig)
+{
+    return ig->meta.hub_hospital && sto_sop_class_derived(ig->attrs.sop_class_uid);
+}
+
+/* Admission decided (before anything is stored): store, or refuse. */
+static void on_admitted(void *arg, int rc, const char *owner)
+{
+    sto_ingest *ig = arg;
+    ig->in_flight = 0;
+    if (rc == HR_EFORBIDDEN) {
+        set_failure(ig, STO_ERR_REFUSED, rc, "study belongs to another hospital");
+        hr_warn("ingest", "%s from %s (%s) refused: study %s belongs to %s",
+                ig->attrs.sop_instance_uid, ig->meta.hospital,
+                ig->meta.source_ae[0] ? ig->meta.source_ae : "HTTP", ig->attrs.study_instance_uid,
+                owner);
+    } else if (rc) {
+        set_failure(ig, STO_ERR_RESOURCES, rc, "index unavailable: %s", hr_strerror(rc));
+    }
+    if (ig->aborted) {
+        submit(ig, JOB_DISCARD, NULL);
+        return;
+    }
+    if (ig->data_error) {
+        fail_and_discard(ig);
+        return;
+    }
+    snprintf(ig->result.owner, sizeof(ig->result.owner), "%s", owner);
+    submit(ig, JOB_COMMIT, &ig->bufs[ig->filling]);
 }
 
 static void maybe_flush(sto_ingest *ig);
@@ -491,9 +542,12 @@ void sto_ingest_end(sto_ingest *ig, sto_ingest_done_cb done, void *arg)
         return;
     }
     hr_sha256_final_hex(ig->sha, ig->result.sha);
-    hr_buf *b = &ig->bufs[ig->filling];
     ig->file_bytes = ig->meta_bytes + ig->dataset_bytes;
-    submit(ig, JOB_COMMIT, b);
+    /* the study's owner decides before anything becomes visible; the last
+     * buffer is written with the commit */
+    ig->in_flight = 1;
+    sto_index_admit(ig->ctx->index, ig->attrs.study_instance_uid, ig->meta.hospital,
+                    hub_derived(ig), on_admitted, ig);
 }
 
 void sto_ingest_abort(sto_ingest *ig)

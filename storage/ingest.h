@@ -20,6 +20,7 @@
 #define STO_INGEST_SPARE 16 /* buffers kept for reuse; more are freed */
 
 typedef struct sto_ingest_meta sto_ingest_meta;
+typedef struct sto_ingest_result sto_ingest_result;
 
 /* Completion of an after-index hook: rc 0 lets the acknowledgement go out;
  * any other value turns the result into STO_ERR_RESOURCES (the sender keeps
@@ -30,11 +31,11 @@ typedef void (*sto_hook_done_cb)(void *token, int rc);
 /* Runs on the loop after the index commit of every accepted object (STORED,
  * IDENTICAL or NEW_VERSION) and before the done callback, so an
  * acknowledgement also means the hook's work was done (the worklist: cli/
- * wires wl_arrive here; storage knows nothing of it). status is the outcome
- * so far (enum sto_ingest_status: a repeat is STO_IDENTICAL). attrs and meta
- * are borrowed: valid until done(token, rc) is called. */
+ * wires wl_arrive here; storage knows nothing of it). res is the outcome
+ * so far (res->status: a repeat is STO_IDENTICAL; res->patient_conflict).
+ * attrs, meta and res are borrowed: valid until done(token, rc) is called. */
 typedef void (*sto_ingest_hook)(void *arg, const dcm_attrs *attrs, const sto_ingest_meta *meta,
-                                int status, sto_hook_done_cb done, void *token);
+                                const sto_ingest_result *res, sto_hook_done_cb done, void *token);
 
 /* Shared by every ingest of a server; owned by the caller. */
 typedef struct sto_ctx {
@@ -57,6 +58,7 @@ typedef struct sto_ctx {
     /* counters (read by /metrics later) */
     uint64_t stored, duplicates, failed, bytes;
     uint64_t hook_failures; /* objects refused because the hook failed */
+    uint64_t refused;       /* objects refused: the study belongs to another hospital */
     int active;
     /* sidecar builds (storage/meta.h) queued after acknowledged objects; each holds
      * only the ctx, so the ctx must outlive them: run the loop until they finish
@@ -71,6 +73,8 @@ struct sto_ingest_meta {
     char source_ae[17];    /* calling AE, "" for HTTP */
     char hospital[64];     /* source hospital id */
     char study[65];        /* "" or the Study Instance UID the data set must carry */
+    int hub_hospital;      /* the sender is the hub's own hospital (dicom.hospital): it may add
+                              derived objects to other hospitals' studies (decision 0009) */
 };
 
 enum sto_ingest_status {
@@ -80,15 +84,19 @@ enum sto_ingest_status {
     STO_ERR_PARSE,     /* data cannot be parsed (truncated, malformed) */
     STO_ERR_MISMATCH,  /* data does not match the declared SOP class/instance, or lacks UIDs */
     STO_ERR_RESOURCES, /* disk, index or size limit: sender should retry later */
+    STO_ERR_REFUSED,   /* the study belongs to another hospital (decision 0009): not stored */
 };
 
-typedef struct sto_ingest_result {
+struct sto_ingest_result {
     enum sto_ingest_status status;
     int rc;                 /* underlying error code for failures */
-    char reason[160];       /* human-readable, for DIMSE Error Comment / JSON */
+    int patient_conflict;   /* accepted, but its patient attributes differ from the study's
+                               (kept; the study is flagged): a warning for the sender */
+    char reason[320];       /* human-readable, for DIMSE Error Comment / JSON */
     char sha[65];           /* object name when stored */
+    char owner[64];         /* the study's owning hospital (once admitted) */
     const dcm_attrs *attrs; /* valid only during the callback */
-} sto_ingest_result;
+};
 
 typedef struct sto_ingest sto_ingest;
 

@@ -145,18 +145,35 @@ int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, con
         rc = fsync_dir(d1);
     if (rc)
         goto out;
-    /* An object of this name may exist (identical bytes sent again): rename
-     * over it all the same. The directory fsync below then also covers a
-     * concurrent identical store that is still between its rename and its
-     * fsync, and the fresh mtimes keep start-up reconciliation truthful. */
-    struct stat st;
-    if (existed)
-        *existed = stat(final, &st) == 0;
-    if (rename(tmp_path, final)) {
-        rc = -errno;
-        goto out;
+    /* An object of this name may exist (the same data set sent again, perhaps
+     * with another File Meta header): it stays as it is, byte for byte (its
+     * size and sidecars describe it), and the new copy is dropped. Its mtime
+     * is refreshed so start-up reconciliation, which re-examines recent
+     * objects, also covers this receipt's index commit; the directory fsync
+     * also covers a concurrent first store still between its rename and its
+     * own directory fsync. */
+    rc = renameat2(AT_FDCWD, tmp_path, AT_FDCWD, final, RENAME_NOREPLACE) ? -errno : 0;
+    if (rc == -EINVAL) { /* a filesystem without RENAME_NOREPLACE: link is exclusive too */
+        rc = link(tmp_path, final) ? -errno : 0;
+        if (!rc)
+            unlink(tmp_path);
     }
-    return fsync_dir(d2);
+    if (!rc) {
+        if (existed)
+            *existed = 0;
+        return fsync_dir(d2);
+    }
+    if (rc != -EEXIST)
+        goto out;
+    if (existed)
+        *existed = 1;
+    unlink(tmp_path);
+    int ofd = open(final, O_RDONLY | O_CLOEXEC);
+    if (ofd < 0)
+        return -errno;
+    rc = futimens(ofd, NULL) || fsync(ofd) ? -errno : 0;
+    close(ofd);
+    return rc ? rc : fsync_dir(d2);
 out:
     unlink(tmp_path);
     return rc;

@@ -42,10 +42,11 @@ void sto_objstore_meta_path(const sto_objstore *s, const char *sha, const char *
 int sto_objstore_meta_dir(const sto_objstore *s, const char *sha);
 
 /* Makes the temp file durable under its content name: fsync(fd), close(fd),
- * create objects/aa/bb (fsyncing each new directory's parent), rename over
- * any existing object of that name (same name = same bytes; *existed, when
- * not NULL, tells)
- * and fsync the directory. The fd is closed in every case; on error the temp
+ * create objects/aa/bb (fsyncing each new directory's parent), rename into
+ * place and fsync the directory. An existing object of that name (the same
+ * data set; its File Meta header may differ) is never replaced: the temp file
+ * is dropped, the object's mtime refreshed and made durable (*existed, when
+ * not NULL, tells). The fd is closed in every case; on error the temp
  * file is unlinked. 0 or -errno. */
 int sto_objstore_commit(const sto_objstore *s, int fd, const char *tmp_path, const char *sha,
                         int *existed);

@@ -1,4 +1,5 @@
 #include "query.h"
+#include "keys.h"
 #include "../common/hr_err.h"
 #include "../dicom/match.h"
 
@@ -45,6 +46,8 @@ static const qattr k_attrs[] = {
     {STO_Q_STUDY, TAG(0x0008, 0x0061), "CS", SRC_MODS, NULL},
     {STO_Q_STUDY, TAG(0x0020, 0x1206), "IS", SRC_STUDY, "series"},
     {STO_Q_STUDY, TAG(0x0020, 0x1208), "IS", SRC_STUDY, "instances"},
+    /* private, creator "HUREN 1" (docs/index-schema.md): "YES" when flagged */
+    {STO_Q_STUDY, TAG(0x0009, 0x1010), "CS", SRC_STUDY, "patient_conflict"},
     {STO_Q_SERIES, TAG(0x0020, 0x000D), "UI", SRC_SERIES, "study"},
     {STO_Q_SERIES, TAG(0x0020, 0x000E), "UI", SRC_SERIES, "uid"},
     {STO_Q_SERIES, TAG(0x0008, 0x0060), "CS", SRC_SERIES, "modality"},
@@ -156,6 +159,16 @@ static int cmd_list(redisContext *c, strlist *l, const char *fmt, ...)
     return rc;
 }
 
+/* An escaped key component (storage/keys.h) of a query value; a value too
+ * long to be indexed matches nothing ("" never is a stored component of a
+ * non-empty value). */
+static const char *esc(const char *v, char out[STO_KEY_PART_MAX])
+{
+    if (sto_key_part(v, out, STO_KEY_PART_MAX))
+        snprintf(out, STO_KEY_PART_MAX, "%%");
+    return out;
+}
+
 /* Candidate studies from the most selective key present (see header). */
 static int study_candidates(redisContext *c, const sto_query *q, strlist *out)
 {
@@ -166,13 +179,14 @@ static int study_candidates(redisContext *c, const sto_query *q, strlist *out)
     const char *mods = key_value(q, TAG(0x0008, 0x0061));
     enum dcm_match_kind k;
     long lo, hi;
+    char e[STO_KEY_PART_MAX];
     if ((k = dcm_match_kind("UI", uid)) == DCM_MATCH_SINGLE || k == DCM_MATCH_LIST)
         return sl_split(out, uid);
     if (dcm_match_kind("SH", acc) == DCM_MATCH_SINGLE)
-        return cmd_list(c, out, "SMEMBERS hr:ix:acc:%s", acc);
+        return cmd_list(c, out, "SMEMBERS hr:ix:acc:%s", esc(acc, e));
     if (dcm_match_kind("LO", pid) == DCM_MATCH_SINGLE) {
         strlist pk = {0};
-        int rc = cmd_list(c, &pk, "SMEMBERS hr:ix:pid:%s", pid);
+        int rc = cmd_list(c, &pk, "SMEMBERS hr:ix:pid:%s", esc(pid, e));
         for (size_t i = 0; !rc && i < pk.n; i++)
             rc = cmd_list(c, out, "ZRANGE hr:pt:%s:st 0 -1", pk.v[i]);
         sl_free(&pk);
@@ -181,9 +195,9 @@ static int study_candidates(redisContext *c, const sto_query *q, strlist *out)
     if (*date && dcm_date_bounds(date, &lo, &hi) == 0)
         return cmd_list(c, out, "ZRANGEBYSCORE hr:ix:date %ld %ld", lo, hi);
     if (q->hospital)
-        return cmd_list(c, out, "ZRANGE hr:ix:hosp:%s 0 -1", q->hospital);
+        return cmd_list(c, out, "ZRANGE hr:ix:hosp:%s 0 -1", esc(q->hospital, e));
     if (dcm_match_kind("CS", mods) == DCM_MATCH_SINGLE)
-        return cmd_list(c, out, "ZRANGE hr:ix:mod:%s 0 -1", mods);
+        return cmd_list(c, out, "ZRANGE hr:ix:mod:%s 0 -1", esc(mods, e));
     return cmd_list(c, out, "ZRANGE hr:ix:date 0 -1");
 }
 
@@ -338,9 +352,10 @@ static int run_patients(redisContext *c, run *r)
 {
     const sto_query *q = r->q;
     strlist pk = {0};
+    char e[STO_KEY_PART_MAX];
     const char *pid = key_value(q, TAG(0x0010, 0x0020));
     int rc = dcm_match_kind("LO", pid) == DCM_MATCH_SINGLE
-                 ? cmd_list(c, &pk, "SMEMBERS hr:ix:pid:%s", pid)
+                 ? cmd_list(c, &pk, "SMEMBERS hr:ix:pid:%s", esc(pid, e))
                  : cmd_list(c, &pk, "SMEMBERS hr:ix:patients");
     for (size_t i = 0; !rc && i < pk.n && !r->stopped; i++) {
         strlist studies = {0};

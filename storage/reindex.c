@@ -115,6 +115,7 @@ static void ensure_meta(const sto_objstore *s, const char *sha)
 typedef struct walk_hook {
     sto_reindexed_fn fn;
     void *arg;
+    const char *hub; /* the hub's own hospital id, or NULL */
 } walk_hook;
 
 static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
@@ -146,18 +147,27 @@ static int index_file(const sto_objstore *s, redisContext *c, const char *sha,
             received = (long long)sb.st_mtime * 1000;
         hr_warn("reindex", "%s: no huren source information; hospital \"unknown\"", path);
     }
-    sto_instance_rec rec = {&a, sha, size, hospital, a.source_ae, received};
-    enum sto_index_outcome outcome;
-    rc = sto_index_commit_sync(c, &rec, &outcome);
+    sto_instance_rec rec = {&a, sha, size, hospital, a.source_ae, received, NULL, 0, 0};
+    rec.hub_derived =
+        hk->hub && strcmp(hk->hub, hospital) == 0 && sto_sop_class_derived(a.sop_class_uid);
+    sto_index_result res;
+    rc = sto_index_commit_sync(c, &rec, &res);
+    enum sto_index_outcome outcome = res.outcome;
     if (rc == HR_EREDIS)
         return rc;
+    if (rc == HR_EFORBIDDEN) { /* files of another hospital in a study (older versions) */
+        hr_error("reindex", "%s: study %s belongs to another hospital than %s: not indexed", path,
+                 a.study_instance_uid, hospital);
+        st->refused++;
+        return 0;
+    }
     if (rc) {
         hr_error("reindex", "%s: %s", path, hr_strerror(rc));
         st->corrupt++;
         return 0;
     }
     ensure_meta(s, sha);
-    if (hk && hk->fn && (outcome == STO_INDEX_NEW || outcome == STO_INDEX_NEW_VERSION)) {
+    if (hk->fn && (outcome == STO_INDEX_NEW || outcome == STO_INDEX_NEW_VERSION)) {
         int hrc = hk->fn(hk->arg, c, &a, hospital, a.source_ae, received);
         if (hrc) {
             hr_error("reindex", "%s: after-index step failed: %s", path, hr_strerror(hrc));
@@ -237,20 +247,22 @@ out:
     return rc;
 }
 
-int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st)
+int sto_reindex(const sto_objstore *s, redisContext *c, const char *hub, sto_reindex_stats *st)
 {
-    return walk(s, c, st, 0, NULL);
+    walk_hook hk = {NULL, NULL, hub};
+    return walk(s, c, st, 0, &hk);
 }
 
-int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full)
+int sto_reconcile(const sto_objstore *s, redisContext *c, const char *hub, sto_reindex_stats *st,
+                  int *full)
 {
-    return sto_reconcile_hook(s, c, st, full, NULL, NULL);
+    return sto_reconcile_hook(s, c, hub, st, full, NULL, NULL);
 }
 
-int sto_reconcile_hook(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full,
-                       sto_reindexed_fn fn, void *arg)
+int sto_reconcile_hook(const sto_objstore *s, redisContext *c, const char *hub,
+                       sto_reindex_stats *st, int *full, sto_reindexed_fn fn, void *arg)
 {
-    walk_hook hk = {fn, arg};
+    walk_hook hk = {fn, arg, hub}, nohook = {NULL, NULL, hub};
     long long checkpoint = 0;
     redisReply *r = redisCommand(c, "GET hr:meta:checkpoint");
     if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
@@ -262,7 +274,7 @@ int sto_reconcile_hook(const sto_objstore *s, redisContext *c, sto_reindex_stats
     freeReplyObject(r);
     *full = checkpoint <= 0;
     if (*full) /* a whole archive new to this Redis: old studies are not worklist arrivals */
-        return walk(s, c, st, 0, NULL);
+        return walk(s, c, st, 0, &nohook);
     long long since = checkpoint - STO_RECONCILE_MARGIN_MS;
     return walk(s, c, st, since > 0 ? since : 1, &hk);
 }

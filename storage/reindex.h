@@ -16,11 +16,14 @@ typedef struct sto_reindex_stats {
     long long versions; /* other versions of an indexed SOP instance */
     long long corrupt;  /* content does not match its name, or unparseable */
     long long errors;   /* I/O or index errors */
+    long long refused;  /* another hospital's object in a study (not indexed) */
 } sto_reindex_stats;
 
 /* Walks s->objects. 0 when every file was handled (corrupt files are counted,
- * not fatal), or the first fatal error (HR_EREDIS). */
-int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st);
+ * not fatal), or the first fatal error (HR_EREDIS). hub: the hub's own
+ * hospital id (dicom.hospital), whose derived objects may sit in other
+ * hospitals' studies (decision 0009); NULL = none. */
+int sto_reindex(const sto_objstore *s, redisContext *c, const char *hub, sto_reindex_stats *st);
 
 /* Start-up reconciliation (decision 0002): indexes the objects that may have
  * been acknowledged after the last index checkpoint that reached Redis' disk.
@@ -30,7 +33,8 @@ int sto_reindex(const sto_objstore *s, redisContext *c, sto_reindex_stats *st);
  * indexed under its name is skipped after reading its header. *full is set
  * when a full reindex was done. */
 #define STO_RECONCILE_MARGIN_MS (120 * 1000)
-int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full);
+int sto_reconcile(const sto_objstore *s, redisContext *c, const char *hub, sto_reindex_stats *st,
+                  int *full);
 
 /* Called for every object reconciliation newly indexed (a new instance or a
  * new version), with the same connection: what the live path does after the
@@ -39,7 +43,7 @@ int sto_reconcile(const sto_objstore *s, redisContext *c, sto_reindex_stats *st,
  * non-zero return is logged and counted in st->errors; the walk goes on. */
 typedef int (*sto_reindexed_fn)(void *arg, redisContext *c, const dcm_attrs *a,
                                 const char *hospital, const char *source_ae, long long received_ms);
-int sto_reconcile_hook(const sto_objstore *s, redisContext *c, sto_reindex_stats *st, int *full,
-                       sto_reindexed_fn fn, void *arg);
+int sto_reconcile_hook(const sto_objstore *s, redisContext *c, const char *hub,
+                       sto_reindex_stats *st, int *full, sto_reindexed_fn fn, void *arg);
 
 #endif

@@ -106,6 +106,7 @@ static json_t *item_json(const wl_item *it)
     json_object_set_new(o, "overdue", json_boolean(it->overdue));
     json_object_set_new(o, "changed_after_ready", json_boolean(it->changed_after_ready));
     json_object_set_new(o, "changed_since_read", json_boolean(it->changed_since_read));
+    json_object_set_new(o, "patient_conflict", json_boolean(it->patient_conflict));
     json_object_set_new(o, "claimed_by", jstr(it->claimed_by));
     json_object_set_new(o, "lease_until_ms", json_integer(it->lease_until_ms));
     json_object_set_new(o, "reported_by", jstr(it->reported_by));

@@ -17,13 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAG(g, e)    (((uint32_t)(g) << 16) | (uint32_t)(e))
-#define QIDO_MAX     1000 /* largest page */
-#define QIDO_DEFAULT 200  /* page without limit */
-#define T_STUDY_UID  TAG(0x0020, 0x000D)
-#define T_SERIES_UID TAG(0x0020, 0x000E)
-#define T_SOP_UID    TAG(0x0008, 0x0018)
-#define T_RETRIEVE   TAG(0x0008, 0x1190)
+#define TAG(g, e)          (((uint32_t)(g) << 16) | (uint32_t)(e))
+#define QIDO_MAX           1000 /* largest page */
+#define QIDO_DEFAULT       200  /* page without limit */
+#define T_STUDY_UID        TAG(0x0020, 0x000D)
+#define T_PATIENT_CONFLICT TAG(0x0009, 0x1010) /* private, creator "HUREN 1" */
+#define T_SERIES_UID       TAG(0x0020, 0x000E)
+#define T_SOP_UID          TAG(0x0008, 0x0018)
+#define T_RETRIEVE         TAG(0x0008, 0x1190)
 
 typedef struct kw {
     const char *name;
@@ -65,11 +66,23 @@ static const kw k_keywords[] = {
 
 /* Attributes returned by default per level (PS3.18 Tables 10.6.3-3..5,
  * those huren indexes). */
-static const uint32_t k_default_study[] = {
-    TAG(0x0008, 0x0020), TAG(0x0008, 0x0030), TAG(0x0008, 0x0050), TAG(0x0008, 0x0061),
-    TAG(0x0008, 0x0090), TAG(0x0010, 0x0010), TAG(0x0010, 0x0020), TAG(0x0010, 0x0021),
-    TAG(0x0010, 0x0030), TAG(0x0010, 0x0040), T_STUDY_UID,         TAG(0x0020, 0x0010),
-    TAG(0x0020, 0x1206), TAG(0x0020, 0x1208), TAG(0x0008, 0x1030), 0};
+static const uint32_t k_default_study[] = {TAG(0x0008, 0x0020),
+                                           TAG(0x0008, 0x0030),
+                                           TAG(0x0008, 0x0050),
+                                           TAG(0x0008, 0x0061),
+                                           TAG(0x0008, 0x0090),
+                                           TAG(0x0010, 0x0010),
+                                           TAG(0x0010, 0x0020),
+                                           TAG(0x0010, 0x0021),
+                                           TAG(0x0010, 0x0030),
+                                           TAG(0x0010, 0x0040),
+                                           T_STUDY_UID,
+                                           TAG(0x0020, 0x0010),
+                                           TAG(0x0020, 0x1206),
+                                           TAG(0x0020, 0x1208),
+                                           TAG(0x0008, 0x1030),
+                                           T_PATIENT_CONFLICT,
+                                           0};
 static const uint32_t k_default_series[] = {TAG(0x0008, 0x0060),
                                             TAG(0x0008, 0x103E),
                                             T_SERIES_UID,
@@ -220,10 +233,17 @@ typedef struct emit_ctx {
     int stop;
 } emit_ctx;
 
+/* Private attributes of huren's block (0009,10xx) carry their creator. */
 static void put_row(dcm_ds *ds, const sto_qrow *row)
 {
-    for (int i = 0; i < row->n; i++)
+    for (int i = 0; i < row->n; i++) {
+        if (row->v[i].tag == T_PATIENT_CONFLICT) {
+            if (!row->v[i].value[0])
+                continue; /* only flagged studies carry it */
+            dcm_ds_put_string(ds, TAG(0x0009, 0x0010), "LO", "HUREN 1");
+        }
         dcm_ds_put_string(ds, row->v[i].tag, row->v[i].vr, row->v[i].value);
+    }
 }
 
 static int emit(qido_state *st, const sto_qrow *study_row, const sto_qrow *row, const char *study,

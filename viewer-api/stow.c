@@ -23,6 +23,7 @@
 #define R_MISMATCH   0xA900
 #define R_UNDERSTAND 0xC000
 #define R_SOP_CLASS  0x0122 /* SOP class not supported */
+#define R_REFUSED    0x0124 /* refused: not authorized (another hospital's study) */
 #define R_COERCION   0xB000 /* warning */
 
 typedef struct stow_state {
@@ -74,7 +75,9 @@ static void add_failed(stow_state *st, const char *sop_class, const char *sop, u
     hr_warn("http", "%s: STOW part refused (%04X): %s", st->r->id, reason, why);
 }
 
-static void add_ok(stow_state *st, const dcm_attrs *a, unsigned warning)
+/* warning: a Warning Reason (0008,1196) or 0; why: its explanation, sent as
+ * an HTTP Warning header (299, the first 10 warnings of a request). */
+static void add_ok(stow_state *st, const dcm_attrs *a, unsigned warning, const char *why)
 {
     char url[1024];
     snprintf(url, sizeof(url), "%s/dicomweb/studies/%s/series/%s/instances/%s", st->base_url,
@@ -84,6 +87,15 @@ static void add_ok(stow_state *st, const dcm_attrs *a, unsigned warning)
                   ui_value(a->sop_instance_uid), "00081190", "vr", "UR", "Value", url);
     if (warning) {
         json_object_set_new(item, "00081196", us_value(warning));
+        if (why && *why && st->n_warn < 10) {
+            char w[512];
+            snprintf(w, sizeof(w), "299 huren \"%s: %s\"", a->sop_instance_uid, why);
+            for (char *q = w + 11; *q; q++) /* a well-formed ASCII quoted-string */
+                if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+                    *q = (unsigned char)*q > 0x7e ? '?' : '\'';
+            w[strlen(w) - 1] = '"';
+            va_add_header(st->r, "Warning", w);
+        }
         st->n_warn++;
     }
     json_array_append_new(st->ok, item);
@@ -100,6 +112,8 @@ static unsigned reason_of(enum sto_ingest_status s)
         return R_MISMATCH;
     case STO_ERR_RESOURCES:
         return R_RESOURCES;
+    case STO_ERR_REFUSED:
+        return R_REFUSED;
     default:
         return R_PROCESSING;
     }
@@ -120,12 +134,15 @@ static void on_stored(void *arg, const sto_ingest_result *res)
     st->ig = NULL;
     st->waiting = 0;
     if (res->status == STO_STORED || res->status == STO_IDENTICAL)
-        add_ok(st, res->attrs, 0);
+        add_ok(st, res->attrs, res->patient_conflict ? R_COERCION : 0, res->reason);
     else if (res->status == STO_NEW_VERSION)
-        add_ok(st, res->attrs, R_COERCION);
+        add_ok(st, res->attrs, R_COERCION, res->reason);
     else
         add_failed(st, st->info.sop_class, st->info.sop_instance, reason_of(res->status),
                    res->reason);
+    if (res->status == STO_ERR_REFUSED)
+        va_audit(st->r, "stow", NULL, res->attrs->study_instance_uid, st->info.sop_instance,
+                 "denied");
     stow_continue(st);
 }
 
@@ -179,6 +196,7 @@ static int start_ingest(stow_state *st)
     snprintf(meta.sop_instance, sizeof(meta.sop_instance), "%s", st->info.sop_instance);
     snprintf(meta.ts, sizeof(meta.ts), "%s", st->info.ts);
     snprintf(meta.hospital, sizeof(meta.hospital), "%s", st->r->who.hospital);
+    meta.hub_hospital = strcmp(st->r->who.hospital, st->r->srv->cfg->dicom.hospital) == 0;
     snprintf(meta.study, sizeof(meta.study), "%s", st->study);
     if (!dcm_storage_accepted(meta.sop_class, st->r->srv->cfg->dicom.accept_unknown_storage)) {
         add_failed(st, meta.sop_class, meta.sop_instance, R_SOP_CLASS,

@@ -199,6 +199,7 @@ int wl_arrive(redisContext *c, const hr_config *cfg, const wl_arrival *a, int *c
     call_str(&k, cut->study_date);
     call_str(&k, cut->procedure);
     call_num(&k, a->repeat ? 1 : 0);
+    call_num(&k, a->patient_conflict ? 1 : 0);
     redisReply *r = call_run(c, &k);
     rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
     if (!rc && created)
@@ -370,6 +371,7 @@ static const struct {
     {"overdue", offsetof(wl_item, overdue), 1},
     {"changed_after_ready", offsetof(wl_item, changed_after_ready), 1},
     {"changed_since_read", offsetof(wl_item, changed_since_read), 1},
+    {"patient_conflict", offsetof(wl_item, patient_conflict), 1},
     {"instances", offsetof(wl_item, instances), 1},
     {"rule", offsetof(wl_item, rule), 1},
 };

@@ -53,8 +53,10 @@ typedef struct wl_arrival {
     const char *accession;
     const char *study_date;
     long long now_ms;
-    int repeat; /* 1: identical bytes sent again (a retry): no new instance, no
-                 * "changed" flag; still creates the item if it is missing */
+    int repeat;           /* 1: identical bytes sent again (a retry): no new instance, no
+                           * "changed" flag; still creates the item if it is missing */
+    int patient_conflict; /* 1: the index flagged the study (storage/index.h); sets
+                           * the item's patient_conflict, never clears it */
 } wl_arrival;
 
 /* ---- routing (pure) ---- */
@@ -160,6 +162,7 @@ typedef struct wl_item {
     int overdue;                 /* flagged (escalated once) */
     int changed_after_ready;     /* instances arrived after it became ready */
     int changed_since_read;      /* instances arrived after a claim */
+    int patient_conflict;        /* an instance's patient attributes differ from the study's */
     int instances;
     char claimed_by[65]; /* "" when not claimed */
     long long lease_until_ms;

@@ -87,8 +87,9 @@ end
 
 if op == 'arrive' then
   -- study center priority rule quiet_ms due_ms hospital modality patient
-  -- patient_name accession study_date procedure repeat
+  -- patient_name accession study_date procedure repeat patient_conflict
   local study, center, prio = ARGV[4], ARGV[5], ARGV[6]
+  local conflict = ARGV[18] == '1' and '1' or '0'
   local quiet, due = tonumber(ARGV[8]), tonumber(ARGV[9])
   local fields = {hospital = ARGV[10], modality = ARGV[11], patient = ARGV[12],
     patient_name = ARGV[13], accession = ARGV[14], study_date = ARGV[15], procedure = ARGV[16]}
@@ -100,6 +101,7 @@ if op == 'arrive' then
       'rule', ARGV[7], 'arrived_ms', num(now), 'last_ms', num(now), 'quiet_ms', num(quiet),
       'due_ms', num(due), 'instances', '1', 'overdue', '0', 'changed_after_ready', '0',
       'changed_since_read', '0', 'claimed_by', '', 'lease_until_ms', '0',
+      'patient_conflict', conflict,
       'receiving_ms', num(now), 'receiving_actor', ''}
     for k, v in pairs(fields) do
       h[#h + 1] = k
@@ -114,6 +116,7 @@ if op == 'arrive' then
     event(it, 'received', '', '')
     return 1
   end
+  if conflict == '1' then redis.call('HSET', ikey(study), 'patient_conflict', '1') end
   if ARGV[17] == '1' then
     -- the same bytes sent again (a retry): activity while receiving, nothing new after
     if it.state == 'receiving' then

@@ -904,6 +904,31 @@ Test(scanner, sticky_error)
     free(d.b);
 }
 
+/* A bare data set (network, STOW part) must be what its transfer syntax
+ * says, and holds no File Meta Information: what ingest stores under a meta
+ * header must read back the same way everywhere. */
+Test(scanner, dataset_mode_is_strict_about_encoding_and_meta)
+{
+    bld d = {0};
+    im(&d, 0x0008, 0x0016, "1.2.840.10008.5.1.4.1.1.2", 26);
+    scan_result r;
+    cr_expect_eq(scan_bld(&d, DCM_TS_EXPLICIT_LE, 0, &r), HR_EPARSE,
+                 "implicit VR bytes on an explicit VR transfer syntax");
+    cr_expect(strstr(r.err, "not encoded in its transfer syntax") != NULL, "%s", r.err);
+    free(d.b);
+    bld e = {0};
+    exs(&e, 0x0008, 0x0060, "CS", "CT");
+    cr_expect_eq(scan_bld(&e, DCM_TS_IMPLICIT_LE, 0, &r), HR_EPARSE,
+                 "explicit VR bytes on the implicit VR transfer syntax");
+    free(e.b);
+    bld m = {0};
+    exs(&m, 0x0002, 0x0016, "AE", "FAKE");
+    exs(&m, 0x0008, 0x0060, "CS", "CT");
+    cr_expect_eq(scan_bld(&m, DCM_TS_EXPLICIT_LE, 0, &r), HR_EPARSE);
+    cr_expect(strstr(r.err, "(0002,0016) inside the data set") != NULL, "%s", r.err);
+    free(m.b);
+}
+
 /* ---- cross-check with DCMTK ----------------------------------------------- */
 
 Test(scanner, dcmtk_cross_check)

@@ -13,7 +13,7 @@ start_huren dur "$cfg"
 sop=$(sop_uid "$(ls "$T/one"/* | head -1)")
 # -s: enough of each write to see which Redis command carries this SOP
 # Instance UID (the index commit), among the sweeper's and others' commands
-strace -f -yy -qq -e trace=fdatasync,fsync,rename,write,writev -s 1024 -p "$HUREN_PID" -o "$T/trace" &
+strace -f -yy -qq -e trace=fdatasync,fsync,rename,renameat2,link,write,writev -s 1024 -p "$HUREN_PID" -o "$T/trace" &
 st=$!
 for _ in $(seq 1 50); do [ -s "$T/trace" ] || grep -q . "$T/trace" 2>/dev/null && break; sleep 0.1; done
 sleep 0.5
@@ -27,7 +27,8 @@ port, sop = sys.argv[2], sys.argv[3]
 steps = []
 for line in open(sys.argv[1], errors='replace'):
     if re.search(r'fdatasync\(\d+<[^>]*/tmp/[^>]*\.part>', line): steps.append('fdatasync')
-    elif re.search(r'rename\("[^"]*/tmp/[^"]*", "[^"]*/objects/', line): steps.append('rename')
+    elif re.search(r'(rename\(|renameat2\(AT_FDCWD(<[^>]*>)?, |link\()"[^"]*/tmp/[^"]*", (AT_FDCWD(<[^>]*>)?, )?"[^"]*/objects/', line):
+        steps.append('rename')  # renameat2 RENAME_NOREPLACE: an object is never replaced
     elif re.search(r'fsync\(\d+<[^>]*/objects/[0-9a-f]{2}/[0-9a-f]{2}>', line): steps.append('fsync-dir')
     elif re.search(r'write\(\d+<UNIX-STREAM:', line) and 'EVALSHA' in line and sop in line:
         steps.append('index')  # the index commit of this instance (redis is a unix socket)

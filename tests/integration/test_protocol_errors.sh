@@ -127,6 +127,32 @@ PY
 )
 check "data set without Study/Series UID is refused with A900" grep -q "^A900" <<<"$r"
 
+# one reading rule (issue 8): what is stored must be readable as its meta
+# header says, by every later reader (reindex, sidecars, WADO, C-MOVE)
+r=$(T=$T py <<'PY'
+import os, sys
+exec(open(os.environ['T'] + '/ds.py').read())
+d = elem_explicit(0x0002, 0x0016, b'AE', b'FAKE') + dataset(b'1.2.3.104')
+print(store(int(sys.argv[1]), b'1.2.3.104', d))
+PY
+)
+check "File Meta element inside the data set is refused with C000" \
+  grep -q "^C000 cannot parse data set: File Meta Information element" <<<"$r"  # 64 chars
+check "the log says which element" grep -q "(0002,0016) inside the data set" "$T/proto/huren.log"
+check_eq "and not indexed" "" "$(rcli_raw proto HGET hr:ix:sop 1.2.3.104)"
+r=$(T=$T py <<'PY'
+import os, sys
+exec(open(os.environ['T'] + '/ds.py').read())
+d = (elem_implicit(0x0008, 0x0016, CT) + elem_implicit(0x0008, 0x0018, b'1.2.3.105')
+     + elem_implicit(0x0020, 0x000D, b'1.2.826.0.1.3680043.2.1125.1')
+     + elem_implicit(0x0020, 0x000E, b'1.2.826.0.1.3680043.2.1125.2'))
+print(store(int(sys.argv[1]), b'1.2.3.105', d))  # implicit VR on an explicit VR context
+PY
+)
+check "a data set not in the negotiated transfer syntax is refused with C000" \
+  grep -q "^C000 cannot parse data set: data set is not encoded in its" <<<"$r"
+check_eq "and not indexed" "" "$(rcli_raw proto HGET hr:ix:sop 1.2.3.105)"
+
 r=$(py <<'PY'
 import sys, struct
 from rawdicom import *

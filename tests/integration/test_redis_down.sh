@@ -38,5 +38,25 @@ for f in "$T/a"/*; do [ -n "$(redis-cli -p "$rport" --raw HGET hr:ix:sop "$(sop_
 check_eq "first batch still indexed (AOF)" 5 "$n"
 check "the refused instance is accepted on retry" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/b"
 check_eq "9 indexed in all" 9 "$(redis-cli -p "$rport" HLEN hr:ix:sop)"
+
+# a Redis that accepts and never answers (SIGSTOP) must not freeze C-STORE
+# forever: past the index deadline (5 s) the sender gets A700, and huren
+# recovers once Redis answers again
+"$GEN" --out "$T/d" --instances 1 --bytes 4096 --modality DX --seed 44 --prefix d >/dev/null
+kill -STOP "$REDIS_PID"
+t0=$(date +%s)
+out=$(timeout 30 storescu -v -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/d" 2>&1 || true)
+t1=$(date +%s)
+kill -CONT "$REDIS_PID"
+check "store while redis is stalled gets A700" grep -Eqi "Out ?of ?Resources|A700" <<<"$out"
+check "within the deadline, not forever ($((t1 - t0)) s)" test $((t1 - t0)) -le 15
+check "huren logged the stall" grep -q "redis has not answered for" "$T/rd/huren.log"
+recovered=0
+for _ in $(seq 1 50); do
+  if storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/d" >/dev/null 2>&1; then recovered=1; break; fi
+  sleep 0.2
+done
+check "huren recovers after the stall" test "$recovered" = 1
+check_eq "10 indexed in all" 10 "$(redis-cli -p "$rport" HLEN hr:ix:sop)"
 check "graceful stop exits 0" stop_huren "$HUREN_PID"
 finish

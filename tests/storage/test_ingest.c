@@ -58,19 +58,33 @@ static size_t el(unsigned char *p, unsigned g, unsigned e, const char *vr, const
     return 8 + len;
 }
 
+#define STUDY "1.2.826.0.1.3680043.2.1125.77"
+
+/* What varies between the data sets of these tests. */
+typedef struct ds_opts {
+    const char *sop_class; /* NULL: CT */
+    const char *patient_name;
+    const char *patient_id;
+    const char *issuer; /* NULL: none */
+    const char *study;  /* NULL: STUDY */
+} ds_opts;
+
 /* Explicit VR LE data set with the index attributes and some pixel bytes. */
-static size_t dataset(unsigned char *p, const char *sop, const char *desc, size_t pixels)
+static size_t dataset_opts(unsigned char *p, const char *sop, const char *desc, size_t pixels,
+                           const ds_opts *o)
 {
     size_t n = 0;
-    n += el(p + n, 0x0008, 0x0016, "UI", CT);
+    n += el(p + n, 0x0008, 0x0016, "UI", o->sop_class ? o->sop_class : CT);
     n += el(p + n, 0x0008, 0x0018, "UI", sop);
     n += el(p + n, 0x0008, 0x0020, "DA", "20261122");
     n += el(p + n, 0x0008, 0x0050, "SH", "ACC9");
     n += el(p + n, 0x0008, 0x0060, "CS", "CT");
     n += el(p + n, 0x0008, 0x1030, "LO", desc);
-    n += el(p + n, 0x0010, 0x0010, "PN", "Test^Patient");
-    n += el(p + n, 0x0010, 0x0020, "LO", "PID9");
-    n += el(p + n, 0x0020, 0x000D, "UI", "1.2.826.0.1.3680043.2.1125.77");
+    n += el(p + n, 0x0010, 0x0010, "PN", o->patient_name);
+    n += el(p + n, 0x0010, 0x0020, "LO", o->patient_id);
+    if (o->issuer)
+        n += el(p + n, 0x0010, 0x0021, "LO", o->issuer);
+    n += el(p + n, 0x0020, 0x000D, "UI", o->study ? o->study : STUDY);
     n += el(p + n, 0x0020, 0x000E, "UI", "1.2.826.0.1.3680043.2.1125.78");
     n += el(p + n, 0x0020, 0x0013, "IS", "1");
     unsigned char hdr[12] = {0xE0, 0x7F, 0x10, 0x00, 'O', 'W', 0, 0};
@@ -80,6 +94,12 @@ static size_t dataset(unsigned char *p, const char *sop, const char *desc, size_
     for (size_t i = 0; i < pixels; i++)
         p[n + i] = (unsigned char)(i * 7);
     return n + pixels;
+}
+
+static size_t dataset(unsigned char *p, const char *sop, const char *desc, size_t pixels)
+{
+    ds_opts o = {.patient_name = "Test^Patient", .patient_id = "PID9"};
+    return dataset_opts(p, sop, desc, pixels, &o);
 }
 
 typedef struct outcome {
@@ -102,11 +122,12 @@ static void on_resume(void *arg)
     (void)arg;
 }
 
-/* Feeds buf in chunks like PDVs, honouring pauses by running the loop. */
-static outcome run(const char *cmd_sop, const unsigned char *buf, size_t n, size_t chunk)
+/* Feeds buf in chunks like PDVs, honouring pauses by running the loop; as
+ * the sender described by m0 (sop_instance filled from cmd_sop). */
+static outcome run_as(const sto_ingest_meta *m0, const char *cmd_sop, const unsigned char *buf,
+                      size_t n, size_t chunk)
 {
-    sto_ingest_meta m = {
-        .sop_class = CT, .ts = DCM_TS_EXPLICIT_LE, .source_ae = "TESTAE", .hospital = "township1"};
+    sto_ingest_meta m = *m0;
     snprintf(m.sop_instance, sizeof(m.sop_instance), "%s", cmd_sop);
     sto_ingest *ig;
     outcome o = {0};
@@ -120,6 +141,13 @@ static outcome run(const char *cmd_sop, const unsigned char *buf, size_t n, size
     while (!o.done)
         uv_run(&loop, UV_RUN_ONCE);
     return o;
+}
+
+static outcome run(const char *cmd_sop, const unsigned char *buf, size_t n, size_t chunk)
+{
+    sto_ingest_meta m = {
+        .sop_class = CT, .ts = DCM_TS_EXPLICIT_LE, .source_ae = "TESTAE", .hospital = "township1"};
+    return run_as(&m, cmd_sop, buf, n, chunk);
 }
 
 static int count_files(const char *sub)
@@ -225,7 +253,8 @@ Test(ingest, redis_down_means_failure_not_success)
         uv_run(&loop, UV_RUN_NOWAIT), usleep(10000);
     outcome o = run("1.2.3.4.6", buf, n, 16384);
     cr_expect_eq(o.r.status, STO_ERR_RESOURCES, "%s", o.r.reason);
-    cr_expect_eq(count_files("objects"), 1, "the object is durable, just not acknowledged");
+    cr_expect_eq(count_files("objects"), 0,
+                 "admission to the study needs the index: nothing is stored before it");
     cr_expect_eq(count_files("tmp"), 0);
 }
 
@@ -238,4 +267,181 @@ Test(ingest, rejects_invalid_declared_uids_and_unknown_transfer_syntax)
     snprintf(m.ts, sizeof(m.ts), "1.2.3.4.5.6");
     cr_expect_eq(sto_ingest_begin(&ctx, &m, on_resume, NULL, &ig), HR_EUNSUP);
     cr_expect_eq(ctx.active, 0);
+}
+
+#define KOS   "1.2.840.10008.5.1.4.1.1.88.59"
+#define ST(f) "HGET hr:{" STUDY "}:st " f
+
+/* A study belongs to the hospital of its first instance (decision 0009). */
+Test(ingest, another_hospital_cannot_add_to_a_study)
+{
+    char v[128];
+    size_t n = dataset(buf, "1.2.3.5.1", "owner", 1000);
+    outcome o = run("1.2.3.5.1", buf, n, 16384);
+    cr_assert_eq(o.r.status, STO_STORED, "%s", o.r.reason);
+    cr_expect_str_eq(o.r.owner, "township1");
+
+    /* township2 sends an instance into township1's study: refused, nothing kept */
+    sto_ingest_meta t2 = {
+        .sop_class = CT, .ts = DCM_TS_EXPLICIT_LE, .source_ae = "T2", .hospital = "township2"};
+    ds_opts intruder = {.patient_name = "Other^Person", .patient_id = "X1"};
+    n = dataset_opts(buf, "1.2.3.5.2", "intruder", 1000, &intruder);
+    o = run_as(&t2, "1.2.3.5.2", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_ERR_REFUSED, "%s", o.r.reason);
+    cr_expect(strstr(o.r.reason, "another hospital") != NULL, "%s", o.r.reason);
+    cr_expect_eq(count_files("objects"), 1, "the refused object is not stored");
+    cr_expect_eq(count_files("tmp"), 0);
+    ts_redis_get(&redis, v, sizeof(v), ST("hospital"));
+    cr_expect_str_eq(v, "township1", "the owner stays");
+    ts_redis_get(&redis, v, sizeof(v), ST("patient_name"));
+    cr_expect_str_eq(v, "Test^Patient");
+    ts_redis_get(&redis, v, sizeof(v), "HEXISTS hr:ix:sop 1.2.3.5.2");
+    cr_expect_str_eq(v, "0", "not indexed");
+    ts_redis_get(&redis, v, sizeof(v), "ZSCORE hr:ix:hosp:township2 " STUDY);
+    cr_expect_str_eq(v, "", "not in township2's studies");
+
+    /* the same bytes as the owner's instance, sent by township2: refused too */
+    n = dataset(buf, "1.2.3.5.1", "owner", 1000);
+    o = run_as(&t2, "1.2.3.5.1", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_ERR_REFUSED, "%s", o.r.reason);
+
+    /* the hub's own hospital may add a derived object (KOS), not an image */
+    sto_ingest_meta hub = {.sop_class = KOS,
+                           .ts = DCM_TS_EXPLICIT_LE,
+                           .source_ae = "COUNTY",
+                           .hospital = "county",
+                           .hub_hospital = 1};
+    ds_opts kos = {.sop_class = KOS, .patient_name = "Test^Patient", .patient_id = "PID9"};
+    n = dataset_opts(buf, "1.2.3.5.3", "key images", 100, &kos);
+    o = run_as(&hub, "1.2.3.5.3", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_STORED, "%s", o.r.reason);
+    cr_expect_str_eq(o.r.owner, "township1");
+    ts_redis_get(&redis, v, sizeof(v), ST("hospital"));
+    cr_expect_str_eq(v, "township1", "a derived object does not change the owner");
+    ts_redis_get(&redis, v, sizeof(v), "ZSCORE hr:ix:hosp:county " STUDY);
+    cr_expect_str_eq(v, "", "nor puts the study among the county's");
+    hub.sop_class[0] = '\0';
+    snprintf(hub.sop_class, sizeof(hub.sop_class), "%s", CT);
+    n = dataset(buf, "1.2.3.5.4", "county image", 1000);
+    o = run_as(&hub, "1.2.3.5.4", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_ERR_REFUSED, "an image from the hub is refused: %s", o.r.reason);
+}
+
+/* Later instances never overwrite the study's patient silently. */
+Test(ingest, patient_conflict_is_stored_flagged_and_reported)
+{
+    char v[256];
+    size_t n = dataset(buf, "1.2.3.6.1", "first", 1000);
+    outcome o = run("1.2.3.6.1", buf, n, 16384);
+    cr_assert_eq(o.r.status, STO_STORED, "%s", o.r.reason);
+    cr_expect_eq(o.r.patient_conflict, 0);
+
+    ds_opts other = {.patient_name = "Wrong^Name", .patient_id = "PID9"};
+    n = dataset_opts(buf, "1.2.3.6.2", "second", 1000, &other);
+    o = run("1.2.3.6.2", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_STORED, "%s", o.r.reason);
+    cr_expect_eq(o.r.patient_conflict, 1);
+    cr_expect(strstr(o.r.reason, "PatientName study 'Test^Patient' instance 'Wrong^Name'") != NULL,
+              "%s", o.r.reason);
+    ts_redis_get(&redis, v, sizeof(v), ST("patient_name"));
+    cr_expect_str_eq(v, "Test^Patient", "the study keeps its patient");
+    ts_redis_get(&redis, v, sizeof(v), ST("patient_conflict"));
+    cr_expect_str_eq(v, "YES");
+    ts_redis_get(&redis, v, sizeof(v), "LINDEX hr:{" STUDY "}:conflicts 0");
+    cr_expect(strstr(v, "1.2.3.6.2\tPatientName\tTest^Patient\tWrong^Name") != NULL, "%s", v);
+    ts_redis_get(&redis, v, sizeof(v), ST("instances"));
+    cr_expect_str_eq(v, "2", "the instance is stored and counted");
+
+    /* another Patient ID: the study is not indexed under that patient */
+    ds_opts pid = {.patient_name = "Test^Patient", .patient_id = "PID10"};
+    n = dataset_opts(buf, "1.2.3.6.3", "third", 1000, &pid);
+    o = run("1.2.3.6.3", buf, n, 16384);
+    cr_expect_eq(o.r.patient_conflict, 1);
+    cr_expect(strstr(o.r.reason, "PatientID study 'township1|PID9' instance 'township1|PID10'"),
+              "%s", o.r.reason);
+    ts_redis_get(&redis, v, sizeof(v), "EXISTS hr:pt:township1|PID10:st");
+    cr_expect_str_eq(v, "0");
+    /* trailing separators are not a difference */
+    ds_opts pad = {.patient_name = "Test^Patient^^", .patient_id = "PID9"};
+    n = dataset_opts(buf, "1.2.3.6.4", "fourth", 1000, &pad);
+    o = run("1.2.3.6.4", buf, n, 16384);
+    cr_expect_eq(o.r.patient_conflict, 0, "%s", o.r.reason);
+}
+
+/* Patient keys are made of escaped components: values with '|' cannot
+ * collide, and a '{' cannot change a key's cluster slot. */
+Test(ingest, patient_keys_are_injective)
+{
+    char v[256];
+    ds_opts a = {.patient_name = "A", .patient_id = "b|c", .issuer = "x", .study = "1.2.3.7"};
+    ds_opts b = {.patient_name = "B", .patient_id = "c", .issuer = "x|b", .study = "1.2.3.8"};
+    size_t n = dataset_opts(buf, "1.2.3.7.1", "a", 100, &a);
+    cr_assert_eq(run("1.2.3.7.1", buf, n, 16384).r.status, STO_STORED);
+    n = dataset_opts(buf, "1.2.3.8.1", "b", 100, &b);
+    cr_assert_eq(run("1.2.3.8.1", buf, n, 16384).r.status, STO_STORED);
+    ts_redis_get(&redis, v, sizeof(v), "HGET hr:{1.2.3.7}:st patient");
+    cr_expect_str_eq(v, "x|b%7Cc");
+    ts_redis_get(&redis, v, sizeof(v), "HGET hr:{1.2.3.8}:st patient");
+    cr_expect_str_eq(v, "x%7Cb|c");
+    ts_redis_get(&redis, v, sizeof(v), "ZCARD hr:pt:x|b%%7Cc:st");
+    cr_expect_str_eq(v, "1", "one study per patient");
+    ds_opts c = {.patient_name = "C", .patient_id = "{tag} 张", .study = "1.2.3.9"};
+    n = dataset_opts(buf, "1.2.3.9.1", "c", 100, &c);
+    cr_assert_eq(run("1.2.3.9.1", buf, n, 16384).r.status, STO_STORED);
+    ts_redis_get(&redis, v, sizeof(v), "HGET hr:{1.2.3.9}:st patient");
+    cr_expect_str_eq(v, "township1|%7Btag%7D%20%E5%BC%A0");
+    ts_redis_get(&redis, v, sizeof(v), "SCARD hr:ix:pid:%%7Btag%%7D%%20%%E5%%BC%%A0");
+    cr_expect_str_eq(v, "1");
+}
+
+/* A script error part-way must not leave an instance that a retry takes for
+ * an identical copy; counters are not doubled by the retry. */
+Test(ingest, a_failed_commit_leaves_nothing_a_retry_would_call_identical)
+{
+    char v[128];
+    ts_redis_get(&redis, v, sizeof(v), "SET hr:ix:mod:CT not-a-zset");
+    size_t n = dataset(buf, "1.2.3.10.1", "x", 1000);
+    outcome o = run("1.2.3.10.1", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_ERR_RESOURCES, "%s", o.r.reason);
+    ts_redis_get(&redis, v, sizeof(v), "EXISTS hr:{" STUDY "}:i:1.2.3.10.1");
+    cr_expect_str_eq(v, "0", "no instance record");
+    ts_redis_get(&redis, v, sizeof(v), "DEL hr:ix:mod:CT");
+    o = run("1.2.3.10.1", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_STORED, "the retry is a first store: %s", o.r.reason);
+    ts_redis_get(&redis, v, sizeof(v), ST("instances"));
+    cr_expect_str_eq(v, "1");
+    ts_redis_get(&redis, v, sizeof(v), "HGET hr:stats instances");
+    cr_expect_str_eq(v, "1");
+}
+
+/* The same data set with another File Meta header (another AE, so another
+ * header length): the first file stays, the resend is a receipt. */
+Test(ingest, an_identical_resend_is_a_receipt_and_never_replaces_the_file)
+{
+    char v[128], path[STO_PATH_MAX];
+    size_t n = dataset(buf, "1.2.3.11.1", "x", 5000), len1, len2;
+    outcome o = run("1.2.3.11.1", buf, n, 16384);
+    cr_assert_eq(o.r.status, STO_STORED, "%s", o.r.reason);
+    sto_objstore_path(&ctx.store, o.r.sha, path);
+    unsigned char *first = ts_read_file(path, &len1);
+    cr_assert_not_null(first);
+    sto_ingest_meta other = {.sop_class = CT,
+                             .ts = DCM_TS_EXPLICIT_LE,
+                             .source_ae = "A_LONGER_AE_NAME",
+                             .hospital = "township1"};
+    o = run_as(&other, "1.2.3.11.1", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_IDENTICAL, "%s", o.r.reason);
+    unsigned char *now = ts_read_file(path, &len2);
+    cr_assert_not_null(now);
+    cr_expect_eq(len1, len2);
+    cr_expect_eq(memcmp(first, now, len1), 0, "the stored file is unchanged");
+    free(first);
+    free(now);
+    ts_redis_get(&redis, v, sizeof(v), "HGET hr:{" STUDY "}:i:1.2.3.11.1 size");
+    cr_expect_eq(strtoull(v, NULL, 10), len1, "the index size describes the file");
+    ts_redis_get(&redis, v, sizeof(v), "HGET hr:{" STUDY "}:i:1.2.3.11.1 source_ae");
+    cr_expect_str_eq(v, "TESTAE", "provenance of the first receipt");
+    ts_redis_get(&redis, v, sizeof(v), "LINDEX hr:{" STUDY "}:i:1.2.3.11.1:rc 0");
+    cr_expect(strstr(v, "\ttownship1\tA_LONGER_AE_NAME") != NULL, "%s", v);
+    cr_expect_eq(count_files("tmp"), 0);
 }

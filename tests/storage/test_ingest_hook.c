@@ -59,13 +59,13 @@ static void on_timer(uv_timer_t *t)
     answer(h);
 }
 
-static void hook(void *arg, const dcm_attrs *a, const sto_ingest_meta *m, int status,
-                 sto_hook_done_cb done, void *token)
+static void hook(void *arg, const dcm_attrs *a, const sto_ingest_meta *m,
+                 const sto_ingest_result *res, sto_hook_done_cb done, void *token)
 {
     hook_state *h = arg;
     char v[64];
     if (h->calls < 8)
-        h->status[h->calls] = status;
+        h->status[h->calls] = (int)res->status;
     h->calls++;
     snprintf(h->study, sizeof(h->study), "%s", a->study_instance_uid);
     snprintf(h->hospital, sizeof(h->hospital), "%s", m->hospital);

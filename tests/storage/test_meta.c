@@ -904,12 +904,12 @@ Test(meta, ingest_builds_sidecars_and_reindex_rebuilds_missing_ones)
     redisContext *c = redisConnectUnix(redis.sock);
     cr_assert(c && !c->err);
     sto_reindex_stats rs;
-    cr_assert_eq(sto_reindex(&st, c, &rs), 0);
+    cr_assert_eq(sto_reindex(&st, c, NULL, &rs), 0);
     cr_expect_eq(rs.present, 1);
     cr_expect_eq(stat(path, &sb), 0, "json sidecar rebuilt by reindex");
     unlink(path);
     int full = -1;
-    cr_assert_eq(sto_reconcile(&st, c, &rs, &full), 0);
+    cr_assert_eq(sto_reconcile(&st, c, NULL, &rs, &full), 0);
     cr_expect_eq(stat(path, &sb), 0, "json sidecar rebuilt by reconcile");
     redisFree(c);
 

@@ -77,12 +77,38 @@ Test(objstore, identical_content_is_stored_once)
         cr_assert_eq(write(fd, "same", 4), 4);
         cr_assert_eq(sto_objstore_commit(&s, fd, tmp, SHA, &existed), 0);
         cr_expect_eq(existed, i, "second commit finds the first");
-        cr_expect_neq(access(tmp, F_OK), 0, "the temp file is renamed over the object");
+        cr_expect_neq(access(tmp, F_OK), 0, "no temp file is left");
     }
     sto_objstore_path(&s, SHA, final);
     struct stat st;
     cr_assert_eq(stat(final, &st), 0);
     cr_expect_eq(st.st_size, 4);
+}
+
+/* The same data set may arrive again with another File Meta header (another
+ * AE, STOW after C-STORE): the first file stays byte for byte. */
+Test(objstore, an_existing_object_is_never_replaced)
+{
+    sto_objstore s;
+    int removed, existed;
+    char tmp[STO_PATH_MAX], final[STO_PATH_MAX];
+    static const char *const bodies[] = {"first header+data", "a longer second header+data"};
+    cr_assert_eq(sto_objstore_open(&s, dir, &removed), 0);
+    for (int i = 0; i < 2; i++) {
+        int fd = sto_objstore_tmp_create(&s, tmp);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, bodies[i], strlen(bodies[i])), (ssize_t)strlen(bodies[i]));
+        cr_assert_eq(sto_objstore_commit(&s, fd, tmp, SHA, &existed), 0);
+        cr_expect_eq(existed, i);
+        cr_expect_neq(access(tmp, F_OK), 0, "no temp file is left");
+    }
+    sto_objstore_path(&s, SHA, final);
+    size_t n;
+    unsigned char *b = ts_read_file(final, &n);
+    cr_assert_not_null(b);
+    cr_expect_eq(n, strlen(bodies[0]));
+    cr_expect_eq(memcmp(b, bodies[0], n), 0, "the first file is kept");
+    free(b);
 }
 
 Test(objstore, commit_failure_leaves_no_object_and_no_temp_file)

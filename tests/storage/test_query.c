@@ -35,8 +35,8 @@ static void add(const char *hosp, const char *pid, const char *name, const char 
     snprintf(a.series_number, sizeof(a.series_number), "1");
     char sha[65];
     snprintf(sha, sizeof(sha), "%064zx", strlen(sop) * 7919 + (size_t)sop[strlen(sop) - 1]);
-    sto_instance_rec rec = {&a, sha, 1000, hosp, "AE", 1700000000000LL};
-    enum sto_index_outcome out;
+    sto_instance_rec rec = {&a, sha, 1000, hosp, "AE", 1700000000000LL, NULL, 0, 0};
+    sto_index_result out;
     cr_assert_eq(sto_index_commit_sync(rc_, &rec, &out), 0);
 }
 
