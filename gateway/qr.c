@@ -58,6 +58,12 @@ uint16_t gw__qr_begin(gw_assoc *a, const gw_pc *pc, const dcm_command *rq, char 
         snprintf(comment, 65, "SOP class differs from the presentation context");
         return DCM_STATUS_SOP_CLASS_UNSUPPORTED;
     }
+    /* fail closed: no read of patient data the audit log cannot record */
+    if (sto_audit_admit_read(a->srv->sto->audit, a->peer)) {
+        snprintf(comment, 65, "audit log unavailable: try again later");
+        return k_classes[k].kind == GW_QR_FIND ? DCM_STATUS_OUT_OF_RESOURCES
+                                               : DCM_STATUS_OUT_OF_RESOURCES_SUBOPS;
+    }
     gw_op *op = calloc(1, sizeof(*op));
     if (!op) {
         snprintf(comment, 65, "out of memory");

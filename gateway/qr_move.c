@@ -613,8 +613,8 @@ static int add_instances(redisContext *c, gw_op *op, const char *study, const ch
     memset(&l, 0, sizeof(l));
     if (r->n >= GW_RETRIEVE_MAX)
         return HR_ETOOBIG;
-    int rc = sto_retrieve_list(c, study, series, sop, GW_RETRIEVE_MAX - r->n, &l);
-    if (rc == HR_ENOTFOUND || (!rc && !sto_scope_allows(&op->scope, l.hospital))) {
+    int rc = sto_retrieve_list(c, &op->scope, study, series, sop, GW_RETRIEVE_MAX - r->n, &l);
+    if (rc == HR_ENOTFOUND || rc == HR_EFORBIDDEN) {
         sto_rlist_free(&l); /* absent, or as if absent */
         return 0;
     }

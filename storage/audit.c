@@ -83,6 +83,9 @@ struct sto_audit {
     void (*close_cb)(void *);
     void *close_arg;
     unsigned long long records, errors, refused;
+    int failing;                      /* from a failed write or sync until a write succeeds */
+    unsigned long long read_refusals; /* reads refused because records could not be written */
+    uint64_t refusal_logged_ms;       /* rate limit of the refusal log line */
 };
 
 /* ---- clock ---------------------------------------------------------------- */
@@ -302,6 +305,7 @@ static void arm_timer(sto_audit *a);
 static void failed(sto_audit *a, const char *what, int err)
 {
     a->errors++;
+    a->failing = 1;
     if (!a->closing) {
         hr_error("audit", "%s failed: %s; %zu bytes waiting, retrying in 1 s", what,
                  hr_strerror(err), a->queued);
@@ -344,6 +348,7 @@ static void on_write(uv_fs_t *req)
         return;
     }
     a->dirty = 1;
+    a->failing = 0;
     /* a short write leaves the rest of the batch queued, head_off into head */
     size_t done = (size_t)res;
     while (done > 0) {
@@ -395,6 +400,7 @@ static void on_sync(uv_fs_t *req)
      * proves nothing, so count it and go on */
     if (res < 0) {
         a->errors++;
+        a->failing = 1;
         hr_error("audit", "fdatasync of audit-%s.jsonl failed: %s", a->day, hr_strerror(res));
     }
     a->dirty = 0;
@@ -596,6 +602,29 @@ unsigned long long sto_audit_records(const sto_audit *a)
 unsigned long long sto_audit_errors(const sto_audit *a)
 {
     return a->errors;
+}
+
+int sto_audit_admit_read(sto_audit *a, const char *what)
+{
+    if (!a)
+        return 0; /* auditing off (tests of other modules) */
+    if (!a->failing && !a->closing && a->queued <= QUEUE_MAX / 2)
+        return 0;
+    a->read_refusals++;
+    uint64_t now = uv_now(a->loop);
+    if (now - a->refusal_logged_ms >= 1000 || !a->refusal_logged_ms) {
+        a->refusal_logged_ms = now;
+        hr_error("audit",
+                 "%s refused: the audit log cannot record it (%zu bytes waiting; %llu "
+                 "reads refused so far)",
+                 what, a->queued, a->read_refusals);
+    }
+    return -EIO;
+}
+
+unsigned long long sto_audit_read_refusals(const sto_audit *a)
+{
+    return a ? a->read_refusals : 0;
 }
 
 void sto_audit_close(sto_audit *a, void (*cb)(void *), void *arg)

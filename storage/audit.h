@@ -60,6 +60,16 @@ void sto_audit_log(sto_audit *a, const sto_audit_event *ev);
 /* Records written since open, and write errors seen (for /metrics). */
 unsigned long long sto_audit_records(const sto_audit *a);
 unsigned long long sto_audit_errors(const sto_audit *a);
+/* Fail closed: call before serving a read of patient data (what names it in
+ * the log). 0 when records are being written; -EIO while the log cannot
+ * record (from a failed write or fdatasync until a write succeeds, while
+ * closing, or with more than half the queue limit waiting): the caller
+ * refuses the read (HTTP 503, DIMSE A700/A701). Each refusal is counted
+ * (sto_audit_read_refusals, /metrics) and logged at most once a second.
+ * Records of reads already served stay queued and are retried. a may be
+ * NULL (auditing off): 0. Loop thread only. */
+int sto_audit_admit_read(sto_audit *a, const char *what);
+unsigned long long sto_audit_read_refusals(const sto_audit *a);
 /* Flushes what is queued, fsyncs, closes; then calls cb (may be NULL), which
  * may still read the counters, and frees a. No sto_audit_log after this call. */
 void sto_audit_close(sto_audit *a, void (*cb)(void *), void *arg);

@@ -132,12 +132,14 @@ static int list_series(redisContext *c, const char *study, const char *series, s
     return rc;
 }
 
-int sto_retrieve_list(redisContext *c, const char *study, const char *series, const char *sop,
-                      size_t max, sto_rlist *out)
+int sto_retrieve_list(redisContext *c, const sto_scope *scope, const char *study,
+                      const char *series, const char *sop, size_t max, sto_rlist *out)
 {
     int rc = sto_retrieve_study_owner(c, study, out->hospital, out->patient);
     if (rc)
         return rc;
+    if (scope && !sto_scope_allows(scope, out->hospital))
+        return HR_EFORBIDDEN;
     size_t before = out->n;
     if (sop) {
         char *one = (char *)sop;

@@ -5,6 +5,8 @@
 #ifndef STO_RETRIEVE_H
 #define STO_RETRIEVE_H
 
+#include "access.h"
+
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,10 +36,13 @@ typedef struct sto_rlist {
 /* Appends the instances of study (series may be NULL = all series; sop may
  * be NULL = all instances of the series; sop without series is allowed and
  * looked up through the study). Returns 0; HR_ENOTFOUND when the study,
- * series or instance is not indexed; HR_EREDIS; -ENOMEM. At most max
- * instances (0 = no limit; HR_ETOOBIG beyond). */
-int sto_retrieve_list(redisContext *c, const char *study, const char *series, const char *sop,
-                      size_t max, sto_rlist *out);
+ * series or instance is not indexed; HR_EFORBIDDEN when scope (NULL = no
+ * check) may not see the study: decided from the study's owner alone, before
+ * any series or instance is read, so it costs what an absent study costs
+ * (callers answer both alike); HR_EREDIS; -ENOMEM. At most max instances
+ * (0 = no limit; HR_ETOOBIG beyond). */
+int sto_retrieve_list(redisContext *c, const sto_scope *scope, const char *study,
+                      const char *series, const char *sop, size_t max, sto_rlist *out);
 /* Looks up the study of a SOP Instance UID (hr:ix:sop). 0, HR_ENOTFOUND, HR_EREDIS. */
 int sto_retrieve_study_of(redisContext *c, const char *sop, char study[STO_UID_BUF]);
 /* The study's source hospital and patient key only (a cheap permission check).

@@ -53,6 +53,18 @@ static const va_route k_routes[] = {
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
 
+/* Routes whose answers hold patient data: refused while the audit log cannot
+ * record them (fail closed). */
+static int reads_patient_data(const va_route *rt)
+{
+    static const char *const k[] = {"qido",     "wado",     "metadata", "frames", "bulk",
+                                    "wado-uri", "worklist", "exams",    "events"};
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+        if (strcmp(rt->metric, k[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* latency histogram buckets (seconds) for /metrics */
 static const double k_buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define N_BUCKETS (sizeof(k_buckets) / sizeof(k_buckets[0]))
@@ -570,6 +582,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         }
         snprintf(r->token, sizeof(r->token), "%s", auth + 7);
     }
+    if (reads_patient_data(r->route) && sto_audit_admit_read(r->srv->sto->audit, r->id)) {
+        va_send_error(r, 503, "audit_unavailable",
+                      "the audit log cannot record this read of patient data; try again later");
+        return 0;
+    }
     r->route->handle(r);
     return 0;
 }
@@ -900,6 +917,9 @@ void va_metrics_http(va_server *s, hr_buf *out)
     if (sto->audit)
         appendf(out,
                 "# TYPE huren_audit_records_total counter\nhuren_audit_records_total %llu\n"
-                "# TYPE huren_audit_errors_total counter\nhuren_audit_errors_total %llu\n",
-                sto_audit_records(sto->audit), sto_audit_errors(sto->audit));
+                "# TYPE huren_audit_errors_total counter\nhuren_audit_errors_total %llu\n"
+                "# TYPE huren_audit_read_refusals_total counter\n"
+                "huren_audit_read_refusals_total %llu\n",
+                sto_audit_records(sto->audit), sto_audit_errors(sto->audit),
+                sto_audit_read_refusals(sto->audit));
 }

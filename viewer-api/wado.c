@@ -370,20 +370,20 @@ static void wado_work(va_req *r, redisContext *c)
     }
     int one =
         st->kind == W_FRAMES || st->kind == W_BULK || st->kind == W_URI || (st->sop[0] != '\0');
-    st->rc = sto_retrieve_list(c, st->study, st->series[0] ? st->series : NULL,
+    st->rc = sto_retrieve_list(c, &r->scope, st->study, st->series[0] ? st->series : NULL,
                                st->sop[0] ? st->sop : NULL, WADO_MAX_INSTANCES, &st->list);
     if (st->rc == HR_EREDIS) {
         sto_worker_redis_failed();
         return;
     }
-    if (st->rc)
-        return;
-    /* a study outside the caller's scope is answered like an absent one */
-    if (!sto_scope_allows(&r->scope, st->list.hospital)) {
+    if (st->rc == HR_EFORBIDDEN) {
+        /* outside the caller's scope: answered like an absent study, at its cost */
         st->rc = HR_ENOTFOUND;
         snprintf(st->detail, sizeof(st->detail), "outside scope");
         return;
     }
+    if (st->rc)
+        return;
     if (one && st->list.n != 1) {
         st->rc = HR_ENOTFOUND;
         return;

@@ -84,7 +84,7 @@ Test(retrieve, study_in_series_then_instance_number_order)
 {
     sto_rlist l;
     memset(&l, 0, sizeof(l));
-    cr_assert_eq(sto_retrieve_list(rc_, "1.1", NULL, NULL, 0, &l), 0);
+    cr_assert_eq(sto_retrieve_list(rc_, NULL, "1.1", NULL, NULL, 0, &l), 0);
     static const char *const want[] = {"1.1.2.1", "1.1.2.2", "1.1.1.1", "1.1.1.2", "1.1.1.3"};
     expect_sops(&l, want, 5);
     cr_expect_str_eq(l.hospital, "township1");
@@ -108,18 +108,18 @@ Test(retrieve, series_and_instance)
 {
     sto_rlist l;
     memset(&l, 0, sizeof(l));
-    cr_assert_eq(sto_retrieve_list(rc_, "1.1", "1.1.1", NULL, 0, &l), 0);
+    cr_assert_eq(sto_retrieve_list(rc_, NULL, "1.1", "1.1.1", NULL, 0, &l), 0);
     static const char *const s1[] = {"1.1.1.1", "1.1.1.2", "1.1.1.3"};
     expect_sops(&l, s1, 3);
     sto_rlist_free(&l);
 
-    cr_assert_eq(sto_retrieve_list(rc_, "1.1", "1.1.2", "1.1.2.2", 0, &l), 0);
+    cr_assert_eq(sto_retrieve_list(rc_, NULL, "1.1", "1.1.2", "1.1.2.2", 0, &l), 0);
     static const char *const one[] = {"1.1.2.2"};
     expect_sops(&l, one, 1);
     sto_rlist_free(&l);
 
     /* a SOP without its series is looked up through the study */
-    cr_assert_eq(sto_retrieve_list(rc_, "1.1", NULL, "1.1.1.3", 0, &l), 0);
+    cr_assert_eq(sto_retrieve_list(rc_, NULL, "1.1", NULL, "1.1.1.3", 0, &l), 0);
     cr_assert_eq(l.n, 1);
     cr_expect_str_eq(l.v[0].series, "1.1.1");
     sto_rlist_free(&l);
@@ -129,8 +129,8 @@ Test(retrieve, calls_append)
 {
     sto_rlist l;
     memset(&l, 0, sizeof(l));
-    cr_assert_eq(sto_retrieve_list(rc_, "1.1", "1.1.2", NULL, 0, &l), 0);
-    cr_assert_eq(sto_retrieve_list(rc_, "2.1", NULL, NULL, 0, &l), 0);
+    cr_assert_eq(sto_retrieve_list(rc_, NULL, "1.1", "1.1.2", NULL, 0, &l), 0);
+    cr_assert_eq(sto_retrieve_list(rc_, NULL, "2.1", NULL, NULL, 0, &l), 0);
     static const char *const want[] = {"1.1.2.1", "1.1.2.2", "2.1.1.1"};
     expect_sops(&l, want, 3);
     cr_expect_str_eq(l.hospital, "township2", "the study fields describe the last call");
@@ -142,13 +142,13 @@ Test(retrieve, not_found)
 {
     sto_rlist l;
     memset(&l, 0, sizeof(l));
-    cr_expect_eq(sto_retrieve_list(rc_, "9.9", NULL, NULL, 0, &l), HR_ENOTFOUND, "study");
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", "9.9", NULL, 0, &l), HR_ENOTFOUND, "series");
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", NULL, "9.9", 0, &l), HR_ENOTFOUND, "instance");
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", "1.1.1", "9.9", 0, &l), HR_ENOTFOUND);
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "9.9", NULL, NULL, 0, &l), HR_ENOTFOUND, "study");
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", "9.9", NULL, 0, &l), HR_ENOTFOUND, "series");
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", NULL, "9.9", 0, &l), HR_ENOTFOUND, "instance");
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", "1.1.1", "9.9", 0, &l), HR_ENOTFOUND);
     /* an instance of another study is not found under this one */
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", NULL, "2.1.1.1", 0, &l), HR_ENOTFOUND);
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", "2.1.1", NULL, 0, &l), HR_ENOTFOUND);
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", NULL, "2.1.1.1", 0, &l), HR_ENOTFOUND);
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", "2.1.1", NULL, 0, &l), HR_ENOTFOUND);
     cr_expect_eq(l.n, 0, "nothing appended by a failed lookup");
     sto_rlist_free(&l);
 }
@@ -157,10 +157,10 @@ Test(retrieve, series_sop_mismatch)
 {
     sto_rlist l;
     memset(&l, 0, sizeof(l));
-    cr_assert_eq(sto_retrieve_list(rc_, "1.1", "1.1.2", NULL, 0, &l), 0);
+    cr_assert_eq(sto_retrieve_list(rc_, NULL, "1.1", "1.1.2", NULL, 0, &l), 0);
     cr_assert_eq(l.n, 2);
     /* the SOP exists in the study, but in the other series */
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", "1.1.2", "1.1.1.1", 0, &l), HR_ENOTFOUND);
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", "1.1.2", "1.1.1.1", 0, &l), HR_ENOTFOUND);
     cr_expect_eq(l.n, 2, "the mismatched instance is taken back out");
     cr_expect_str_eq(l.v[1].sop, "1.1.2.2");
     sto_rlist_free(&l);
@@ -170,13 +170,13 @@ Test(retrieve, limit)
 {
     sto_rlist l;
     memset(&l, 0, sizeof(l));
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", NULL, NULL, 4, &l), HR_ETOOBIG);
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", NULL, NULL, 4, &l), HR_ETOOBIG);
     cr_expect_leq(l.n, 4);
     sto_rlist_free(&l);
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", NULL, NULL, 5, &l), 0, "exactly the limit");
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", NULL, NULL, 5, &l), 0, "exactly the limit");
     cr_expect_eq(l.n, 5);
     /* the limit counts what the list already holds */
-    cr_expect_eq(sto_retrieve_list(rc_, "2.1", NULL, NULL, 5, &l), HR_ETOOBIG);
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "2.1", NULL, NULL, 5, &l), HR_ETOOBIG);
     sto_rlist_free(&l);
 }
 
@@ -194,6 +194,45 @@ Test(retrieve, owner_and_study_of)
     cr_expect_eq(sto_retrieve_study_of(rc_, "9.9.9", study), HR_ENOTFOUND);
 }
 
+/* The Redis commands run since the last reset, as "cmd=calls,..." sorted. */
+static void commands_since_reset(char *out, size_t cap)
+{
+    redisReply *r = redisCommand(rc_, "INFO commandstats");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    out[0] = '\0';
+    size_t n = 0;
+    for (char *line = strtok(r->str, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+        char cmd[64];
+        unsigned long calls;
+        if (sscanf(line, "cmdstat_%63[^:]:calls=%lu", cmd, &calls) == 2 &&
+            strncmp(cmd, "config", 6) != 0 && strcmp(cmd, "info") != 0)
+            n += (size_t)snprintf(out + n, cap - n, "%s=%lu,", cmd, calls);
+    }
+    freeReplyObject(r);
+    freeReplyObject(redisCommand(rc_, "CONFIG RESETSTAT"));
+}
+
+/* A study outside the caller's scope is refused from its owner alone: the
+ * same Redis work as an absent study, no series or instance list read. */
+Test(retrieve, out_of_scope_costs_what_absent_costs)
+{
+    sto_scope t2 = {.none = 0, .all = 0, .hospital = "township2"};
+    sto_rlist l;
+    memset(&l, 0, sizeof(l));
+    char absent[256], forbidden[256];
+    freeReplyObject(redisCommand(rc_, "CONFIG RESETSTAT"));
+    cr_expect_eq(sto_retrieve_list(rc_, &t2, "9.9", NULL, NULL, 0, &l), HR_ENOTFOUND);
+    commands_since_reset(absent, sizeof(absent));
+    cr_expect_eq(sto_retrieve_list(rc_, &t2, "1.1", NULL, NULL, 0, &l), HR_EFORBIDDEN);
+    commands_since_reset(forbidden, sizeof(forbidden));
+    cr_expect_str_eq(forbidden, absent);
+    cr_expect_str_eq(forbidden, "hmget=1,");
+    cr_expect_eq(l.n, 0);
+    cr_expect_eq(sto_retrieve_list(rc_, &t2, "2.1", NULL, NULL, 0, &l), 0, "its own study");
+    cr_expect_eq(l.n, 1);
+    sto_rlist_free(&l);
+}
+
 Test(retrieve, redis_gone)
 {
     sto_rlist l;
@@ -201,7 +240,7 @@ Test(retrieve, redis_gone)
     char study[STO_UID_BUF], hosp[64], patient[192];
     signal(SIGPIPE, SIG_IGN); /* as huren serve: a write to the gone server fails */
     ts_redis_stop(&redis);
-    cr_expect_eq(sto_retrieve_list(rc_, "1.1", NULL, NULL, 0, &l), HR_EREDIS);
+    cr_expect_eq(sto_retrieve_list(rc_, NULL, "1.1", NULL, NULL, 0, &l), HR_EREDIS);
     cr_expect_eq(sto_retrieve_study_of(rc_, "1.1.1.2", study), HR_EREDIS);
     cr_expect_eq(sto_retrieve_study_owner(rc_, "1.1", hosp, patient), HR_EREDIS);
     sto_rlist_free(&l);
