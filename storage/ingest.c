@@ -412,7 +412,14 @@ static void job_done(uv_work_t *w, int status)
         sto_ingest_end(ig, ig->done, ig->done_arg);
         return;
     }
-    maybe_flush(ig);
+    if (ig->data_error) {
+        /* the write failed (disk full, I/O error): the object fails, so what
+         * is buffered is dropped and the rest of it drained; a paused sender
+         * must resume or its association would wait forever */
+        hr_buf_reset(&ig->bufs[ig->filling]);
+    } else {
+        maybe_flush(ig);
+    }
     /* the other buffer is free again (or being written): take more data */
     if (ig->paused && ig->bufs[ig->filling].len < STO_INGEST_CHUNK) {
         ig->paused = 0;
