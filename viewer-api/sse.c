@@ -4,6 +4,7 @@
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../storage/index.h"
+#include "auth.h"
 #include "../worklist/worklist.h"
 
 #include <ctype.h>
@@ -70,6 +71,13 @@ struct va_sse {
     enum sto_role role;
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];
+    /* the session: the stream lives only as long as its token */
+    char user[VA_USER_MAX + 1];
+    char token[VA_TOKEN_LEN + 8];
+    long long expires; /* s since the epoch; 0 = unknown */
+    uv_work_t auth_work;
+    int checking;            /* a token check runs on the pool */
+    int auth_rc;             /* its result */
     char cursor[SSE_ID_MAX]; /* the last event read (sent or filtered out) */
     uint64_t cur_ms, cur_sq; /* cursor, parsed */
     int live;                /* sends from the shared ring, from ring sequence pos */
@@ -358,7 +366,7 @@ static void pump(va_sse *c);
 
 static void maybe_free(va_sse *c)
 {
-    if (!c->gone || !c->beat_closed || c->fetching)
+    if (!c->gone || !c->beat_closed || c->fetching || c->checking)
         return;
     hr_buf_free(&c->out);
     va_req_stream_end(c->r);
@@ -607,9 +615,76 @@ static void on_stop(h2o_generator_t *g, h2o_req_t *h)
     c->gone = 1; /* the dispose hook follows */
 }
 
+/* Ends a stream whose session ended: an `end` event, then the final chunk. */
+static void end_session(va_sse *c, const char *why)
+{
+    if (c->ending || c->gone)
+        return;
+    char line[128];
+    int n = snprintf(line, sizeof(line), "event: end\ndata: {\"reason\":\"%s\"}\n\n", why);
+    hr_info("sse", "%s: event stream of %s ended: %s", c->r->id, c->user, why);
+    /* out belongs to h2o while sending and to a pool job while fetching: the
+     * end event is added only when neither holds it (the stream ends anyway) */
+    if (!c->sending && !c->fetching) {
+        hr_buf_reset(&c->out);
+        hr_buf_append(&c->out, line, (size_t)n);
+    }
+    c->ending = 1;
+    pump(c);
+}
+
+static long long now_s(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (long long)tv.tv_sec;
+}
+
+/* The token is checked again every heartbeat: a revoked token (logout, a
+ * password change, a disabled user) ends the stream within one heartbeat. */
+static void auth_run(uv_work_t *w)
+{
+    va_sse *c = w->data;
+    va_principal p;
+    redisContext *rc = sto_worker_redis(&c->addr, c->redis_timeout_ms);
+    c->auth_rc = rc ? va_auth_check(rc, c->token, &p) : HR_EREDIS;
+    if (c->auth_rc == HR_EREDIS)
+        sto_worker_redis_failed();
+}
+
+static void auth_done(uv_work_t *w, int status)
+{
+    va_sse *c = w->data;
+    c->checking = 0;
+    if (c->gone) {
+        maybe_free(c);
+        return;
+    }
+    if (c->auth_rc == -EACCES)
+        end_session(c, "session ended");
+    /* Redis down: the stream stays; the next heartbeat checks again */
+}
+
+static void check_session(va_sse *c)
+{
+    if (c->expires && now_s() >= c->expires) {
+        end_session(c, "session expired");
+        return;
+    }
+    if (c->checking || c->ending || !c->token[0])
+        return;
+    c->checking = 1;
+    c->auth_work.data = c;
+    if (uv_queue_work(c->loop, &c->auth_work, auth_run, auth_done) != 0)
+        c->checking = 0;
+}
+
 static void on_beat(uv_timer_t *t)
 {
     va_sse *c = t->data;
+    check_session(c);
+    if (c->ending)
+        return;
     c->beat_due = 1;
     /* also catches a notification lost with a Redis reconnect */
     if (!c->live)
@@ -748,6 +823,18 @@ static void open_done(va_req *r)
         free(o);
         return;
     }
+    int mine = 0;
+    for (va_sse *o2 = s->sse_head; o2; o2 = o2->next)
+        mine += strcmp(o2->user, r->who.user) == 0 && !o2->ending;
+    if (mine >= VA_SSE_PER_USER) {
+        va_audit(r, "events", NULL, NULL, "too many streams", "denied");
+        va_add_header(r, "Retry-After", "15");
+        va_send_error(r, 429, "too_many_streams",
+                      "user %s has %d event streams open on this node (at most %d)", r->who.user,
+                      mine, VA_SSE_PER_USER);
+        free(o);
+        return;
+    }
     va_sse *c = calloc(1, sizeof(*c));
     if (!c) {
         va_send_error(r, 500, "internal", "out of memory");
@@ -761,6 +848,9 @@ static void open_done(va_req *r)
     c->role = r->who.role;
     snprintf(c->center, sizeof(c->center), "%s", r->who.center);
     snprintf(c->hospital, sizeof(c->hospital), "%s", r->who.hospital);
+    snprintf(c->user, sizeof(c->user), "%s", r->who.user);
+    snprintf(c->token, sizeof(c->token), "%s", r->token);
+    c->expires = r->who.expires;
     set_cursor(c, o->last_id[0] ? o->last_id : o->tip);
     sse_hub *hub = &g_hub;
     if (hub->closed || (hub->srv && hub->srv != s)) {

@@ -10,7 +10,13 @@
  * the ring) reads on its own from Redis, VA_SSE_BATCH at a time, until it is
  * caught up, then joins the ring. A notification on WL_NOTIFY_CHANNEL (any
  * node's change) wakes the reader; the process wiring (cli/serve.c)
- * subscribes and calls va_sse_wake. */
+ * subscribes and calls va_sse_wake.
+ *
+ * A stream lives as long as its session: every heartbeat checks the token
+ * again (on the pool), so a logout, a password change or a disabled user
+ * ends it within one heartbeat, and it ends when the token expires; the
+ * client gets `event: end` with the reason, then the end of the response.
+ * A user has at most VA_SSE_PER_USER streams per node (429 beyond). */
 #ifndef VA_SSE_H
 #define VA_SSE_H
 
@@ -21,6 +27,7 @@
 #define VA_SSE_HEARTBEAT_MS 15000 /* a comment line this often; also re-reads the stream */
 #define VA_SSE_BATCH        64    /* events per send; per own read of a stream */
 #define VA_SSE_RETRY_MS     2000  /* the `retry:` advice sent to clients */
+#define VA_SSE_PER_USER     8     /* open streams per user per node; more get 429 */
 
 /* New events may be in the stream (a notification, or the subscription
  * came back after a Redis outage): every open stream reads past its cursor
