@@ -135,6 +135,9 @@ static void login_done(va_req *r)
                                 "user", r->who.user, "role", sto_role_name(r->who.role), "hospital",
                                 r->who.hospital, "center", r->who.center);
         va_audit(r, "login", NULL, NULL, NULL, "success");
+        /* browsers keep the session in an HttpOnly cookie (EventSource and
+         * <img> cannot send a bearer header); API clients use the token */
+        va_set_session_cookie(r, st->token, r->srv->cfg->http.token_ttl_s);
         va_send_json(r, 200, doc);
     } else if (st->rc == -EBUSY) {
         char secs[16];
@@ -223,10 +226,12 @@ static void logout_done(va_req *r)
     intptr_t rc = (intptr_t)r->state;
     r->state = NULL;
     va_audit(r, "logout", NULL, NULL, NULL, rc == 0 ? "success" : "failure");
-    if (rc == 0 || rc == -EACCES)
-        va_send(r, 204, NULL, "", 0); /* the token is gone either way */
-    else
+    if (rc == 0 || rc == -EACCES) {
+        va_set_session_cookie(r, "", 0); /* the browser forgets it too */
+        va_send(r, 204, NULL, "", 0);    /* the token is gone either way */
+    } else {
         va_send_rc(r, (int)rc, "logout");
+    }
 }
 
 void va_handle_logout(va_req *r)

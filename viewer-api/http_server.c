@@ -162,6 +162,53 @@ const char *va_header(va_req *r, const char *name)
     return s;
 }
 
+/* The session cookie's token (every Cookie header: HTTP/2 may split them).
+ * 1 when found and of a valid length. */
+static int session_cookie(va_req *r, char *out, size_t cap)
+{
+    static const char name[] = VA_SESSION_COOKIE "=";
+    const size_t nl = sizeof(name) - 1;
+    if (!r->h)
+        return 0;
+    for (ssize_t i = -1; (i = h2o_find_header(&r->h->headers, H2O_TOKEN_COOKIE, i)) >= 0;) {
+        h2o_iovec_t v = r->h->headers.entries[i].value;
+        size_t p = 0;
+        while (p < v.len) {
+            while (p < v.len && (v.base[p] == ' ' || v.base[p] == ';'))
+                p++;
+            size_t e = p;
+            while (e < v.len && v.base[e] != ';')
+                e++;
+            if (e - p > nl && memcmp(v.base + p, name, nl) == 0) {
+                size_t tl = e - p - nl;
+                while (tl && v.base[p + nl + tl - 1] == ' ')
+                    tl--;
+                if (tl == 0 || tl >= cap)
+                    return 0;
+                memcpy(out, v.base + p + nl, tl);
+                out[tl] = '\0';
+                return 1;
+            }
+            p = e;
+        }
+    }
+    return 0;
+}
+
+static int safe_method(const h2o_req_t *h)
+{
+    return h2o_memis(h->method.base, h->method.len, H2O_STRLIT("GET")) ||
+           h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD"));
+}
+
+void va_set_session_cookie(va_req *r, const char *token, long long max_age_s)
+{
+    char v[VA_TOKEN_LEN + 160];
+    snprintf(v, sizeof(v), "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
+             VA_SESSION_COOKIE, token, max_age_s, r->srv->cfg->http.tls_cert[0] ? "; Secure" : "");
+    va_add_header(r, "Set-Cookie", v);
+}
+
 static const char *reason_of(int status)
 {
     switch (status) {
@@ -575,12 +622,28 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     }
     if (!r->route->public_) {
         const char *auth = va_header(r, "authorization");
-        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) >= sizeof(r->token)) {
-            va_send_error(r, 401, "unauthorized", "a bearer token is required");
+        if (auth) {
+            if (strncasecmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) >= sizeof(r->token)) {
+                va_send_error(r, 401, "unauthorized", "a bearer token is required");
+                va_audit(r, r->route->metric, NULL, NULL, "no bearer token", "denied");
+                return 0;
+            }
+            snprintf(r->token, sizeof(r->token), "%s", auth + 7);
+        } else if (session_cookie(r, r->token, sizeof(r->token))) {
+            r->by_cookie = 1;
+            if (!safe_method(h) && !va_header(r, "x-requested-with")) {
+                va_send_error(r, 403, "csrf",
+                              "a request authenticated by the session cookie must carry "
+                              "X-Requested-With");
+                va_audit(r, r->route->metric, NULL, NULL, "cookie without X-Requested-With",
+                         "denied");
+                return 0;
+            }
+        } else {
+            va_send_error(r, 401, "unauthorized", "a bearer token or session cookie is required");
             va_audit(r, r->route->metric, NULL, NULL, "no bearer token", "denied");
             return 0;
         }
-        snprintf(r->token, sizeof(r->token), "%s", auth + 7);
     }
     if (reads_patient_data(r->route) && sto_audit_admit_read(r->srv->sto->audit, r->id)) {
         va_send_error(r, 503, "audit_unavailable",

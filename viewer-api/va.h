@@ -28,6 +28,16 @@ typedef void (*va_work_fn)(va_req *r, redisContext *c);
  * (the handler frees its state and returns). */
 typedef void (*va_done_fn)(va_req *r);
 
+/* The session cookie the login sets for browsers (decision 0017): the same
+ * token as the bearer one, HttpOnly, SameSite=Strict, Path=/, Secure with
+ * TLS. A request authenticated by it that is not GET/HEAD must also carry
+ * X-Requested-With (a custom header: another site cannot send it without a
+ * CORS preflight huren refuses), else 403 csrf. */
+#define VA_SESSION_COOKIE "huren_session"
+/* Adds the Set-Cookie header of a session (token, max_age_s; an empty token
+ * and 0 clear it). */
+void va_set_session_cookie(va_req *r, const char *token, long long max_age_s);
+
 typedef struct va_route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/dicomweb/studies/{}/series" : {} = one segment */
@@ -68,7 +78,7 @@ struct va_server {
     uint64_t sse_events; /* events sent on all streams */
     /* password hashing apart from libuv's pool (decision 0013); NULL once closed */
     hr_pool *kdf_pool;
-    int finish_wanted; /* finish_stop waits for kdf_pool's close */
+    int finish_wanted;                  /* finish_stop waits for kdf_pool's close */
     uint64_t login_limited, login_busy; /* logins refused: 429 rate limit, 503 pool full */
 };
 
@@ -87,13 +97,14 @@ struct va_req {
     va_param params[VA_MAX_PARAMS];
     /* auth */
     char token[VA_TOKEN_LEN + 8];
+    int by_cookie; /* the token came from the session cookie (VA_SESSION_COOKIE) */
     va_principal who;
     int auth_rc;
     sto_scope scope;
     /* the pool step */
     uv_work_t work;
-    hr_pool_job job;  /* the step on a dedicated pool (va_req_run_on) */
-    int pool_status;  /* -ECANCELED: that pool closed before the step ran */
+    hr_pool_job job; /* the step on a dedicated pool (va_req_run_on) */
+    int pool_status; /* -ECANCELED: that pool closed before the step ran */
     va_work_fn work_fn;
     va_done_fn done_fn;
     int in_work;
