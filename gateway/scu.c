@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TICK_MS    250
-#define READ_CHUNK (64 * 1024)
+#define TICK_MS       250
+#define READ_CHUNK    (64 * 1024)
+#define SCU_MAX_ADDRS 8
 
 struct gw_scu {
     uv_loop_t *loop;
@@ -42,8 +43,13 @@ struct gw_scu {
     int user_abort; /* gw_scu_abort(): no lost() */
     int gai_pending;
     int reading;
-    int closing;   /* handles being closed: count of close callbacks due + 1 */
-    int close_now; /* close once the A-ABORT PDU is written */
+    int closing; /* handles being closed: count of close callbacks due + 1 */
+    /* every address the name resolved to, tried in order until one connects
+     * ("localhost" is often ::1 first while a peer listens on IPv4 only) */
+    struct sockaddr_storage addrs[SCU_MAX_ADDRS];
+    int n_addrs, next_addr;
+    int reconnecting; /* tcp is being closed to try the next address */
+    int close_now;    /* close once the A-ABORT PDU is written */
 };
 
 static void run_event(gw_scu *s, enum dcm_event evt, uint8_t type, const uint8_t *body,
@@ -106,7 +112,8 @@ static void scu_close(gw_scu *s, const char *why)
         uv_cancel((uv_req_t *)&s->gai);
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+    if (!s->reconnecting) /* else its close is under way and counts */
+        uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
 }
 
 static void on_abort_written(void *arg, int status)
@@ -419,11 +426,52 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     process(s);
 }
 
+static void on_connect(uv_connect_t *req, int status);
+
+/* Connects to the next resolved address. 0 or a libuv error. */
+static int connect_next(gw_scu *s)
+{
+    if (s->next_addr >= s->n_addrs)
+        return UV_EAI_NONAME;
+    return uv_tcp_connect(&s->conn, &s->tcp, (const struct sockaddr *)&s->addrs[s->next_addr++],
+                          on_connect);
+}
+
+static void connect_failed(gw_scu *s, int rc)
+{
+    char why[300];
+    snprintf(why, sizeof(why), "cannot connect to %s:%s: %s", s->host, s->port, uv_strerror(rc));
+    report_associated(s, rc, why);
+    scu_close(s, why);
+}
+
+/* The socket of a refused address is closed: a new one for the next. */
+static void on_reconnect_closed(uv_handle_t *h)
+{
+    gw_scu *s = h->data;
+    s->reconnecting = 0;
+    if (s->closing) { /* closed meanwhile: this was the tcp handle's close */
+        on_handle_closed(h);
+        return;
+    }
+    uv_tcp_init(s->loop, &s->tcp);
+    s->tcp.data = s;
+    int rc = connect_next(s);
+    if (rc)
+        connect_failed(s, rc);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     gw_scu *s = req->data;
     if (s->closing)
         return;
+    if (status < 0 && s->next_addr < s->n_addrs && status != UV_ECANCELED) {
+        hr_debug("dicom", "%s: %s; trying the next address", s->peer, uv_strerror(status));
+        s->reconnecting = 1;
+        uv_close((uv_handle_t *)&s->tcp, on_reconnect_closed);
+        return;
+    }
     if (status < 0) {
         char why[128];
         snprintf(why, sizeof(why), "cannot connect: %s", uv_strerror(status));
@@ -445,16 +493,14 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         return;
     }
     int rc = status;
-    if (!rc)
-        rc = res ? uv_tcp_connect(&s->conn, &s->tcp, res->ai_addr, on_connect) : UV_EAI_NONAME;
+    for (struct addrinfo *a = res; !rc && a && s->n_addrs < SCU_MAX_ADDRS; a = a->ai_next)
+        if (a->ai_addrlen <= sizeof(s->addrs[0]))
+            memcpy(&s->addrs[s->n_addrs++], a->ai_addr, a->ai_addrlen);
     uv_freeaddrinfo(res);
-    if (rc) {
-        char why[300];
-        snprintf(why, sizeof(why), "cannot connect to %s:%s: %s", s->host, s->port,
-                 uv_strerror(rc));
-        report_associated(s, rc, why);
-        scu_close(s, why);
-    }
+    if (!rc)
+        rc = connect_next(s);
+    if (rc)
+        connect_failed(s, rc);
 }
 
 static void on_tick(uv_timer_t *t)
