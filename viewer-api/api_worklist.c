@@ -115,11 +115,15 @@ static json_t *item_json(const wl_item *it)
 
 /* ---- query parameters ---- */
 
-/* limit and offset: 0 or -EINVAL with the reason in why. */
-static int parse_page(const va_req *r, long *limit, long *offset, char *why, size_t cap)
+/* limit, offset and cursor (cap WL_CURSOR_MAX; "" when absent): 0 or
+ * -EINVAL with the reason in why. offset is deprecated (decision 0015): it
+ * still works, on the index, but a client pages with `next` / `cursor`. */
+static int parse_page(const va_req *r, long *limit, long *offset, char *cursor, char *why,
+                      size_t cap)
 {
     *limit = WL_PAGE_DEFAULT;
     *offset = 0;
+    cursor[0] = '\0';
     const char *v = va_param_get(r, "limit");
     char *end;
     if (v) {
@@ -139,7 +143,25 @@ static int parse_page(const va_req *r, long *limit, long *offset, char *why, siz
         }
         *offset = n;
     }
+    v = va_param_get(r, "cursor");
+    if (v) {
+        if (!*v || strlen(v) >= WL_CURSOR_MAX) {
+            snprintf(why, cap, "cursor: the \"next\" of a previous page");
+            return -EINVAL;
+        }
+        if (*offset) {
+            snprintf(why, cap, "cursor and offset: one or the other");
+            return -EINVAL;
+        }
+        snprintf(cursor, WL_CURSOR_MAX, "%s", v);
+    }
     return 0;
+}
+
+/* The next page's cursor, null after the last page. */
+static json_t *next_json(const char *next)
+{
+    return next[0] ? jstr(next) : json_null();
 }
 
 static int digits(const char *s, int n, int *out)
@@ -258,6 +280,7 @@ typedef struct list_state {
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];
     char modality[17];
+    char cursor[WL_CURSOR_MAX];
     int want_mine;
     wl_filter f;
     /* results */
@@ -302,8 +325,10 @@ static json_t *counts_json(const wl_counts *k)
     json_t *by = json_object();
     for (int i = 0; i < WL_STATE_COUNT; i++)
         json_object_set_new(by, wl_state_name((enum wl_state)i), json_integer(k->by_state[i]));
-    return json_pack("{s:o, s:I, s:I}", "by_state", by, "overdue", (json_int_t)k->overdue,
-                     "matched", (json_int_t)k->matched);
+    /* matched: null when a filter checked per item ran over more than the
+     * scan budget (not counted, decision 0015) */
+    return json_pack("{s:o, s:I, s:o}", "by_state", by, "overdue", (json_int_t)k->overdue,
+                     "matched", k->matched < 0 ? json_null() : json_integer(k->matched));
 }
 
 /* The common answers of a listing: nothing when the client left, the
@@ -343,10 +368,12 @@ static void list_done(va_req *r)
     r->state = NULL;
     char detail[128];
     snprintf(detail, sizeof(detail), "center=%s", st->center);
-    if (list_answer(r, &st->d, st->rc, "worklist", detail, "center"))
-        send_doc(r, json_pack("{s:O, s:o, s:I, s:I}", "items", st->items, "counts",
-                              counts_json(&st->counts), "offset", (json_int_t)st->f.offset, "limit",
-                              (json_int_t)st->f.limit));
+    const char *what = st->cursor[0] && st->rc == -EINVAL ? "cursor" : "center";
+    if (list_answer(r, &st->d, st->rc, "worklist", detail, what))
+        send_doc(r,
+                 json_pack("{s:O, s:o, s:o, s:I, s:I}", "items", st->items, "counts",
+                           counts_json(&st->counts), "next", next_json(st->counts.next), "offset",
+                           (json_int_t)st->f.offset, "limit", (json_int_t)st->f.limit));
     json_decref(st->items);
     free(st);
 }
@@ -388,8 +415,8 @@ void va_handle_worklist(va_req *r)
         snprintf(why, sizeof(why), "overdue: true or false");
     else if ((v = va_param_get(r, "mine")) && strcmp(v, "true") && strcmp(v, "false"))
         snprintf(why, sizeof(why), "mine: true or false");
-    else if (parse_page(r, &f->limit, &f->offset, why, sizeof(why)) == 0 && f->from_ms &&
-             f->to_ms && f->from_ms > f->to_ms)
+    else if (parse_page(r, &f->limit, &f->offset, st->cursor, why, sizeof(why)) == 0 &&
+             f->from_ms && f->to_ms && f->from_ms > f->to_ms)
         snprintf(why, sizeof(why), "from is after to");
     if (why[0]) {
         free(st);
@@ -404,6 +431,7 @@ void va_handle_worklist(va_req *r)
         snprintf(st->modality, sizeof(st->modality), "%s", v);
         f->modality = st->modality;
     }
+    f->cursor = st->cursor;
     f->overdue_only = is_true(va_param_get(r, "overdue"));
     st->want_mine = is_true(va_param_get(r, "mine"));
     v = va_param_get(r, "order");
@@ -668,6 +696,8 @@ static const char *exam_status(enum wl_state s)
 typedef struct exams_state {
     char hospital[HR_ID_MAX]; /* "me" until resolved in the pool step */
     long limit, offset;
+    char cursor[WL_CURSOR_MAX];
+    char next[WL_CURSOR_MAX];
     denial d;
     json_t *items;
     long total;
@@ -722,7 +752,8 @@ static void exams_work(va_req *r, redisContext *c)
         st->rc = -ENOMEM;
         return;
     }
-    st->rc = wl_list_hospital(c, st->hospital, st->offset, st->limit, exams_cb, st, &st->total);
+    st->rc = wl_list_hospital(c, st->hospital, st->cursor, st->offset, st->limit, exams_cb, st,
+                              &st->total, st->next, sizeof(st->next));
     if (st->rc == HR_EREDIS)
         sto_worker_redis_failed();
 }
@@ -733,10 +764,12 @@ static void exams_done(va_req *r)
     r->state = NULL;
     char detail[128];
     snprintf(detail, sizeof(detail), "hospital=%s", st->hospital);
-    if (list_answer(r, &st->d, st->rc, "exams", detail, "exams"))
-        send_doc(r, json_pack("{s:s, s:O, s:I, s:I, s:I}", "hospital", st->hospital, "items",
-                              st->items, "total", (json_int_t)st->total, "offset",
-                              (json_int_t)st->offset, "limit", (json_int_t)st->limit));
+    const char *what = st->cursor[0] && st->rc == -EINVAL ? "cursor" : "exams";
+    if (list_answer(r, &st->d, st->rc, "exams", detail, what))
+        send_doc(r,
+                 json_pack("{s:s, s:O, s:I, s:o, s:I, s:I}", "hospital", st->hospital, "items",
+                           st->items, "total", (json_int_t)st->total, "next", next_json(st->next),
+                           "offset", (json_int_t)st->offset, "limit", (json_int_t)st->limit));
     json_decref(st->items);
     free(st);
 }
@@ -756,7 +789,7 @@ void va_handle_exams(va_req *r)
         va_send_error(r, 500, "internal", "out of memory");
         return;
     }
-    if (parse_page(r, &st->limit, &st->offset, why, sizeof(why))) {
+    if (parse_page(r, &st->limit, &st->offset, st->cursor, why, sizeof(why))) {
         free(st);
         va_send_error(r, 400, "bad_request", "%s", why);
         return;

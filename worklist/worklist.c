@@ -428,6 +428,71 @@ static int filter_str_ok(const char *s)
     return !s || strlen(s) < HR_NAME_MAX;
 }
 
+/* A cursor as made by the script: "<tag>:<score>:<skip>:<member>" (the
+ * script checks the shape). */
+static int cursor_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n >= WL_CURSOR_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || s[i] == ':' ||
+              s[i] == '.' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* The head of a listing reply: n integers then the next cursor (string). */
+static int reply_head_ok(const redisReply *r, size_t n)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < n + 1)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return 0;
+    return r->element[n]->type == REDIS_REPLY_STRING && r->element[n]->len < WL_CURSOR_MAX;
+}
+
+static int upgrade_center(redisContext *c, const char *center, int max, long *left)
+{
+    wl_call k;
+    call_init(&k, NULL, "upgrade", 0);
+    call_str(&k, center);
+    call_num(&k, max);
+    redisReply *r = call_run(c, &k);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
+    *left = rc ? 0 : (long)r->integer;
+    freeReplyObject(r);
+    return rc;
+}
+
+int wl_upgrade(redisContext *c, const hr_config *cfg, int max, long *left)
+{
+    long total = 0, n = 0;
+    int rc = 0;
+    if (max <= 0 || max > SWEEP_MAX)
+        max = 1000;
+    for (size_t i = 0; i < cfg->n_centers && !rc; i++) {
+        rc = upgrade_center(c, cfg->centers[i].id, max, &n);
+        total += n;
+    }
+    if (left)
+        *left = total;
+    return rc;
+}
+
+/* While the center has items of before decision 0015 (one EXISTS). */
+static int upgrade_if_needed(redisContext *c, const char *center)
+{
+    redisReply *r = redisCommand(c, "EXISTS hr:wl:c:%s:arr", center);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
+    long left = 0;
+    if (!rc && r->integer)
+        rc = upgrade_center(c, center, 1000, &left);
+    freeReplyObject(r);
+    return rc;
+}
+
 int wl_list(redisContext *c, const hr_config *cfg, const wl_filter *f,
             int (*cb)(void *arg, const wl_item *it), void *arg, wl_counts *counts)
 {
@@ -441,9 +506,12 @@ int wl_list(redisContext *c, const hr_config *cfg, const wl_filter *f,
     if (f->state < -1 || f->state >= WL_STATE_COUNT || f->priority < -1 ||
         f->priority >= HR_PRIORITIES || f->offset < 0 || f->limit < 0 ||
         !filter_str_ok(f->hospital) || !filter_str_ok(f->modality) || !user_ok(f->claimed_by, 1) ||
-        f->from_ms < 0 || f->to_ms < 0)
+        f->from_ms < 0 || f->to_ms < 0 || !cursor_ok(f->cursor))
         goto out;
     long limit = f->limit == 0 ? 100 : f->limit > PAGE_MAX ? PAGE_MAX : f->limit;
+    rc = upgrade_if_needed(c, f->center);
+    if (rc)
+        goto out;
     call_init(&k, NULL, "list", 0);
     call_str(&k, f->center);
     call_str(&k, f->state < 0 ? "" : wl_state_name((enum wl_state)f->state));
@@ -457,25 +525,32 @@ int wl_list(redisContext *c, const hr_config *cfg, const wl_filter *f,
     call_str(&k, f->order_arrival ? "1" : "0");
     call_num(&k, f->offset);
     call_num(&k, limit);
+    call_str(&k, f->cursor);
+    call_str(&k, STR_(WL_SCAN_BUDGET));
     r = call_run(c, &k);
-    rc = HR_EREDIS;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 + WL_STATE_COUNT)
+    /* matched, the states, overdue, examined, next, then the items */
+    enum { HEAD = 3 + WL_STATE_COUNT };
+    if (r && r->type == REDIS_REPLY_INTEGER) { /* refused (a bad cursor) */
+        rc = code_of(r) ? code_of(r) : HR_EREDIS;
         goto out;
-    for (size_t i = 0; i < 2 + WL_STATE_COUNT; i++)
-        if (r->element[i]->type != REDIS_REPLY_INTEGER)
-            goto out;
+    }
+    rc = HR_EREDIS;
+    if (!reply_head_ok(r, HEAD))
+        goto out;
     if (counts) {
         counts->matched = (long)r->element[0]->integer;
         for (int s = 0; s < WL_STATE_COUNT; s++)
             counts->by_state[s] = (long)r->element[1 + s]->integer;
         counts->overdue = (long)r->element[1 + WL_STATE_COUNT]->integer;
+        counts->examined = (long)r->element[2 + WL_STATE_COUNT]->integer;
+        snprintf(counts->next, sizeof(counts->next), "%s", r->element[HEAD]->str);
     }
     rc = -ENOMEM;
     it = malloc(sizeof(*it));
     if (!it)
         goto out;
     rc = 0;
-    for (size_t i = 2 + WL_STATE_COUNT; cb && i < r->elements && !rc; i++)
+    for (size_t i = HEAD + 1; cb && i < r->elements && !rc; i++)
         if (item_from(r->element[i], it) == 0)
             rc = cb(arg, it);
 out:
@@ -484,32 +559,43 @@ out:
     return rc;
 }
 
-int wl_list_hospital(redisContext *c, const char *hospital, long offset, long limit,
-                     int (*cb)(void *arg, const wl_item *it), void *arg, long *total)
+int wl_list_hospital(redisContext *c, const char *hospital, const char *cursor, long offset,
+                     long limit, int (*cb)(void *arg, const wl_item *it), void *arg, long *total,
+                     char *next, size_t next_cap)
 {
     wl_call k;
     wl_item *it = NULL;
     redisReply *r = NULL;
     int rc = -EINVAL;
-    if (!hospital || !*hospital || strlen(hospital) >= HR_ID_MAX || offset < 0 || limit < 0)
+    if (next && next_cap)
+        next[0] = '\0';
+    if (!hospital || !*hospital || strlen(hospital) >= HR_ID_MAX || offset < 0 || limit < 0 ||
+        !cursor_ok(cursor))
         goto out;
     call_init(&k, NULL, "hospital", 0);
     call_str(&k, hospital);
+    call_str(&k, cursor);
     call_num(&k, offset);
     call_num(&k, limit == 0 ? 100 : limit > PAGE_MAX ? PAGE_MAX : limit);
     r = call_run(c, &k);
+    /* total, examined, next, then the items */
+    if (r && r->type == REDIS_REPLY_INTEGER) { /* refused (a bad cursor) */
+        rc = code_of(r) ? code_of(r) : HR_EREDIS;
+        goto out;
+    }
     rc = HR_EREDIS;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER)
+    if (!reply_head_ok(r, 2))
         goto out;
     if (total)
         *total = (long)r->element[0]->integer;
+    if (next && next_cap)
+        snprintf(next, next_cap, "%s", r->element[2]->str);
     rc = -ENOMEM;
     it = malloc(sizeof(*it));
     if (!it)
         goto out;
     rc = 0;
-    for (size_t i = 1; cb && i < r->elements && !rc; i++)
+    for (size_t i = 3; cb && i < r->elements && !rc; i++)
         if (item_from(r->element[i], it) == 0)
             rc = cb(arg, it);
 out:

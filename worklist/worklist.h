@@ -172,6 +172,24 @@ typedef struct wl_item {
 /* The item of a study. 0, HR_ENOTFOUND, -EINVAL, HR_EREDIS. */
 int wl_get(redisContext *c, const char *study, wl_item *out);
 
+/* Indexes, for the listings of decision 0015, up to max (<= 0: 1000) items
+ * per center that were routed before it (the legacy hr:wl:c:<C>:arr sets),
+ * and removes them from there. Call until *left (may be NULL; the items of
+ * every center still to index) is 0; wl_list also calls it for its center
+ * (1000 per listing) while that center has any. Idempotent, safe on several
+ * nodes at once. 0, HR_EREDIS. */
+int wl_upgrade(redisContext *c, const hr_config *cfg, int max, long *left);
+
+/* Listings page with a cursor: the `next` of a page (opaque, at most
+ * WL_CURSOR_MAX - 1 bytes, "" after the last page) continues the same
+ * listing after its last item, whatever happened to the items in between:
+ * an item that stays in the listing is returned exactly once, in order. A
+ * page costs O(log N + page) on an index of its filters (decision 0015); when
+ * filters remain to be checked per item, at most WL_SCAN_BUDGET items are
+ * examined per call, and a short page with a `next` means "not all seen yet". */
+#define WL_CURSOR_MAX  112
+#define WL_SCAN_BUDGET 1000
+
 /* Listing of a center's worklist. */
 typedef struct wl_filter {
     const char *center;   /* required */
@@ -180,31 +198,41 @@ typedef struct wl_filter {
     const char *hospital; /* NULL = any */
     const char *modality; /* NULL = any */
     int overdue_only;
-    const char *claimed_by;   /* NULL = anyone ("mine": the caller's name) */
+    const char *claimed_by;   /* NULL = anyone; "mine": the caller's name, matching
+                               * claimed_by, or reported_by in states reported, final
+                               * and amended */
     long long from_ms, to_ms; /* arrival range (inclusive), 0 = open */
     int order_arrival;        /* 0: priority then due time; 1: arrival time, oldest first */
-    long offset, limit;       /* limit 0 = 100, at most 1000 */
+    const char *cursor;       /* NULL or "": from the start; else a `next` of this order */
+    long offset, limit;       /* offset: matches skipped (after the cursor; deprecated);
+                               * limit 0 = 100, at most 1000 */
 } wl_filter;
 
 typedef struct wl_counts {
     long by_state[WL_STATE_COUNT]; /* items of the center per state (all, unfiltered) */
     long overdue;
-    long matched; /* items matching the filter (before paging) */
+    long matched;             /* items matching the filter (before paging); -1 = unknown (a
+                               * filter checked per item over more than WL_SCAN_BUDGET items) */
+    long examined;            /* items this call read from the index (for tests and metrics) */
+    char next[WL_CURSOR_MAX]; /* cursor of the next page, "" when this one is the last */
 } wl_counts;
 
 /* Calls cb (may be NULL: counts only) per item of the page in order (it is
- * valid during the call). Pages filtered only by state and priority cost
- * O(log N + page); any other filter scans the center's items of that state
- * server-side, in one script. counts may be NULL. 0, HR_ENOTFOUND (center), -EINVAL, HR_EREDIS,
- * or cb's non-zero value. */
+ * valid during the call). counts may be NULL. 0, HR_ENOTFOUND (center),
+ * -EINVAL (also a cursor of another order or malformed), HR_EREDIS, or cb's
+ * non-zero value. */
 int wl_list(redisContext *c, const hr_config *cfg, const wl_filter *f,
             int (*cb)(void *arg, const wl_item *it), void *arg, wl_counts *counts);
 
 /* Items of studies received from one hospital (technicians: "my exams"),
- * newest first; *total (may be NULL) = all of them. limit 0 = 100, at most
- * 1000. 0, -EINVAL, HR_EREDIS, or cb's non-zero value. */
-int wl_list_hospital(redisContext *c, const char *hospital, long offset, long limit,
-                     int (*cb)(void *arg, const wl_item *it), void *arg, long *total);
+ * newest first, after cursor (NULL or "": from the newest; else a `next` of
+ * this listing), skipping offset. limit 0 = 100, at most 1000. *total (may be
+ * NULL) = all of them; next (may be NULL, next_cap >= WL_CURSOR_MAX) = the
+ * cursor of the next page, "" at the end. O(log N + page). 0, -EINVAL,
+ * HR_EREDIS, or cb's non-zero value. */
+int wl_list_hospital(redisContext *c, const char *hospital, const char *cursor, long offset,
+                     long limit, int (*cb)(void *arg, const wl_item *it), void *arg, long *total,
+                     char *next, size_t next_cap);
 
 /* ---- events ----
  * Every transition appends to the Redis stream hr:wl:events (trimmed to about

@@ -8,6 +8,7 @@
 local OK, NOTFOUND, BUSY, STATE, INVAL = 0, 1, 2, 3, 4
 local LOG_KEEP = 1000
 local SPAN = 1e13 -- list score = priority * SPAN + due ms
+local INF = math.huge
 local PRIO = {stat = 0, urgent = 1, routine = 2}
 local STATES = {'receiving', 'ready', 'claimed', 'reported', 'final', 'amended'}
 local op, now, keep = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -16,6 +17,7 @@ local function num(x) return string.format('%.0f', x) end
 local function ikey(s) return 'hr:wl:{' .. s .. '}' end
 local function ckey(c, part) return 'hr:wl:c:' .. c .. ':' .. part end
 local function working(state) return state == 'ready' or state == 'claimed' end
+local function past(state) return state == 'final' or state == 'amended' end
 
 local function load(study)
   local a = redis.call('HGETALL', ikey(study))
@@ -40,24 +42,64 @@ local function event(it, typ, user, reader)
   return id
 end
 
--- Moves the item between the per-center state sets; stamps who and when.
-local function move(it, to, user)
-  local s = score(it)
-  redis.call('ZREM', ckey(it.center, 's:' .. it.state), it.study)
-  redis.call('ZADD', ckey(it.center, 's:' .. to), s, it.study)
-  if working(to) then
-    redis.call('ZADD', ckey(it.center, 'work'), s, it.study)
-  elseif working(it.state) then
-    redis.call('ZREM', ckey(it.center, 'work'), it.study)
+-- The per-center list indexes an item belongs to (docs/index-schema.md),
+-- each with its score: {keys = {k...}, scores = {k = score}}. Priority-ordered
+-- sets score priority * SPAN + due, arrival-ordered ones arrived_ms; final and
+-- amended items are only in their own state's sets (history), never in the
+-- sets of the working list.
+local function index_sets(it)
+  local p, a = score(it), tonumber(it.arrived_ms or '0') or 0
+  local t = {keys = {}, scores = {}}
+  local function add(part, s)
+    local k = ckey(it.center, part)
+    t.keys[#t.keys + 1] = k
+    t.scores[k] = s
   end
+  local st = it.state
+  local dims = {}
+  if (it.hospital or '') ~= '' then dims[#dims + 1] = 'h:' .. it.hospital end
+  if (it.modality or '') ~= '' then dims[#dims + 1] = 'm:' .. it.modality end
+  add('s:' .. st, p)
+  add('a:' .. st, a)
+  if working(st) then
+    add('work', p)
+    add('a:work', a)
+    for _, d in ipairs(dims) do add(d .. ':work', p) end
+    if st == 'claimed' and (it.claimed_by or '') ~= '' then add('u:' .. it.claimed_by .. ':work', p) end
+  elseif past(st) then
+    for _, d in ipairs(dims) do add(d .. ':' .. st, a) end
+    if (it.reported_by or '') ~= '' then add('u:' .. it.reported_by .. ':' .. st, a) end
+  end
+  return t
+end
+
+-- Brings the item's index membership from before (index_sets of its old
+-- fields) to what its fields are now.
+local function reindex(before, it)
+  local after = index_sets(it)
+  for _, k in ipairs(before.keys) do
+    if after.scores[k] == nil then redis.call('ZREM', k, it.study) end
+  end
+  for _, k in ipairs(after.keys) do
+    if before.scores[k] ~= after.scores[k] then redis.call('ZADD', k, num(after.scores[k]), it.study) end
+  end
+end
+local NOWHERE = {keys = {}, scores = {}}
+
+-- Moves the item between the per-center sets; stamps who and when.
+local function move(it, to, user)
+  local before = index_sets(it)
   it.state = to
   redis.call('HSET', ikey(it.study), 'state', to, to .. '_ms', num(now), to .. '_actor', user or '')
+  reindex(before, it)
 end
 
 local function drop_claim(it)
+  local before = index_sets(it)
   redis.call('ZREM', 'hr:wl:leases', it.study)
   redis.call('HSET', ikey(it.study), 'claimed_by', '', 'lease_until_ms', '0')
   it.claimed_by = ''
+  reindex(before, it)
 end
 
 local function make_ready(it, by)
@@ -79,10 +121,12 @@ local function expire_if_due(it)
 end
 
 local function hold(it, user, lease_ms)
+  local before = index_sets(it)
   local untl = now + lease_ms
   redis.call('HSET', ikey(it.study), 'claimed_by', user, 'lease_until_ms', num(untl))
   redis.call('ZADD', 'hr:wl:leases', untl, it.study)
   it.claimed_by = user
+  reindex(before, it)
 end
 
 if op == 'arrive' then
@@ -96,7 +140,8 @@ if op == 'arrive' then
   local it = load(study)
   if not it then
     it = {study = study, center = center, priority = prio, state = 'receiving',
-      hospital = fields.hospital, due_ms = num(due)}
+      hospital = fields.hospital, modality = fields.modality, due_ms = num(due),
+      arrived_ms = num(now)}
     local h = {'study', study, 'center', center, 'priority', prio, 'state', 'receiving',
       'rule', ARGV[7], 'arrived_ms', num(now), 'last_ms', num(now), 'quiet_ms', num(quiet),
       'due_ms', num(due), 'instances', '1', 'overdue', '0', 'changed_after_ready', '0',
@@ -110,8 +155,7 @@ if op == 'arrive' then
     redis.call('HSET', ikey(study), unpack(h))
     redis.call('ZADD', 'hr:wl:receiving', now + quiet, study)
     redis.call('ZADD', 'hr:wl:due', due, study)
-    redis.call('ZADD', ckey(center, 's:receiving'), score(it), study)
-    redis.call('ZADD', ckey(center, 'arr'), now, study)
+    reindex(NOWHERE, it)
     if fields.hospital ~= '' then redis.call('ZADD', 'hr:wl:h:' .. fields.hospital, now, study) end
     event(it, 'received', '', '')
     return 1
@@ -126,11 +170,14 @@ if op == 'arrive' then
   end
   redis.call('HINCRBY', ikey(study), 'instances', 1)
   redis.call('HSET', ikey(study), 'last_ms', num(now))
+  local before = index_sets(it)
   for k, v in pairs(fields) do
     if v ~= '' and (it[k] or '') == '' and k ~= 'hospital' then
       redis.call('HSET', ikey(study), k, v)
+      it[k] = v
     end
   end
+  reindex(before, it) -- a modality learnt late
   if it.state == 'receiving' then
     if quiet > tonumber(it.quiet_ms) then
       redis.call('HSET', ikey(study), 'quiet_ms', num(quiet))
@@ -198,7 +245,7 @@ if op == 'sweep_overdue' then -- max; returns {study, center, priority, due_ms} 
     local it = load(study)
     if it and it.overdue ~= '1' and it.state ~= 'final' and it.state ~= 'amended' then
       redis.call('HSET', ikey(study), 'overdue', '1', 'overdue_ms', num(now))
-      redis.call('ZADD', ckey(it.center, 'overdue'), tonumber(it.due_ms), study)
+      redis.call('ZADD', ckey(it.center, 'overdue'), score(it), study)
       event(it, 'overdue', '', it.claimed_by)
       out[#out + 1] = study
       out[#out + 1] = it.center
@@ -289,78 +336,257 @@ if op == 'set_state' then -- study to user
   return OK
 end
 
--- Reads. An item is returned as its HGETALL array.
+-- Reads. An item is returned as its HGETALL array. Listings read one sorted
+-- set by rank from a cursor and never walk from the start of the set: their
+-- cost is O(log N + page) on an index that matches the filters, and at most
+-- `budget` members examined when filters remain to be checked per item.
+
+-- a < b byte-wise, like the order of members of equal score (Lua's < follows
+-- the locale)
+local function bytes_lt(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- The rank of the first member of key after (s, m) in (score, member)
+-- order, or at (s, m) when not strict; m need not be in key any more.
+-- O(log N) plus a binary search among members of score s.
+local function seek(key, s, m, strict)
+  local lo = redis.call('ZCOUNT', key, '-inf', '(' .. num(s))
+  local hi = lo + redis.call('ZCOUNT', key, num(s), num(s))
+  local r = redis.call('ZRANK', key, m)
+  if r and r >= lo and r < hi then return strict and r + 1 or r end
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if bytes_lt(redis.call('ZRANGE', key, mid, mid)[1], m) then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+-- Cursor "<tag>:<score>:<skip>:<member>": the listing goes on after (score,
+-- member), first skipping skip more matches (an offset not reached yet).
+local function cursor_parse(c, tag)
+  if c == nil or c == '' then return nil, true end
+  local t, sc, sk, m = string.match(c, '^(%a):(%-?%d+):(%d+):([%d%.]+)$')
+  if t ~= tag then return nil, false end
+  return {s = tonumber(sc), skip = tonumber(sk), m = m}, true
+end
+
+local function cursor_make(tag, c)
+  if not c then return '' end
+  return tag .. ':' .. num(c.s) .. ':' .. string.format('%d', c.skip) .. ':' .. c.m
+end
+
+-- Members of key with a score in [lo, hi], ascending or descending, after
+-- cur (or from the start), skipping skip matches, at most limit; pred (may
+-- be nil: every member matches) is checked on at most budget members.
+-- Returns page, matched (-1: unknown, more than the budget), next cursor
+-- (nil at the end), examined.
+local function scan(key, asc, lo, hi, cur, skip, limit, budget, pred)
+  local first = lo == -INF and 0 or redis.call('ZCOUNT', key, '-inf', '(' .. num(lo))
+  local last = (hi == INF and redis.call('ZCARD', key) or redis.call('ZCOUNT', key, '-inf', num(hi))) - 1
+  local size = math.max(0, last - first + 1)
+  local i = asc and first or last
+  if cur then
+    skip = skip + cur.skip
+    if asc then i = math.max(first, seek(key, cur.s, cur.m, true))
+    else i = math.min(last, seek(key, cur.s, cur.m, false) - 1) end
+  end
+  local step = asc and 1 or -1
+  local function left(j) return asc and last - j + 1 or j - first + 1 end
+  -- n members from rank j on, in the listing's direction
+  local function fetch(j, n)
+    local a, b = j, j + n - 1
+    if not asc then a, b = j - n + 1, j end
+    local r = redis.call('ZRANGE', key, a, b, 'WITHSCORES')
+    local ms, ss = {}, {}
+    for x = 1, #r, 2 do
+      ms[#ms + 1] = r[x]
+      ss[#ss + 1] = tonumber(r[x + 1])
+    end
+    if not asc then
+      for x = 1, math.floor(#ms / 2) do
+        local y = #ms - x + 1
+        ms[x], ms[y] = ms[y], ms[x]
+        ss[x], ss[y] = ss[y], ss[x]
+      end
+    end
+    return ms, ss
+  end
+  local page = {}
+  if not pred then -- the index is the listing: ranks do the paging
+    i = i + step * skip
+    local n = math.max(0, math.min(limit, left(i)))
+    if n == 0 then return page, size, nil, 0 end
+    local ms, ss = fetch(i, n)
+    local nxt = nil
+    if left(i) > n then nxt = {s = ss[#ss], m = ms[#ms], skip = 0} end
+    return ms, size, nxt, #ms
+  end
+  if size <= budget then -- small: check every member, count them all
+    local matched, nxt = 0, nil
+    local j = asc and first or last
+    while left(j) > 0 do
+      local n = math.min(256, left(j))
+      local ms, ss = fetch(j, n)
+      for x = 1, #ms do
+        local rank = j + step * (x - 1)
+        if pred(ms[x]) then
+          matched = matched + 1
+          if (asc and rank >= i) or (not asc and rank <= i) then
+            if skip > 0 then
+              skip = skip - 1
+            elseif #page < limit then
+              page[#page + 1] = ms[x]
+              nxt = {s = ss[x], m = ms[x], skip = 0}
+            elseif nxt and nxt.more == nil then
+              nxt.more = true
+            end
+          end
+        end
+      end
+      j = j + step * n
+    end
+    if nxt and not nxt.more then nxt = nil end
+    return page, matched, nxt, size
+  end
+  -- large: go on from the cursor until the page is full or the budget spent
+  local examined, nxt = 0, nil
+  while left(i) > 0 and #page < limit do
+    local n = math.min(128, left(i), budget - examined)
+    if n <= 0 then break end
+    local ms, ss = fetch(i, n)
+    local x = 0
+    while x < #ms and #page < limit do
+      x = x + 1
+      examined = examined + 1
+      if pred(ms[x]) then
+        if skip > 0 then skip = skip - 1 else page[#page + 1] = ms[x] end
+      end
+      nxt = {s = ss[x], m = ms[x], skip = skip}
+    end
+    i = i + step * x
+  end
+  if left(i) <= 0 then nxt = nil end
+  return page, -1, nxt, examined
+end
+
+if op == 'upgrade' then -- center max; returns the items still to index
+  -- Items indexed before decision 0015 are in the center's `arr` set (every
+  -- item, score arrived_ms): index each as it is now, then drop it from there.
+  local center = ARGV[4]
+  local legacy = ckey(center, 'arr')
+  for _, study in ipairs(redis.call('ZRANGE', legacy, 0, tonumber(ARGV[5]) - 1)) do
+    local it = load(study)
+    if it and it.center == center and it.state then
+      reindex(NOWHERE, it)
+      if redis.call('ZSCORE', ckey(center, 'overdue'), study) then
+        redis.call('ZADD', ckey(center, 'overdue'), score(it), study)
+      end
+    end
+    redis.call('ZREM', legacy, study)
+  end
+  return redis.call('ZCARD', legacy)
+end
 
 if op == 'list' then
-  -- center state(''=ready+claimed) priority(''=any) hospital modality overdue_only claimed_by
-  -- from to order_arrival offset limit
-  local center, state, prio = ARGV[4], ARGV[5], ARGV[6]
+  -- center state(''=ready+claimed) priority(''=any) hospital modality overdue_only mine
+  -- from to order_arrival offset limit cursor budget
+  local center, group, prio = ARGV[4], ARGV[5], ARGV[6]
   local hosp, mod, od, by = ARGV[7], ARGV[8], ARGV[9] == '1', ARGV[10]
   local from, to, by_arrival = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
-  local offset, limit = tonumber(ARGV[14]), tonumber(ARGV[15])
+  local offset, limit, budget = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[17])
+  local tag = by_arrival and 'a' or 'p'
+  local cur, ok = cursor_parse(ARGV[16], tag)
+  if not ok or (prio ~= '' and not PRIO[prio]) then return INVAL end
+  if group == '' then group = 'work' end
   local out = {0}
   for _, s in ipairs(STATES) do out[#out + 1] = redis.call('ZCARD', ckey(center, 's:' .. s)) end
   out[#out + 1] = redis.call('ZCARD', ckey(center, 'overdue'))
-  local src, lo, hi
+  -- the sets that hold every item of the listing (and maybe more): what
+  -- each one guarantees (g: the state, h m u o: hospital, modality, mine,
+  -- overdue); the smallest one is read
+  local cands = {}
+  local function cand(part, g, h, m, u, o)
+    cands[#cands + 1] = {k = ckey(center, part), g = g, h = h, m = m, u = u, o = o}
+  end
+  local lo, hi = -INF, INF
   if by_arrival then
-    src = ckey(center, 'arr')
-    lo = from > 0 and num(from) or '-inf'
-    hi = to > 0 and num(to) or '+inf'
+    cand('a:' .. group, true)
+    if past(group) then
+      if hosp ~= '' then cand('h:' .. hosp .. ':' .. group, true, true) end
+      if mod ~= '' then cand('m:' .. mod .. ':' .. group, true, false, true) end
+      if by ~= '' then cand('u:' .. by .. ':' .. group, true, false, false, true) end
+    end
+    if from > 0 then lo = from end
+    if to > 0 then hi = to end
   else
-    src = state == '' and ckey(center, 'work') or ckey(center, 's:' .. state)
-    lo, hi = '-inf', '+inf'
+    cand(group == 'work' and 'work' or 's:' .. group, true)
+    if working(group) or group == 'work' then
+      local whole = group == 'work'
+      if hosp ~= '' then cand('h:' .. hosp .. ':work', whole, true) end
+      if mod ~= '' then cand('m:' .. mod .. ':work', whole, false, true) end
+      if by ~= '' then cand('u:' .. by .. ':work', group ~= 'ready', false, false, true) end
+    end
+    if od and not past(group) then cand('overdue', false, false, false, false, true) end
     if prio ~= '' then
-      lo = num(PRIO[prio] * SPAN)
-      hi = '(' .. num((PRIO[prio] + 1) * SPAN)
+      lo = PRIO[prio] * SPAN
+      hi = (PRIO[prio] + 1) * SPAN - 1
     end
   end
-  local need_state = by_arrival
-  local residual = need_state or hosp ~= '' or mod ~= '' or od or by ~= '' or
-    (not by_arrival and (from > 0 or to > 0)) or (by_arrival and prio ~= '')
-  local page = {}
-  if not residual then
-    out[1] = redis.call('ZCOUNT', src, lo, hi)
-    page = redis.call('ZRANGEBYSCORE', src, lo, hi, 'LIMIT', offset, limit)
-  else
-    local matched, pos, batch = 0, 0, 512
-    while true do
-      local ids = redis.call('ZRANGEBYSCORE', src, lo, hi, 'LIMIT', pos, batch)
-      for _, study in ipairs(ids) do
-        local f = redis.call('HMGET', ikey(study), 'state', 'priority', 'hospital', 'modality',
-          'overdue', 'claimed_by', 'arrived_ms')
-        local arrived = tonumber(f[7] or '0') or 0
-        local ok = f[1] ~= false
-        if ok and need_state then
-          if state == '' then ok = working(f[1]) else ok = f[1] == state end
-        end
-        if ok and prio ~= '' then ok = f[2] == prio end
-        if ok and hosp ~= '' then ok = f[3] == hosp end
-        if ok and mod ~= '' then ok = f[4] == mod end
-        if ok and od then ok = f[5] == '1' end
-        if ok and by ~= '' then ok = f[6] == by end
-        if ok and from > 0 then ok = arrived >= from end
-        if ok and to > 0 then ok = arrived <= to end
-        if ok then
-          if matched >= offset and #page < limit then page[#page + 1] = study end
-          matched = matched + 1
-        end
+  local best, best_n = nil, 0
+  for _, c in ipairs(cands) do
+    local n = redis.call('ZCARD', c.k)
+    if not best or n < best_n then best, best_n = c, n end
+  end
+  local exact = best.g and (hosp == '' or best.h) and (mod == '' or best.m) and
+    (by == '' or best.u) and (not od or best.o) and
+    ((by_arrival and prio == '') or (not by_arrival and from == 0 and to == 0))
+  local pred = nil
+  if not exact then
+    pred = function(study)
+      local f = redis.call('HMGET', ikey(study), 'state', 'priority', 'hospital', 'modality',
+        'overdue', 'claimed_by', 'reported_by', 'arrived_ms')
+      local st = f[1]
+      if not st then return false end
+      if group == 'work' then
+        if not working(st) then return false end
+      elseif st ~= group then
+        return false
       end
-      if #ids < batch then break end
-      pos = pos + batch
+      if prio ~= '' and f[2] ~= prio then return false end
+      if hosp ~= '' and f[3] ~= hosp then return false end
+      if mod ~= '' and f[4] ~= mod then return false end
+      if od and f[5] ~= '1' then return false end
+      if by ~= '' then
+        local who = (st == 'reported' or past(st)) and f[7] or f[6]
+        if who ~= by then return false end
+      end
+      local arrived = tonumber(f[8] or '0') or 0
+      if from > 0 and arrived < from then return false end
+      if to > 0 and arrived > to then return false end
+      return true
     end
-    out[1] = matched
   end
+  local page, matched, nxt, examined = scan(best.k, true, lo, hi, cur, offset, limit, budget, pred)
+  out[1] = matched
+  out[#out + 1] = examined
+  out[#out + 1] = cursor_make(tag, nxt)
   for _, study in ipairs(page) do out[#out + 1] = redis.call('HGETALL', ikey(study)) end
   return out
 end
 
-if op == 'hospital' then -- hospital offset limit; newest first
+if op == 'hospital' then -- hospital cursor offset limit; newest first
   local k = 'hr:wl:h:' .. ARGV[4]
-  local offset, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local out = {redis.call('ZCARD', k)}
-  for _, study in ipairs(redis.call('ZREVRANGE', k, offset, offset + limit - 1)) do
-    out[#out + 1] = redis.call('HGETALL', ikey(study))
-  end
+  local cur, ok = cursor_parse(ARGV[5], 'h')
+  if not ok then return INVAL end
+  local page, total, nxt, examined = scan(k, false, -INF, INF, cur, tonumber(ARGV[6]),
+    tonumber(ARGV[7]), 0, nil)
+  local out = {total, examined, cursor_make('h', nxt)}
+  for _, study in ipairs(page) do out[#out + 1] = redis.call('HGETALL', ikey(study)) end
   return out
 end
 

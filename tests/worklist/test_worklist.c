@@ -206,7 +206,7 @@ Test(worklist, arrive_creates_receiving_item)
     cr_expect_eq(zscore("hr:wl:receiving", "1.2.1"), T0 + 30000);
     cr_expect_eq(zscore("hr:wl:due", "1.2.1"), T0 + 1440 * MIN);
     cr_expect_eq(zcard("hr:wl:c:imaging:s:receiving"), 1);
-    cr_expect_eq(zscore("hr:wl:c:imaging:arr", "1.2.1"), T0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:a:receiving", "1.2.1"), T0);
     cr_expect_eq(zscore("hr:wl:h:township1", "1.2.1"), T0);
 
     cr_expect_eq(arrive("1.2.1", "CT", T0 + 1000), 0);
@@ -800,7 +800,8 @@ Test(worklist, hospital_listing_newest_first)
     arrive_full("1.2", "ECG", "", "township2", T0 + 9000); /* a later instance: same place */
     page p = {0};
     long total = 0;
-    cr_assert_eq(wl_list_hospital(rc_, "township2", 0, 0, collect_item, &p, &total), 0);
+    cr_assert_eq(wl_list_hospital(rc_, "township2", NULL, 0, 0, collect_item, &p, &total, NULL, 0),
+                 0);
     cr_expect_eq(total, 3);
     cr_assert_eq(p.n, 3);
     cr_expect_str_eq(p.ids[0], "1.4");
@@ -808,14 +809,17 @@ Test(worklist, hospital_listing_newest_first)
     cr_expect_str_eq(p.ids[2], "1.2");
     cr_expect_str_eq(p.last.center, "ecg", "items of every center");
     p.n = 0;
-    cr_assert_eq(wl_list_hospital(rc_, "township2", 1, 1, collect_item, &p, &total), 0);
+    cr_assert_eq(wl_list_hospital(rc_, "township2", NULL, 1, 1, collect_item, &p, &total, NULL, 0),
+                 0);
     cr_assert_eq(p.n, 1);
     cr_expect_str_eq(p.ids[0], "1.3");
     p.n = 0;
-    cr_assert_eq(wl_list_hospital(rc_, "county", 0, 10, collect_item, &p, &total), 0);
+    cr_assert_eq(wl_list_hospital(rc_, "county", NULL, 0, 10, collect_item, &p, &total, NULL, 0),
+                 0);
     cr_expect_eq(total, 0);
     cr_expect_eq(p.n, 0);
-    cr_expect_eq(wl_list_hospital(rc_, "", 0, 10, collect_item, &p, &total), -EINVAL);
+    cr_expect_eq(wl_list_hospital(rc_, "", NULL, 0, 10, collect_item, &p, &total, NULL, 0),
+                 -EINVAL);
 }
 
 /* ---- events ---- */
@@ -976,4 +980,476 @@ Test(worklist, racing_sweeps_never_double_complete)
     cr_expect_eq(zcard("hr:wl:due"), 0);
     wl_sweep_stats st = sweep(T0 + 1442 * MIN);
     cr_expect_eq(st.completed + st.expired + st.overdue, 0);
+}
+
+/* ---- listings with a long history (issue 8, decision 0015) ---- */
+
+#define PAST_ITEMS 20000
+#define TA         (T0 + 30000000LL) /* the active items arrive after the history */
+
+/* PAST_ITEMS final items of imaging, arrived T0 + i s: hospital township1
+ * (even i) or township2, modality CT (i % 4 < 2) or MR, reported by alice
+ * (i % 3 == 0) or bob; one in 100 amended. */
+static void fill_past(void)
+{
+    char study[32];
+    for (int i = 0; i < PAST_ITEMS; i++) {
+        long long t = T0 + i * 1000LL;
+        const char *reader = i % 3 == 0 ? "alice" : "bob";
+        snprintf(study, sizeof(study), "2.%d", i);
+        arrive_full(study, i % 4 < 2 ? "CT" : "MR", "", i % 2 ? "township2" : "township1", t);
+        cr_assert_eq(wl_complete(rc_, study, "", t + 1), 0);
+        cr_assert_eq(wl_claim(rc_, &cfg, study, reader, t + 2), 0);
+        cr_assert_eq(wl_set_state(rc_, study, WL_REPORTED, reader, t + 3), 0);
+        cr_assert_eq(wl_set_state(rc_, study, WL_FINAL, reader, t + 4), 0);
+        if (i % 100 == 99)
+            cr_assert_eq(wl_set_state(rc_, study, WL_AMENDED, reader, t + 5), 0);
+    }
+}
+
+/* 10 active items 3.0..3.9 arrived TA + i s: township1 for i < 6, CT for
+ * even i, stat for i < 3 (overdue after 30 min); 3.0 and 3.1 claimed by
+ * alice, 3.2 by bob. */
+static void fill_active(void)
+{
+    char study[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(study, sizeof(study), "3.%d", i);
+        arrive_full(study, i % 2 ? "MR" : "CT", i < 3 ? "head [stat]" : "",
+                    i < 6 ? "township1" : "township2", TA + i * 1000);
+        cr_assert_eq(wl_complete(rc_, study, "", TA + 10000), 0);
+    }
+    cr_assert_eq(sweep(TA + 31 * MIN).overdue, 3);
+    cr_assert_eq(wl_claim(rc_, &cfg, "3.0", "alice", TA + 32 * MIN), 0);
+    cr_assert_eq(wl_claim(rc_, &cfg, "3.1", "alice", TA + 32 * MIN), 0);
+    cr_assert_eq(wl_claim(rc_, &cfg, "3.2", "bob", TA + 32 * MIN), 0);
+}
+
+/* Redis commands run since the last call (scripts' commands included):
+ * INFO commandstats after CONFIG RESETSTAT, without those two. */
+static long commands_since_reset(void)
+{
+    redisReply *r = redisCommand(rc_, "INFO commandstats");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    long total = 0;
+    for (const char *p = r->str; (p = strstr(p, "cmdstat_")); p++) {
+        const char *calls = strstr(p, ":calls=");
+        if (!calls)
+            break;
+        if (strncmp(p, "cmdstat_info", 12) && strncmp(p, "cmdstat_config", 14))
+            total += atol(calls + 7);
+    }
+    freeReplyObject(r);
+    r = redisCommand(rc_, "CONFIG RESETSTAT");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    return total;
+}
+
+/* Lists f (at most 32 ids kept in p) and returns the Redis commands it took. */
+static long list_cost(const wl_filter *f, page *p, wl_counts *counts)
+{
+    commands_since_reset();
+    int rc = wl_list(rc_, &cfg, f, collect_item, p, counts);
+    cr_assert_eq(rc, 0, "%s", hr_strerror(rc));
+    return commands_since_reset();
+}
+
+static char *ids_of(const page *p, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < p->n && i < 32; i++) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, cap - n, "%s%s", i ? " " : "", p->ids[i]);
+    }
+    return buf;
+}
+
+/* One listing: its page and cost (at most max_cmds Redis commands). */
+static void expect_listing(const char *what, const wl_filter *f, const char *ids, long max_cmds)
+{
+    page p = {0};
+    wl_counts counts;
+    char got[1024];
+    long cost = list_cost(f, &p, &counts);
+    cr_log_info("%s: %ld Redis commands", what, cost);
+    cr_expect_str_eq(ids_of(&p, got, sizeof(got)), ids, "%s", what);
+    cr_expect_leq(cost, max_cmds, "%s: %ld Redis commands for a page of %d among %d past items",
+                  what, cost, p.n, PAST_ITEMS);
+}
+
+Test(worklist, listing_cost_does_not_grow_with_history, .timeout = 600)
+{
+    hr_log_set_level(HR_LOG_ERROR);
+    fill_past();
+    fill_active();
+    /* a page of n items: its HGETALLs, counts and a few index reads */
+    const long small = 60;
+    wl_filter f = {.center = "imaging", .state = -1, .priority = -1, .limit = 20};
+    expect_listing("working list", &f, "3.0 3.1 3.2 3.3 3.4 3.5 3.6 3.7 3.8 3.9", small);
+    f.order_arrival = 1;
+    expect_listing("working list by arrival", &f, "3.0 3.1 3.2 3.3 3.4 3.5 3.6 3.7 3.8 3.9", small);
+    f.from_ms = TA + 2000;
+    f.to_ms = TA + 4000;
+    expect_listing("... arrived in a range", &f, "3.2 3.3 3.4", small);
+    f.order_arrival = 0;
+    expect_listing("... by priority", &f, "3.2 3.3 3.4", small);
+    f.from_ms = f.to_ms = 0;
+    f.claimed_by = "alice";
+    expect_listing("mine (claimed)", &f, "3.0 3.1", small);
+    f.order_arrival = 1;
+    expect_listing("mine by arrival", &f, "3.0 3.1", small);
+    f.order_arrival = 0;
+    f.claimed_by = NULL;
+    f.hospital = "township2";
+    expect_listing("hospital", &f, "3.6 3.7 3.8 3.9", small);
+    f.hospital = NULL;
+    f.modality = "MR";
+    expect_listing("modality", &f, "3.1 3.3 3.5 3.7 3.9", small);
+    f.order_arrival = 1;
+    expect_listing("modality by arrival", &f, "3.1 3.3 3.5 3.7 3.9", small);
+    f.modality = NULL;
+    f.order_arrival = 0;
+    f.overdue_only = 1;
+    expect_listing("overdue", &f, "3.0 3.1 3.2", small);
+    f.overdue_only = 0;
+
+    /* the history: a page of it costs a page */
+    f.state = WL_FINAL;
+    f.limit = 3;
+    expect_listing("final, by priority", &f, "2.0 2.1 2.2", small);
+    f.order_arrival = 1;
+    expect_listing("final, by arrival", &f, "2.0 2.1 2.2", small);
+    f.from_ms = T0 + 15000 * 1000LL;
+    expect_listing("final, arrived since", &f, "2.15000 2.15001 2.15002", small);
+    f.from_ms = 0;
+    f.hospital = "township2";
+    expect_listing("final from a hospital", &f, "2.1 2.3 2.5", small);
+    f.hospital = NULL;
+    f.modality = "MR";
+    expect_listing("final of a modality", &f, "2.2 2.3 2.6", small);
+    f.modality = NULL;
+    f.claimed_by = "alice";
+    expect_listing("final, mine (reported by me)", &f, "2.0 2.3 2.6", small);
+    f.state = WL_AMENDED;
+    expect_listing("amended, mine", &f, "2.99 2.399 2.699", small);
+    f.claimed_by = NULL;
+    /* two filters on one index: the rest is checked per item, within a budget */
+    f.state = WL_FINAL;
+    f.hospital = "township2";
+    f.modality = "MR";
+    expect_listing("final, hospital and modality", &f, "2.3 2.7 2.11", 1200);
+}
+
+/* The per-center list indexes follow the item: the working list's, then
+ * the history's only (docs/index-schema.md). */
+Test(worklist, list_indexes_follow_the_item)
+{
+    const long long p = 2 * 10000000000000LL + T0 + 1440 * MIN; /* routine, due */
+    arrive("7.1", "CT", T0);
+    cr_assert_eq(wl_complete(rc_, "7.1", "", T0 + 1), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:work", "7.1"), p);
+    cr_expect_eq(zscore("hr:wl:c:imaging:a:work", "7.1"), T0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:h:township1:work", "7.1"), p);
+    cr_expect_eq(zscore("hr:wl:c:imaging:m:CT:work", "7.1"), p);
+    cr_expect_eq(zscore("hr:wl:c:imaging:a:receiving", "7.1"), -1);
+    cr_assert_eq(wl_claim(rc_, &cfg, "7.1", "alice", T0 + 2), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:u:alice:work", "7.1"), p);
+    cr_assert_eq(wl_reassign(rc_, &cfg, "7.1", "bob", "lead", T0 + 3), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:u:alice:work", "7.1"), -1);
+    cr_expect_eq(zscore("hr:wl:c:imaging:u:bob:work", "7.1"), p);
+    cr_assert_eq(wl_set_state(rc_, "7.1", WL_REPORTED, "bob", T0 + 4), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:u:bob:work", "7.1"), -1);
+    cr_expect_eq(zscore("hr:wl:c:imaging:work", "7.1"), -1);
+    cr_expect_eq(zscore("hr:wl:c:imaging:m:CT:work", "7.1"), -1);
+    cr_assert_eq(wl_set_state(rc_, "7.1", WL_FINAL, "bob", T0 + 5), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:s:final", "7.1"), p);
+    cr_expect_eq(zscore("hr:wl:c:imaging:a:final", "7.1"), T0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:h:township1:final", "7.1"), T0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:m:CT:final", "7.1"), T0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:u:bob:final", "7.1"), T0);
+    cr_assert_eq(wl_set_state(rc_, "7.1", WL_AMENDED, "carol", T0 + 6), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:u:bob:final", "7.1"), -1);
+    cr_expect_eq(zscore("hr:wl:c:imaging:u:bob:amended", "7.1"), T0, "the report's author");
+    cr_expect_eq(zscore("hr:wl:c:imaging:a:amended", "7.1"), T0);
+    /* a modality learnt from a later instance */
+    arrive_full("7.2", "", "", "township1", T0);
+    cr_assert_eq(wl_complete(rc_, "7.2", "", T0 + 1), 0);
+    arrive_full("7.2", "MR", "", "township1", T0 + 2);
+    cr_expect_geq(zscore("hr:wl:c:imaging:m:MR:work", "7.2"), 0);
+}
+
+/* Items indexed before decision 0015 (only in s:<state>, work and arr) are
+ * indexed by wl_upgrade, or by the first listings of their center. */
+Test(worklist, items_of_before_the_indexes_are_upgraded)
+{
+    char out[64];
+    arrive("8.1", "CT", T0);
+    arrive("8.2", "MR", T0 + 1000);
+    cr_assert_eq(wl_complete(rc_, "8.1", "", T0 + 1), 0);
+    cr_assert_eq(wl_complete(rc_, "8.2", "", T0 + 1), 0);
+    /* as the code before it left them */
+    const char *newer[] = {"a:ready", "a:work", "h:township1:work", "m:CT:work", "m:MR:work"};
+    for (size_t i = 0; i < sizeof(newer) / sizeof(newer[0]); i++)
+        cr_assert_eq(ts_redis_get(&redis, out, sizeof(out), "DEL hr:wl:c:imaging:%s", newer[i]), 0);
+    cr_assert_eq(ts_redis_get(&redis, out, sizeof(out),
+                              "ZADD hr:wl:c:imaging:arr %lld 8.1 %lld 8.2", T0, T0 + 1000),
+                 0);
+    wl_filter f = {.center = "imaging", .state = -1, .priority = -1, .order_arrival = 1};
+    expect_page(&f, "8.1 8.2", 2);
+    cr_expect_eq(zcard("hr:wl:c:imaging:arr"), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:m:MR:work", "8.2"), zscore("hr:wl:c:imaging:work", "8.2"));
+    long left = -1;
+    cr_assert_eq(ts_redis_get(&redis, out, sizeof(out), "ZADD hr:wl:c:ecg:arr %lld 8.1", T0), 0);
+    cr_expect_eq(wl_upgrade(rc_, &cfg, 10, &left), 0);
+    cr_expect_eq(left, 0);
+    cr_expect_eq(zcard("hr:wl:c:ecg:a:ready"), 0, "an item of another center is only dropped");
+}
+
+/* Every page of f by cursor (each of at most f->limit items) into ids (in
+ * order), calling between(k) before page k > 0; returns the number of ids. */
+#define WALK_MAX 30000
+typedef struct walk {
+    int n;
+    char (*ids)[65];
+} walk;
+
+static int walk_cb(void *arg, const wl_item *it)
+{
+    walk *w = arg;
+    cr_assert_lt(w->n, WALK_MAX);
+    snprintf(w->ids[w->n++], 65, "%s", it->study);
+    return 0;
+}
+
+static walk walk_pages(wl_filter f, void (*between)(int k), int *pages)
+{
+    walk w = {0, calloc(WALK_MAX, 65)};
+    cr_assert_not_null(w.ids);
+    char cur[WL_CURSOR_MAX] = "";
+    wl_counts counts;
+    int k = 0;
+    for (;; k++) {
+        cr_assert_lt(k, 2000, "pages end");
+        if (k && between)
+            between(k);
+        f.cursor = cur;
+        int before = w.n;
+        int rc = wl_list(rc_, &cfg, &f, walk_cb, &w, &counts);
+        cr_assert_eq(rc, 0, "page %d: %s", k, hr_strerror(rc));
+        cr_assert_leq(w.n - before, f.limit ? f.limit : 100);
+        cr_assert_leq(counts.examined, WL_SCAN_BUDGET);
+        if (!counts.next[0])
+            break;
+        snprintf(cur, sizeof(cur), "%s", counts.next);
+    }
+    if (pages)
+        *pages = k + 1;
+    return w;
+}
+
+static int index_of(const walk *w, const char *id)
+{
+    int at = -1;
+    for (int i = 0; i < w->n; i++)
+        if (strcmp(w->ids[i], id) == 0) {
+            cr_expect_eq(at, -1, "%s listed twice", id);
+            at = i;
+        }
+    return at;
+}
+
+/* 40 ready items 4.0..4.39, all routine with the same due time (one score:
+ * the order among them is the UID's bytes), and 5.0..5.9 stat. */
+static void fill_ties(void)
+{
+    char study[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(study, sizeof(study), "4.%d", i);
+        arrive_full(study, "CT", "", "township1", T0);
+        cr_assert_eq(wl_complete(rc_, study, "", T0 + 1), 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(study, sizeof(study), "5.%d", i);
+        arrive_full(study, "CT", "x [stat]", "township2", T0 + i);
+        cr_assert_eq(wl_complete(rc_, study, "", T0 + 10), 0);
+    }
+}
+
+/* Between pages: items already listed and items still to come are claimed,
+ * released, reported (they leave the working list) and new ones arrive. */
+static void churn(int k)
+{
+    char study[32];
+    static const char *const left[] = {"4.0", "4.25", "4.31", "4.9"}; /* after listing */
+    if (k == 1) {
+        cr_assert_eq(wl_claim(rc_, &cfg, "4.1", "alice", T0 + 100), 0);  /* listed, stays */
+        cr_assert_eq(wl_claim(rc_, &cfg, "4.35", "alice", T0 + 100), 0); /* to come, stays */
+        cr_assert_eq(wl_claim(rc_, &cfg, "5.0", "bob", T0 + 100), 0);    /* listed: leaves */
+        cr_assert_eq(wl_set_state(rc_, "5.0", WL_REPORTED, "bob", T0 + 101), 0);
+    }
+    if (k == 2) {
+        cr_assert_eq(wl_release(rc_, "4.35", "alice", T0 + 200), 0);
+        for (int i = 0; i < 4; i++) { /* 4.0 listed, the others maybe not yet */
+            cr_assert_eq(wl_claim(rc_, &cfg, left[i], "bob", T0 + 200), 0);
+            cr_assert_eq(wl_set_state(rc_, left[i], WL_REPORTED, "bob", T0 + 201), 0);
+        }
+        snprintf(study, sizeof(study), "4.99"); /* a new routine one: after the others */
+        arrive_full(study, "CT", "", "township1", T0 + 60000);
+        cr_assert_eq(wl_complete(rc_, study, "", T0 + 60001), 0);
+    }
+}
+
+Test(worklist, cursor_pages_return_each_item_once_in_order)
+{
+    fill_ties();
+    wl_filter f = {.center = "imaging", .state = -1, .priority = -1, .limit = 7};
+    /* unchanged data: the same as one big page */
+    int pages = 0;
+    walk all = walk_pages(f, NULL, &pages);
+    cr_expect_eq(all.n, 50);
+    cr_expect_eq(pages, 8);
+    cr_expect_str_eq(all.ids[0], "5.0");
+    cr_expect_str_eq(all.ids[10], "4.0");
+    cr_expect_str_eq(all.ids[11], "4.1");
+    cr_expect_str_eq(all.ids[12], "4.10", "equal scores: byte order of the UIDs");
+    /* items changing state between pages */
+    walk w = walk_pages(f, churn, NULL);
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "4.%d", i);
+        int at = index_of(&w, id);
+        if (i == 25 || i == 31 || i == 9) /* reported before their page (or not) */
+            continue;
+        cr_expect_geq(at, 0, "%s, in the working list all along, was listed", id);
+    }
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "5.%d", i);
+        cr_expect_geq(index_of(&w, id), 0, "%s listed", id);
+    }
+    cr_expect_geq(index_of(&w, "4.99"), 0, "a new item after the cursor is listed");
+    /* in the listing's order: the same relative order as the first walk */
+    int prev = -1;
+    for (int i = 0; i < w.n; i++) {
+        int at = index_of(&all, w.ids[i]);
+        if (at < 0)
+            continue;
+        cr_expect_gt(at, prev, "%s out of order", w.ids[i]);
+        prev = at;
+    }
+    free(all.ids);
+    free(w.ids);
+
+    /* arrival order, a filter checked per item (priority by arrival) */
+    f.order_arrival = 1;
+    f.priority = HR_PRIO_STAT;
+    f.limit = 3;
+    w = walk_pages(f, NULL, NULL);
+    cr_expect_eq(w.n, 9, "the stat ones still in the working list");
+    cr_expect_str_eq(w.ids[0], "5.1");
+    cr_expect_str_eq(w.ids[8], "5.9");
+    free(w.ids);
+
+    /* a cursor is for the order it came from; malformed ones are refused */
+    wl_counts counts;
+    f.priority = -1;
+    f.cursor = "p:20000000000000:0:4.1";
+    cr_expect_eq(wl_list(rc_, &cfg, &f, NULL, NULL, &counts), -EINVAL);
+    f.cursor = "a:1:0:4.1 ";
+    cr_expect_eq(wl_list(rc_, &cfg, &f, NULL, NULL, &counts), -EINVAL);
+    f.cursor = "a:x:0:4.1";
+    cr_expect_eq(wl_list(rc_, &cfg, &f, NULL, NULL, &counts), -EINVAL);
+    f.cursor = "a:1800000000005:0:5.4"; /* after 5.4 by arrival */
+    page p = {0};
+    cr_assert_eq(wl_list(rc_, &cfg, &f, collect_item, &p, &counts), 0);
+    cr_expect_str_eq(p.ids[0], "5.5");
+}
+
+Test(worklist, cursor_pages_over_a_long_history, .timeout = 600)
+{
+    hr_log_set_level(HR_LOG_ERROR);
+    fill_past();
+    /* two filters: one is an index, the other checked within the budget;
+     * pages may be short, the walk still sees every match exactly once */
+    wl_filter f = {.center = "imaging",
+                   .state = WL_FINAL,
+                   .priority = -1,
+                   .limit = 500,
+                   .order_arrival = 1,
+                   .hospital = "township2",
+                   .modality = "MR"};
+    int pages = 0;
+    walk w = walk_pages(f, NULL, &pages);
+    int n = 0;
+    for (int i = 0; i < PAST_ITEMS; i++)
+        if (i % 4 == 3 && i % 100 != 99) {
+            char id[16];
+            snprintf(id, sizeof(id), "2.%d", i);
+            cr_assert_lt(n, w.n);
+            cr_expect_str_eq(w.ids[n], id);
+            n++;
+        }
+    cr_expect_eq(w.n, n);
+    cr_expect_geq(pages, 10, "at most WL_SCAN_BUDGET examined per page");
+    free(w.ids);
+    /* an offset (deprecated) on an index: ranks, not a walk */
+    f.hospital = f.modality = NULL;
+    f.offset = 15000;
+    f.limit = 2;
+    wl_counts counts;
+    page p = {0};
+    cr_assert_eq(wl_list(rc_, &cfg, &f, collect_item, &p, &counts), 0);
+    cr_expect_eq(counts.examined, 2);
+    cr_expect_eq(counts.matched, PAST_ITEMS - PAST_ITEMS / 100);
+    cr_expect_str_eq(p.ids[0], "2.15151", "15000 finals skipped (one in 100 amended)");
+    /* an offset with a filter checked per item: continued by the cursor */
+    f.hospital = "township1";
+    f.modality = "CT";
+    f.offset = 4000;
+    f.limit = 1;
+    char cur[WL_CURSOR_MAX] = "";
+    int k = 0;
+    p.n = 0;
+    do {
+        f.cursor = cur;
+        cr_assert_eq(wl_list(rc_, &cfg, &f, collect_item, &p, &counts), 0);
+        cr_assert_leq(counts.examined, WL_SCAN_BUDGET);
+        snprintf(cur, sizeof(cur), "%s", counts.next);
+        f.offset = 0;
+    } while (p.n == 0 && cur[0] && ++k < 100);
+    cr_assert_eq(p.n, 1);
+    cr_expect_str_eq(p.ids[0], "2.16000", "the 4001st final CT item of township1 (i % 4 == 0)");
+}
+
+Test(worklist, hospital_cursor_pages_newest_first)
+{
+    char study[32];
+    for (int i = 0; i < 9; i++) {
+        snprintf(study, sizeof(study), "6.%d", i);
+        arrive_full(study, "CT", "", "township1", T0 + i * 1000);
+    }
+    char next[WL_CURSOR_MAX] = "", cur[WL_CURSOR_MAX] = "";
+    page p = {0};
+    long total = 0;
+    for (int k = 0; k < 10; k++) {
+        cr_assert_eq(wl_list_hospital(rc_, "township1", cur, 0, 4, collect_item, &p, &total, next,
+                                      sizeof(next)),
+                     0);
+        if (!next[0])
+            break;
+        snprintf(cur, sizeof(cur), "%s", next);
+        /* newer exams arrive while the technician pages: not repeated */
+        snprintf(study, sizeof(study), "6.%d", 100 + k);
+        arrive_full(study, "CT", "", "township1", T0 + 100000 + k);
+    }
+    cr_expect_eq(total, 11);
+    cr_assert_eq(p.n, 9);
+    for (int i = 0; i < 9; i++) {
+        snprintf(study, sizeof(study), "6.%d", 8 - i);
+        cr_expect_str_eq(p.ids[i], study);
+    }
+    cr_expect_eq(wl_list_hospital(rc_, "township1", "a:1:0:6.1", 0, 4, collect_item, &p, &total,
+                                  next, sizeof(next)),
+                 -EINVAL, "a cursor of another listing");
 }
