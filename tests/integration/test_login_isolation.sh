@@ -20,9 +20,9 @@ printf '%s\n' 'admin-password-1' | "$HUREN" user add admin --role admin --hospit
   --config "$cfg" >/dev/null
 printf '%s\n' 'tech1-password' | "$HUREN" user add tech1 --role technician --hospital township1 \
   --config "$cfg" >/dev/null
-check_eq "new hashes use auth.kdf_iterations" 1000000 \
-  "$(start_huren login "$cfg" >/dev/null; rcli login HGET hr:user:tech1 iter)"
+start_huren login "$cfg"
 wait_port "$hp" 30
+check_eq "new hashes use auth.kdf_iterations" 1000000 "$(rcli login HGET hr:user:tech1 iter)"
 "$GEN" --out "$T/one" --studies 1 --series 1 --instances 1 --bytes 16384 --seed 71 >/dev/null
 
 # login FROM USER PASSWORD OUT -> status code; headers in OUT.h, body in OUT
@@ -96,4 +96,7 @@ check "429 audited (outcome limited, address)" bash -c \
 check "503 audited (outcome busy)" bash -c \
   "grep '\"action\":\"login\"' <<<'$aud' | grep -q '\"outcome\":\"busy\"'"
 check "the huren process is still serving" curl -sf "$U/healthz" -o /dev/null
+kill -INT "$HUREN_PID"
+for _ in $(seq 1 300); do kill -0 "$HUREN_PID" 2>/dev/null || break; sleep 0.1; done
+check "huren stops within 30 s (the KDF pool closes)" bash -c "! kill -0 $HUREN_PID 2>/dev/null"
 finish
