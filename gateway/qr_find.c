@@ -41,8 +41,11 @@ struct gw_find {
     int prefilter; /* Patient Root below STUDY: studies checked against pid first */
     uv_work_t work;
     int working;
-    long offset;
     long total;
+    char cursor[STO_Q_CURSOR_MAX]; /* where the next page starts; "" = no more */
+    sto_qseen *seen;               /* PATIENT level: patients already sent */
+    long rejected;                 /* candidates examined and not sent, all pages */
+    int partial;                   /* the scan budget ran out */
     /* one page, filled on the thread pool */
     int rc;
     long page_matched;
@@ -84,6 +87,7 @@ int gw__find_idle(const gw_op *op)
 void gw__find_free(gw_op *op)
 {
     free_rows(op->find);
+    sto_qseen_free(op->find->seen);
     free(op->find);
     op->find = NULL;
 }
@@ -365,12 +369,25 @@ static void page_work(uv_work_t *w)
             return;
         }
     }
-    f->q.offset = f->offset;
+    /* each page resumes from the previous one's cursor; the operation as a
+     * whole examines at most STO_Q_SCAN_MAX candidates it does not send */
     f->q.limit = GW_FIND_PAGE;
+    f->q.cursor = f->cursor;
+    f->q.seen = f->seen;
+    f->q.scan_max = STO_Q_SCAN_MAX - f->rejected;
     if (!f->rc) {
-        int rc = sto_query_run(rc_, &f->q, on_row, &c, &f->page_matched);
-        if (rc)
+        sto_qresult *res = malloc(sizeof(*res));
+        int rc = res ? sto_query_page(rc_, &f->q, on_row, &c, res) : -ENOMEM;
+        if (rc) {
             f->rc = rc;
+            f->cursor[0] = '\0';
+        } else {
+            f->page_matched = res->matched;
+            f->rejected += res->examined - res->matched;
+            f->partial = res->partial;
+            snprintf(f->cursor, sizeof(f->cursor), "%s", res->next);
+        }
+        free(res);
     }
     if (f->rc == HR_EREDIS)
         sto_worker_redis_failed();
@@ -454,8 +471,13 @@ static void send_next(gw_op *op)
         finish(op, st, c);
         return;
     }
-    if (f->page_matched >= GW_FIND_PAGE) {
-        f->offset += GW_FIND_PAGE;
+    if (f->partial) {
+        char c[65];
+        snprintf(c, sizeof(c), "query too broad: %d studies examined; narrow it", STO_Q_SCAN_MAX);
+        finish(op, DCM_STATUS_OUT_OF_RESOURCES, c);
+        return;
+    }
+    if (f->cursor[0]) {
         queue_page(op);
         return;
     }
@@ -496,5 +518,9 @@ void gw__find_start(gw_op *op, dcm_ds *ident)
         return;
     }
     f->q.hospital = sto_scope_filter(&op->scope);
+    if (f->level == STO_Q_PATIENT && !(f->seen = sto_qseen_new())) {
+        gw__qr_final_status(op, DCM_STATUS_OUT_OF_RESOURCES, "out of memory");
+        return;
+    }
     queue_page(op);
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define N_KEYS  19
+#define N_KEYS  21
 #define N_ARGV  35
 #define KEY_MAX (STO_PKEY_MAX + 64)
 
@@ -157,6 +157,8 @@ static int index_args_build(const sto_instance_rec *r, index_args *a, int by_sha
     snprintf(a->keys[16], KEY_MAX, "hr:ix:patients");
     n |= snprintf(a->keys[17], KEY_MAX, "hr:{%s}:i:%s:rc", study, sop) >= KEY_MAX;
     n |= snprintf(a->keys[18], KEY_MAX, "hr:{%s}:conflicts", study) >= KEY_MAX;
+    snprintf(a->keys[19], KEY_MAX, "hr:ix:pn");
+    snprintf(a->keys[20], KEY_MAX, "hr:ix:pns");
     if (n)
         return HR_ETOOBIG;
     snprintf(a->nkeys, sizeof(a->nkeys), "%d", N_KEYS);

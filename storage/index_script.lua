@@ -13,7 +13,7 @@
 -- changes it. Study and patient attributes come from the first instance
 -- that has them; later instances never overwrite them.
 local types = {'hash', 'zset', 'hash', 'zset', 'hash', 'zset', 'set', 'hash', 'zset', 'set',
-  'zset', 'zset', 'zset', 'hash', 'hash', 'set', 'set', 'list', 'list'}
+  'zset', 'zset', 'zset', 'hash', 'hash', 'set', 'set', 'list', 'list', 'zset', 'zset'}
 for i, t in ipairs(types) do
   local have = redis.call('TYPE', KEYS[i])['ok']
   if have ~= 'none' and have ~= t then
@@ -67,8 +67,40 @@ if #conflicts > 0 then
   detail = table.concat(parts, '; ')
 end
 
+-- patient-name indexes (decision 0014), from the study's name (the first
+-- instance's): score 0, member "<group>\0<study>" per component group in
+-- KEYS[20] (prefix and exact keys), and one per character position of each
+-- group in KEYS[21] (keys with a leading wildcard); groups are ASCII
+-- lower-cased like storage/query.c (sto_pn_norm); groups longer than 256
+-- bytes (STO_PN_SUFFIX_MAX) only whole. ZADD of present members is a no-op.
+local function index_name()
+  local pname = redis.call('HGET', KEYS[5], 'patient_name')
+  if pname and pname ~= '' then
+    local low = string.gsub(pname, '[A-Z]', function(c) return string.char(c:byte() + 32) end)
+    local whole, sfx = {}, {}
+    for g in string.gmatch(low .. '=', '([^=]*)=') do
+      if g ~= '' then
+        whole[#whole + 1] = 0
+        whole[#whole + 1] = g .. '\0' .. study
+        local last = #g
+        if last > 256 then last = 1 end
+        for p = 1, last do
+          local b = string.byte(g, p)
+          if b < 128 or b >= 192 then -- a UTF-8 character starts here
+            sfx[#sfx + 1] = 0
+            sfx[#sfx + 1] = string.sub(g, p) .. '\0' .. study
+          end
+        end
+      end
+    end
+    if #whole > 0 then redis.call('ZADD', KEYS[20], unpack(whole)) end
+    if #sfx > 0 then redis.call('ZADD', KEYS[21], unpack(sfx)) end
+  end
+end
+
 local old = redis.call('HMGET', KEYS[1], 'sha', 'received')
 if old[1] == sha then
+  index_name() -- a reindex of an index made before the name indexes fills them
   if live then -- a receipt: who sent the same data set again, and when
     redis.call('LPUSH', KEYS[18], ARGV[2] .. '\t' .. ARGV[12] .. '\t' .. ARGV[11])
     redis.call('LTRIM', KEYS[18], 0, 99)
@@ -135,6 +167,7 @@ if redis.call('HSET', KEYS[14], sop, study) == 1 then
   redis.call('HINCRBY', KEYS[15], 'instances', 1)
   redis.call('HINCRBY', KEYS[15], 'bytes', size)
 end
+index_name()
 -- last: the instance itself (its presence means the commit is complete)
 hset(KEYS[1], false, 'sha', sha, 'received', ARGV[2], 'size', ARGV[3], 'ts', ARGV[4],
   'sop_class', ARGV[5], 'sop', sop, 'series', series, 'study', study, 'number', ARGV[9],

@@ -113,6 +113,8 @@ typedef struct qido_state {
     json_t *out; /* array */
     long skipped, emitted;
     int truncated;
+    int partial;  /* the scan budget ended the page (sto_qresult.partial) */
+    long scanned; /* candidate studies examined */
     int rc;
     long studies_seen;
 } qido_state;
@@ -255,7 +257,7 @@ static int emit(qido_state *st, const sto_qrow *study_row, const sto_qrow *row, 
     }
     if (st->emitted >= st->limit) {
         st->truncated = 1;
-        return 1;
+        return STO_Q_STOP_BEFORE; /* the study's cursor stays in front of it */
     }
     dcm_ds *ds = dcm_ds_new();
     if (!ds)
@@ -374,26 +376,67 @@ static int on_study(void *arg, const sto_qrow *row)
     return 0;
 }
 
+/* STUDY level: one run of the engine, resumed from the cursor the request
+ * for this offset left in Redis (else the engine skips `offset` matches,
+ * within its scan budget); the cursor for the next offset is kept. */
+static int studies_page(walk *w, sto_query *q, sto_qresult *res)
+{
+    qido_state *st = w->st;
+    char *cursor = malloc(STO_Q_CURSOR_MAX);
+    int rc = cursor ? 0 : -ENOMEM;
+    if (!rc && st->offset > 0) {
+        rc = sto_qcursor_load(w->c, q, st->offset, cursor);
+        if (rc == 0)
+            q->cursor = cursor;
+        else if (rc == HR_ENOTFOUND)
+            q->offset = st->offset;
+        rc = rc == HR_ENOTFOUND ? 0 : rc;
+    }
+    st->skipped = st->offset; /* the engine skips */
+    q->limit = st->limit + 1; /* one more tells whether there are more */
+    walk sub = *w;
+    if (!rc)
+        rc = sto_query_page(w->c, q, on_study, &sub, res);
+    if (rc == HR_EPARSE && q->cursor) { /* a cursor of an older format: skip instead */
+        q->cursor = NULL;
+        q->offset = st->offset;
+        json_array_clear(st->out);
+        st->emitted = 0;
+        st->truncated = 0;
+        rc = sto_query_page(w->c, q, on_study, &sub, res);
+    }
+    st->scanned = res->examined;
+    st->partial = !rc && res->partial;
+    if (!rc && res->next[0] && (st->truncated || st->partial))
+        rc = sto_qcursor_save(w->c, q, st->offset + st->emitted, res->next);
+    free(cursor);
+    return rc;
+}
+
 static int walk_studies(walk *w)
 {
     sto_query *q = malloc(sizeof(*q));
     study_page *pg = calloc(1, sizeof(*pg));
-    int rc = q && pg ? 0 : -ENOMEM;
-    for (long page = 0; !rc; page++) {
-        build_query(w->st, w->r, STO_Q_STUDY, NULL, NULL, q);
+    sto_qresult *res = malloc(sizeof(*res));
+    char *cursor = calloc(1, STO_Q_CURSOR_MAX);
+    int rc = q && pg && res && cursor ? 0 : -ENOMEM;
+    build_query(w->st, w->r, STO_Q_STUDY, NULL, NULL, q);
+    if (!rc && w->st->level == STO_Q_STUDY) {
+        rc = studies_page(w, q, res);
+        goto out;
+    }
+    /* relational: matching studies a page at a time, each page resumed
+     * from the previous one's cursor, expanded into series / instances */
+    while (!rc) {
         walk sub = *w;
-        if (w->st->level == STO_Q_STUDY) {
-            rc = sto_query_run(w->c, q, on_study, &sub, NULL);
-            break;
-        }
-        q->offset = page * STUDY_PAGE;
         q->limit = STUDY_PAGE;
+        q->cursor = cursor;
         pg->n = 0;
         sub.study_row = (const sto_qrow *)pg;
-        long got = 0;
-        rc = sto_query_run(w->c, q, on_study, &sub, &got);
+        rc = sto_query_page(w->c, q, on_study, &sub, res);
         if (!rc && pg->failed)
             rc = -ENOMEM;
+        w->st->scanned += rc ? 0 : res->examined;
         for (int i = 0; !rc && i < pg->n && !w->st->truncated; i++) {
             walk child = *w;
             child.study_row = &pg->rows[i].row;
@@ -402,11 +445,17 @@ static int walk_studies(walk *w)
         }
         for (int i = 0; i < pg->n; i++)
             row_copy_free(&pg->rows[i]);
-        if (got < STUDY_PAGE || w->st->truncated)
+        if (!rc && res->partial && !w->st->truncated)
+            w->st->partial = 1;
+        if (rc || !res->next[0] || w->st->truncated || res->partial)
             break;
+        snprintf(cursor, STO_Q_CURSOR_MAX, "%s", res->next);
     }
+out:
     free(q);
     free(pg);
+    free(res);
+    free(cursor);
     return rc;
 }
 
@@ -493,6 +542,12 @@ static void qido_done(va_req *r)
             if (st->truncated) {
                 snprintf(w, sizeof(w), "299 huren \"There are more results: use offset=%ld\"",
                          st->offset + st->emitted);
+                va_add_header(r, "Warning", w);
+            } else if (st->partial) {
+                snprintf(w, sizeof(w),
+                         "299 huren \"The query examined %ld studies without filling the page; "
+                         "there may be more results: use offset=%ld, or narrow the query\"",
+                         st->scanned, st->offset + st->emitted);
                 va_add_header(r, "Warning", w);
             }
             json_t *out = st->out;
