@@ -81,6 +81,7 @@ typedef struct login_state {
     int rc;
     int retry_after_s; /* -EBUSY: until the rate-limit window ends */
     const char *limit; /* -EBUSY: "address" or "user" */
+    char why[128];     /* -EPERM: the account does not fit the configuration */
 } login_state;
 
 static void login_state_free(login_state *st)
@@ -104,6 +105,12 @@ static void login_work(va_req *r, redisContext *c)
     if (st->rc == 0)
         st->rc = va_auth_login(c, st->user, st->password, cfg->http.token_ttl_s,
                                cfg->auth.kdf_iterations, &r->who, st->token);
+    if (st->rc == 0 && r->who.center[0] &&
+        va_center_check(cfg, r->who.hospital, r->who.center, st->why, sizeof(st->why))) {
+        /* the account no longer fits the configuration: no session */
+        va_auth_logout(c, st->token);
+        st->rc = -EPERM;
+    }
     if (st->rc == HR_EREDIS)
         sto_worker_redis_failed();
 }
@@ -139,6 +146,11 @@ static void login_done(va_req *r)
          * <img> cannot send a bearer header); API clients use the token */
         va_set_session_cookie(r, st->token, r->srv->cfg->http.token_ttl_s);
         va_send_json(r, 200, doc);
+    } else if (st->rc == -EPERM) {
+        snprintf(detail, sizeof(detail), "user %s; %s", st->user, st->why);
+        va_audit(r, "login", NULL, NULL, detail, "denied");
+        memset(&r->who, 0, sizeof(r->who));
+        va_send_error(r, 403, "account_misconfigured", "%s; ask an administrator", st->why);
     } else if (st->rc == -EBUSY) {
         char secs[16];
         snprintf(detail, sizeof(detail), "user %s; rate limit per %s", st->user, st->limit);

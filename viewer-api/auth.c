@@ -246,6 +246,22 @@ static int display_name_valid(const char *s)
     return ok;
 }
 
+int va_center_check(const hr_config *cfg, const char *hospital, const char *center, char *why,
+                    size_t cap)
+{
+    const hr_center *ce = hr_config_center(cfg, center);
+    if (!ce)
+        return why_fail(why, cap, "center: \"%s\" is not a configured center",
+                        strnlen(center, 256) < 256 ? center : "");
+    if (strcmp(ce->hospital, hospital) != 0) {
+        if (why && cap)
+            snprintf(why, cap, "center: \"%s\" belongs to hospital %s, not %s", center,
+                     ce->hospital, hospital);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int va_user_validate(const hr_config *cfg, const va_user_spec *s, char *why, size_t cap)
 {
     if (!va_user_name_valid(s->name))
@@ -267,6 +283,8 @@ int va_user_validate(const hr_config *cfg, const va_user_spec *s, char *why, siz
                         strnlen(s->center, 256) < 256 ? s->center : "");
     if (!has_center && (role == STO_ROLE_READER || role == STO_ROLE_AUDITOR))
         return why_fail(why, cap, "center: required for the role %s", s->role);
+    if (has_center && va_center_check(cfg, s->hospital, s->center, why, cap))
+        return -EINVAL;
     if (s->display_name && !display_name_valid(s->display_name))
         return why_fail(why, cap,
                         "display name: must be UTF-8 without control characters, "

@@ -123,6 +123,12 @@ int va_user_name_valid(const char *name);
 /* 0, or -EINVAL with the reason ("role: ...") written into why (cap). The
  * password is checked only when s->password is not NULL. */
 int va_user_validate(const hr_config *cfg, const va_user_spec *s, char *why, size_t cap);
+/* A reader's or auditor's center must be configured and run by their own
+ * hospital (checked at `huren user add` and at every login: the
+ * configuration may change after the account was made). 0, or -EINVAL with
+ * the reason in why. */
+int va_center_check(const hr_config *cfg, const char *hospital, const char *center, char *why,
+                    size_t cap);
 /* 0, or -EINVAL with the reason in why (cap). */
 int va_password_validate(const char *password, char *why, size_t cap);
 

@@ -10,9 +10,24 @@ port=$(free_port)
 cfg=$(write_config ck "$port")
 U="http://127.0.0.1:$(http_port ck)"
 printf 'tech1-password-1\n' | "$HUREN" user add tech1 --role technician --hospital township1 --config "$cfg" >/dev/null
+# a reader made under a configuration where the imaging center was township1's;
+# the hub now runs it at the county: the account no longer fits
+/usr/bin/python3 - "$cfg" "$T/cfg-old.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["centers"] = [{"id": "imaging", "kind": "imaging", "hospital": "township1"}]
+c["routing"] = {"rules": [], "default": {"center": "imaging", "priority": "routine"}}
+json.dump(c, open(sys.argv[2], "w"))
+PY
+printf 'reader-password-1\n' | "$HUREN" user add rold --role reader --hospital township1 --center imaging --config "$T/cfg-old.json" >/dev/null
 start_huren ck "$cfg"
 wait_port "$(http_port ck)" 30
 J=$T/jar
+
+check_eq "a reader whose center is now another hospital's cannot log in: 403" 403 \
+  "$(curl -s -o "$T/mis.json" -w '%{http_code}' -X POST "$U/api/v1/login" -d '{"user": "rold", "password": "reader-password-1"}')"
+check "saying why" grep -q 'account_misconfigured.*belongs to hospital county, not township1' "$T/mis.json"
+check "and no cookie or token was issued" bash -c "! grep -q token '$T/mis.json'"
 
 hdrs=$(curl -s -D - -o /dev/null -c "$J" -X POST "$U/api/v1/login" -d '{"user": "tech1", "password": "tech1-password-1"}')
 cookie=$(grep -i '^set-cookie: huren_session=' <<<"$hdrs" | tr -d '\r')

@@ -48,6 +48,10 @@ expect_fail "unknown hospital refused" 2 'hospital: "atlantis"' \
   bash -c "echo 'long enough password' | '$HUREN' user add p1 --role technician --hospital atlantis --config '$cfg'"
 expect_fail "reader without a center refused" 2 "center" \
   bash -c "echo 'long enough password' | '$HUREN' user add p1 --role reader --hospital county --config '$cfg'"
+expect_fail "an unknown center refused" 2 'center: "nowhere" is not a configured center' \
+  bash -c "echo 'long enough password' | '$HUREN' user add p1 --role reader --hospital county --center nowhere --config '$cfg'"
+expect_fail "a center of another hospital refused" 2 'center: "imaging" belongs to hospital county, not township1' \
+  bash -c "echo 'long enough password' | '$HUREN' user add p1 --role reader --hospital township1 --center imaging --config '$cfg'"
 expect_fail "invalid name refused" 2 "name" \
   bash -c "echo 'long enough password' | '$HUREN' user add 'Bad Name' --role technician --hospital county --config '$cfg'"
 expect_fail "password of 9 bytes refused" 2 "at least 10" \
