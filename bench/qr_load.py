@@ -21,7 +21,8 @@ milliseconds and the number of matches of each.
   start and association set-up, the same for every server.
 
 QUERIES is a TSV file: KIND <tab> VALUE (pid, acc, uid: a value; month:
-YYYYMMDD-YYYYMMDD). Queries of KIND are used in order, cycling; WARMUP
+YYYYMMDD-YYYYMMDD; other kinds: Keyword=value&Keyword=value..., several
+matching keys, and for QIDO "limit"; C-FIND ignores limit). Queries of KIND are used in order, cycling; WARMUP
 queries run first and are not measured. TOKEN "-" means no Authorization.
 """
 import json
@@ -65,6 +66,13 @@ def load_queries(path, kind):
     return vals
 
 
+def pairs(kind, value):
+    """The matching keys of one query: [(keyword, value), ...]."""
+    if kind in KEY:
+        return [(KEY[kind], value)]
+    return [tuple(p.split("=", 1)) for p in value.split("&")]
+
+
 # ------------------------------------------------------------------ QIDO-RS
 def run_qido(host, port, root, token, queries, kind, n, warmup):
     from urllib.parse import quote
@@ -77,7 +85,8 @@ def run_qido(host, port, root, token, queries, kind, n, warmup):
     lat, counts, errors = [], [], []
     for i in range(warmup + n):
         v = queries[i % len(queries)]
-        path = "%sstudies?%s=%s" % (root, KEY[kind], quote(v, safe="-"))
+        path = "%sstudies?%s" % (root, "&".join("%s=%s" % (k, quote(x, safe="-"))
+                                                   for k, x in pairs(kind, v)))
         t0 = time.perf_counter()
         conn.request("GET", path, headers=headers)
         r = conn.getresponse()
@@ -116,15 +125,13 @@ def command(msg_id):
 
 
 def identifier(kind, value):
-    match = KEY[kind]
+    match = dict(pairs(kind, value))
     out = b""
     for g, e, vr, name in RETURN_KEYS:
         if name == "QueryRetrieveLevel":
             out += elem(g, e, vr, "STUDY")
-        elif name == match:
-            out += elem(g, e, vr, value)
         else:
-            out += elem(g, e, vr, "")
+            out += elem(g, e, vr, match.get(name, ""))
     return out
 
 
@@ -261,8 +268,8 @@ def run_findscu(host, port, calling, called, queries, kind, n, warmup):
         for g, e, vr, name in RETURN_KEYS:
             if name == "QueryRetrieveLevel":
                 args += ["-k", "QueryRetrieveLevel=STUDY"]
-            elif name == KEY[kind]:
-                args += ["-k", "%s=%s" % (name, v)]
+            elif name in dict(pairs(kind, v)):
+                args += ["-k", "%s=%s" % (name, dict(pairs(kind, v))[name])]
             else:
                 args += ["-k", name]
         args += [host, str(port)]
