@@ -274,6 +274,12 @@ check_eq "... state=claimed" "$CT" "$(req "$T/l.json" "$TI" GET "$W/imaging?stat
 check_eq "... priority=urgent, arrival order, today's date range" "$CT" "$(req "$T/l.json" "$TI" GET "$W/imaging?priority=urgent&order=arrival&from=$(date +%Y%m%d)&to=$(date +%Y-%m-%d)" >/dev/null; studies "$T/l.json")"
 check_eq "... nothing arrived yesterday" 0 "$(req "$T/l.json" "$TI" GET "$W/imaging?to=$(date -d yesterday +%Y%m%d)" >/dev/null; jget "$T/l.json" 'd["counts"]["matched"]')"
 check_eq "... paging: limit=1 offset=1 of 3" "1 3" "$(req "$T/l.json" "$TI" GET "$W/imaging?limit=1&offset=1" >/dev/null; jget "$T/l.json" 'str(len(d["items"])) + " " + str(d["counts"]["matched"])')"
+req "$T/l.json" "$TI" GET "$W/imaging?limit=2" >/dev/null
+cur=$(jget "$T/l.json" 'd["next"]')
+check_eq "... by cursor: the page after a page of 2 is the 3rd, the last" "$(req "$T/a.json" "$TI" GET "$W/imaging" >/dev/null; jget "$T/a.json" 'd["items"][2]["study"]') None" \
+  "$(req "$T/l.json" "$TI" GET "$W/imaging?limit=2&cursor=$cur" >/dev/null; jget "$T/l.json" 'd["items"][0]["study"] + " " + str(d["next"])')"
+check_eq "... a cursor with an offset: 400" 400 "$(req "$T/e.json" "$TI" GET "$W/imaging?cursor=$cur&offset=1")"
+check_eq "... a cursor of the other order: 400" 400 "$(req "$T/e.json" "$TI" GET "$W/imaging?order=arrival&cursor=$cur")"
 check_eq "SSE: claimed, released, claimed, reassigned for the CT, in order, with users" \
   "claimed:rimg released:rimg claimed:rimg2 reassigned:lead" \
   "$(sleep 0.3; sse_events img | awk -v s="$CT" '$4 == s && $3 != "ready" && $3 != "received" && $3 != "renewed" {printf "%s%s:%s", (n++ ? " " : ""), $3, $7}')"
