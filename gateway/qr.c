@@ -83,7 +83,7 @@ uint16_t gw__qr_begin(gw_assoc *a, const gw_pc *pc, const dcm_command *rq, char 
     snprintf(op->our_ae, sizeof(op->our_ae), "%s", cfg->dicom.ae_title);
     snprintf(op->hospital, sizeof(op->hospital), "%s", a->hospital->id);
     peer_address(a->peer, op->address, sizeof(op->address));
-    sto_scope_for(cfg, STO_ROLE_DICOM_PEER, a->hospital->id, &op->scope);
+    sto_scope_for(cfg, STO_ROLE_DICOM_PEER, a->hospital->id, NULL, &op->scope);
     op->redis = a->srv->sto->redis_addr;
     op->redis_timeout_ms = a->srv->sto->redis_timeout_ms ? a->srv->sto->redis_timeout_ms : 2000;
     op->started_ms = uv_now(op->loop);

@@ -6,6 +6,8 @@
 
 #include "../common/hr_config.h"
 
+#include <hiredis/hiredis.h>
+
 enum sto_role {
     STO_ROLE_TECHNICIAN, /* township or county technician: own hospital */
     STO_ROLE_READER,     /* county center reader */
@@ -19,20 +21,37 @@ enum sto_role {
 typedef struct sto_scope {
     int none;                 /* sees nothing */
     int all;                  /* sees every study */
-    char hospital[HR_ID_MAX]; /* otherwise: only studies received from this hospital */
+    char hospital[HR_ID_MAX]; /* otherwise: studies received from this hospital */
+    char center[HR_ID_MAX];   /* and, when not "", studies routed to this center */
 } sto_scope;
+
+/* Where the worklist records a study's routing (worklist/worklist_script.lua,
+ * field `center` of the item, set once by its first instance): the access
+ * rule reads it, storage never writes it. Same hash slot as the study. */
+#define STO_ROUTE_KEY_FMT "hr:wl:{%s}"
+#define STO_ROUTE_FIELD   "center"
 
 /* "technician", "reader", ... -> role; -1 when unknown. */
 int sto_role_parse(const char *name);
 const char *sto_role_name(enum sto_role role);
 
 /* The scope of a principal with this role at this hospital (an id of
- * cfg->hospitals; an unknown hospital sees nothing). */
-void sto_scope_for(const hr_config *cfg, enum sto_role role, const char *hospital, sto_scope *out);
-/* 1 when a study received from study_hospital is visible in scope. */
+ * cfg->hospitals; an unknown hospital sees nothing) and center (readers and
+ * auditors: a center of cfg run by that hospital; NULL or "" otherwise). */
+void sto_scope_for(const hr_config *cfg, enum sto_role role, const char *hospital,
+                   const char *center, sto_scope *out);
+/* 1 when a study received from study_hospital is visible in scope by its
+ * owner alone (a center scope may see more: sto_scope_allows_study). */
 int sto_scope_allows(const sto_scope *s, const char *study_hospital);
+/* 1 when the study (owned by study_hospital) is visible in scope: by its
+ * owner, or, for a center scope, because the worklist routed it to the
+ * center (one HGET). 0, or -1 when Redis fails. Blocking (pool). */
+int sto_scope_allows_study(redisContext *c, const sto_scope *s, const char *study,
+                           const char *study_hospital);
 /* The hospital filter for sto_query (NULL = no filter). Only meaningful when
  * !s->none. */
 const char *sto_scope_filter(const sto_scope *s);
+/* The center of a center scope for sto_query.center, or NULL. */
+const char *sto_scope_center(const sto_scope *s);
 
 #endif

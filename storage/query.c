@@ -1,4 +1,5 @@
 #include "query.h"
+#include "access.h"
 #include "keys.h"
 #include "../common/hr_err.h"
 #include "../dicom/match.h"
@@ -159,6 +160,8 @@ static int cmd_list(redisContext *c, strlist *l, const char *fmt, ...)
     freeReplyObject(r);
     return rc;
 }
+
+static int owner_visible(redisContext *c, const sto_query *q, const char *study, const char *owner);
 
 /* An escaped key component (storage/keys.h) of a query value; a value too
  * long to be indexed matches nothing ("" never is a stored component of a
@@ -421,7 +424,7 @@ static int src_setup(const sto_query *q, enum qsrc kind, source *src)
         snprintf(src->key, KEY_MAX, "hr:ix:date");
         return 0;
     case QS_HOSP:
-        if (!q->hospital)
+        if (!q->hospital || q->center) /* a center's studies are not all in one set */
             return HR_EPARSE;
         snprintf(src->key, KEY_MAX, "hr:ix:hosp:%s", esc(q->hospital, e));
         src->lo = 0;
@@ -822,22 +825,33 @@ static int run_studies(redisContext *c, run *r, source *src)
         rc = src_next(c, r->q, src, cands, batch_size(r), &n);
         if (rc || n == 0)
             break;
+        /* pipelined: the study, its modalities and, for a center scope, its
+         * routing (STO_ROUTE_KEY_FMT) */
+        int routed = r->q->hospital && r->q->center;
         for (size_t j = 0; j < n; j++) {
             redisAppendCommand(c, "HGETALL hr:{%s}:st", cands[j].id);
             redisAppendCommand(c, "SMEMBERS hr:{%s}:mods", cands[j].id);
+            if (routed)
+                redisAppendCommand(c, "HGET " STO_ROUTE_KEY_FMT " " STO_ROUTE_FIELD, cands[j].id);
         }
         for (size_t j = 0; j < n; j++) {
-            redisReply *st = NULL, *mods = NULL;
+            redisReply *st = NULL, *mods = NULL, *route = NULL;
             if (redisGetReply(c, (void **)&st) != REDIS_OK ||
-                redisGetReply(c, (void **)&mods) != REDIS_OK) {
+                redisGetReply(c, (void **)&mods) != REDIS_OK ||
+                (routed && redisGetReply(c, (void **)&route) != REDIS_OK)) {
                 freeReplyObject(st);
+                freeReplyObject(mods);
                 rc = HR_EREDIS;
                 break; /* the connection is unusable now */
             }
             if (!r->stopped) {
                 r->cur = cands[j].pos;
                 r->examined++;
-                if (r->q->hospital && strcmp(hash_get(st, "hospital"), r->q->hospital) != 0)
+                const char *owner = hash_get(st, "hospital");
+                int ok = !r->q->hospital || strcmp(owner, r->q->hospital) == 0 ||
+                         (route && route->type == REDIS_REPLY_STRING &&
+                          strcmp(route->str, r->q->center) == 0);
+                if (!ok)
                     reject(r);
                 else if (by_name &&
                          !pn_first_in_range(src, hash_get(st, "patient_name"), cands[j].pos.member))
@@ -847,10 +861,25 @@ static int run_studies(redisContext *c, run *r, source *src)
             }
             freeReplyObject(st);
             freeReplyObject(mods);
+            freeReplyObject(route);
         }
     }
     free(cands);
     return rc;
+}
+
+/* 1 when a study owned by owner is in the query's scope: no hospital filter,
+ * the filter's hospital, or (a reader's scope) routed to the query's center
+ * by the worklist; 0; -1 on a Redis error. */
+static int owner_visible(redisContext *c, const sto_query *q, const char *study, const char *owner)
+{
+    sto_scope s = {0};
+    if (!q->hospital)
+        return 1;
+    snprintf(s.hospital, sizeof(s.hospital), "%s", q->hospital);
+    if (q->center)
+        snprintf(s.center, sizeof(s.center), "%s", q->center);
+    return sto_scope_allows_study(c, &s, study, owner);
 }
 
 /* Number of the patient's studies visible in the query's hospital scope. */
@@ -865,10 +894,12 @@ static int visible_studies(redisContext *c, const sto_query *q, const char *pkey
             continue;
         }
         redisReply *h = redisCommand(c, "HGET hr:{%s}:st hospital", studies.v[s]);
-        if (!h)
+        int ok =
+            h ? owner_visible(c, q, studies.v[s], h->type == REDIS_REPLY_STRING ? h->str : "") : -1;
+        if (ok < 0)
             rc = HR_EREDIS;
         else
-            *n += h->type == REDIS_REPLY_STRING && strcmp(h->str, q->hospital) == 0;
+            *n += ok;
         freeReplyObject(h);
     }
     sl_free(&studies);
@@ -926,8 +957,10 @@ static int run_patients(redisContext *c, run *r, source *src)
             if (!st || st->type != REDIS_REPLY_ARRAY || st->elements != 2) {
                 rc = HR_EREDIS;
             } else if (st->element[0]->type != REDIS_REPLY_STRING ||
-                       (r->q->hospital && (st->element[1]->type != REDIS_REPLY_STRING ||
-                                           strcmp(st->element[1]->str, r->q->hospital) != 0))) {
+                       owner_visible(c, r->q, cands[j].id,
+                                     st->element[1]->type == REDIS_REPLY_STRING
+                                         ? st->element[1]->str
+                                         : "") != 1) {
                 reject(r);
             } else {
                 rc = patient_once(c, r, seen, st->element[0]->str);
@@ -946,7 +979,7 @@ static int study_visible(redisContext *c, const sto_query *q, const char *study)
     if (!q->hospital)
         return 1;
     redisReply *h = redisCommand(c, "HGET hr:{%s}:st hospital", study);
-    int ok = h && h->type == REDIS_REPLY_STRING && strcmp(h->str, q->hospital) == 0;
+    int ok = h && owner_visible(c, q, study, h->type == REDIS_REPLY_STRING ? h->str : "") == 1;
     freeReplyObject(h);
     return ok;
 }
@@ -1078,8 +1111,9 @@ static int qcursor_key(const sto_query *q, long offset, char key[80])
     char head[96];
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    int n = snprintf(head, sizeof(head), "v1|%d|%ld|%c%s|", (int)q->level, offset,
-                     q->hospital ? 'h' : '-', q->hospital ? q->hospital : "");
+    int n = snprintf(head, sizeof(head), "v1|%d|%ld|%c%s|%s|", (int)q->level, offset,
+                     q->hospital ? 'h' : '-', q->hospital ? q->hospital : "",
+                     q->center ? q->center : "");
     if (n < 0 || n >= (int)sizeof(head))
         n = (int)sizeof(head) - 1; /* a hospital id longer than ids are */
     ok = ok && EVP_DigestUpdate(ctx, head, (size_t)n);

@@ -43,6 +43,8 @@ typedef struct sto_query {
     int n_keys;
     sto_qkey keys[STO_Q_MAX_KEYS];
     const char *hospital;   /* non-NULL: only studies received from this hospital */
+    const char *center;     /* non-NULL (with hospital): also studies routed to this center
+                               (sto_scope_allows_study; decision 0005) */
     long offset;            /* matches to skip (after the cursor, if any) */
     long limit;             /* 0 = all */
     const char *cursor;     /* non-NULL and non-empty: resume after it (a run's next) */

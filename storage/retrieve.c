@@ -138,8 +138,11 @@ int sto_retrieve_list(redisContext *c, const sto_scope *scope, const char *study
     int rc = sto_retrieve_study_owner(c, study, out->hospital, out->patient);
     if (rc)
         return rc;
-    if (scope && !sto_scope_allows(scope, out->hospital))
-        return HR_EFORBIDDEN;
+    if (scope) {
+        int ok = sto_scope_allows_study(c, scope, study, out->hospital);
+        if (ok <= 0)
+            return ok < 0 ? HR_EREDIS : HR_EFORBIDDEN;
+    }
     size_t before = out->n;
     if (sop) {
         char *one = (char *)sop;

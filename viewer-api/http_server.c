@@ -357,7 +357,7 @@ static void req_work(va_req *r)
             sto_worker_redis_failed();
         if (r->auth_rc)
             return;
-        sto_scope_for(r->srv->cfg, r->who.role, r->who.hospital, &r->scope);
+        sto_scope_for(r->srv->cfg, r->who.role, r->who.hospital, r->who.center, &r->scope);
     }
     r->work_fn(r, c);
 }

@@ -175,6 +175,7 @@ static void build_query(const qido_state *st, const va_req *r, enum sto_qlevel l
     memset(q, 0, sizeof(*q));
     q->level = level;
     q->hospital = sto_scope_filter(&r->scope);
+    q->center = sto_scope_center(&r->scope);
     const uint32_t *defs = level == STO_Q_STUDY    ? k_default_study
                            : level == STO_Q_SERIES ? k_default_series
                                                    : k_default_image;
@@ -491,7 +492,11 @@ static void qido_work(va_req *r, redisContext *c)
     if (st->study[0]) {
         char hosp[64], patient[192];
         int rc = sto_retrieve_study_owner(c, st->study, hosp, patient);
-        if (rc == HR_ENOTFOUND || (rc == 0 && !sto_scope_allows(&r->scope, hosp))) {
+        if (rc == 0) {
+            int ok = sto_scope_allows_study(c, &r->scope, st->study, hosp);
+            rc = ok < 0 ? HR_EREDIS : ok ? 0 : HR_ENOTFOUND; /* out of scope: as absent */
+        }
+        if (rc == HR_ENOTFOUND) {
             st->rc = 0;
             return;
         }
