@@ -99,6 +99,20 @@ start_huren() {
 
 http_port() { cat "$T/$1/http_port"; }
 
+# add_user CONFIG NAME PASSWORD ROLE HOSPITAL [CENTER]: an account (huren user add,
+# password on stdin; works with or without a running hub)
+add_user() {
+  local cfg=$1; shift
+  printf '%s\n' "$2" | "$HUREN" user add "$1" --role "$3" --hospital "$4" ${5:+--center "$5"} \
+    --config "$cfg" >/dev/null
+}
+
+# login_token BASE_URL NAME PASSWORD: prints the bearer token of a new session
+login_token() {
+  curl -s -X POST "$1/api/v1/login" -d "{\"user\": \"$2\", \"password\": \"$3\"}" |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+
 stop_huren() { # graceful; returns huren's exit status
   local pid=$1 st=0
   kill -INT "$pid"

@@ -24,15 +24,12 @@ json.dump(c, open(p, "w"))
 PY
 hp=$(http_port own)
 U="http://127.0.0.1:$hp"
-adduser() { printf '%s\n' "$2" | "$HUREN" user add "$1" --role "$3" --hospital "$4" --config "$cfg" >/dev/null; }
+adduser() { add_user "$cfg" "$@"; }
 adduser tech1 'tech1-password' technician township1
 adduser tech2 'tech2-password' technician township2
 start_huren own "$cfg"
 wait_port "$hp" 30
-login() {
-  curl -s -X POST "$U/api/v1/login" -d "{\"user\": \"$1\", \"password\": \"$2\"}" |
-    $PY -c 'import json,sys; print(json.load(sys.stdin)["token"])'
-}
+login() { login_token "$U" "$@"; }
 T1=$(login tech1 'tech1-password')
 T2=$(login tech2 'tech2-password')
 

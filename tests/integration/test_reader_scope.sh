@@ -8,16 +8,13 @@ PY=/usr/bin/python3
 port=$(free_port)
 cfg=$(write_config rs "$port")
 U="http://127.0.0.1:$(http_port rs)"
-adduser() { printf '%s\n' "$2" | "$HUREN" user add "$1" --role "$3" --hospital "$4" ${5:+--center "$5"} --config "$cfg" >/dev/null; }
+adduser() { add_user "$cfg" "$@"; }
 adduser rimg 'rimg-password-1' reader county imaging
 adduser recg 'recg-password-1' reader county ecg
 adduser aecg 'aecg-password-1' auditor county ecg
 start_huren rs "$cfg"
 wait_port "$(http_port rs)" 30
-login() {
-  curl -s -X POST "$U/api/v1/login" -d "{\"user\": \"$1\", \"password\": \"$2\"}" |
-    $PY -c 'import json,sys; print(json.load(sys.stdin)["token"])'
-}
+login() { login_token "$U" "$@"; }
 TI=$(login rimg 'rimg-password-1')
 TE=$(login recg 'recg-password-1')
 TA=$(login aecg 'aecg-password-1')
