@@ -58,6 +58,8 @@ f1=$(ls "$T"/study/*.dcm | head -1)
 study=$(dcmdump +P 0020,000D "$f1" | sed -n 's/.*\[\(.*\)\].*/\1/p')
 check "township1 stores its study" storescu -aet TOWNSHIP1 -aec HUREN +sd 127.0.0.1 "$port" "$T/study"
 check_eq "owner is township1" township1 "$(rcli own HGET "hr:{$study}:st" hospital)"
+check "every C-STORE is audited (sender, study, instance)" \
+  grep -q "\"actor\":\"TOWNSHIP1\".*\"action\":\"c-store\".*\"study\":\"$study\".*\"outcome\":\"success\"" "$T"/own/data/audit/*.jsonl
 objs=$(count_objects own)
 
 # --- township2 adds an instance to it by C-STORE: refused, nothing kept
