@@ -221,9 +221,11 @@ bench_machine() {
 # bench_huren_config FILE DATA_DIR DICOM_PORT HTTP_PORT HL7_PORT -> writes a
 # huren config with the township1 and county hospitals on loopback. Every
 # load comes from 127.0.0.1: no per-address cap, no reserve (decision 0012).
-bench_huren_config() {
+bench_huren_config() { # FILE DATA P1 P2 P3; BENCH_REDIS_TIMEOUT_MS: start-up wait for a big AOF
+    local redis=
+    [[ -n ${BENCH_REDIS_TIMEOUT_MS:-} ]] && redis="\"redis\": {\"connect_timeout_ms\": $BENCH_REDIS_TIMEOUT_MS},"
     cat >"$1" <<EOF
-{"data_dir": "$2", "log_level": "warn",
+{"data_dir": "$2", "log_level": "warn", $redis
  "dicom": {"listen": "127.0.0.1", "port": $3, "ae_title": "HUREN",
            "max_per_address": 128, "reserved_associations": 0},
  "http": {"listen": "127.0.0.1", "port": $4},
