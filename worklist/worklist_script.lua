@@ -540,7 +540,7 @@ if op == 'list' then
   local best, best_n = nil, 0
   for _, c in ipairs(cands) do
     local n = redis.call('ZCARD', c.k)
-    if not best or n < best_n then best, best_n = c, n end
+    if not best or n <= best_n then best, best_n = c, n end -- ties: the more specific
   end
   local exact = best.g and (hosp == '' or best.h) and (mod == '' or best.m) and
     (by == '' or best.u) and (not od or best.o) and
