@@ -1330,6 +1330,19 @@ int sto_meta_read_json(const sto_objstore *s, const char *sha, char **json, size
     return read_json_file(s, sha, json, len);
 }
 
+int sto_meta_json_file(const sto_objstore *s, const char *sha, char *path, uint64_t *size)
+{
+    char *json = NULL;
+    size_t len = 0;
+    int rc = sto_meta_read_json(s, sha, &json, &len);
+    free(json);
+    if (rc)
+        return rc;
+    sto_objstore_meta_path(s, sha, ".json", path);
+    *size = len;
+    return 0;
+}
+
 int sto_meta_dataset_offset(const sto_objstore *s, const char *sha, uint64_t *offset, char *ts)
 {
     char path[STO_PATH_MAX];

@@ -69,6 +69,13 @@ int sto_meta_derive(int fd, const char *sha, char **json, size_t *json_len, uint
  * JSON_ALLOW_NUL. 0 or sto_meta_build()'s errors. */
 int sto_meta_read_json(const sto_objstore *s, const char *sha, char **json, size_t *len);
 
+/* The same check (and rebuild) as sto_meta_read_json(), for a caller that streams the
+ * sidecar itself: path (STO_PATH_MAX bytes) gets the .json sidecar's path and *size its
+ * bytes; only one sidecar is in memory at a time, and only during the call. The file is
+ * replaced only by a rebuild of identical content (never truncated in place). 0 or
+ * sto_meta_build()'s errors. */
+int sto_meta_json_file(const sto_objstore *s, const char *sha, char *path, uint64_t *size);
+
 /* Where the dataset starts in the object file (the first byte after the File Meta
  * Information: send the file from here for a bare dataset) and its transfer syntax UID
  * (ts, cap 65). Reads the object's header only, no sidecar. 0, -ENOENT, HR_EPARSE,

@@ -1,4 +1,5 @@
 #include "stream.h"
+#include "../common/hr_err.h"
 #include "../common/hr_log.h"
 
 #include <errno.h>
@@ -13,7 +14,8 @@
 typedef struct piece {
     char *text; /* literal, or NULL for a file range */
     size_t text_len;
-    char *path;
+    char *path;   /* file range: shared with the previous range of the same file */
+    int own_path; /* this piece frees path */
     uint64_t offset, length;
 } piece;
 
@@ -23,17 +25,21 @@ struct va_stream {
     piece *v;
     size_t n, cap;
     uint64_t total;
-    /* position */
+    /* position (advanced by the pool job while busy, by the loop otherwise) */
     size_t cur;    /* piece being sent */
-    uint64_t done; /* bytes of the current file piece sent */
-    int fd;        /* open file of the current piece */
-    /* the window being sent */
+    uint64_t done; /* bytes of the current piece sent or prepared */
+    int fd;        /* open file of fd_path */
+    const char *fd_path;
+    /* what the last pool job prepared: a mapped window or a batch */
     uv_work_t work;
     void *map;
     size_t map_len;  /* mapped length (page aligned start) */
     size_t map_skip; /* bytes before the wanted offset in the map */
     size_t want;     /* bytes of the window to send */
+    uint8_t *batch;  /* VA_STREAM_BATCH bytes, allocated on the pool */
+    size_t batch_len;
     int err;
+    const char *err_path;
     int busy;    /* a pool job is in flight */
     int stopped; /* the client went away */
 };
@@ -56,6 +62,8 @@ va_stream *va_stream_new(void)
 
 static piece *add(va_stream *s)
 {
+    if (s->n == VA_STREAM_MAX_PIECES)
+        return NULL;
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 16;
         piece *nv = realloc(s->v, nc * sizeof(*nv));
@@ -67,6 +75,11 @@ static piece *add(va_stream *s)
     piece *p = &s->v[s->n++];
     memset(p, 0, sizeof(*p));
     return p;
+}
+
+static int add_failed(const va_stream *s)
+{
+    return s->n == VA_STREAM_MAX_PIECES ? HR_ETOOBIG : -ENOMEM;
 }
 
 int va_stream_text(va_stream *s, const char *text, size_t len)
@@ -85,7 +98,7 @@ int va_stream_text(va_stream *s, const char *text, size_t len)
     }
     piece *p = add(s);
     if (!p)
-        return -ENOMEM;
+        return add_failed(s);
     p->text = malloc(len ? len : 1);
     if (!p->text) {
         s->n--;
@@ -111,13 +124,31 @@ int va_stream_printf(va_stream *s, const char *fmt, ...)
 
 int va_stream_file(va_stream *s, const char *path, uint64_t offset, uint64_t length)
 {
+    /* the last range of a file, if the last pieces are that file and texts */
+    piece *prev = NULL;
+    for (size_t i = s->n; i > 0 && i + 2 > s->n; i--)
+        if (!s->v[i - 1].text) {
+            prev = &s->v[i - 1];
+            break;
+        }
+    int same = prev && strcmp(prev->path, path) == 0;
+    if (same && prev == &s->v[s->n - 1] && prev->offset + prev->length == offset) {
+        prev->length += length;
+        s->total += length;
+        return 0;
+    }
     piece *p = add(s);
     if (!p)
-        return -ENOMEM;
-    p->path = strdup(path);
-    if (!p->path) {
-        s->n--;
-        return -ENOMEM;
+        return add_failed(s);
+    if (same) {
+        p->path = prev->path;
+    } else {
+        p->path = strdup(path);
+        p->own_path = 1;
+        if (!p->path) {
+            s->n--;
+            return -ENOMEM;
+        }
     }
     p->offset = offset;
     p->length = length;
@@ -146,9 +177,11 @@ void va_stream_free(va_stream *s)
         close(s->fd);
     for (size_t i = 0; i < s->n; i++) {
         free(s->v[i].text);
-        free(s->v[i].path);
+        if (s->v[i].own_path)
+            free(s->v[i].path);
     }
     free(s->v);
+    free(s->batch);
     free(s);
 }
 
@@ -159,19 +192,38 @@ static void finish(va_stream *s)
     va_req_stream_end(r);
 }
 
-/* pool: open the file if needed and map the next window with its pages in */
-static void map_run(uv_work_t *w)
+/* ---- pool side: only touches the position, fd, map and batch ---- */
+
+/* The file of piece p open on s->fd (kept open for the next range of it). */
+static int use_file(va_stream *s, const piece *p)
 {
-    va_stream *s = w->data;
-    piece *p = &s->v[s->cur];
-    s->err = 0;
-    if (s->fd < 0) {
-        s->fd = open(p->path, O_RDONLY | O_CLOEXEC);
-        if (s->fd < 0) {
-            s->err = -errno;
-            return;
-        }
+    if (s->fd >= 0 && s->fd_path == p->path)
+        return 0;
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd_path = p->path;
+    s->fd = open(p->path, O_RDONLY | O_CLOEXEC);
+    return s->fd < 0 ? -errno : 0;
+}
+
+/* Moves past n prepared bytes of the current piece. */
+static void advance(va_stream *s, uint64_t n)
+{
+    const piece *p = &s->v[s->cur];
+    s->done += n;
+    if (s->done == (p->text ? p->text_len : p->length)) {
+        s->cur++;
+        s->done = 0;
     }
+}
+
+/* One window of a large range, mapped with its pages in. */
+static int map_window(va_stream *s)
+{
+    const piece *p = &s->v[s->cur];
+    int rc = use_file(s, p);
+    if (rc)
+        return rc;
     uint64_t off = p->offset + s->done;
     uint64_t aligned = off - off % (uint64_t)page_size();
     uint64_t left = p->length - s->done;
@@ -181,15 +233,71 @@ static void map_run(uv_work_t *w)
     s->map = mmap(NULL, s->map_len, PROT_READ, MAP_SHARED | MAP_POPULATE, s->fd, (off_t)aligned);
     if (s->map == MAP_FAILED) {
         s->map = NULL;
-        s->err = -errno;
-        return;
+        return -errno;
     }
     madvise(s->map, s->map_len, MADV_SEQUENTIAL);
+    advance(s, s->want);
+    return 0;
+}
+
+/* Copies consecutive texts and small ranges into the batch buffer, up to its
+ * size or the next large range. */
+static int fill_batch(va_stream *s)
+{
+    if (!s->batch) {
+        s->batch = malloc(VA_STREAM_BATCH);
+        if (!s->batch)
+            return -ENOMEM;
+    }
+    s->batch_len = 0;
+    while (s->cur < s->n && s->batch_len < VA_STREAM_BATCH) {
+        const piece *p = &s->v[s->cur];
+        size_t room = VA_STREAM_BATCH - s->batch_len;
+        uint64_t left = (p->text ? p->text_len : p->length) - s->done;
+        size_t k = left < room ? (size_t)left : room;
+        if (p->text) {
+            memcpy(s->batch + s->batch_len, p->text + s->done, k);
+        } else {
+            if (left >= VA_STREAM_SMALL && s->batch_len)
+                break; /* mapped by the next job */
+            int rc = use_file(s, p);
+            for (size_t got = 0; !rc && got < k;) {
+                ssize_t m = pread(s->fd, s->batch + s->batch_len + got, k - got,
+                                  (off_t)(p->offset + s->done + got));
+                if (m < 0 && errno == EINTR)
+                    continue;
+                if (m <= 0)
+                    rc = m < 0 ? -errno : -EIO; /* shorter than announced */
+                else
+                    got += (size_t)m;
+            }
+            if (rc)
+                return rc;
+        }
+        s->batch_len += k;
+        advance(s, k);
+    }
+    return 0;
+}
+
+static void job_run(uv_work_t *w)
+{
+    va_stream *s = w->data;
+    const piece *p = &s->v[s->cur];
+    s->batch_len = 0;
+    s->want = 0;
+    s->err_path = p->path;
+    if (!p->text && p->length - s->done >= VA_STREAM_SMALL)
+        s->err = map_window(s);
+    else
+        s->err = fill_batch(s);
+    if (s->err && s->cur < s->n)
+        s->err_path = s->v[s->cur].path;
 }
 
 static void pump(va_stream *s);
 
-static void map_done(uv_work_t *w, int status)
+static void job_done(uv_work_t *w, int status)
 {
     va_stream *s = w->data;
     s->busy = 0;
@@ -198,30 +306,27 @@ static void map_done(uv_work_t *w, int status)
         return;
     }
     if (s->err) {
-        hr_error("http", "%s: cannot read %s: %s; response cut", s->r->id, s->v[s->cur].path,
-                 strerror(-s->err));
+        hr_error("http", "%s: cannot read %s: %s; response cut", s->r->id,
+                 s->err_path ? s->err_path : "a file", strerror(-s->err));
         /* the status line is gone: abort the response so the client sees an
          * incomplete body, never a silently short one */
         s->stopped = 1;
         h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_ERROR);
         return;
     }
-    piece *p = &s->v[s->cur];
-    s->done += s->want;
-    h2o_iovec_t buf = h2o_iovec_init((char *)s->map + s->map_skip, s->want);
-    int last = s->done == p->length && s->cur + 1 == s->n;
-    if (s->done == p->length) {
-        close(s->fd);
-        s->fd = -1;
-        s->cur++;
-        s->done = 0;
-    }
-    h2o_send(s->r->h, &buf, 1, last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+    h2o_iovec_t buf = s->map ? h2o_iovec_init((char *)s->map + s->map_skip, s->want)
+                             : h2o_iovec_init((char *)s->batch, s->batch_len);
+    h2o_send(s->r->h, &buf, 1, s->cur == s->n ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
     /* with FINAL, h2o may have disposed the request already: proceed() is
      * not called after the final send; the stream is freed on dispose */
 }
 
-/* Sends the next piece (h2o called proceed, or the start). */
+static int is_large(const piece *p)
+{
+    return !p->text && p->length >= VA_STREAM_SMALL;
+}
+
+/* Sends the next buffer (h2o called proceed, or the start). */
 static void pump(va_stream *s)
 {
     unmap(s);
@@ -231,21 +336,17 @@ static void pump(va_stream *s)
         return;
     }
     piece *p = &s->v[s->cur];
-    if (p->text) {
+    if (p->text && s->done == 0 && (s->cur + 1 == s->n || is_large(&s->v[s->cur + 1]))) {
+        /* a literal before a large range (or the end): no pool step */
         h2o_iovec_t buf = h2o_iovec_init(p->text, p->text_len);
         s->cur++;
         h2o_send(s->r->h, &buf, 1,
                  s->cur == s->n ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
         return;
     }
-    if (p->length == 0) {
-        s->cur++;
-        pump(s);
-        return;
-    }
     s->busy = 1;
     s->work.data = s;
-    if (uv_queue_work(s->r->srv->loop, &s->work, map_run, map_done) != 0) {
+    if (uv_queue_work(s->r->srv->loop, &s->work, job_run, job_done) != 0) {
         s->busy = 0;
         s->stopped = 1;
         h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_ERROR);

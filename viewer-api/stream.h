@@ -1,8 +1,16 @@
 /* A streamed response body made of literal pieces (multipart headers) and
- * byte ranges of files (objects), sent with backpressure: one window of a
- * file is mapped on the thread pool (its pages faulted in there, never on
- * the loop), handed to h2o without copying, and unmapped once h2o asks for
- * more. Memory per response is one window, whatever the object size. */
+ * byte ranges of files (objects, metadata sidecars), sent with backpressure:
+ * each step runs on the thread pool and prepares one buffer, handed to h2o
+ * without a copy on the loop and released once h2o asks for more:
+ *   - a range of at least VA_STREAM_SMALL bytes left is mapped one window
+ *     (VA_STREAM_WINDOW) at a time, its pages faulted in there (MAP_POPULATE);
+ *   - smaller ranges and literals are copied (pread) into one buffer of
+ *     VA_STREAM_BATCH bytes, as many consecutive pieces as fit.
+ * The loop thread never reads a file nor first touches a mapped page. Per
+ * response: one open file (kept across consecutive ranges of the same file),
+ * one window or batch buffer, one pool job per window or per batch (so the
+ * work follows the bytes sent, not the number of pieces), at most
+ * VA_STREAM_MAX_PIECES pieces. */
 #ifndef VA_STREAM_H
 #define VA_STREAM_H
 
@@ -10,12 +18,18 @@
 
 #include <stdint.h>
 
-#define VA_STREAM_WINDOW (1u << 20)
+#define VA_STREAM_WINDOW     (1u << 20)   /* mapped window of a large range */
+#define VA_STREAM_BATCH      (256u << 10) /* copy buffer of small pieces */
+#define VA_STREAM_SMALL      (64u << 10)  /* ranges with less left are copied */
+#define VA_STREAM_MAX_PIECES (1u << 18)   /* per response; beyond: HR_ETOOBIG */
 
 typedef struct va_stream va_stream;
 
 va_stream *va_stream_new(void);
-/* Pieces are sent in order. 0 or -ENOMEM. */
+/* Pieces are sent in order; texts and paths are copied. Consecutive texts
+ * are merged, a range continuing the previous one of the same file extends
+ * it, and consecutive ranges of one file share one copy of its path. 0,
+ * -ENOMEM, or HR_ETOOBIG past VA_STREAM_MAX_PIECES pieces. */
 int va_stream_text(va_stream *s, const char *text, size_t len);
 int va_stream_printf(va_stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int va_stream_file(va_stream *s, const char *path, uint64_t offset, uint64_t length);

@@ -17,8 +17,7 @@
 #include <strings.h>
 
 #define WADO_MAX_INSTANCES 100000
-#define WADO_MAX_FRAMES    4096
-#define METADATA_MAX       (1024u << 20)
+#define WADO_MAX_FRAMES    4096 /* frame numbers in one request (decision 0016) */
 
 enum wado_kind { W_INSTANCES, W_METADATA, W_FRAMES, W_BULK, W_URI };
 
@@ -36,7 +35,6 @@ typedef struct wado_state {
     int rc;
     char detail[256];
     sto_rlist list;
-    hr_buf meta; /* metadata JSON array */
     va_stream *stream;
     char ctype[160];
     int status;
@@ -45,7 +43,6 @@ typedef struct wado_state {
 static void state_free(wado_state *st)
 {
     sto_rlist_free(&st->list);
-    hr_buf_free(&st->meta);
     va_stream_free(st->stream);
     free(st);
 }
@@ -236,23 +233,26 @@ static int build_instances(va_req *r, wado_state *st)
     return rc;
 }
 
+/* The metadata array streamed from the sidecar files (each checked first, one
+ * at a time): memory is one stream window whatever the number of instances. */
 static int build_metadata(va_req *r, wado_state *st)
 {
     const sto_objstore *store = &r->srv->sto->store;
-    hr_buf_init(&st->meta, METADATA_MAX);
-    int rc = hr_buf_append(&st->meta, "[", 1);
+    char path[STO_PATH_MAX];
+    uint64_t size = 0;
+    st->stream = va_stream_new();
+    if (!st->stream)
+        return -ENOMEM;
+    int rc = va_stream_text(st->stream, "[", 1);
     for (size_t i = 0; i < st->list.n && !rc; i++) {
-        char *json = NULL;
-        size_t len = 0;
-        rc = sto_meta_read_json(store, st->list.v[i].sha, &json, &len);
+        rc = sto_meta_json_file(store, st->list.v[i].sha, path, &size);
         if (!rc && i)
-            rc = hr_buf_append(&st->meta, ",", 1);
+            rc = va_stream_text(st->stream, ",", 1);
         if (!rc)
-            rc = hr_buf_append(&st->meta, json, len);
-        free(json);
+            rc = va_stream_file(st->stream, path, 0, size);
     }
     if (!rc)
-        rc = hr_buf_append(&st->meta, "]", 1);
+        rc = va_stream_text(st->stream, "]", 1);
     snprintf(st->ctype, sizeof(st->ctype), "application/dicom+json");
     return rc;
 }
@@ -436,8 +436,6 @@ static void wado_done(va_req *r)
         va_send_error(r, 406, "not_acceptable", "frames of this object cannot be located");
     } else if (st->rc) {
         va_send_rc(r, st->rc, "retrieve");
-    } else if (st->kind == W_METADATA) {
-        va_send(r, 200, st->ctype, (const char *)st->meta.data, st->meta.len);
     } else {
         va_stream *s = st->stream;
         st->stream = NULL;
