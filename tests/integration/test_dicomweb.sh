@@ -103,6 +103,15 @@ check_eq "open date range" 1 "$(q "$T1" "studies?StudyDate=-20231231")"
 check_eq "UID list" 2 "$(q "$TR" "studies?StudyInstanceUID=$CT_ST%5C$US_ST")"
 check_eq "limit" 2 "$(q "$TR" "studies?limit=2")"
 check_eq "offset pages to the rest" 2 "$(q "$TR" "studies?limit=2&offset=2")"
+# pages of one: each resumes from the cursor the previous page left in Redis
+# (hr:qc:*, decision 0014) and together they are the one page of four
+all=$(req "$T/q.json" "$TR" "$U/dicomweb/studies?limit=4" >/dev/null; $DW values "$T/q.json" 0020000D)
+paged=$(for o in 0 1 2 3; do
+  req "$T/q$o.json" "$TR" "$U/dicomweb/studies?limit=1&offset=$o" >/dev/null; $DW values "$T/q$o.json" 0020000D
+done | sort)
+check_eq "pages of one equal one page of four" "$all" "$paged"
+check "each truncated page kept a cursor for the next offset" \
+  test "$(rcli_raw web KEYS 'hr:qc:*' | grep -c .)" -ge 3
 check "a truncated page says so in a Warning" bash -c "curl -s -D - -o /dev/null -H 'Authorization: Bearer $TR' '$U/dicomweb/studies?limit=1' | grep -qi '^warning: 299'"
 check "fuzzymatching=true: Warning, literal matching" bash -c "curl -s -D - -o /dev/null -H 'Authorization: Bearer $TR' '$U/dicomweb/studies?fuzzymatching=true' | grep -qi '^warning: 299.*fuzzy'"
 check "an unsupported key and a page limit: two Warnings" bash -c "test \$(curl -s -D - -o /dev/null -H 'Authorization: Bearer $TR' '$U/dicomweb/studies?limit=1&NumberOfPatientRelatedStudies=1' | grep -ci '^warning: 299') = 2"
