@@ -121,20 +121,23 @@ def report(paths):
     head = "%-34s" % "listing (limit 50)"
     for r in runs:
         head += " %22s" % ("%d past: p50 / p99 ms" % r["past"])
-    head += "   p99 ratio %d/%d" % (runs[-1]["past"], runs[0]["past"])
+    head += "   ratio %d/%d p50 p99" % (runs[-1]["past"], runs[0]["past"])
     print(head)
-    worst = 0
+    worst = worst50 = 0
     for i, row in enumerate(runs[0]["rows"]):
         line = "%-34s" % row["name"]
         for r in runs:
             x = r["rows"][i]
             line += " %13.2f / %6.2f" % (x["p50"], x["p99"])
+        r50 = runs[-1]["rows"][i]["p50"] / runs[0]["rows"][i]["p50"]
         ratio = runs[-1]["rows"][i]["p99"] / runs[0]["rows"][i]["p99"]
         worst = max(worst, ratio)
-        line += "   %.2f  (items %s, matched %s at %d)" % (
-            ratio, runs[-1]["rows"][i]["items"], runs[-1]["rows"][i]["matched"], runs[-1]["past"])
+        worst50 = max(worst50, r50)
+        line += "   %.2f %.2f  (items %s, matched %s at %d)" % (
+            r50, ratio, runs[-1]["rows"][i]["items"], runs[-1]["rows"][i]["matched"],
+            runs[-1]["past"])
         print(line)
-    print("largest p99 ratio: %.2f (flat: close to 1)" % worst)
+    print("largest ratio: p50 %.2f, p99 %.2f (flat: close to 1)" % (worst50, worst))
 
 
 if __name__ == "__main__":
