@@ -115,14 +115,105 @@ static void login_work(va_req *r, redisContext *c)
         sto_worker_redis_failed();
 }
 
-/* 503 + Retry-After: no KDF slot (the pool is full or closing). Audited. */
+/* ---- the node's login gate ----
+ * Attempts per client address in the current window of auth.login_window_s
+ * that this node handed to the KDF pool, where each is counted in Redis
+ * (va_login_admit) too. This count never exceeds the shared one, so refusing
+ * here once it reaches auth.login_per_address refuses only what Redis would
+ * refuse too, at the cost of an HTTP exchange: no Redis call, no pool hop. Refusals (429 here and
+ * below, 503 busy) are audited once per address and window, the rest counted in /metrics, so a
+ * flood cannot turn into an audit-log flood. Open addressing over a fixed
+ * table: an address whose slot is taken by a live window of another address
+ * is not gated here (Redis still is). */
+#define GATE_SLOTS 4096
+
+typedef struct gate_slot {
+    char addr[VA_ADDR_MAX];
+    uint64_t window;   /* index of the window (ms / window length) */
+    int count;         /* attempts in that window */
+    int refusals_seen; /* a refusal of this window was audited */
+} gate_slot;
+
+struct va_login_gate {
+    gate_slot slot[GATE_SLOTS];
+};
+
+static gate_slot *gate_find(va_server *s, const char *addr, uint64_t window)
+{
+    if (!s->login_gate && !(s->login_gate = calloc(1, sizeof(*s->login_gate))))
+        return NULL;
+    uint32_t h = 2166136261u;
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    for (int probe = 0; probe < 8; probe++) {
+        gate_slot *g = &s->login_gate->slot[(h + (uint32_t)probe) % GATE_SLOTS];
+        if (strcmp(g->addr, addr) == 0 || g->window != window || !g->addr[0]) {
+            if (strcmp(g->addr, addr) != 0 || g->window != window) {
+                snprintf(g->addr, sizeof(g->addr), "%s", addr);
+                g->window = window;
+                g->count = 0;
+                g->refusals_seen = 0;
+            }
+            return g;
+        }
+    }
+    return NULL;
+}
+
+/* 1 when this refusal is the first of its address and window (audit it). */
+static int gate_first_refusal(va_req *r)
+{
+    const hr_config *cfg = r->srv->cfg;
+    uint64_t w = cfg->auth.login_window_s > 0 ? (uint64_t)cfg->auth.login_window_s * 1000 : 60000;
+    gate_slot *g = gate_find(r->srv, r->peer, uv_now(r->srv->loop) / w);
+    if (!g || g->refusals_seen)
+        return !g;
+    g->refusals_seen = 1;
+    return 1;
+}
+
+/* The address's slot of the current window, or NULL (gate off or full). */
+static gate_slot *gate_slot_of(va_req *r, uint64_t *w, uint64_t *now)
+{
+    const hr_config *cfg = r->srv->cfg;
+    if (cfg->auth.login_per_address <= 0 || cfg->auth.login_window_s <= 0)
+        return NULL;
+    *w = (uint64_t)cfg->auth.login_window_s * 1000;
+    *now = uv_now(r->srv->loop);
+    return gate_find(r->srv, r->peer, *now / *w);
+}
+
+/* 1 when the address used up its attempts on this node alone
+ * (*retry_after_s set). */
+static int gate_over(va_req *r, int *retry_after_s)
+{
+    uint64_t w, now;
+    gate_slot *g = gate_slot_of(r, &w, &now);
+    if (!g || g->count < r->srv->cfg->auth.login_per_address)
+        return 0;
+    *retry_after_s = (int)((w - now % w + 999) / 1000);
+    return 1;
+}
+
+/* An attempt went to the KDF pool (where Redis counts it too). */
+static void gate_count(va_req *r)
+{
+    uint64_t w, now;
+    gate_slot *g = gate_slot_of(r, &w, &now);
+    if (g)
+        g->count++;
+}
+
+/* 503 + Retry-After: no KDF slot (the pool is full or closing). Audited
+ * once per address and window. */
 static void login_busy(va_req *r, const char *user)
 {
     char detail[128];
     snprintf(detail, sizeof(detail), "user %s; too many logins in progress", user);
     r->srv->login_busy++;
     memset(&r->who, 0, sizeof(r->who));
-    va_audit(r, "login", NULL, NULL, detail, "busy");
+    if (gate_first_refusal(r))
+        va_audit(r, "login", NULL, NULL, detail, "busy");
     va_add_header(r, "Retry-After", "2");
     va_send_error(r, 503, "busy", "too many logins in progress; retry in a few seconds");
 }
@@ -157,7 +248,8 @@ static void login_done(va_req *r)
         snprintf(secs, sizeof(secs), "%d", st->retry_after_s);
         r->srv->login_limited++;
         memset(&r->who, 0, sizeof(r->who));
-        va_audit(r, "login", NULL, NULL, detail, "limited");
+        if (gate_first_refusal(r))
+            va_audit(r, "login", NULL, NULL, detail, "limited");
         va_add_header(r, "Retry-After", secs);
         va_send_error(r, 429, "rate_limited", "too many logins from this %s; retry in %d s",
                       strcmp(st->limit, "user") == 0 ? "user name" : "address", st->retry_after_s);
@@ -183,6 +275,18 @@ static void login_done(va_req *r)
 
 void va_handle_login(va_req *r)
 {
+    int retry_after_s;
+    if (gate_over(r, &retry_after_s)) {
+        char secs[16];
+        r->srv->login_limited++;
+        if (gate_first_refusal(r))
+            va_audit(r, "login", NULL, NULL, "rate limit per address (node)", "limited");
+        snprintf(secs, sizeof(secs), "%d", retry_after_s);
+        va_add_header(r, "Retry-After", secs);
+        va_send_error(r, 429, "rate_limited", "too many logins from this address; retry in %d s",
+                      retry_after_s);
+        return;
+    }
     h2o_iovec_t body = va_body(r);
     if (body.len > 16384) {
         va_send_error(r, 413, "too_large", "login body over 16 KiB");
@@ -218,7 +322,9 @@ void va_handle_login(va_req *r)
         r->state = NULL;
         login_busy(r, st->user);
         login_state_free(st);
+        return;
     }
+    gate_count(r);
 }
 
 /* ---- logout, me ---- */

@@ -747,6 +747,7 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     int rc = setup_tls(s);
     if (rc) {
         free(s->stats);
+        free(s->login_gate);
         free(s);
         return rc;
     }
@@ -817,6 +818,7 @@ static void on_closed_last(uv_handle_t *h)
     void (*cb)(void *) = s->stop_cb;
     void *arg = s->stop_arg;
     free(s->stats);
+    free(s->login_gate);
     free(s);
     if (cb)
         cb(arg);

@@ -80,6 +80,10 @@ struct va_server {
     hr_pool *kdf_pool;
     int finish_wanted;                  /* finish_stop waits for kdf_pool's close */
     uint64_t login_limited, login_busy; /* logins refused: 429 rate limit, 503 pool full */
+    /* per-address login windows counted on this node (api_session.c): a
+     * flood is refused on the loop, before Redis, the KDF pool or the audit
+     * log are touched; NULL until the first login */
+    struct va_login_gate *login_gate;
 };
 
 struct va_req {

@@ -77,6 +77,11 @@ check_eq "10 attempts from one address, then 429" \
 check "429 carries Retry-After" grep -qi '^retry-after: [1-9]' "$T/ra.h"
 check_eq "429 body is a JSON error" rate_limited "$($DW json-get "$T/ra" error)"
 check_eq "another address is not limited" 401 "$(login 127.0.0.4 random12 'some-password' "$T/rb")"
+# a flood from the limited address is refused on the loop (the node's gate):
+# every attempt 429, audited once per address and window, counted
+codes=""
+for i in $(seq 1 20); do codes="$codes $(login 127.0.0.2 "flood$i" 'some-password' "$T/rf")"; done
+check_eq "20 more attempts from the limited address: all 429" "$(printf ' 429%.0s' $(seq 1 20))" "$codes"
 
 # --- per user name: 3 attempts for tech1 (from three addresses), then 429,
 # before the 5-failure lockout and even with the right password
@@ -93,6 +98,9 @@ sleep 1.5
 aud=$(cat "$T/login/data/audit"/*.jsonl)
 check "429 audited (outcome limited, address)" bash -c \
   "grep '\"action\":\"login\"' <<<'$aud' | grep '\"outcome\":\"limited\"' | grep -q '127.0.0.2'"
+nlim=$(grep '"action":"login"' <<<"$aud" | grep '"outcome":"limited"' | grep -c '127.0.0.2' || true)
+check "21 refusals of one address: audited once per window, not 21 times ($nlim)" \
+  test "$nlim" -ge 1 -a "$nlim" -le 2
 check "503 audited (outcome busy)" bash -c \
   "grep '\"action\":\"login\"' <<<'$aud' | grep -q '\"outcome\":\"busy\"'"
 check "the huren process is still serving" curl -sf "$U/healthz" -o /dev/null
