@@ -495,6 +495,14 @@ static int reconcile(serve_state *s)
     uint64_t t0 = uv_hrtime();
     int rc = sto_reconcile_hook(&s->sto.store, c, s->cfg.dicom.hospital, &st, &full,
                                 reconciled_arrival, s);
+    /* worklist items routed before the listing indexes (decision 0015): index
+     * them now rather than 1000 per listing */
+    long left = 1, upgraded_rounds = 0;
+    while (!rc && left > 0 && upgraded_rounds++ < 1000000)
+        rc = wl_upgrade(c, &s->cfg, 1000, &left);
+    if (upgraded_rounds > 1)
+        hr_info("serve", "worklist items of before decision 0015 indexed (%ld rounds)",
+                upgraded_rounds - 1);
     redisFree(c);
     if (rc)
         return rc;
