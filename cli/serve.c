@@ -684,10 +684,21 @@ int cli_serve(int argc, char **argv)
     if (!sto_index_ready(s.sto.index))
         hr_warn("serve", "redis is not reachable yet; C-STORE answers A700 until it is");
 
+    /* signals before any port opens: whoever sees a port open may stop us at
+     * once (a background process inherits SIGINT ignored, so a SIGINT before
+     * libuv's handler was lost and huren ran on). The loop does not run
+     * before the servers are up, so on_signal always finds them. */
+    uv_signal_init(s.loop, &s.sigint);
+    uv_signal_init(s.loop, &s.sigterm);
+    s.sigint.data = s.sigterm.data = &s;
+    uv_signal_start(&s.sigint, on_signal, SIGINT);
+    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
     rc = gw_dicom_server_start(s.loop, &s.cfg, &s.sto, &s.dicom);
     if (rc) {
         fprintf(stderr, "huren: cannot listen for DICOM on %s:%d: %s\n", s.cfg.dicom.listen.host,
                 s.cfg.dicom.listen.port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&s.sigint, NULL);
+        uv_close((uv_handle_t *)&s.sigterm, NULL);
         uv_close((uv_handle_t *)&s.reconcile_timer, NULL);
         on_dicom_stopped(&s); /* closes the index and stops the embedded redis */
         uv_run(s.loop, UV_RUN_DEFAULT);
@@ -699,17 +710,14 @@ int cli_serve(int argc, char **argv)
                 s.cfg.http.listen.port,
                 rc == HR_ECONFIG ? "TLS certificate or key unusable" : uv_strerror(rc));
         s.stopping = 1;
+        uv_close((uv_handle_t *)&s.sigint, NULL);
+        uv_close((uv_handle_t *)&s.sigterm, NULL);
         uv_close((uv_handle_t *)&s.reconcile_timer, NULL);
         gw_dicom_server_stop(s.dicom, on_dicom_stopped, &s);
         uv_run(s.loop, UV_RUN_DEFAULT);
         return 1;
     }
     worklist_start(&s);
-    uv_signal_init(s.loop, &s.sigint);
-    uv_signal_init(s.loop, &s.sigterm);
-    s.sigint.data = s.sigterm.data = &s;
-    uv_signal_start(&s.sigint, on_signal, SIGINT);
-    uv_signal_start(&s.sigterm, on_signal, SIGTERM);
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,
            s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);
