@@ -394,16 +394,18 @@ Test(config, listener_policy)
     cr_expect_eq(c.dicom.max_per_address, 16);
     cr_expect_eq(c.dicom.reserved_associations, 8, "max_associations / 8");
     hr_config_free(&c);
-    cr_assert_eq(hr_config_load_string("{\"http\": {\"tls_cert\": \"c.pem\", \"tls_key\": \"k.pem\"},"
-                                       " \"dicom\": {\"max_associations\": 4}}",
-                                       &c, err, sizeof(err)),
-                 0, "%s", err);
+    cr_assert_eq(
+        hr_config_load_string("{\"http\": {\"tls_cert\": \"c.pem\", \"tls_key\": \"k.pem\"},"
+                              " \"dicom\": {\"max_associations\": 4}}",
+                              &c, err, sizeof(err)),
+        0, "%s", err);
     cr_expect_str_eq(c.http.listen.host, "0.0.0.0", "with TLS: every interface");
     cr_expect_eq(c.dicom.reserved_associations, 1, "at least one reserved slot");
     hr_config_free(&c);
-    cr_assert_eq(hr_config_load_string("{\"http\": {\"listen\": \"::\", \"insecure_listen\": true}}",
-                                       &c, err, sizeof(err)),
-                 0, "%s", err);
+    cr_assert_eq(
+        hr_config_load_string("{\"http\": {\"listen\": \"::\", \"insecure_listen\": true}}", &c,
+                              err, sizeof(err)),
+        0, "%s", err);
     hr_config_free(&c);
     cr_assert_eq(hr_config_load_string("{\"http\": {\"listen\": \"::ffff:127.0.0.9\"}}", &c, err,
                                        sizeof(err)),
