@@ -1,5 +1,7 @@
 /* Association sessions: bytes from the socket -> PDU framing -> PS3.8 state
- * table -> actions. DIMSE messages are handed to dimse_scp.c. */
+ * table -> actions. DIMSE messages are handed to dimse_scp.c. The
+ * association's lifecycle state is a->st (assoc_state.c); this file applies
+ * its transitions: reading, A-RELEASE-RP, A-ABORT, deferred free. */
 #include "assoc.h"
 #include "qr.h"
 #include "../common/hr_assert.h"
@@ -22,12 +24,14 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
 static void on_timer(uv_timer_t *t)
 {
     gw_assoc *a = t->data;
-    if (a->state != DCM_STA6 && a->state != DCM_STA8) {
+    enum dcm_state sta = gw__as_sta(&a->st);
+    if (sta != DCM_STA6 && sta != DCM_STA8) {
         run_event(a, DCM_EVT18, 0, NULL, 0); /* ARTIM */
         return;
     }
     uint64_t now = uv_now(a->tcp.loop);
-    if (a->finalizing || a->paused || (a->op && gw__qr_busy(a->op)))
+    const gw_op *op = gw__as_op(&a->st);
+    if (gw__as_held(&a->st) || (op && gw__qr_busy(op)))
         a->last_activity = now; /* we are the slow side */
     uint64_t idle = now - a->last_activity;
     if (idle >= (uint64_t)a->srv->cfg->dicom.idle_timeout_s * 1000) {
@@ -35,7 +39,7 @@ static void on_timer(uv_timer_t *t)
         gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
         return;
     }
-    if (idle >= 1000 && !a->ingest && !a->op && a->in.pos == a->in.len) {
+    if (idle >= 1000 && gw__as_work(&a->st) == GW_WORK_NONE && a->in.pos == a->in.len) {
         hr_buf_shrink(&a->in, 0);
         hr_buf_shrink(&a->cmd, 0);
         hr_buf_shrink(&a->out, 0);
@@ -55,7 +59,7 @@ static void idle_start(gw_assoc *a)
 
 static int send_bytes(gw_assoc *a, const uint8_t *p, size_t n)
 {
-    if (a->closing)
+    if (gw__as_closing(&a->st))
         return HR_ESTATE;
     return gw__write_copy((uv_stream_t *)&a->tcp, p, n, NULL, NULL);
 }
@@ -71,7 +75,7 @@ static int flush_out(gw_assoc *a)
 int gw__assoc_send_message(gw_assoc *a, uint8_t pc_id, const dcm_command *c, const uint8_t *ds,
                            size_t ds_len, gw_sent_cb cb, void *arg)
 {
-    if (a->closing || (a->state != DCM_STA6 && a->state != DCM_STA8))
+    if (!gw__as_can_send(&a->st))
         return HR_ESTATE;
     /* one PDV per P-DATA-TF, each within the peer's maximum PDU length
      * (0 = unlimited; negotiation refuses maxima below GW_PEER_MIN_PDU) */
@@ -106,24 +110,28 @@ static void assoc_free(gw_assoc *a)
 static void on_closed(uv_handle_t *h)
 {
     gw_assoc *a = h->data;
-    if (--a->closing > 1)
-        return;
-    a->handles_closed = 1;
-    if (!a->finalizing)
+    if (gw__as_handle_closed(&a->st) == GW_AS_FREE)
         assoc_free(a);
 }
 
-void gw__assoc_finalized_while_closing(gw_assoc *a)
+/* The work is let go: a Q/R operation is detached, an object still being
+ * received is dropped; one being made durable completes (its done callback
+ * then finds the association aborted or closing). */
+static void let_go(gw_op *detach, sto_ingest *drop)
 {
-    if (a->handles_closed)
-        assoc_free(a);
+    if (detach)
+        gw__qr_detach(detach);
+    if (drop)
+        sto_ingest_abort(drop);
 }
 
 void gw__assoc_close(gw_assoc *a)
 {
-    if (a->closing)
-        return;
-    gw__dimse_abandon(a);
+    gw_op *detach;
+    sto_ingest *drop;
+    if (gw__as_close(&a->st, 2, &detach, &drop) != 0)
+        return; /* closing already */
+    let_go(detach, drop);
     if (a->counted) {
         a->srv->stats.associations_active--;
         a->counted = 0;
@@ -134,8 +142,6 @@ void gw__assoc_close(gw_assoc *a)
         a->srv->assocs = a->next;
     if (a->next)
         a->next->prev = a->prev;
-    a->state = DCM_STA1;
-    a->closing = 3; /* two handles; freed when the count reaches 1 */
     uv_timer_stop(&a->timer);
     uv_close((uv_handle_t *)&a->timer, on_closed);
     /* a refused connection is reset: no TIME_WAIT left behind on our side */
@@ -145,55 +151,81 @@ void gw__assoc_close(gw_assoc *a)
 
 void gw__assoc_abort(gw_assoc *a, uint8_t source, uint8_t reason)
 {
-    if (a->closing)
-        return;
+    gw_op *detach;
+    sto_ingest *drop;
+    if (gw__as_abort(&a->st, &detach, &drop) != 0)
+        return; /* closing */
     a->srv->stats.associations_aborted++;
-    gw__dimse_abandon(a);
+    let_go(detach, drop);
     hr_buf_reset(&a->out);
     if (dcm_pdu_encode_abort(source, reason, &a->out) == 0)
         flush_out(a);
-    a->state = DCM_STA13;
     artim_start(a);
 }
 
-void gw__assoc_pause(gw_assoc *a)
+static void stop_reading(gw_assoc *a)
 {
-    a->paused = 1;
     if (a->reading) {
         uv_read_stop((uv_stream_t *)&a->tcp);
         a->reading = 0;
     }
 }
 
+int gw__assoc_store_full(gw_assoc *a)
+{
+    int rc = gw__as_store_full(&a->st);
+    if (!rc)
+        stop_reading(a);
+    return rc;
+}
+
+int gw__assoc_store_end(gw_assoc *a)
+{
+    int rc = gw__as_store_end(&a->st);
+    if (!rc)
+        stop_reading(a);
+    return rc;
+}
+
+enum gw_as_do gw__assoc_store_done(gw_assoc *a)
+{
+    enum gw_as_do d = gw__as_store_done(&a->st);
+    if (d == GW_AS_FREE)
+        assoc_free(a);
+    return d;
+}
+
 static void do_release_response(gw_assoc *a);
 
 void gw__assoc_resume(gw_assoc *a)
 {
-    if (a->closing)
-        return;
-    a->paused = 0;
+    enum gw_as_do d = gw__as_resume(&a->st);
+    if (d == GW_AS_NOTHING)
+        return; /* closing */
     a->last_activity = uv_now(a->tcp.loop);
-    if (a->release_pending && !a->finalizing && !a->ingest && !a->op) {
-        a->release_pending = 0;
+    if (d == GW_AS_RELEASE_RP) {
         do_release_response(a);
         return;
     }
     gw__assoc_process(a);
-    if (!a->paused && !a->reading && !a->closing) {
+    if (gw__as_may_process(&a->st) && !a->reading) {
         a->reading = 1;
         uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
     }
 }
 
-void gw__assoc_op_done(gw_assoc *a)
+void gw__assoc_op_done(gw_assoc *a, const gw_op *op)
 {
-    if (a->closing)
+    if (gw__as_closing(&a->st))
         return;
     a->last_activity = uv_now(a->tcp.loop);
-    if (a->release_pending && a->state == DCM_STA8 && !a->op) {
-        a->release_pending = 0;
+    if (gw__as_op_end(&a->st, op) == GW_AS_RELEASE_RP)
         do_release_response(a);
-    }
+}
+
+void gw__assoc_touch(gw_assoc *a)
+{
+    a->last_activity = uv_now(a->tcp.loop);
 }
 
 /* ---- state machine actions ---- */
@@ -223,7 +255,7 @@ static void do_associate(gw_assoc *a, const uint8_t *body, uint32_t len)
             gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
             goto out;
         }
-        a->state = DCM_STA6;
+        gw__as_associated(&a->st);
         a->counted = 1;
         a->srv->stats.associations_active++;
         a->srv->stats.associations_total++;
@@ -233,7 +265,7 @@ static void do_associate(gw_assoc *a, const uint8_t *body, uint32_t len)
         a->srv->stats.associations_rejected++;
         if (dcm_pdu_encode_assoc_rj(rj[0], rj[1], rj[2], &a->out) == 0)
             flush_out(a);
-        a->state = DCM_STA13;
+        gw__as_rejected(&a->st);
         artim_start(a);
     }
 out:
@@ -241,13 +273,12 @@ out:
     free(ac);
 }
 
+/* AR-4: send A-RELEASE-RP, start ARTIM (a->st is in Sta13 already). */
 static void do_release_response(gw_assoc *a)
 {
-    /* AR-4: send A-RELEASE-RP, start ARTIM, Sta13 */
     hr_buf_reset(&a->out);
     if (dcm_pdu_encode_release_rp(&a->out) == 0)
         flush_out(a);
-    a->state = DCM_STA13;
     artim_start(a);
     hr_debug("dicom", "%s: released", a->peer);
 }
@@ -264,7 +295,7 @@ static void do_data(gw_assoc *a, const uint8_t *body, uint32_t len)
             gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_INVALID_PARAM);
             return;
         }
-        if (a->closing || a->state != DCM_STA6)
+        if (gw__as_closing(&a->st) || gw__as_sta(&a->st) != DCM_STA6)
             return;
     }
     if (rc < 0) {
@@ -276,8 +307,9 @@ static void do_data(gw_assoc *a, const uint8_t *body, uint32_t len)
 static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8_t *body,
                       uint32_t len)
 {
-    dcm_transition t = dcm_fsm_next(a->state, evt);
-    hr_debug("dicom", "%s: %s %s -> %s", a->peer, dcm_state_name(a->state), dcm_event_name(evt),
+    enum dcm_state sta = gw__as_sta(&a->st);
+    dcm_transition t = dcm_fsm_next(sta, evt);
+    hr_debug("dicom", "%s: %s %s -> %s", a->peer, dcm_state_name(sta), dcm_event_name(evt),
              dcm_action_name(t.action));
     switch (t.action) {
     case DCM_AE_6:
@@ -288,43 +320,38 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
         do_data(a, body, len);
         return;
     case DCM_AR_2:
-        /* A-RELEASE indication; our response (AR-4) follows at once unless an
-         * object is still being made durable */
-        if (a->ingest && !a->finalizing) {
+        /* A-RELEASE indication; our response (AR-4) follows at once unless
+         * work is under way (assoc_state.c) */
+        if (gw__as_work(&a->st) == GW_WORK_STORE)
             /* release in the middle of a data set: the object can never
              * complete, so the association is aborted and the object dropped */
             hr_warn("dicom", "%s: A-RELEASE-RQ in the middle of an object; aborting", a->peer);
+        else if (gw__as_op(&a->st))
+            /* the operation ends as cancelled; in the middle of its
+             * identifier nothing can be answered: abort */
+            hr_warn("dicom", "%s: A-RELEASE-RQ during a query/retrieve; cancelling it", a->peer);
+        switch (gw__as_release_rq(&a->st)) {
+        case GW_AS_RELEASE_RP:
+            do_release_response(a);
+            return;
+        case GW_AS_CANCEL_OP:
+            if (gw__qr_cancel(gw__as_op(&a->st)) != 0)
+                gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNEXPECTED_PDU);
+            return;
+        case GW_AS_ABORT:
             gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNEXPECTED_PDU);
             return;
+        default:
+            return; /* answered once the object is durable */
         }
-        if (a->op) {
-            /* a release while a query/retrieve runs: the peer gave up on it;
-             * it ends as cancelled (responses may still go out in Sta8). In
-             * the middle of its identifier nothing can be answered: abort. */
-            hr_warn("dicom", "%s: A-RELEASE-RQ during a query/retrieve; cancelling it", a->peer);
-            if (gw__qr_cancel(a->op) != 0) {
-                gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNEXPECTED_PDU);
-                return;
-            }
-            a->state = DCM_STA8;
-            a->release_pending = 1;
-            return;
-        }
-        a->state = DCM_STA8;
-        if (a->finalizing) {
-            a->release_pending = 1; /* answered once the object is durable */
-            return;
-        }
-        do_release_response(a);
-        return;
     case DCM_AA_3: /* peer aborted */
     case DCM_AA_4: /* transport closed */
     case DCM_AA_5:
     case DCM_AA_2:
     case DCM_AR_5:
-        if (t.action == DCM_AA_3 || (t.action == DCM_AA_4 && a->state != DCM_STA13)) {
+        if (t.action == DCM_AA_3 || (t.action == DCM_AA_4 && sta != DCM_STA13)) {
             a->srv->stats.associations_aborted += t.action == DCM_AA_3;
-            if (a->ingest || a->finalizing)
+            if (gw__as_has_object(&a->st))
                 hr_warn("dicom", "%s: association ended during an object; nothing of it is kept",
                         a->peer);
         }
@@ -345,7 +372,7 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
     case DCM_ACT_INVALID:
     default:
         hr_warn("dicom", "%s: unexpected %s (PDU type %u) in %s", a->peer, dcm_event_name(evt),
-                type, dcm_state_name(a->state));
+                type, dcm_state_name(sta));
         gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER,
                         evt == DCM_EVT19 ? DCM_ABORT_UNRECOGNIZED_PDU : DCM_ABORT_UNEXPECTED_PDU);
         return;
@@ -355,7 +382,7 @@ static void run_event(gw_assoc *a, enum dcm_event evt, uint8_t type, const uint8
 /* Handles every whole PDU in the input buffer until paused or closing. */
 void gw__assoc_process(gw_assoc *a)
 {
-    while (!a->closing && !a->paused) {
+    while (gw__as_may_process(&a->st)) {
         uint8_t type;
         uint32_t body_len;
         /* until associated, only a small A-ASSOCIATE-RQ is worth buffering */
@@ -368,9 +395,9 @@ void gw__assoc_process(gw_assoc *a)
             hr_warn("dicom", "%s: %s PDU (%s), aborting", a->peer,
                     rc == HR_ETOOBIG ? "oversized" : "unrecognized", hr_strerror(rc));
             a->in.pos = a->in.len;
-            if (a->state == DCM_STA13)
+            if (gw__as_sta(&a->st) == DCM_STA13)
                 break;
-            if (a->state == DCM_STA2) {
+            if (gw__as_sta(&a->st) == DCM_STA2) {
                 /* not associated: no need to be polite beyond an A-ABORT */
                 gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_UNRECOGNIZED_PDU);
                 break;
@@ -419,8 +446,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == UV_ENOBUFS) {
         /* the input buffer is at its cap: the frame check aborts */
         gw__assoc_process(a);
-        if (!a->closing)
-            gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
+        gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
         return;
     }
     if (nread < 0) {
@@ -435,7 +461,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 void gw__assoc_start(gw_dicom_server *srv, gw_assoc *a)
 {
     a->srv = srv;
-    a->state = DCM_STA2; /* AE-5: connection accepted, ARTIM started */
+    gw__as_start(&a->st); /* AE-5: connection accepted, ARTIM started */
     a->tcp.data = a;
     a->timer.data = a;
     hr_buf_init(&a->in, (size_t)srv->cfg->dicom.max_pdu + DCM_PDU_HEADER_LEN + READ_CHUNK);

@@ -2,6 +2,7 @@
 #ifndef GW_ASSOC_H
 #define GW_ASSOC_H
 
+#include "assoc_state.h"
 #include "dicom_server.h"
 #include "../common/hr_buf.h"
 #include "../dicom/assoc_fsm.h"
@@ -47,7 +48,7 @@ typedef struct gw_assoc {
     uv_timer_t timer; /* ARTIM in Sta2/Sta13, idle timeout in Sta6 */
     gw_dicom_server *srv;
     struct gw_assoc *prev, *next;
-    enum dcm_state state;
+    gw_astate st; /* PS3.8 state, DIMSE work, pause, release, closing: assoc_state.h */
     char peer[64];
     struct sockaddr_storage peer_addr;
     uint8_t peer_ip[16]; /* peer address, IPv4 mapped into IPv6: per-address counts */
@@ -63,24 +64,17 @@ typedef struct gw_assoc {
     hr_buf cmd; /* command set being assembled */
     hr_buf out; /* scratch for encoding */
 
-    /* current DIMSE message */
+    /* current DIMSE message (dimse_scp.c) */
     int have_cmd;
     uint8_t cmd_pc;
     dcm_command cur;
-    sto_ingest *ingest;    /* C-STORE data being received */
     uint16_t drain_status; /* non-zero: data set is consumed and refused with this status */
     char drain_comment[65];
-    struct gw_op *op;     /* Q/R operation in progress; reading continues (C-CANCEL) */
     uint16_t next_msg_id; /* our requests on this association (C-GET sub-operations) */
-    int finalizing;       /* object being made durable: response pending */
-    int release_pending;  /* A-RELEASE-RQ arrived while finalizing */
 
-    uint64_t last_activity; /* loop time (ms) of the last byte or resume */
-    int reading;
-    int paused; /* backpressure from ingest or finalizing */
-    int closing;
-    int counted;        /* counted in associations_active */
-    int handles_closed; /* both handles closed; freed once no ingest callback is due */
+    uint64_t last_activity; /* loop time (ms) of the last byte, resume or progress */
+    int reading;            /* uv_read_start in effect */
+    int counted;            /* counted in associations_active */
 } gw_assoc;
 
 /* dicom_server.c: called when a connection is gone; completes a stop. */
@@ -97,18 +91,28 @@ int gw__assoc_send_command(gw_assoc *a, uint8_t pc_id, const dcm_command *c);
  * not called when this returns an error. Valid in Sta6 and Sta8. */
 int gw__assoc_send_message(gw_assoc *a, uint8_t pc_id, const dcm_command *c, const uint8_t *ds,
                            size_t ds_len, gw_sent_cb cb, void *arg);
-/* The Q/R operation ended (a->op is NULL again): answers a pending release. */
-void gw__assoc_op_done(gw_assoc *a);
+/* Transitions of a->st that need I/O (see assoc_state.h for the others). */
+/* The ingest is full: reading stops until gw__assoc_resume. 0 or HR_ESTATE. */
+int gw__assoc_store_full(gw_assoc *a);
+/* The data set is complete (STORE -> DURABLE): reading stops until the object
+ * is durable. 0 or HR_ESTATE. */
+int gw__assoc_store_end(gw_assoc *a);
+/* The ingest's done callback (DURABLE -> NONE). GW_AS_RESPOND or
+ * GW_AS_RESUME: respond (RESPOND only), then gw__assoc_resume. GW_AS_FREE:
+ * a is freed; GW_AS_NOTHING: a is closing. Either way a is not to be used. */
+enum gw_as_do gw__assoc_store_done(gw_assoc *a);
+/* Reading resumes (ingest backpressure off, object done); a release that
+ * waited for the work is answered instead. */
 void gw__assoc_resume(gw_assoc *a);
-void gw__assoc_pause(gw_assoc *a);
+/* op sent its final response (QR -> NONE): a release that waited is answered. */
+void gw__assoc_op_done(gw_assoc *a, const struct gw_op *op);
+/* The peer is being served (a write completed, a transfer progressed): the
+ * idle timeout starts again. */
+void gw__assoc_touch(gw_assoc *a);
 void gw__assoc_process(gw_assoc *a);
-/* The ingest callback of a closed association: frees it if its handles are gone. */
-void gw__assoc_finalized_while_closing(gw_assoc *a);
 
 /* dimse_scp.c: one PDV of Sta6 data. 0 or an error that aborts the association. */
 int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv);
-/* Association going away: abandon any object in progress. */
-void gw__dimse_abandon(gw_assoc *a);
 /* msg.c: appends one DIMSE message (command, then ds bytes when ds != NULL)
  * as P-DATA-TF PDUs whose length respects peer_max_pdu (0 = unlimited). */
 int gw__encode_message(hr_buf *out, uint32_t peer_max_pdu, uint8_t pc_id, const dcm_command *c,

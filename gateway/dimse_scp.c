@@ -100,12 +100,9 @@ static void audit_store(gw_assoc *a, const sto_ingest_result *r, uint16_t status
 static void on_stored(void *arg, const sto_ingest_result *r)
 {
     gw_assoc *a = arg;
-    a->ingest = NULL;
-    a->finalizing = 0;
-    if (a->closing) {
-        gw__assoc_finalized_while_closing(a);
-        return;
-    }
+    enum gw_as_do next = gw__assoc_store_done(a);
+    if (next != GW_AS_RESPOND && next != GW_AS_RESUME)
+        return; /* closing (and perhaps freed) */
     uint16_t status = store_status(r->status);
     if (status == DCM_STATUS_SUCCESS && r->patient_conflict)
         status = DCM_STATUS_WARN_COERCION; /* stored; the comment says what differs */
@@ -120,7 +117,7 @@ static void on_stored(void *arg, const sto_ingest_result *r)
     else
         hr_warn("dicom", "%s: C-STORE %s refused with %04X: %s", a->peer,
                 a->cur.affected_sop_instance, status, r->reason);
-    if (a->state == DCM_STA6 || a->state == DCM_STA8)
+    if (next == GW_AS_RESPOND)
         respond(a, status, r->reason); /* not after an abort (Sta13) */
     gw__assoc_resume(a);
 }
@@ -144,7 +141,13 @@ static void begin_store(gw_assoc *a, const gw_pc *pc)
     snprintf(m.source_ae, sizeof(m.source_ae), "%s", a->calling_ae);
     snprintf(m.hospital, sizeof(m.hospital), "%s", a->hospital->id);
     m.hub_hospital = strcmp(a->hospital->id, a->srv->cfg->dicom.hospital) == 0;
-    int rc = sto_ingest_begin(a->srv->sto, &m, resume_reading, a, &a->ingest);
+    sto_ingest *ig = NULL;
+    int rc = sto_ingest_begin(a->srv->sto, &m, resume_reading, a, &ig);
+    if (!rc) {
+        rc = gw__as_store_begin(&a->st, ig);
+        if (rc)
+            sto_ingest_abort(ig);
+    }
     if (rc == HR_EPARSE) {
         a->drain_status = DCM_STATUS_CANNOT_UNDERSTAND;
         snprintf(a->drain_comment, sizeof(a->drain_comment),
@@ -164,12 +167,13 @@ static int on_command(gw_assoc *a, uint8_t pc_id)
     if (rc)
         return rc;
     int has_data = c.data_set_type != DCM_DATASET_NONE;
-    if (a->op) {
+    gw_op *op = gw__as_op(&a->st);
+    if (op) {
         /* an operation runs: only its C-CANCEL or C-GET sub-operation
          * responses may come (asynchronous operations window 1/1) */
         if (has_data)
             return HR_EPROTO;
-        return gw__qr_command(a->op, &c, pc_id);
+        return gw__qr_command(op, &c, pc_id);
     }
     a->cur = c;
     a->have_cmd = 1;
@@ -191,7 +195,11 @@ static int on_command(gw_assoc *a, uint8_t pc_id)
     case DCM_C_GET_RQ:
         if (!has_data)
             return respond(a, DCM_STATUS_DS_MISMATCH, "identifier missing");
-        a->drain_status = gw__qr_begin(a, pc, &a->cur, a->drain_comment);
+        a->drain_status = gw__qr_begin(a, pc, &a->cur, a->drain_comment, &op);
+        if (op && gw__as_op_begin(&a->st, op) != 0) {
+            gw__qr_detach(op);
+            return HR_ESTATE;
+        }
         return 0;
     case DCM_C_CANCEL_RQ:
         a->have_cmd = 0; /* nothing to cancel */
@@ -212,8 +220,9 @@ int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv)
 {
     if (!find_pc(a, pdv->pc_id))
         return HR_EPROTO; /* PDV on a context that was not accepted */
+    enum gw_work work = gw__as_work(&a->st);
     if (pdv->is_command) {
-        if (a->have_cmd || a->finalizing)
+        if (a->have_cmd || work == GW_WORK_DURABLE)
             return HR_EPROTO; /* a new command while the previous one's data is due */
         int rc = hr_buf_append(&a->cmd, pdv->data, pdv->len);
         if (rc)
@@ -221,22 +230,33 @@ int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv)
         return pdv->is_last ? on_command(a, pdv->pc_id) : 0;
     }
     /* data set fragment */
-    if (!a->have_cmd || a->finalizing || pdv->pc_id != a->cmd_pc)
+    if (!a->have_cmd || work == GW_WORK_DURABLE || pdv->pc_id != a->cmd_pc)
         return HR_EPROTO;
-    if (a->op && !a->op->started) {
-        /* a query/retrieve identifier */
-        if (pdv->is_last)
+    if (work == GW_WORK_QR_IDENT) {
+        /* a query/retrieve identifier; its last fragment starts the operation
+         * (which may end at once) */
+        gw_op *op = gw__as_op(&a->st);
+        if (pdv->is_last) {
             a->have_cmd = 0;
-        return gw__qr_data(a->op, pdv->data, pdv->len, pdv->is_last);
+            int rc = gw__as_op_started(&a->st);
+            if (rc)
+                return rc;
+        }
+        return gw__qr_data(op, pdv->data, pdv->len, pdv->is_last);
     }
-    if (a->ingest && sto_ingest_feed(a->ingest, pdv->data, pdv->len) == 1)
-        gw__assoc_pause(a);
+    sto_ingest *ig = gw__as_ingest(&a->st);
+    if (ig && sto_ingest_feed(ig, pdv->data, pdv->len) == 1) {
+        int rc = gw__assoc_store_full(a);
+        if (rc)
+            return rc;
+    }
     if (!pdv->is_last)
         return 0;
-    if (a->ingest) {
-        a->finalizing = 1;
-        gw__assoc_pause(a);
-        sto_ingest_end(a->ingest, on_stored, a);
+    if (ig) {
+        int rc = gw__assoc_store_end(a);
+        if (rc)
+            return rc;
+        sto_ingest_end(ig, on_stored, a);
         return 0;
     }
     if (a->cur.command_field == DCM_C_STORE_RQ)
@@ -246,16 +266,4 @@ int gw__dimse_pdv(gw_assoc *a, const dcm_pdv *pdv)
             a->drain_status, a->drain_comment);
     return respond(a, a->drain_status ? a->drain_status : DCM_STATUS_PROCESSING_FAILURE,
                    a->drain_comment);
-}
-
-void gw__dimse_abandon(gw_assoc *a)
-{
-    if (a->op)
-        gw__qr_detach(a->op);
-    if (a->ingest && !a->finalizing) {
-        sto_ingest_abort(a->ingest);
-        a->ingest = NULL;
-    }
-    /* an object being finalized completes (durable or not, the sender got no
-     * success); on_stored then finds the association closing and frees it */
 }

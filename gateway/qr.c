@@ -47,9 +47,11 @@ static void peer_address(const char *peer, char *out, size_t cap)
         *colon = '\0';
 }
 
-uint16_t gw__qr_begin(gw_assoc *a, const gw_pc *pc, const dcm_command *rq, char comment[65])
+uint16_t gw__qr_begin(gw_assoc *a, const gw_pc *pc, const dcm_command *rq, char comment[65],
+                      gw_op **out)
 {
     int k = -1;
+    *out = NULL;
     for (size_t i = 0; i < sizeof(k_classes) / sizeof(k_classes[0]); i++)
         if (pc && strcmp(pc->abstract_syntax, k_classes[i].uid) == 0)
             k = (int)i;
@@ -87,7 +89,7 @@ uint16_t gw__qr_begin(gw_assoc *a, const gw_pc *pc, const dcm_command *rq, char 
     op->redis = a->srv->sto->redis_addr;
     op->redis_timeout_ms = a->srv->sto->redis_timeout_ms ? a->srv->sto->redis_timeout_ms : 2000;
     op->started_ms = uv_now(op->loop);
-    a->op = op;
+    *out = op;
     return 0;
 }
 
@@ -162,7 +164,6 @@ void gw__qr_detach(gw_op *op)
         gw__retr_audit_aborted(op);
     else if (op->find && !op->ended)
         gw__qr_audit(op, "c-find", NULL, NULL, op->keys, "aborted");
-    a->op = NULL;
     op->a = NULL;
     op->ended = 1;
     if (op->retr)
@@ -196,7 +197,7 @@ static void on_sent(void *arg, int status)
         gw__qr_maybe_free(op);
         return;
     }
-    op->a->last_activity = uv_now(op->loop);
+    gw__assoc_touch(op->a);
     if (op->kind == GW_QR_FIND)
         gw__find_sent(op, status);
     else
@@ -224,9 +225,8 @@ void gw__qr_final(gw_op *op, const dcm_command *r, const uint8_t *ds, size_t ds_
         hr_warn("dicom", "%s: cannot send the final response", a->peer);
     hr_debug("dicom", "%s: message %u ends with %04X", a->peer, op->rq.message_id, r->status);
     op->ended = 1;
-    a->op = NULL;
     op->a = NULL;
-    gw__assoc_op_done(a);
+    gw__assoc_op_done(a, op);
     gw__qr_maybe_free(op);
 }
 

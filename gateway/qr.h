@@ -85,12 +85,16 @@ typedef struct gw_op {
 
 /* ---- dimse_scp.c -> qr.c ---- */
 
-/* A C-FIND/C-MOVE/C-GET-RQ with a data set arrived on pc: creates a->op,
- * which collects the identifier. Returns 0, or a refusal status (comment
- * set) to send once the data set has been drained. */
-uint16_t gw__qr_begin(gw_assoc *a, const gw_pc *pc, const dcm_command *rq, char comment[65]);
-/* One identifier fragment; last = 1 starts the operation. 0 or an error that
- * aborts the association. */
+/* A C-FIND/C-MOVE/C-GET-RQ with a data set arrived on pc: creates *op (owned
+ * by qr.c, freed once ended or detached and nothing is owed to it), which
+ * collects the identifier; the caller makes it the association's operation
+ * (gw__as_op_begin). Returns 0, or a refusal status (comment set, *op NULL)
+ * to send once the data set has been drained. */
+uint16_t gw__qr_begin(gw_assoc *a, const gw_pc *pc, const dcm_command *rq, char comment[65],
+                      gw_op **op);
+/* One identifier fragment; last = 1 starts the operation (the caller moved
+ * the association to QR_RUN first: the operation may end at once). 0 or an
+ * error that aborts the association. */
 int gw__qr_data(gw_op *op, const uint8_t *p, size_t n, int last);
 /* A command received while op runs: C-CANCEL-RQ, or a C-STORE-RSP of a C-GET
  * sub-operation. 0, or HR_EPROTO (anything else: the association aborts). */
@@ -98,7 +102,8 @@ int gw__qr_command(gw_op *op, const dcm_command *c, uint8_t pc_id);
 /* As C-CANCEL-RQ (the peer asked for release). Non-zero when the identifier
  * is still incomplete (nothing can be answered: abort). */
 int gw__qr_cancel(gw_op *op);
-/* The association is going away (no more writes): see the header comment. */
+/* The association let op go (abort, close; a->st no longer holds it): no
+ * more writes, see the header comment. */
 void gw__qr_detach(gw_op *op);
 /* 1 while the operation waits for its own work (thread pool, disk): the
  * association's idle timeout does not run. */
@@ -112,7 +117,7 @@ void gw__qr_rsp_init(const gw_op *op, dcm_command *r, uint16_t status);
  * (gw__find_sent / gw__retr_sent) runs when written. 0 or an error. */
 int gw__qr_send(gw_op *op, const dcm_command *r, const uint8_t *ds, size_t ds_len, int with_cb);
 /* Sends the final response (r, + ds) and ends the operation on the
- * association (a pending release is answered). */
+ * association (gw__assoc_op_done: a pending release is answered). */
 void gw__qr_final(gw_op *op, const dcm_command *r, const uint8_t *ds, size_t ds_len);
 /* Final response with a status and optional error comment, no counts. */
 void gw__qr_final_status(gw_op *op, uint16_t status, const char *comment);

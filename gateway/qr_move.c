@@ -342,7 +342,7 @@ static void on_xfer_progress(void *arg)
     if (op->retr->scu)
         gw_scu_busy(op->retr->scu, 1);
     if (op->a)
-        op->a->last_activity = uv_now(op->loop);
+        gw__assoc_touch(op->a);
 }
 
 /* Picks the context for an instance: its own transfer syntax, else an
