@@ -324,9 +324,3 @@ int gw__as_held(const gw_astate *s)
 {
     return s->paused || s->work == GW_WORK_DURABLE;
 }
-
-const char *gw__as_work_name(enum gw_work w)
-{
-    static const char *const k[GW_WORK_COUNT] = {"NONE", "STORE", "DURABLE", "QR_IDENT", "QR_RUN"};
-    return (unsigned)w < GW_WORK_COUNT ? k[w] : "?";
-}

@@ -126,7 +126,5 @@ int gw__as_has_object(const gw_astate *s);
 /* 1 while we keep the peer waiting (paused, or an object being made
  * durable): the idle timeout does not count it. */
 int gw__as_held(const gw_astate *s);
-/* "NONE", "STORE", ... for logs and tests. */
-const char *gw__as_work_name(enum gw_work w);
 
 #endif
