@@ -255,7 +255,8 @@ static void do_associate(gw_assoc *a, const uint8_t *body, uint32_t len)
             gw__assoc_abort(a, DCM_ABORT_SRC_PROVIDER, DCM_ABORT_NOT_SPECIFIED);
             goto out;
         }
-        gw__as_associated(&a->st);
+        rc = gw__as_associated(&a->st);
+        HR_ASSERT(rc == 0); /* AE-6 runs in Sta2 only */
         a->counted = 1;
         a->srv->stats.associations_active++;
         a->srv->stats.associations_total++;
@@ -265,7 +266,8 @@ static void do_associate(gw_assoc *a, const uint8_t *body, uint32_t len)
         a->srv->stats.associations_rejected++;
         if (dcm_pdu_encode_assoc_rj(rj[0], rj[1], rj[2], &a->out) == 0)
             flush_out(a);
-        gw__as_rejected(&a->st);
+        rc = gw__as_rejected(&a->st);
+        HR_ASSERT(rc == 0);
         artim_start(a);
     }
 out:

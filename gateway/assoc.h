@@ -97,9 +97,10 @@ int gw__assoc_store_full(gw_assoc *a);
 /* The data set is complete (STORE -> DURABLE): reading stops until the object
  * is durable. 0 or HR_ESTATE. */
 int gw__assoc_store_end(gw_assoc *a);
-/* The ingest's done callback (DURABLE -> NONE). GW_AS_RESPOND or
- * GW_AS_RESUME: respond (RESPOND only), then gw__assoc_resume. GW_AS_FREE:
- * a is freed; GW_AS_NOTHING: a is closing. Either way a is not to be used. */
+/* The ingest's done callback (DURABLE -> NONE). GW_AS_RESPOND: send the
+ * C-STORE-RSP, then gw__assoc_resume; GW_AS_RESUME (aborted meanwhile):
+ * gw__assoc_resume only. GW_AS_FREE (a was freed here) or GW_AS_NOTHING
+ * (a is closing): a is not to be used any more. */
 enum gw_as_do gw__assoc_store_done(gw_assoc *a);
 /* Reading resumes (ingest backpressure off, object done); a release that
  * waited for the work is answered instead. */

@@ -3,9 +3,11 @@
  * Internal to gateway/.
  *
  * One operation at a time per association (asynchronous operations window
- * 1/1): a C-FIND/C-MOVE/C-GET-RQ creates a->op, which collects the identifier
- * and then runs while the association keeps reading, so that a C-CANCEL-RQ
- * (and, during a C-GET, the peer's C-STORE-RSPs) are seen between responses.
+ * 1/1): a C-FIND/C-MOVE/C-GET-RQ creates an operation, which becomes the
+ * association's work (assoc_state.h: QR_IDENT while it collects the
+ * identifier, QR_RUN once it runs) and runs while the association keeps
+ * reading, so that a C-CANCEL-RQ (and, during a C-GET, the peer's
+ * C-STORE-RSPs) are seen between responses.
  * Any other request while an operation runs is a protocol error (A-ABORT).
  * Redis and disk work runs on the thread pool; responses go out one at a
  * time, the next one queued when the previous write completed.
