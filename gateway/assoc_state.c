@@ -96,10 +96,22 @@ static int step(gw_astate *s, enum event ev)
     return 0;
 }
 
-/* New work starts only on an established association that reads. */
-static int may_begin(const gw_astate *s)
+/* New work (what, its ingest or operation) starts only on an established
+ * association. */
+static int begin(gw_astate *s, enum event ev, const void *what)
 {
-    return !s->closing && s->sta == DCM_STA6;
+    if (!what || s->closing || s->sta != DCM_STA6)
+        return HR_ESTATE;
+    return step(s, ev);
+}
+
+/* A step that stops reading until gw__as_resume. */
+static int step_and_pause(gw_astate *s, enum event ev)
+{
+    int rc = step(s, ev);
+    if (!rc)
+        s->paused = 1;
+    return rc;
 }
 
 void gw__as_start(gw_astate *s)
@@ -107,20 +119,23 @@ void gw__as_start(gw_astate *s)
     *s = (gw_astate){.sta = DCM_STA2, .work = GW_WORK_NONE};
 }
 
-int gw__as_associated(gw_astate *s)
+/* The answer to the A-ASSOCIATE-RQ was sent: Sta2 -> to. */
+static int answered(gw_astate *s, enum dcm_state to)
 {
     if (s->closing || s->sta != DCM_STA2)
         return HR_ESTATE;
-    s->sta = DCM_STA6;
+    s->sta = to;
     return 0;
+}
+
+int gw__as_associated(gw_astate *s)
+{
+    return answered(s, DCM_STA6);
 }
 
 int gw__as_rejected(gw_astate *s)
 {
-    if (s->closing || s->sta != DCM_STA2)
-        return HR_ESTATE;
-    s->sta = DCM_STA13;
-    return 0;
+    return answered(s, DCM_STA13);
 }
 
 enum gw_as_do gw__as_release_rq(gw_astate *s)
@@ -148,11 +163,13 @@ enum gw_as_do gw__as_release_rq(gw_astate *s)
     }
 }
 
-/* The work is let go (abort, close). */
-static void leave(gw_astate *s, struct gw_op **detach, sto_ingest **drop)
+/* The work is let go (abort, close): HR_ESTATE when closing already. */
+static int leave(gw_astate *s, struct gw_op **detach, sto_ingest **drop)
 {
     *detach = NULL;
     *drop = NULL;
+    if (s->closing)
+        return HR_ESTATE;
     if (s->work == GW_WORK_QR_IDENT || s->work == GW_WORK_QR_RUN)
         *detach = s->op;
     if (s->work == GW_WORK_STORE)
@@ -163,28 +180,22 @@ static void leave(gw_astate *s, struct gw_op **detach, sto_ingest **drop)
         s->ingest = NULL;
     }
     s->release_pending = 0;
+    return 0;
 }
 
 int gw__as_abort(gw_astate *s, struct gw_op **detach, sto_ingest **drop)
 {
-    if (s->closing) {
-        *detach = NULL;
-        *drop = NULL;
-        return HR_ESTATE;
-    }
-    leave(s, detach, drop);
-    s->sta = DCM_STA13;
-    return 0;
+    int rc = leave(s, detach, drop);
+    if (!rc)
+        s->sta = DCM_STA13;
+    return rc;
 }
 
 int gw__as_close(gw_astate *s, int n_handles, struct gw_op **detach, sto_ingest **drop)
 {
-    if (s->closing) {
-        *detach = NULL;
-        *drop = NULL;
-        return HR_ESTATE;
-    }
-    leave(s, detach, drop);
+    int rc = leave(s, detach, drop);
+    if (rc)
+        return rc;
     s->sta = DCM_STA1;
     s->closing = 1;
     s->handles_open = n_handles;
@@ -202,9 +213,7 @@ enum gw_as_do gw__as_handle_closed(gw_astate *s)
 
 int gw__as_store_begin(gw_astate *s, sto_ingest *ig)
 {
-    if (!ig || !may_begin(s))
-        return HR_ESTATE;
-    int rc = step(s, EV_STORE_BEGIN);
+    int rc = begin(s, EV_STORE_BEGIN, ig);
     if (!rc)
         s->ingest = ig;
     return rc;
@@ -212,18 +221,12 @@ int gw__as_store_begin(gw_astate *s, sto_ingest *ig)
 
 int gw__as_store_full(gw_astate *s)
 {
-    int rc = step(s, EV_STORE_FULL);
-    if (!rc)
-        s->paused = 1;
-    return rc;
+    return step_and_pause(s, EV_STORE_FULL);
 }
 
 int gw__as_store_end(gw_astate *s)
 {
-    int rc = step(s, EV_STORE_END);
-    if (!rc)
-        s->paused = 1;
-    return rc;
+    return step_and_pause(s, EV_STORE_END);
 }
 
 enum gw_as_do gw__as_store_done(gw_astate *s)
@@ -238,9 +241,7 @@ enum gw_as_do gw__as_store_done(gw_astate *s)
 
 int gw__as_op_begin(gw_astate *s, struct gw_op *op)
 {
-    if (!op || !may_begin(s))
-        return HR_ESTATE;
-    int rc = step(s, EV_OP_BEGIN);
+    int rc = begin(s, EV_OP_BEGIN, op);
     if (!rc)
         s->op = op;
     return rc;
