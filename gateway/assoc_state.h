@@ -7,7 +7,9 @@
  * assoc.c applies it (stop or start reading, send an A-RELEASE-RP, detach,
  * free). Rule of thumb: gw__as_* changes only this state; a transition that
  * needs I/O is made through its gw__assoc_* wrapper in assoc.h. Illegal
- * transitions change nothing and return HR_ESTATE. Internal to gateway/. */
+ * transitions change nothing and return HR_ESTATE (those returning an
+ * action: GW_AS_NOTHING, or GW_AS_ABORT for a release). Internal to
+ * gateway/. */
 #ifndef GW_ASSOC_STATE_H
 #define GW_ASSOC_STATE_H
 
