@@ -47,18 +47,23 @@ check_eq "200 objects stored" 200 "$(count_objects par)"
 
 # --- beyond the association limit: rejected at once, transient, local limit
 cat >"$T/hold.py" <<'PY'
-import sys, time
+import os, sys, time
 sys.path.insert(0, sys.argv[2])
 from rawdicom import *
 c = Conn(int(sys.argv[1]))
 c.send(assoc_rq(contexts=((1, VERIFICATION, IMPLICIT_LE),)))
 t, b = c.recv_pdu()
 print(t, flush=True)
-time.sleep(float(sys.argv[3]))
+# held until the test says so (a file appears), at most 60 s: a fixed sleep
+# ran out on a loaded machine before the 21st association was tried
+for _ in range(600):
+    if os.path.exists(sys.argv[3]):
+        break
+    time.sleep(0.1)
 PY
 holders=()
 for i in $(seq 1 20); do
-  python3 "$T/hold.py" "$port" "$(dirname "$0")" 6 >"$T/hold$i.out" 2>&1 &
+  python3 "$T/hold.py" "$port" "$(dirname "$0")" "$T/hold.release" >"$T/hold$i.out" 2>&1 &
   holders+=($!)
 done
 accepted=0
@@ -73,6 +78,7 @@ out=$(echoscu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port" 2>&1 || true)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "21st association rejected for the local limit" grep -qi "Local Limit Exceeded" <<<"$out"
 check "rejection is immediate, not a hang (${ms} ms)" test "$ms" -lt 5000
+touch "$T/hold.release"
 for p in "${holders[@]}"; do wait "$p" 2>/dev/null || true; done
 check "accepted again once the others are gone" echoscu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port"
 
