@@ -1181,11 +1181,11 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     struct MHD_OptionItem no_ops[] = {{MHD_OPTION_END, 0, NULL}};
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)VA_CONN_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VA_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_ARRAY, s->tls ? tls_ops : no_ops, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->http.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)VA_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VA_CONN_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_ARRAY, s->tls ? tls_ops : no_ops, MHD_OPTION_END);
     if (!s->mhd) {
         if (s->tls)
             hr_error("http", "TLS certificate %s / key %s: not usable (GnuTLS refused them)",
