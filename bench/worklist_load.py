@@ -19,7 +19,7 @@ run (PARAMS.json is written by bench/worklist):
   /api/v1/worklists/{center}?limit=50, think, GET /healthz (the floor: the
   same thread-pool hop and one Redis PING, no Lua, no audit), think. The
   think time is exponential with mean `think_ms` (0: none, a closed loop at
-  full speed), capped at 8 s (under h2o's keep-alive timeout). The time of a
+  full speed), capped at 8 s (under the server's keep-alive timeout). The time of a
   request runs from sending it to the last byte of the answer. Requests
   started in the first `warmup_s` seconds are not counted.
 - Probes (main process, while the readers run, spread over the phase):
@@ -234,7 +234,7 @@ def reader_thread(p, token, seed, t_start, t_count, t_end, res):
 
     def pause():
         if think > 0:
-            # capped below h2o's 10 s keep-alive timeout: a reader's connection stays open
+            # capped below the server's keep-alive timeout: a reader's connection stays open
             time.sleep(min(rnd.expovariate(1.0 / think), 20 * think, 8.0))
 
     now = time.time()

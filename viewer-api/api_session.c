@@ -287,7 +287,7 @@ void va_handle_login(va_req *r)
                       retry_after_s);
         return;
     }
-    h2o_iovec_t body = va_body(r);
+    va_iovec body = va_body(r);
     if (body.len > 16384) {
         va_send_error(r, 413, "too_large", "login body over 16 KiB");
         return;

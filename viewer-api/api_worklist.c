@@ -632,7 +632,7 @@ static void act_start(va_req *r, enum wl_action act)
     snprintf(st->center, sizeof(st->center), "%s", center);
     snprintf(st->study, sizeof(st->study), "%s", study);
     if (act == ACT_REASSIGN) {
-        h2o_iovec_t body = va_body(r);
+        va_iovec body = va_body(r);
         json_error_t je;
         const char *to = NULL;
         json_t *doc =

@@ -1,8 +1,9 @@
-/* The HTTP server (libh2o on the libuv loop): DICOMweb under /dicomweb, REST
- * under /api/v1, /healthz and /metrics. HTTP/1.1 and HTTP/2 (h2c, or ALPN
- * with TLS when a certificate is configured). Every call but /healthz and
- * CORS preflights needs a bearer token (POST /api/v1/login). The API is
- * described in docs/openapi.yaml. */
+/* The HTTP server (libmicrohttpd driven by the libuv loop, decision 0018):
+ * DICOMweb under /dicomweb, REST under /api/v1, /healthz and /metrics.
+ * HTTP/1.1 with keep-alive, over TLS (GnuTLS) when a certificate is
+ * configured; no HTTP/2 for now. Every call but /healthz and CORS preflights
+ * needs a bearer token (POST /api/v1/login), checked before any byte of a
+ * request body is read. The API is described in docs/openapi.yaml. */
 #ifndef VA_HTTP_H
 #define VA_HTTP_H
 
@@ -23,9 +24,8 @@ typedef void (*va_metrics_fn)(void *arg, hr_buf *out);
  * or a negative libuv code. */
 int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metrics_fn metrics,
                     void *metrics_arg, va_server **out);
-/* Stops accepting, lets requests in progress finish (HTTP/2 GOAWAY, HTTP/1
- * connections closed after their response) for at most 10 s, frees the
- * server, then cb. */
+/* Stops accepting, lets requests in progress finish (connections closed
+ * after their response) for at most 10 s, frees the server, then cb. */
 void va_server_stop(va_server *s, void (*cb)(void *), void *arg);
 
 #endif

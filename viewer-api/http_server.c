@@ -1,55 +1,73 @@
-/* HTTP server core: libh2o on the libuv loop, routing, request ids, JSON
- * errors, CORS, bearer-token authentication on the thread pool, access log
- * and metrics. Handlers live in their own files (va.h). */
+/* HTTP server core: libmicrohttpd (HTTP/1.1) driven by the libuv loop,
+ * routing, request ids, JSON errors, CORS, bearer-token authentication on
+ * the thread pool (before any body byte is read), bounded request bodies,
+ * access log and metrics (decision 0018). Handlers live in their own files
+ * (va.h). */
 #include "va.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../storage/index.h"
 
 #include <arpa/inet.h>
-#include <openssl/err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/rand.h>
-#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VA_CONN_TIMEOUT_S 60          /* an idle connection (not suspended) is closed */
+#define VA_CONN_MEMORY    (64u << 10) /* MHD's per-connection pool: headers, read buffer */
+#define VA_TLS_FILE_MAX   (1u << 20)  /* PEM files */
+#define VA_STOP_GRACE_MS  10000
 
 static const va_route k_routes[] = {
-    {"GET", "/healthz", 1, va_handle_healthz, "healthz"},
-    {"GET", "/metrics", 0, va_handle_metrics, "metrics"},
-    {"POST", "/api/v1/login", 1, va_handle_login, "login"},
-    {"POST", "/api/v1/logout", 0, va_handle_logout, "logout"},
-    {"GET", "/api/v1/me", 0, va_handle_me, "me"},
-    {"GET", "/dicomweb/studies", 0, va_handle_qido, "qido"},
-    {"GET", "/dicomweb/series", 0, va_handle_qido, "qido"},
-    {"GET", "/dicomweb/instances", 0, va_handle_qido, "qido"},
-    {"GET", "/dicomweb/studies/{}/series", 0, va_handle_qido, "qido"},
-    {"GET", "/dicomweb/studies/{}/instances", 0, va_handle_qido, "qido"},
-    {"GET", "/dicomweb/studies/{}/series/{}/instances", 0, va_handle_qido, "qido"},
-    {"GET", "/dicomweb/studies/{}", 0, va_handle_wado, "wado"},
-    {"GET", "/dicomweb/studies/{}/series/{}", 0, va_handle_wado, "wado"},
-    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}", 0, va_handle_wado, "wado"},
-    {"GET", "/dicomweb/studies/{}/metadata", 0, va_handle_metadata, "metadata"},
-    {"GET", "/dicomweb/studies/{}/series/{}/metadata", 0, va_handle_metadata, "metadata"},
+    {"GET", "/healthz", 1, va_handle_healthz, "healthz", VA_BODY_NONE},
+    {"GET", "/metrics", 0, va_handle_metrics, "metrics", VA_BODY_NONE},
+    {"POST", "/api/v1/login", 1, va_handle_login, "login", VA_BODY_SMALL},
+    {"POST", "/api/v1/logout", 0, va_handle_logout, "logout", VA_BODY_SMALL},
+    {"GET", "/api/v1/me", 0, va_handle_me, "me", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies", 0, va_handle_qido, "qido", VA_BODY_NONE},
+    {"GET", "/dicomweb/series", 0, va_handle_qido, "qido", VA_BODY_NONE},
+    {"GET", "/dicomweb/instances", 0, va_handle_qido, "qido", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series", 0, va_handle_qido, "qido", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/instances", 0, va_handle_qido, "qido", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances", 0, va_handle_qido, "qido", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}", 0, va_handle_wado, "wado", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}", 0, va_handle_wado, "wado", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}", 0, va_handle_wado, "wado", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/metadata", 0, va_handle_metadata, "metadata", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/metadata", 0, va_handle_metadata, "metadata",
+     VA_BODY_NONE},
     {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/metadata", 0, va_handle_metadata,
-     "metadata"},
-    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/frames/{}", 0, va_handle_frames, "frames"},
-    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/bulk/{}", 0, va_handle_bulk, "bulk"},
-    {"POST", "/dicomweb/studies", 0, va_handle_stow, "stow"},
-    {"POST", "/dicomweb/studies/{}", 0, va_handle_stow, "stow"},
-    {"GET", "/wado", 0, va_handle_wado_uri, "wado-uri"},
-    {"GET", "/dicomweb/wado", 0, va_handle_wado_uri, "wado-uri"},
-    {"GET", "/api/v1/worklists/{}", 0, va_handle_worklist, "worklist"},
-    {"POST", "/api/v1/worklists/{}/items/{}/claim", 0, va_handle_worklist_claim, "worklist-claim"},
+     "metadata", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/frames/{}", 0, va_handle_frames, "frames",
+     VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/bulk/{}", 0, va_handle_bulk, "bulk",
+     VA_BODY_NONE},
+    {"POST", "/dicomweb/studies", 0, va_handle_stow, "stow", VA_BODY_STREAM},
+    {"POST", "/dicomweb/studies/{}", 0, va_handle_stow, "stow", VA_BODY_STREAM},
+    {"GET", "/wado", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
+    {"GET", "/dicomweb/wado", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
+    {"GET", "/api/v1/worklists/{}", 0, va_handle_worklist, "worklist", VA_BODY_NONE},
+    {"POST", "/api/v1/worklists/{}/items/{}/claim", 0, va_handle_worklist_claim, "worklist-claim",
+     VA_BODY_SMALL},
     {"POST", "/api/v1/worklists/{}/items/{}/release", 0, va_handle_worklist_release,
-     "worklist-release"},
-    {"POST", "/api/v1/worklists/{}/items/{}/renew", 0, va_handle_worklist_renew, "worklist-renew"},
+     "worklist-release", VA_BODY_SMALL},
+    {"POST", "/api/v1/worklists/{}/items/{}/renew", 0, va_handle_worklist_renew, "worklist-renew",
+     VA_BODY_SMALL},
     {"POST", "/api/v1/worklists/{}/items/{}/reassign", 0, va_handle_worklist_reassign,
-     "worklist-reassign"},
-    {"GET", "/api/v1/exams", 0, va_handle_exams, "exams"},
-    {"POST", "/api/v1/exams/{}/complete", 0, va_handle_exam_complete, "exam-complete"},
-    {"GET", "/api/v1/events", 0, va_handle_events, "events"},
+     "worklist-reassign", VA_BODY_SMALL},
+    {"GET", "/api/v1/exams", 0, va_handle_exams, "exams", VA_BODY_NONE},
+    {"POST", "/api/v1/exams/{}/complete", 0, va_handle_exam_complete, "exam-complete",
+     VA_BODY_SMALL},
+    {"GET", "/api/v1/events", 0, va_handle_events, "events", VA_BODY_NONE},
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
 
@@ -76,14 +94,24 @@ typedef struct va_route_stats {
     double sum_s;
 } va_route_stats;
 
-/* ---- request lifetime ----
- * A va_req is malloc'ed: h2o frees its request (and pool) when the response
- * ends or the client goes away, possibly while our work is on the pool. The
- * pool's dispose hook clears r->h; the request is freed once nothing holds it. */
+/* Where a request is in its exchange with MHD (r->phase). */
+enum {
+    PH_NEW,     /* request line read (URI log callback); headers not seen */
+    PH_PREAUTH, /* suspended at the headers: the token is checked on the pool */
+    PH_COLLECT, /* reading a VA_BODY_SMALL body */
+    PH_STREAM,  /* feeding a VA_BODY_STREAM body to r->body_fn */
+    PH_FINAL,   /* no body: the handler runs on MHD's final call */
+    PH_HANDLER  /* the handler runs (pool work, or a response is out) */
+};
 
-typedef struct dispose_hook {
-    va_req *r;
-} dispose_hook;
+static void kick(va_server *s);
+static void maybe_finish_stop(va_server *s);
+
+/* ---- request lifetime ----
+ * A va_req is malloc'ed by the URI log callback and given to MHD as the
+ * request's context. MHD's completion callback (response sent, client gone,
+ * connection closed) clears r->h; the request is freed once nothing else
+ * holds it: pool work (in_work) or a streamed body or response (streaming). */
 
 static void req_free(va_req *r)
 {
@@ -93,12 +121,24 @@ static void req_free(va_req *r)
         free(r->params[i].name);
         free(r->params[i].value);
     }
+    if (r->pending)
+        MHD_destroy_response(r->pending);
+    hr_buf_free(&r->resp_headers);
+    hr_buf_free(&r->body);
+    free(r->uri);
     free(r);
 }
 
 static void record(va_req *r)
 {
     va_server *s = r->srv;
+    if (r->phase == PH_NEW && !r->status) {
+        /* MHD refused it before its headers were complete (malformed,
+         * too large, client gone): no route, no response of ours */
+        hr_debug("http", "%s %s request not completed (%.80s)", r->id, r->peer,
+                 r->uri ? r->uri : "");
+        return;
+    }
     size_t idx = r->route ? (size_t)(r->route - k_routes) : N_ROUTES;
     va_route_stats *st = &s->stats[idx];
     double secs = (double)(uv_hrtime() - r->t0_ns) / 1e9;
@@ -110,26 +150,99 @@ static void record(va_req *r)
     for (size_t i = 0; i < N_BUCKETS; i++)
         if (secs <= k_buckets[i])
             st->bucket[i]++;
-    hr_info("http", "%s %s %s %s %d %.1f ms%s%s", r->id, r->peer, r->route ? r->route->method : "-",
-            r->route ? r->route->pattern : "(no route)", r->status, secs * 1000.0,
-            r->who.user[0] ? " user=" : "", r->who.user);
-}
-
-static void on_dispose(void *p)
-{
-    dispose_hook *d = p;
-    va_req *r = d->r;
-    r->h = NULL;
-    record(r);
-    if (!r->in_work && !r->streaming)
-        req_free(r);
+    hr_info("http", "%s %s %s %s %d %.1f ms%s%s%s", r->id, r->peer,
+            r->route ? r->route->method : "-", r->route ? r->route->pattern : "(no route)",
+            r->status, secs * 1000.0, r->who.user[0] ? " user=" : "", r->who.user,
+            r->queued ? "" : " (no response: connection closed)");
 }
 
 void va_req_stream_end(va_req *r)
 {
     r->streaming = 0;
+    r->on_gone = NULL;
     if (!r->h && !r->in_work)
         req_free(r);
+}
+
+/* ---- talking to MHD ----
+ * MHD calls us (access handler, content readers) from MHD_run on the loop.
+ * Waiting for the pool or for ingest, a connection is suspended; it is
+ * resumed from the loop, and MHD then calls again: a response made in the
+ * meantime (r->pending) is queued from the access handler, as MHD wants. */
+
+static void conn_resume(va_req *r)
+{
+    if (!r->suspended || !r->h)
+        return;
+    r->suspended = 0;
+    MHD_resume_connection(r->h);
+    kick(r->srv);
+}
+
+void va_req_suspend(va_req *r)
+{
+    if (r->suspended || !r->h)
+        return;
+    r->suspended = 1;
+    MHD_suspend_connection(r->h);
+}
+
+void va_req_resume(va_req *r)
+{
+    conn_resume(r);
+}
+
+void va_body_pause(va_req *r)
+{
+    r->paused = 1; /* the access handler suspends on return */
+}
+
+void va_body_resume(va_req *r)
+{
+    r->paused = 0;
+    if (!r->in_ahc)
+        conn_resume(r);
+}
+
+/* Applies the headers handlers added. */
+static void apply_headers(va_req *r, struct MHD_Response *resp)
+{
+    const char *p = (const char *)r->resp_headers.data, *end = p + r->resp_headers.len;
+    while (p && p < end) {
+        const char *v = p + strlen(p) + 1;
+        MHD_add_response_header(resp, p, v);
+        p = v + strlen(v) + 1;
+    }
+    if (r->srv->stopping)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+/* Queues resp (status) now when inside MHD's access handler in a state
+ * that takes it, else keeps it for the next call (and resumes). */
+static void respond(va_req *r, unsigned status, struct MHD_Response *resp)
+{
+    if (r->in_ahc && MHD_queue_response(r->h, status, resp) == MHD_YES) {
+        r->queued = 1;
+        MHD_destroy_response(resp);
+        return;
+    }
+    r->pending = resp;
+    r->pending_status = status;
+    if (!r->in_ahc)
+        conn_resume(r);
+}
+
+/* From the access handler: the response kept for it. 1 when queued. */
+static int queue_pending(va_req *r)
+{
+    if (!r->pending)
+        return 0;
+    if (MHD_queue_response(r->h, r->pending_status, r->pending) != MHD_YES)
+        return 0; /* MHD takes it once the body is read (its final call) */
+    MHD_destroy_response(r->pending);
+    r->pending = NULL;
+    r->queued = 1;
+    return 1;
 }
 
 /* ---- responses ---- */
@@ -139,134 +252,142 @@ void va_add_header(va_req *r, const char *name, const char *value)
     if (!r->h)
         return;
     size_t nl = strlen(name), vl = strlen(value);
-    char *n = h2o_mem_alloc_pool(&r->h->pool, nl + 1);
-    char *v = h2o_mem_alloc_pool(&r->h->pool, vl + 1);
-    memcpy(n, name, nl + 1);
-    memcpy(v, value, vl + 1);
-    for (size_t i = 0; i < nl; i++)
-        n[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] + 32 : n[i]);
-    h2o_add_header_by_str(&r->h->pool, &r->h->res.headers, n, nl, 1, NULL, v, vl);
+    if (r->resp_headers.len + nl + vl + 2 > VA_MAX_RESP_HEADERS_BYTES) {
+        hr_warn("http", "%s: response header %s dropped (headers too large)", r->id, name);
+        return;
+    }
+    if (!r->resp_headers.cap)
+        hr_buf_init(&r->resp_headers, VA_MAX_RESP_HEADERS_BYTES);
+    hr_buf_append(&r->resp_headers, name, nl + 1);
+    hr_buf_append(&r->resp_headers, value, vl + 1);
 }
 
 const char *va_header(va_req *r, const char *name)
 {
     if (!r->h)
         return NULL;
-    ssize_t i = h2o_find_header_by_str(&r->h->headers, name, strlen(name), -1);
-    if (i < 0)
-        return NULL;
-    h2o_iovec_t v = r->h->headers.entries[i].value;
-    char *s = h2o_mem_alloc_pool(&r->h->pool, v.len + 1);
-    memcpy(s, v.base, v.len);
-    s[v.len] = '\0';
-    return s;
+    return MHD_lookup_connection_value(r->h, MHD_HEADER_KIND, name);
 }
 
-/* The session cookie's token (every Cookie header: HTTP/2 may split them).
- * 1 when found and of a valid length. */
-static int session_cookie(va_req *r, char *out, size_t cap)
+typedef struct cookie_find {
+    char *out;
+    size_t cap;
+    int found;
+} cookie_find;
+
+/* One Cookie header: "a=b; huren_session=...; c=d". */
+static enum MHD_Result cookie_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
 {
     static const char name[] = VA_SESSION_COOKIE "=";
     const size_t nl = sizeof(name) - 1;
-    if (!r->h)
-        return 0;
-    for (ssize_t i = -1; (i = h2o_find_header(&r->h->headers, H2O_TOKEN_COOKIE, i)) >= 0;) {
-        h2o_iovec_t v = r->h->headers.entries[i].value;
-        size_t p = 0;
-        while (p < v.len) {
-            while (p < v.len && (v.base[p] == ' ' || v.base[p] == ';'))
-                p++;
-            size_t e = p;
-            while (e < v.len && v.base[e] != ';')
-                e++;
-            if (e - p > nl && memcmp(v.base + p, name, nl) == 0) {
-                size_t tl = e - p - nl;
-                while (tl && v.base[p + nl + tl - 1] == ' ')
-                    tl--;
-                if (tl == 0 || tl >= cap)
-                    return 0;
-                memcpy(out, v.base + p + nl, tl);
-                out[tl] = '\0';
-                return 1;
-            }
-            p = e;
+    cookie_find *f = cls;
+    if (strcasecmp(key, "cookie") != 0 || !value)
+        return MHD_YES;
+    size_t len = strlen(value), p = 0;
+    while (p < len) {
+        while (p < len && (value[p] == ' ' || value[p] == ';'))
+            p++;
+        size_t e = p;
+        while (e < len && value[e] != ';')
+            e++;
+        if (e - p > nl && memcmp(value + p, name, nl) == 0) {
+            size_t tl = e - p - nl;
+            while (tl && value[p + nl + tl - 1] == ' ')
+                tl--;
+            if (tl == 0 || tl >= f->cap)
+                return MHD_NO; /* unusable: stop, not found */
+            memcpy(f->out, value + p + nl, tl);
+            f->out[tl] = '\0';
+            f->found = 1;
+            return MHD_NO;
         }
+        p = e;
     }
-    return 0;
+    return MHD_YES;
 }
 
-static int safe_method(const h2o_req_t *h)
+/* The session cookie's token into out (cap bytes); 1 when present and usable. */
+static int session_cookie(va_req *r, char *out, size_t cap)
 {
-    return h2o_memis(h->method.base, h->method.len, H2O_STRLIT("GET")) ||
-           h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD"));
+    cookie_find f = {out, cap, 0};
+    if (!r->h)
+        return 0;
+    MHD_get_connection_values(r->h, MHD_HEADER_KIND, cookie_header, &f);
+    return f.found;
+}
+
+static int safe_method(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
 void va_set_session_cookie(va_req *r, const char *token, long long max_age_s)
 {
     char v[VA_TOKEN_LEN + 160];
     snprintf(v, sizeof(v), "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
-             VA_SESSION_COOKIE, token, max_age_s, r->srv->cfg->http.tls_cert[0] ? "; Secure" : "");
+             VA_SESSION_COOKIE, token, max_age_s, r->srv->tls ? "; Secure" : "");
     va_add_header(r, "Set-Cookie", v);
-}
-
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 206:
-        return "Partial Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 416:
-        return "Range Not Satisfiable";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Status";
-    }
 }
 
 void va_send(va_req *r, int status, const char *content_type, const char *body, size_t len)
 {
+    if (r->queued || r->pending)
+        return;
     r->status = status;
     if (!r->h)
         return;
-    r->h->res.status = status;
-    r->h->res.reason = reason_of(status);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        hr_error("http", "%s: cannot create a response (out of memory)", r->id);
+        return;
+    }
     if (content_type)
         va_add_header(r, "Content-Type", content_type);
-    r->h->res.content_length = len;
-    char *copy = h2o_mem_alloc_pool(&r->h->pool, len ? len : 1);
-    if (len)
-        memcpy(copy, body, len);
-    h2o_send_inline(r->h, copy, len);
+    apply_headers(r, resp);
+    respond(r, (unsigned)status, resp);
 }
 
+int va_send_stream(va_req *r, int status, const char *content_type, uint64_t size, size_t block,
+                   MHD_ContentReaderCallback crc, void *cls, MHD_ContentReaderFreeCallback crfc)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, block, crc, cls, crfc);
+    if (!resp)
+        return -ENOMEM;
+    r->status = status;
+    r->streaming = 1;
+    if (content_type)
+        va_add_header(r, "Content-Type", content_type);
+    apply_headers(r, resp);
+    respond(r, (unsigned)status, resp);
+    return 0;
+}
+
+va_iovec va_body(va_req *r)
+{
+    va_iovec v = {(const char *)r->body.data, r->body.len};
+    return v;
+}
+
+const char *va_path(const va_req *r, size_t *len)
+{
+    *len = r->uri ? strlen(r->uri) : 0;
+    return r->uri ? r->uri : "";
+}
+
+void va_base_url(va_req *r, char *out, size_t cap)
+{
+    const char *host = va_header(r, "host");
+    snprintf(out, cap, "%s://%.400s", r->srv->tls ? "https" : "http", host ? host : "localhost");
+}
+
+void va_body_stream(va_req *r, va_body_fn fn, void (*on_gone)(va_req *r))
+{
+    r->body_fn = fn;
+    r->on_gone = on_gone;
+    r->streaming = 1;
+}
 void va_send_json(va_req *r, int status, json_t *doc)
 {
     va_send_json_type(r, status, "application/json", doc);
@@ -313,11 +434,6 @@ void va_send_rc(va_req *r, int rc, const char *what)
         va_send_error(r, 500, "internal", "%s: %s", what, hr_strerror(rc));
 }
 
-h2o_iovec_t va_body(va_req *r)
-{
-    return r->h ? r->h->entity : h2o_iovec_init(NULL, 0);
-}
-
 const char *va_param_get(const va_req *r, const char *name)
 {
     for (int i = 0; i < r->n_params; i++)
@@ -351,7 +467,7 @@ static void req_work(va_req *r)
     const sto_ctx *sto = r->srv->sto;
     redisContext *c = sto_worker_redis(&sto->redis_addr, sto->redis_timeout_ms);
     r->redis_down = c == NULL;
-    if (!r->route->public_) {
+    if (!r->route->public_ && !r->authed) {
         r->auth_rc = c ? va_auth_check(c, r->token, &r->who) : HR_EREDIS;
         if (r->auth_rc == HR_EREDIS)
             sto_worker_redis_failed();
@@ -359,7 +475,8 @@ static void req_work(va_req *r)
             return;
         sto_scope_for(r->srv->cfg, r->who.role, r->who.hospital, r->who.center, &r->scope);
     }
-    r->work_fn(r, c);
+    if (r->work_fn)
+        r->work_fn(r, c);
 }
 
 static void work_run(uv_work_t *w)
@@ -370,7 +487,7 @@ static void work_run(uv_work_t *w)
 static void req_done(va_req *r)
 {
     r->in_work = 0;
-    if (r->h && !r->route->public_ && r->auth_rc) {
+    if (r->h && !r->route->public_ && !r->authed && r->auth_rc) {
         if (r->auth_rc == HR_EREDIS)
             va_send_error(r, 503, "index_unavailable", "cannot check the token: Redis is down");
         else
@@ -380,7 +497,7 @@ static void req_done(va_req *r)
     }
     if (r->done_fn)
         r->done_fn(r);
-    if (!r->h && !r->streaming)
+    if (!r->h && !r->streaming && !r->in_work)
         req_free(r);
 }
 
@@ -426,7 +543,6 @@ void va_req_run(va_req *r, va_work_fn work, va_done_fn done)
         va_send_error(r, 500, "internal", "cannot queue work");
     }
 }
-
 /* ---- parsing ---- */
 
 static int hexval(char c)
@@ -545,34 +661,140 @@ static int origin_allowed(const va_server *s, const char *origin)
     return 0;
 }
 
-static void peer_name(h2o_req_t *h, char *out, size_t cap)
+static void finish_stop(va_server *s);
+static void on_stop_tick(uv_timer_t *t);
+
+static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = h->conn->callbacks->get_peername(h->conn, (struct sockaddr *)&ss);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     out[0] = '\0';
-    if (len == 0)
+    if (!ci || !ci->client_addr)
         return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *h)
+/* MHD read a request line: the request starts here (its id, the raw URI). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    va_server *s = *(va_server **)(self + 1);
+    va_server *s = cls;
     va_req *r = calloc(1, sizeof(*r));
     if (!r)
-        return -1;
-    r->h = h;
+        return NULL;
     r->srv = s;
     r->t0_ns = uv_hrtime();
+    r->body_declared = -1;
     snprintf(r->id, sizeof(r->id), "%s-%06llx", s->id_prefix, (unsigned long long)++s->next_id);
-    peer_name(h, r->peer, sizeof(r->peer));
-    dispose_hook *d = h2o_mem_alloc_shared(&h->pool, sizeof(*d), on_dispose);
-    d->r = r;
-    va_add_header(r, "X-Request-Id", r->id);
+    r->uri = strdup(uri ? uri : "");
+    if (!r->uri) {
+        free(r);
+        return NULL;
+    }
+    const char *q = strchr(r->uri, '?');
+    r->path_len = q ? (size_t)(q - r->uri) : strlen(r->uri);
+    peer_name(c, r->peer, sizeof(r->peer));
+    return r;
+}
 
+/* MHD is done with the request: response sent, or the client went away. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    va_server *s = cls;
+    va_req *r = *con_cls;
+    *con_cls = NULL;
+    if (!r)
+        return;
+    r->h = NULL;
+    r->suspended = 0;
+    if (r->counted) {
+        r->counted = 0;
+        s->n_active--;
+    }
+    record(r);
+    struct MHD_Response *resp = r->pending;
+    void (*gone)(va_req *) = r->on_gone;
+    r->pending = NULL;
+    r->on_gone = NULL;
+    if (!r->in_work && !r->streaming)
+        req_free(r);
+    else if (gone)
+        gone(r); /* the body consumer frees its state, then va_req_stream_end */
+    /* last: a streamed response's free callback may end (free) r */
+    if (resp)
+        MHD_destroy_response(resp);
+    if (s->stopping)
+        maybe_finish_stop(s);
+}
+
+/* Content-Length / Transfer-Encoding: chunked of the request. */
+static void body_headers(va_req *r)
+{
+    const char *te = va_header(r, "transfer-encoding");
+    const char *cl = va_header(r, "content-length");
+    if (te && strcasestr(te, "chunked")) {
+        r->has_body = 1;
+        r->body_declared = -1;
+    } else if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        r->body_declared = errno || end == cl ? -1 : (long long)(v > LLONG_MAX ? LLONG_MAX : v);
+        r->has_body = r->body_declared != 0;
+    }
+}
+
+/* The route's cap on the request body (0: none taken). */
+static uint64_t body_cap(const va_req *r)
+{
+    switch (r->route->body) {
+    case VA_BODY_SMALL:
+        return r->route->public_ ? VA_UNAUTH_BODY_MAX : VA_SMALL_BODY_MAX;
+    case VA_BODY_STREAM:
+        return r->srv->cfg->http.max_body_bytes;
+    default:
+        return 0;
+    }
+}
+
+static void preauth_done(va_req *r);
+
+/* The token is good (or not needed): get ready for the body. */
+static void after_auth(va_req *r)
+{
+    if (r->route->body == VA_BODY_STREAM) {
+        r->phase = PH_STREAM;
+        r->route->handle(r); /* installs its consumer, or answers */
+        if (!r->body_fn && !r->queued && !r->pending && !r->in_work)
+            va_send_error(r, 500, "internal", "no body consumer");
+        return;
+    }
+    if (r->has_body) {
+        r->phase = PH_COLLECT;
+        hr_buf_init(&r->body, (size_t)r->body_cap);
+        return;
+    }
+    r->phase = PH_FINAL;
+}
+
+static void preauth_done(va_req *r)
+{
+    if (va_req_gone(r))
+        return; /* refused: answered by req_done */
+    r->authed = 1;
+    /* MHD calls the access handler again, still before the body */
+    conn_resume(r);
+}
+
+/* First call of the access handler: headers only, no body byte read yet. */
+static void begin(va_req *r, const char *method)
+{
+    va_server *s = r->srv;
+    va_add_header(r, "X-Request-Id", r->id);
     const char *origin = va_header(r, "origin");
     int cors = origin && origin_allowed(s, origin);
     if (cors) {
@@ -581,20 +803,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         va_add_header(r, "Access-Control-Expose-Headers",
                       "X-Request-Id, Content-Type, Content-Length, Warning");
     }
-    size_t plen = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
-    h2o_iovec_t path = h2o_iovec_init(h->path.base, plen);
-    if (h->query_at != SIZE_MAX &&
-        parse_query(r, h->path.base + h->query_at + 1, h->path.len - h->query_at - 1)) {
+    const char *q = r->uri[r->path_len] == '?' ? r->uri + r->path_len + 1 : NULL;
+    if (q && parse_query(r, q, strlen(q))) {
         va_send_error(r, 400, "bad_request", "malformed query string");
-        return 0;
+        return;
     }
     int path_known = 0;
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (!match_route(r, k_routes[i].pattern, path.base, path.len))
+        if (!match_route(r, k_routes[i].pattern, r->uri, r->path_len))
             continue;
         path_known = 1;
-        if (h2o_memis(h->method.base, h->method.len, k_routes[i].method,
-                      strlen(k_routes[i].method))) {
+        if (strcmp(method, k_routes[i].method) == 0) {
             r->route = &k_routes[i];
             break;
         }
@@ -602,7 +821,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
             free(r->segs[k]);
         r->n_segs = 0;
     }
-    if (h2o_memis(h->method.base, h->method.len, H2O_STRLIT("OPTIONS"))) {
+    if (strcmp(method, "OPTIONS") == 0) {
         if (cors) {
             va_add_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
             va_add_header(r, "Access-Control-Allow-Headers",
@@ -610,15 +829,27 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
             va_add_header(r, "Access-Control-Max-Age", "600");
         }
         va_send(r, 204, NULL, "", 0);
-        return 0;
+        return;
     }
     if (!r->route) {
         if (path_known)
-            va_send_error(r, 405, "method_not_allowed", "%.*s is not allowed here",
-                          (int)h->method.len, h->method.base);
+            va_send_error(r, 405, "method_not_allowed", "%.16s is not allowed here", method);
         else
             va_send_error(r, 404, "not_found", "no such resource");
-        return 0;
+        return;
+    }
+    /* the body: bounded by the headers alone, before anything is read */
+    body_headers(r);
+    r->body_cap = body_cap(r);
+    if (r->has_body && r->body_cap == 0) {
+        va_send_error(r, 413, "too_large", "%s %s takes no request body", r->route->method,
+                      r->route->pattern);
+        return;
+    }
+    if (r->body_declared > 0 && (uint64_t)r->body_declared > r->body_cap) {
+        va_send_error(r, 413, "too_large", "request body of %lld bytes; at most %llu here",
+                      r->body_declared, (unsigned long long)r->body_cap);
+        return;
     }
     if (!r->route->public_) {
         const char *auth = va_header(r, "authorization");
@@ -626,78 +857,216 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
             if (strncasecmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) >= sizeof(r->token)) {
                 va_send_error(r, 401, "unauthorized", "a bearer token is required");
                 va_audit(r, r->route->metric, NULL, NULL, "no bearer token", "denied");
-                return 0;
+                return;
             }
             snprintf(r->token, sizeof(r->token), "%s", auth + 7);
         } else if (session_cookie(r, r->token, sizeof(r->token))) {
             r->by_cookie = 1;
-            if (!safe_method(h) && !va_header(r, "x-requested-with")) {
+            if (!safe_method(method) && !va_header(r, "x-requested-with")) {
                 va_send_error(r, 403, "csrf",
                               "a request authenticated by the session cookie must carry "
                               "X-Requested-With");
                 va_audit(r, r->route->metric, NULL, NULL, "cookie without X-Requested-With",
                          "denied");
-                return 0;
+                return;
             }
         } else {
             va_send_error(r, 401, "unauthorized", "a bearer token or session cookie is required");
             va_audit(r, r->route->metric, NULL, NULL, "no bearer token", "denied");
-            return 0;
+            return;
         }
     }
     if (reads_patient_data(r->route) && sto_audit_admit_read(r->srv->sto->audit, r->id)) {
         va_send_error(r, 503, "audit_unavailable",
                       "the audit log cannot record this read of patient data; try again later");
-        return 0;
+        return;
     }
-    r->route->handle(r);
-    return 0;
+    if (!r->route->public_ && (r->has_body || r->route->body == VA_BODY_STREAM)) {
+        /* the token first: a refused one is answered before any body byte
+         * is read (MHD then closes the connection) */
+        r->phase = PH_PREAUTH;
+        va_req_run(r, NULL, preauth_done);
+        return;
+    }
+    after_auth(r);
 }
 
-/* ---- connections ---- */
-
-static void finish_stop(va_server *s);
-
-/* h2o owns handle->data of a connection; ours rides next to the handle */
-typedef struct va_conn {
-    uv_tcp_t tcp;
-    va_server *srv;
-} va_conn;
-
-static void on_conn_closed(uv_handle_t *h)
+/* One call of the access handler past the first. 0: close the connection. */
+static int step(va_req *r, const char *upload, size_t *size)
 {
-    va_server *s = ((va_conn *)h)->srv;
-    free(h);
-    s->n_conns--;
-    if (s->stopping && s->n_conns == 0)
-        finish_stop(s);
+    switch (r->phase) {
+    case PH_PREAUTH:
+        after_auth(r);
+        return 1;
+    case PH_COLLECT:
+        if (*size) {
+            if (r->body.len + *size > r->body_cap) {
+                hr_warn("http", "%s: %s body over %llu bytes (chunked): connection closed", r->id,
+                        r->route->pattern, (unsigned long long)r->body_cap);
+                r->status = 413;
+                return 0;
+            }
+            hr_buf_append(&r->body, upload, *size);
+            *size = 0;
+            return 1;
+        }
+        r->phase = PH_HANDLER;
+        r->route->handle(r);
+        return 1;
+    case PH_STREAM:
+        if (*size) {
+            size_t n = *size;
+            if (r->body_read + n > r->body_cap) {
+                hr_warn("http", "%s: %s body over %llu bytes (chunked): connection closed", r->id,
+                        r->route->pattern, (unsigned long long)r->body_cap);
+                r->status = 413;
+                return 0;
+            }
+            if (r->body_fn)
+                r->body_fn(r, (const uint8_t *)upload, size);
+            else
+                *size = 0;
+            r->body_read += n - *size;
+            return 1;
+        }
+        /* the end of the body: called again after a pause until it answers */
+        if (r->body_fn) {
+            size_t zero = 0;
+            r->body_fn(r, NULL, &zero);
+        }
+        return 1;
+    case PH_FINAL:
+        *size = 0;
+        r->phase = PH_HANDLER;
+        r->route->handle(r);
+        return 1;
+    default:
+        /* the handler runs; nothing is expected from MHD meanwhile */
+        *size = 0;
+        return 1;
+    }
 }
 
-static void on_connect(uv_stream_t *listener, int status)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *size, void **con_cls)
 {
-    va_server *s = listener->data;
-    if (status != 0)
+    va_server *s = cls;
+    va_req *r = *con_cls;
+    if (!r) {
+        r = on_uri(s, url, c);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+    }
+    r->h = c;
+    r->in_ahc = 1;
+    int ok = 1;
+    if (r->pending) {
+        queue_pending(r);
+        *size = 0; /* not taken: the rest of a body already answered */
+    } else if (r->phase == PH_NEW) {
+        r->counted = 1;
+        s->n_active++;
+        begin(r, method);
+    } else if (!r->queued) {
+        ok = step(r, upload, size);
+    } else {
+        *size = 0;
+    }
+    r->in_ahc = 0;
+    if (!ok)
+        return MHD_NO;
+    if (!r->queued && !r->pending && (r->in_work || r->paused))
+        va_req_suspend(r);
+    return MHD_YES;
+}
+
+/* ---- MHD on the loop ---- */
+
+static void on_run_timer(uv_timer_t *t);
+
+/* Runs MHD's work that is due, then arms the timer for the next. */
+static void run_mhd(va_server *s)
+{
+    if (!s->mhd)
         return;
-    va_conn *vc = malloc(sizeof(*vc));
-    if (!vc)
-        return;
-    vc->srv = s;
-    uv_tcp_t *conn = &vc->tcp;
-    uv_tcp_init(s->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    s->run_wanted = 0;
+    MHD_run(s->mhd);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (s->run_wanted)
+        ms = 0; /* resumed inside the run: once more */
+    else if (MHD_get_timeout(s->mhd, &ms) != MHD_YES) {
+        uv_timer_stop(&s->run_timer);
         return;
     }
-    if (s->n_conns >= s->cfg->http.max_connections) {
-        hr_warn("http", "connection limit (%d) reached: closing a new connection",
-                s->cfg->http.max_connections);
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
+    uv_timer_start(&s->run_timer, on_run_timer, ms > 3600000 ? 3600000 : (uint64_t)ms, 0);
+}
+
+static void on_run_timer(uv_timer_t *t)
+{
+    run_mhd(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    run_mhd(p->data);
+}
+
+/* MHD_run on the next loop turn (a connection was resumed). */
+static void kick(va_server *s)
+{
+    s->run_wanted = 1;
+    if (s->mhd && !s->stopping_final)
+        uv_timer_start(&s->run_timer, on_run_timer, 0, 0);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    hr_warn("http", "libmicrohttpd: %s", line);
+}
+
+/* Reads a PEM file (at most VA_TLS_FILE_MAX bytes) into a new string. */
+static int read_pem(const char *path, char **out)
+{
+    int rc = 0;
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > VA_TLS_FILE_MAX) {
+        rc = HR_ECONFIG;
+        goto out;
     }
-    uv_tcp_nodelay(conn, 1);
-    s->n_conns++;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
-    h2o_accept(&s->accept, sock);
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = k < 0 ? -errno : HR_ECONFIG;
+            goto out;
+        }
+        got += (size_t)k;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return rc;
 }
 
 static int setup_tls(va_server *s)
@@ -705,23 +1074,66 @@ static int setup_tls(va_server *s)
     const hr_config *c = s->cfg;
     if (!c->http.tls_cert[0])
         return 0;
-    s->ssl = SSL_CTX_new(TLS_server_method());
-    if (!s->ssl)
-        return HR_ECONFIG;
-    SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION);
-    SSL_CTX_set_options(s->ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    if (SSL_CTX_use_certificate_chain_file(s->ssl, c->http.tls_cert) != 1 ||
-        SSL_CTX_use_PrivateKey_file(s->ssl, c->http.tls_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(s->ssl) != 1) {
-        char e[256];
-        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-        hr_error("http", "TLS certificate %s / key %s: %s", c->http.tls_cert, c->http.tls_key, e);
-        SSL_CTX_free(s->ssl);
-        s->ssl = NULL;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        hr_error("http", "this libmicrohttpd has no TLS support (GnuTLS)");
         return HR_ECONFIG;
     }
-    h2o_ssl_register_alpn_protocols(s->ssl, h2o_http2_alpn_protocols);
+    int rc = read_pem(c->http.tls_cert, &s->tls_cert_pem);
+    if (!rc)
+        rc = read_pem(c->http.tls_key, &s->tls_key_pem);
+    if (rc) {
+        hr_error("http", "TLS certificate %s / key %s: %s", c->http.tls_cert, c->http.tls_key,
+                 rc == HR_ECONFIG ? "empty or too large" : hr_strerror(rc));
+        return HR_ECONFIG;
+    }
+    s->tls = 1;
     return 0;
+}
+
+/* A listening socket on cfg->http.listen: ours, so the bind rules stay
+ * huren's (decision 0012); MHD accepts on it. fd or a negative errno. */
+static int open_listener(const hr_config *cfg)
+{
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    memset(&addr, 0, sizeof(addr));
+    int v6 = strchr(cfg->http.listen.host, ':') != NULL;
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)cfg->http.listen.port);
+        if (inet_pton(AF_INET6, cfg->http.listen.host, &a->sin6_addr) != 1)
+            return -EINVAL;
+        alen = sizeof(*a);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)cfg->http.listen.port);
+        if (inet_pton(AF_INET, cfg->http.listen.host, &a->sin_addr) != 1)
+            return -EINVAL;
+        alen = sizeof(*a);
+    }
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, rc = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&addr, alen) != 0 || listen(fd, 511) != 0)
+        rc = -errno;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static void free_server(va_server *s)
+{
+    free(s->tls_cert_pem);
+    free(s->tls_key_pem);
+    free(s->stats);
+    free(s->login_gate);
+    free(s);
 }
 
 int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metrics_fn metrics,
@@ -730,6 +1142,7 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     va_server *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    s->listen_fd = -1;
     s->stats = calloc(N_ROUTES + 1, sizeof(*s->stats));
     if (!s->stats) {
         free(s);
@@ -746,40 +1159,50 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
              rnd[3]);
     int rc = setup_tls(s);
     if (rc) {
-        free(s->stats);
-        free(s->login_gate);
-        free(s);
+        free_server(s);
         return rc;
     }
-
-    h2o_config_init(&s->config);
-    s->config.max_request_entity_size = (size_t)cfg->http.max_body_bytes;
-    s->config.server_name = h2o_iovec_init(H2O_STRLIT("huren"));
-    s->config.http1.upgrade_to_http2 = 1;
-    h2o_hostconf_t *host =
-        h2o_config_register_host(&s->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler) + sizeof(va_server *));
-    handler->on_req = on_req;
-    *(va_server **)(handler + 1) = s;
-
-    h2o_context_init(&s->ctx, loop, &s->config);
-    s->accept.ctx = &s->ctx;
-    s->accept.hosts = s->config.hosts;
-    s->accept.ssl_ctx = s->ssl;
-
-    uv_tcp_init(loop, &s->listener);
-    s->listener.data = s;
+    s->listen_fd = open_listener(cfg);
+    if (s->listen_fd < 0) {
+        rc = s->listen_fd;
+        free_server(s);
+        return rc;
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (s->tls)
+        flags |= MHD_USE_TLS;
+    static char k_priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE";
+    struct MHD_OptionItem tls_ops[] = {
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, k_priorities},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_OptionItem no_ops[] = {{MHD_OPTION_END, 0, NULL}};
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->http.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)VA_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VA_CONN_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_ARRAY, s->tls ? tls_ops : no_ops, MHD_OPTION_END);
+    if (!s->mhd) {
+        if (s->tls)
+            hr_error("http", "TLS certificate %s / key %s: not usable (GnuTLS refused them)",
+                     cfg->http.tls_cert, cfg->http.tls_key);
+        close(s->listen_fd);
+        free_server(s);
+        return s->tls ? HR_ECONFIG : -EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    uv_timer_init(loop, &s->run_timer);
+    s->run_timer.data = s;
     uv_timer_init(loop, &s->stop_timer);
     s->stop_timer.data = s;
-    struct sockaddr_storage addr;
-    if (strchr(cfg->http.listen.host, ':'))
-        uv_ip6_addr(cfg->http.listen.host, cfg->http.listen.port, (struct sockaddr_in6 *)&addr);
-    else
-        uv_ip4_addr(cfg->http.listen.host, cfg->http.listen.port, (struct sockaddr_in *)&addr);
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    rc = uv_poll_init(loop, &s->poll, di ? di->epoll_fd : -1);
+    s->poll.data = s;
     if (!rc)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connect);
+        rc = uv_poll_start(&s->poll, UV_READABLE, on_poll);
     if (!rc) {
         hr_pool_opts po = {.name = "kdf",
                            .threads = cfg->auth.kdf_threads,
@@ -793,9 +1216,10 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
         finish_stop(s);
         return rc;
     }
+    run_mhd(s);
     hr_info("http", "listening on %s:%d (%s)", cfg->http.listen.host, cfg->http.listen.port,
-            s->ssl ? "HTTPS, HTTP/2 via ALPN" : "HTTP/1.1 and h2c");
-    if (!s->ssl && !hr_addr_is_loopback(cfg->http.listen.host))
+            s->tls ? "HTTPS, HTTP/1.1" : "HTTP/1.1");
+    if (!s->tls && !hr_addr_is_loopback(cfg->http.listen.host))
         hr_warn("http",
                 "plain HTTP on %s (http.insecure_listen): passwords and tokens cross "
                 "the network in clear; configure http.tls_cert and http.tls_key",
@@ -807,53 +1231,67 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
 static void on_closed_last(uv_handle_t *h)
 {
     va_server *s = h->data;
-    /* h2o_context_request_shutdown armed HTTP/2's graceful-shutdown timer;
-     * with every connection gone it has nothing left to do */
-    if (h2o_timeout_is_linked(&s->ctx.http2._graceful_shutdown_timeout))
-        h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
-    h2o_context_dispose(&s->ctx);
-    h2o_config_dispose(&s->config);
-    if (s->ssl)
-        SSL_CTX_free(s->ssl);
     void (*cb)(void *) = s->stop_cb;
     void *arg = s->stop_arg;
-    free(s->stats);
-    free(s->login_gate);
-    free(s);
+    free_server(s);
     if (cb)
         cb(arg);
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_run_timer_closed(uv_handle_t *h)
 {
     va_server *s = h->data;
     uv_close((uv_handle_t *)&s->stop_timer, on_closed_last);
 }
 
+static void on_poll_closed(uv_handle_t *h)
+{
+    va_server *s = h->data;
+    uv_close((uv_handle_t *)&s->run_timer, on_run_timer_closed);
+}
+
 static void finish_stop(va_server *s)
 {
+    if (s->stopping_final)
+        return;
     uv_timer_stop(&s->stop_timer);
     if (s->kdf_pool) {
         s->finish_wanted = 1; /* on_kdf_pool_closed comes back */
         return;
     }
-    if (!uv_is_closing((uv_handle_t *)&s->listener))
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    else if (!uv_is_closing((uv_handle_t *)&s->stop_timer))
-        uv_close((uv_handle_t *)&s->stop_timer, on_closed_last);
+    s->stopping_final = 1;
+    uv_timer_stop(&s->run_timer);
+    if (uv_is_active((uv_handle_t *)&s->poll))
+        uv_poll_stop(&s->poll);
+    if (s->mhd) {
+        /* no request is in progress: no connection is suspended; idle
+         * keep-alive connections are closed */
+        MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
+    }
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
+    uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+}
+
+static void maybe_finish_stop(va_server *s)
+{
+    if (s->stopping && s->n_active == 0 && !s->stopping_final)
+        uv_timer_start(&s->stop_timer, on_stop_tick, 0, 0);
 }
 
 static void on_stop_tick(uv_timer_t *t)
 {
     va_server *s = t->data;
-    if (s->n_conns == 0) {
+    if (s->n_active == 0) {
         finish_stop(s);
         return;
     }
-    /* connections still open after the grace period: the process is about
-     * to exit; h2o keeps its context until then */
-    hr_warn("http", "%d connections still open after 10 s; stopping without them", s->n_conns);
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    /* requests still running after the grace period: the process is about
+     * to exit; MHD keeps its connections until then */
+    hr_warn("http", "%d requests still running after 10 s; stopping without them", s->n_active);
     void (*cb)(void *) = s->stop_cb;
     s->stop_cb = NULL;
     if (cb)
@@ -873,16 +1311,22 @@ void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
     s->stopping = 1;
     s->stop_cb = cb;
     s->stop_arg = arg;
-    uv_read_stop((uv_stream_t *)&s->listener);
-    h2o_context_request_shutdown(&s->ctx);
+    /* no new connections; the socket is ours to close */
+    if (s->mhd) {
+        MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+        if (fd != MHD_INVALID_SOCKET && (int)fd == s->listen_fd) {
+            close(s->listen_fd);
+            s->listen_fd = -1;
+        }
+        kick(s);
+    }
     /* waiting logins get 503; running ones finish */
     if (s->kdf_pool)
         hr_pool_close(s->kdf_pool, on_kdf_pool_closed, s);
-    /* connections finish their requests; the rest are cut after 10 s (the
-     * process exits then; open sockets are closed by the kernel) */
-    uv_timer_start(&s->stop_timer, on_stop_tick, s->n_conns ? 10000 : 0, 0);
+    /* requests finish (their responses say Connection: close); the rest are
+     * cut after 10 s (the process exits then) */
+    uv_timer_start(&s->stop_timer, on_stop_tick, s->n_active ? VA_STOP_GRACE_MS : 0, 0);
 }
-
 /* ---- /metrics text of the HTTP layer ---- */
 
 static void appendf(hr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -947,7 +1391,12 @@ void va_metrics_http(va_server *s, hr_buf *out)
         appendf(out, "huren_http_request_duration_seconds_count{route=\"%s\"} %llu\n", label,
                 (unsigned long long)sum.count);
     }
-    appendf(out, "# TYPE huren_http_connections gauge\nhuren_http_connections %d\n", s->n_conns);
+    const union MHD_DaemonInfo *di =
+        s->mhd ? MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+    appendf(out, "# TYPE huren_http_connections gauge\nhuren_http_connections %u\n",
+            di ? di->num_connections : 0u);
+    appendf(out, "# TYPE huren_http_requests_active gauge\nhuren_http_requests_active %d\n",
+            s->n_active);
     if (s->kdf_pool) {
         hr_pool_stats ps;
         hr_pool_stats_get(s->kdf_pool, &ps);

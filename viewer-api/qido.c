@@ -525,8 +525,10 @@ static void qido_done(va_req *r)
     r->state = NULL;
     if (!va_req_gone(r)) {
         char detail[256];
-        snprintf(detail, sizeof(detail), "%.*s -> %ld matches",
-                 (int)(r->h->path.len > 200 ? 200 : r->h->path.len), r->h->path.base, st->emitted);
+        size_t plen;
+        const char *path = va_path(r, &plen);
+        snprintf(detail, sizeof(detail), "%.*s -> %ld matches", (int)(plen > 200 ? 200 : plen),
+                 path, st->emitted);
         va_audit(r, "qido", NULL, st->study[0] ? st->study : NULL, detail,
                  st->rc ? "failure" : "success");
         if (st->rc) {
@@ -663,10 +665,7 @@ void va_handle_qido(va_req *r)
     if (!st->series[0] && se && se[0] && dcm_uid_valid(se) && st->level == STO_Q_IMAGE &&
         st->study[0])
         snprintf(st->series, sizeof(st->series), "%s", se);
-    h2o_req_t *h = r->h;
-    snprintf(st->base_url, sizeof(st->base_url), "%.*s://%.*s", (int)h->scheme->name.len,
-             h->scheme->name.base, (int)(h->authority.len > 400 ? 400 : h->authority.len),
-             h->authority.base);
+    va_base_url(r, st->base_url, sizeof(st->base_url));
     st->out = json_array();
     r->state = st;
     va_req_run(r, qido_work, qido_done);

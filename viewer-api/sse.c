@@ -20,6 +20,7 @@
 #define SSE_ID_MAX    32
 #define SSE_RING      4096 /* events the node keeps for its streams (a power of two) */
 #define SSE_HUB_BATCH 256  /* events the shared reader takes per pool job */
+#define SSE_BLOCK     4096 /* MHD's response buffer (chunks are built in its write buffer) */
 
 typedef struct va_sse va_sse;
 
@@ -58,7 +59,6 @@ typedef struct sse_hub {
 static sse_hub g_hub;
 
 struct va_sse {
-    h2o_generator_t gen; /* first: h2o hands it back */
     va_req *r;
     va_server *srv; /* NULL once unlinked (request disposed) */
     struct va_sse *prev, *next;
@@ -84,14 +84,15 @@ struct va_sse {
     uint64_t pos;
     int caught_up; /* its own read reached the end of the stream */
     /* the bytes being sent: filled by the pool job, or on the loop while no
-     * job runs; h2o holds them until proceed */
+     * job runs; MHD's content reader copies them from out_pos */
     hr_buf out;
+    size_t out_pos;
     /* pool job results */
     char job_cursor[SSE_ID_MAX];
     int job_rc, job_gap, job_n, job_full;
     int job_sent; /* events formatted into out */
     /* state */
-    int sending;     /* h2o has our bytes; proceed is due */
+    int sending;     /* out is being copied out by MHD */
     int fetching;    /* a pool job runs */
     int dirty;       /* the stream may hold events past the cursor */
     int beat_due;    /* a heartbeat comment is due */
@@ -402,15 +403,15 @@ static void fetch_done(uv_work_t *w, int status)
     pump(c);
 }
 
-static void send_out(va_sse *c, h2o_send_state_t state)
+/* Hands out to MHD (final: then the end of the response). */
+static void send_out(va_sse *c, int final)
 {
-    h2o_iovec_t buf = h2o_iovec_init(c->out.data, c->out.len);
     c->sending = 1;
-    if (state == H2O_SEND_STATE_FINAL)
+    c->out_pos = 0;
+    if (final)
         c->final_sent = 1;
-    /* with FINAL, h2o may dispose the request inside this call: c stays
-     * allocated until its timer is closed, but r->h must not be used after */
-    h2o_send(c->r->h, &buf, buf.len ? 1 : 0, state);
+    /* MHD calls on_read again (a no-op inside on_read itself) */
+    va_req_resume(c->r);
 }
 
 /* The stream sends from the ring from now on if the ring holds every event
@@ -467,7 +468,7 @@ static void pump(va_sse *c)
     if (c->gone || c->sending || c->fetching || c->final_sent)
         return;
     if (c->ending) {
-        send_out(c, H2O_SEND_STATE_FINAL);
+        send_out(c, 1);
         return;
     }
     if (!c->live && c->caught_up && !c->dirty)
@@ -475,7 +476,7 @@ static void pump(va_sse *c)
     if (c->live)
         fill(c);
     if (c->out.len) {
-        send_out(c, H2O_SEND_STATE_IN_PROGRESS);
+        send_out(c, 0);
         return;
     }
     if (!c->live && c->dirty) {
@@ -493,7 +494,7 @@ static void pump(va_sse *c)
         static const char k_beat[] = ": keep-alive\n\n";
         c->beat_due = 0;
         if (hr_buf_append(&c->out, k_beat, sizeof(k_beat) - 1) == 0)
-            send_out(c, H2O_SEND_STATE_IN_PROGRESS);
+            send_out(c, 0);
     }
 }
 
@@ -600,19 +601,38 @@ static void hub_done(uv_work_t *w, int status)
         hub_wake(s);
 }
 
-static void on_proceed(h2o_generator_t *g, h2o_req_t *h)
+/* MHD's content reader (chunked): copies what is pending; once the client
+ * took it all, moves the stream on; with nothing to send, suspends the
+ * connection until send_out. */
+static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    va_sse *c = (va_sse *)g;
-    c->sending = 0;
-    hr_buf_reset(&c->out);
-    hr_buf_shrink(&c->out, 4096);
-    pump(c);
-}
-
-static void on_stop(h2o_generator_t *g, h2o_req_t *h)
-{
-    va_sse *c = (va_sse *)g;
-    c->gone = 1; /* the dispose hook follows */
+    va_sse *c = cls;
+    if (c->gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    for (;;) {
+        if (c->sending) {
+            size_t left = c->out.len - c->out_pos;
+            if (left) {
+                size_t k = left < max ? left : max;
+                memcpy(buf, c->out.data + c->out_pos, k);
+                c->out_pos += k;
+                return (ssize_t)k;
+            }
+            c->sending = 0;
+            hr_buf_reset(&c->out);
+            hr_buf_shrink(&c->out, 4096);
+            c->out_pos = 0;
+            if (c->final_sent)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            pump(c);
+            if (c->sending)
+                continue;
+        } else if (c->final_sent) {
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        va_req_suspend(c->r);
+        return 0;
+    }
 }
 
 /* Ends a stream whose session ended: an `end` event, then the final chunk. */
@@ -623,7 +643,7 @@ static void end_session(va_sse *c, const char *why)
     char line[128];
     int n = snprintf(line, sizeof(line), "event: end\ndata: {\"reason\":\"%s\"}\n\n", why);
     hr_info("sse", "%s: event stream of %s ended: %s", c->r->id, c->user, why);
-    /* out belongs to h2o while sending and to a pool job while fetching: the
+    /* out belongs to MHD while sending and to a pool job while fetching: the
      * end event is added only when neither holds it (the stream ends anyway) */
     if (!c->sending && !c->fetching) {
         hr_buf_reset(&c->out);
@@ -701,10 +721,10 @@ static void on_beat_closed(uv_handle_t *h)
     maybe_free(c);
 }
 
-/* The request is gone (client away, or the final chunk was sent). */
+/* MHD is done with the response (client away, or the final chunk was sent). */
 static void on_disposed(void *p)
 {
-    va_sse *c = *(va_sse **)p;
+    va_sse *c = p;
     c->gone = 1;
     unlink_sse(c);
     uv_close((uv_handle_t *)&c->beat, on_beat_closed);
@@ -868,23 +888,19 @@ static void open_done(va_req *r)
     hr_buf_init(&c->out, SSE_OUT_CAP);
     va_audit(r, "events", NULL, NULL, detail, "success");
 
-    h2o_req_t *h = r->h;
-    r->streaming = 1;
-    r->status = 200;
-    h->res.status = 200;
-    h->res.reason = "OK";
-    va_add_header(r, "Content-Type", "text/event-stream; charset=utf-8");
     va_add_header(r, "Cache-Control", "no-cache");
     va_add_header(r, "X-Accel-Buffering", "no");
-    va_sse **hook = h2o_mem_alloc_shared(&h->pool, sizeof(*hook), on_disposed);
-    *hook = c;
-    c->gen.proceed = on_proceed;
-    c->gen.stop = on_stop;
     uv_timer_init(c->loop, &c->beat);
     c->beat.data = c;
+    if (va_send_stream(r, 200, "text/event-stream; charset=utf-8", MHD_SIZE_UNKNOWN, SSE_BLOCK,
+                       on_read, c, on_disposed) != 0) {
+        c->gone = 1;
+        uv_close((uv_handle_t *)&c->beat, on_beat_closed);
+        va_send_error(r, 500, "internal", "out of memory");
+        return;
+    }
     uv_timer_start(&c->beat, on_beat, VA_SSE_HEARTBEAT_MS, VA_SSE_HEARTBEAT_MS);
     link_sse(s, c);
-    h2o_start_response(h, &c->gen);
     char prelude[64];
     int n = snprintf(prelude, sizeof(prelude), "retry: %d\n: huren worklist events\n\n",
                      VA_SSE_RETRY_MS);

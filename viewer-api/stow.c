@@ -2,9 +2,12 @@
  * multipart/related; type="application/dicom" body. Each part (a Part 10
  * file) goes through the same durable ingest path as C-STORE
  * (storage/ingest.h), one part at a time, with backpressure from the ingest
- * into the multipart parser. The answer is the PS3.18 Store Instances
- * Response: ReferencedSOPSequence, FailedSOPSequence with reasons.
- * 200: all stored; 202: some failed or with warnings; 409: none stored. */
+ * into the multipart parser and from there into the connection: the body is
+ * read as it is parsed (the connection is suspended while the ingest makes
+ * an object durable), so it never sits in memory whole (decision 0018). The
+ * token and the caller's role are checked before the first body byte. The answer is the PS3.18
+ * Store Instances Response: ReferencedSOPSequence, FailedSOPSequence with reasons. 200: all stored;
+ * 202: some failed or with warnings; 409: none stored. */
 #include "multipart.h"
 #include "va.h"
 #include "../common/hr_err.h"
@@ -31,8 +34,6 @@ typedef struct stow_state {
     char study[65]; /* from the path, "" for POST /studies */
     char base_url[512];
     va_mp_parser mp;
-    h2o_iovec_t body;
-    size_t pos; /* body bytes fed to the parser */
     /* current part */
     int in_part;
     int skip; /* part refused before ingest: its data is dropped */
@@ -40,9 +41,11 @@ typedef struct stow_state {
     hr_buf head; /* Part 10 header bytes until the File Meta is complete */
     dcm_p10_info info;
     sto_ingest *ig;
-    const uint8_t *pending; /* data left to feed after a pause */
-    size_t pending_len;
-    int waiting; /* paused: ingest resume or ingest end pending */
+    hr_buf pend; /* dataset bytes the ingest has not taken yet (it paused) */
+    size_t pend_pos;
+    int waiting;   /* paused: ingest resume or ingest end pending */
+    int parse_end; /* the close delimiter was read, or the body is malformed */
+    int body_end;  /* the whole body was read */
     /* response */
     json_t *ok, *failed;
     int n_ok, n_failed, n_warn;
@@ -147,7 +150,8 @@ static void on_stored(void *arg, const sto_ingest_result *res)
 }
 
 /* Feeds data to the ingest in pieces of at most max_feed; 1 when it asks to
- * pause (the rest is kept in pending). */
+ * pause (the rest, at most one chunk of the connection, is copied to pend:
+ * data is MHD's buffer, valid only during this call). */
 static int feed(stow_state *st, const uint8_t *p, size_t n)
 {
     size_t max = st->r->srv->sto->max_feed;
@@ -157,14 +161,46 @@ static int feed(stow_state *st, const uint8_t *p, size_t n)
         p += k;
         n -= k;
         if (pause) {
-            st->pending = p;
-            st->pending_len = n;
+            hr_buf_reset(&st->pend);
+            st->pend_pos = 0;
+            if (n && hr_buf_append(&st->pend, p, n) != 0) {
+                /* cannot happen: a chunk is at most MHD's read buffer */
+                hr_error("http", "%s: STOW: %zu bytes left after an ingest pause", st->r->id, n);
+                while (n) {
+                    k = n < max ? n : max;
+                    sto_ingest_feed(st->ig, p, k);
+                    p += k;
+                    n -= k;
+                }
+            }
             st->waiting = 1;
             return 1;
         }
     }
-    st->pending = NULL;
-    st->pending_len = 0;
+    return 0;
+}
+
+/* Feeds what the ingest left in pend; 1 when it pauses again. */
+static int feed_pending(stow_state *st)
+{
+    size_t max = st->r->srv->sto->max_feed;
+    int pause = 0;
+    while (st->pend_pos < st->pend.len) {
+        size_t n = st->pend.len - st->pend_pos;
+        size_t k = n < max ? n : max;
+        pause = sto_ingest_feed(st->ig, (const uint8_t *)st->pend.data + st->pend_pos, k);
+        st->pend_pos += k;
+        if (pause)
+            break;
+    }
+    if (st->pend_pos == st->pend.len) {
+        hr_buf_reset(&st->pend);
+        st->pend_pos = 0;
+    }
+    if (pause) {
+        st->waiting = 1;
+        return 1;
+    }
     return 0;
 }
 
@@ -301,83 +337,98 @@ static void stow_free(stow_state *st)
         sto_ingest_abort(st->ig);
     va_mp_free(&st->mp);
     hr_buf_free(&st->head);
+    hr_buf_free(&st->pend);
     json_decref(st->ok);
     json_decref(st->failed);
     free(st);
 }
 
-/* Runs the parser until it pauses, ends or fails. */
+static void stow_end(stow_state *st)
+{
+    va_req *r = st->r;
+    r->state = NULL;
+    stow_free(st);
+    va_req_stream_end(r);
+}
+
+/* The whole body was read and nothing waits: the answer. */
+static void stow_answer(stow_state *st)
+{
+    va_req *r = st->r;
+    int rc = va_mp_finish(&st->mp);
+    if (rc && st->n_ok + st->n_failed > 0) {
+        /* parts before the damage are stored: say which, and why the rest is not */
+        char why[160];
+        snprintf(why, sizeof(why), "multipart body: %s",
+                 va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp)
+                                         : "ends before its close delimiter");
+        add_failed(st, NULL, NULL, R_UNDERSTAND, why);
+        respond(st);
+    } else if (rc) {
+        va_send_error(r, rc == HR_ETOOBIG ? 413 : 400,
+                      rc == HR_ETOOBIG ? "too_large" : "bad_request", "multipart body: %s",
+                      va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp) : "no close delimiter");
+    } else if (st->n_ok + st->n_failed == 0) {
+        va_send_error(r, 400, "bad_request", "multipart body has no parts");
+    } else {
+        respond(st);
+    }
+    stow_end(st);
+}
+
+/* The body consumer (va_body_fn): parses what arrived until the parser
+ * pauses for the ingest, ends or fails; the rest stays with MHD. */
+static void stow_body(va_req *r, const uint8_t *data, size_t *len)
+{
+    stow_state *st = r->state;
+    size_t n = *len, off = 0;
+    if (!data)
+        st->body_end = 1;
+    while (!st->waiting && !st->parse_end) {
+        size_t used = 0;
+        int rc = va_mp_feed(&st->mp, data ? data + off : NULL, n - off, &used);
+        off += used;
+        if (rc == VA_MP_PAUSED)
+            continue; /* waiting is set: the ingest pauses us */
+        if (rc == VA_MP_MORE)
+            break;
+        st->parse_end = 1; /* DONE (the epilogue follows) or an error (sticky) */
+    }
+    if (st->parse_end && !st->waiting)
+        off = n; /* the epilogue, or what follows the damage: dropped */
+    *len = n - off;
+    if (st->waiting) {
+        va_body_pause(r);
+        return;
+    }
+    if (st->body_end)
+        stow_answer(st);
+}
+
+/* Continues after the ingest resumed or stored an object (loop). */
 static void stow_continue(stow_state *st)
 {
     va_req *r = st->r;
     if (!r->h) {
         /* the client went away: abandon the object in progress */
-        r->state = NULL;
-        va_req_stream_end(r);
-        stow_free(st);
+        stow_end(st);
         return;
     }
-    while (!st->waiting) {
-        if (st->pending_len) {
-            if (feed(st, st->pending, st->pending_len))
-                return;
-            continue;
-        }
-        size_t used = 0;
-        int rc = va_mp_feed(&st->mp, (const uint8_t *)st->body.base + st->pos,
-                            st->body.len - st->pos, &used);
-        st->pos += used;
-        if (rc == VA_MP_PAUSED)
-            continue;
-        if (rc == VA_MP_MORE || rc == VA_MP_DONE)
-            rc = va_mp_finish(&st->mp);
-        if (rc && st->n_ok + st->n_failed > 0) {
-            /* parts before the damage are stored: say which, and why the rest is not */
-            char why[160];
-            snprintf(why, sizeof(why), "multipart body: %s",
-                     va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp)
-                                             : "ends before its close delimiter");
-            add_failed(st, NULL, NULL, R_UNDERSTAND, why);
-            respond(st);
-        } else if (rc) {
-            va_send_error(r, rc == HR_ETOOBIG ? 413 : 400,
-                          rc == HR_ETOOBIG ? "too_large" : "bad_request", "multipart body: %s",
-                          va_mp_error(&st->mp)[0] ? va_mp_error(&st->mp) : "no close delimiter");
-        } else if (st->n_ok + st->n_failed == 0) {
-            va_send_error(r, 400, "bad_request", "multipart body has no parts");
-        } else {
-            respond(st);
-        }
-        r->state = NULL;
-        va_req_stream_end(r);
-        stow_free(st);
+    if (st->waiting)
         return;
-    }
+    if (st->pend_pos < st->pend.len && feed_pending(st))
+        return;
+    /* MHD offers what it holds (or the end of the body) again */
+    va_body_resume(r);
 }
 
-static void stow_nop(va_req *r, redisContext *c)
-{
-}
-
-/* After authentication: check the caller may store, then parse on the loop. */
-static void stow_start(va_req *r)
+/* The client went away (MHD closed the request) while we hold it. */
+static void stow_gone(va_req *r)
 {
     stow_state *st = r->state;
-    if (va_req_gone(r)) {
-        r->state = NULL;
-        stow_free(st);
-        return;
-    }
-    if (r->who.role != STO_ROLE_TECHNICIAN && r->who.role != STO_ROLE_ADMIN) {
-        r->state = NULL;
-        stow_free(st);
-        va_audit(r, "stow", NULL, NULL, "role may not store", "denied");
-        va_send_error(r, 403, "forbidden", "only technicians and administrators store studies");
-        return;
-    }
-    r->streaming = 1; /* hold the request across the asynchronous ingests */
-    st->body = va_body(r);
-    stow_continue(st);
+    if (st->waiting)
+        return; /* the ingest callback ends it (r->h is NULL) */
+    stow_end(st);
 }
 
 void va_handle_stow(va_req *r)
@@ -395,6 +446,12 @@ void va_handle_stow(va_req *r)
         va_send_error(r, 400, "bad_uid", "\"%.64s\" is not a valid DICOM UID", r->segs[0]);
         return;
     }
+    /* the token was checked before the body (http_server.c); so is the role */
+    if (r->who.role != STO_ROLE_TECHNICIAN && r->who.role != STO_ROLE_ADMIN) {
+        va_audit(r, "stow", NULL, NULL, "role may not store", "denied");
+        va_send_error(r, 403, "forbidden", "only technicians and administrators store studies");
+        return;
+    }
     stow_state *st = calloc(1, sizeof(*st));
     if (!st) {
         va_send_error(r, 500, "internal", "out of memory");
@@ -404,6 +461,7 @@ void va_handle_stow(va_req *r)
     if (r->n_segs == 1)
         snprintf(st->study, sizeof(st->study), "%s", r->segs[0]);
     hr_buf_init(&st->head, DCM_P10_META_MAX + 256);
+    hr_buf_init(&st->pend, 256u << 10);
     st->ok = json_array();
     st->failed = json_array();
     va_mp_callbacks cb = {on_part_begin, on_part_data, on_part_end, on_end};
@@ -412,10 +470,7 @@ void va_handle_stow(va_req *r)
         va_send_error(r, 400, "bad_request", "invalid multipart boundary");
         return;
     }
-    h2o_req_t *h = r->h;
-    snprintf(st->base_url, sizeof(st->base_url), "%.*s://%.*s", (int)h->scheme->name.len,
-             h->scheme->name.base, (int)(h->authority.len > 400 ? 400 : h->authority.len),
-             h->authority.base);
+    va_base_url(r, st->base_url, sizeof(st->base_url));
     r->state = st;
-    va_req_run(r, stow_nop, stow_start);
+    va_body_stream(r, stow_body, stow_gone);
 }

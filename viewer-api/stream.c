@@ -20,7 +20,6 @@ typedef struct piece {
 } piece;
 
 struct va_stream {
-    h2o_generator_t gen; /* first: h2o hands it back */
     va_req *r;
     piece *v;
     size_t n, cap;
@@ -41,7 +40,10 @@ struct va_stream {
     int err;
     const char *err_path;
     int busy;    /* a pool job is in flight */
-    int stopped; /* the client went away */
+    int stopped; /* MHD is done with the response (sent, or the client went away) */
+    /* what MHD copies from next (a literal, the window or the batch) */
+    const uint8_t *rd;
+    size_t rd_len;
 };
 
 static long page_size(void)
@@ -295,30 +297,28 @@ static void job_run(uv_work_t *w)
         s->err_path = s->v[s->cur].path;
 }
 
-static void pump(va_stream *s);
-
 static void job_done(uv_work_t *w, int status)
 {
     va_stream *s = w->data;
     s->busy = 0;
-    if (s->stopped || !s->r->h) {
+    if (s->stopped) {
         finish(s);
         return;
     }
     if (s->err) {
         hr_error("http", "%s: cannot read %s: %s; response cut", s->r->id,
                  s->err_path ? s->err_path : "a file", strerror(-s->err));
-        /* the status line is gone: abort the response so the client sees an
-         * incomplete body, never a silently short one */
-        s->stopped = 1;
-        h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_ERROR);
-        return;
+    } else if (s->map) {
+        s->rd = (const uint8_t *)s->map + s->map_skip;
+        s->rd_len = s->want;
+    } else {
+        s->rd = s->batch;
+        s->rd_len = s->batch_len;
     }
-    h2o_iovec_t buf = s->map ? h2o_iovec_init((char *)s->map + s->map_skip, s->want)
-                             : h2o_iovec_init((char *)s->batch, s->batch_len);
-    h2o_send(s->r->h, &buf, 1, s->cur == s->n ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
-    /* with FINAL, h2o may have disposed the request already: proceed() is
-     * not called after the final send; the stream is freed on dispose */
+    /* MHD calls on_read again: the status line is gone, so an error aborts
+     * the response and the client sees an incomplete body, never a
+     * silently short one */
+    va_req_resume(s->r);
 }
 
 static int is_large(const piece *p)
@@ -326,50 +326,52 @@ static int is_large(const piece *p)
     return !p->text && p->length >= VA_STREAM_SMALL;
 }
 
-/* Sends the next buffer (h2o called proceed, or the start). */
-static void pump(va_stream *s)
+/* MHD's content reader: copies from the prepared buffer (loop thread; the
+ * pages were faulted in on the pool); when it is used up, prepares the next
+ * on the pool and suspends the connection until then. */
+static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    unmap(s);
-    if (s->cur == s->n) {
-        /* only reached for an empty body */
-        h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_FINAL);
-        return;
+    va_stream *s = cls;
+    if (s->err)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    while (s->rd_len == 0) {
+        if (s->busy) {
+            va_req_suspend(s->r);
+            return 0;
+        }
+        unmap(s);
+        if (s->cur == s->n)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        piece *p = &s->v[s->cur];
+        if (p->text && s->done == 0 && (s->cur + 1 == s->n || is_large(&s->v[s->cur + 1]))) {
+            /* a literal before a large range (or the end): no pool step */
+            s->rd = (const uint8_t *)p->text;
+            s->rd_len = p->text_len;
+            s->cur++;
+            break;
+        }
+        s->busy = 1;
+        s->work.data = s;
+        if (uv_queue_work(s->r->srv->loop, &s->work, job_run, job_done) != 0) {
+            s->busy = 0;
+            s->err = -ENOMEM;
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        va_req_suspend(s->r);
+        return 0;
     }
-    piece *p = &s->v[s->cur];
-    if (p->text && s->done == 0 && (s->cur + 1 == s->n || is_large(&s->v[s->cur + 1]))) {
-        /* a literal before a large range (or the end): no pool step */
-        h2o_iovec_t buf = h2o_iovec_init(p->text, p->text_len);
-        s->cur++;
-        h2o_send(s->r->h, &buf, 1,
-                 s->cur == s->n ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
-        return;
-    }
-    s->busy = 1;
-    s->work.data = s;
-    if (uv_queue_work(s->r->srv->loop, &s->work, job_run, job_done) != 0) {
-        s->busy = 0;
-        s->stopped = 1;
-        h2o_send(s->r->h, NULL, 0, H2O_SEND_STATE_ERROR);
-    }
+    size_t k = s->rd_len < max ? s->rd_len : max;
+    memcpy(buf, s->rd, k);
+    s->rd += k;
+    s->rd_len -= k;
+    return (ssize_t)k;
 }
 
-static void on_proceed(h2o_generator_t *g, h2o_req_t *h)
+/* MHD is done with the response (sent, or the client went away): free once
+ * no pool job holds the stream. */
+static void on_free(void *cls)
 {
-    va_stream *s = (va_stream *)g;
-    pump(s);
-}
-
-static void on_stop(h2o_generator_t *g, h2o_req_t *h)
-{
-    va_stream *s = (va_stream *)g;
-    s->stopped = 1;
-}
-
-/* The request is gone (response complete or client away): free once no
- * pool job holds the stream. */
-static void on_req_disposed(void *p)
-{
-    va_stream *s = *(va_stream **)p;
+    va_stream *s = cls;
     s->stopped = 1;
     if (!s->busy)
         finish(s);
@@ -377,18 +379,10 @@ static void on_req_disposed(void *p)
 
 void va_stream_start(va_stream *s, va_req *r, int status, const char *content_type)
 {
-    h2o_req_t *h = r->h;
     s->r = r;
-    r->streaming = 1;
-    r->status = status;
-    h->res.status = status;
-    h->res.reason = status == 200 ? "OK" : "Partial Content";
-    h->res.content_length = s->total;
-    va_add_header(r, "Content-Type", content_type);
-    va_stream **hook = h2o_mem_alloc_shared(&h->pool, sizeof(*hook), on_req_disposed);
-    *hook = s;
-    s->gen.proceed = on_proceed;
-    s->gen.stop = on_stop;
-    h2o_start_response(h, &s->gen);
-    pump(s);
+    if (va_send_stream(r, status, content_type, s->total, VA_STREAM_BLOCK, on_read, s, on_free) !=
+        0) {
+        va_stream_free(s);
+        va_send_error(r, 500, "internal", "out of memory");
+    }
 }

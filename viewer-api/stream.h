@@ -1,14 +1,15 @@
 /* A streamed response body made of literal pieces (multipart headers) and
  * byte ranges of files (objects, metadata sidecars), sent with backpressure:
- * each step runs on the thread pool and prepares one buffer, handed to h2o
- * without a copy on the loop and released once h2o asks for more:
+ * each step runs on the thread pool and prepares one buffer, which MHD's
+ * content reader copies (on the loop) into its VA_STREAM_BLOCK buffer; the
+ * connection is suspended while the next one is prepared:
  *   - a range of at least VA_STREAM_SMALL bytes left is mapped one window
  *     (VA_STREAM_WINDOW) at a time, its pages faulted in there (MAP_POPULATE);
  *   - smaller ranges and literals are copied (pread) into one buffer of
  *     VA_STREAM_BATCH bytes, as many consecutive pieces as fit.
  * The loop thread never reads a file nor first touches a mapped page. Per
  * response: one open file (kept across consecutive ranges of the same file),
- * one window or batch buffer, one pool job per window or per batch (so the
+ * one window or batch buffer, MHD's block, one pool job per window or per batch (so the
  * work follows the bytes sent, not the number of pieces), at most
  * VA_STREAM_MAX_PIECES pieces. */
 #ifndef VA_STREAM_H
@@ -22,6 +23,7 @@
 #define VA_STREAM_BATCH      (256u << 10) /* copy buffer of small pieces */
 #define VA_STREAM_SMALL      (64u << 10)  /* ranges with less left are copied */
 #define VA_STREAM_MAX_PIECES (1u << 18)   /* per response; beyond: HR_ETOOBIG */
+#define VA_STREAM_BLOCK      (128u << 10) /* MHD's response buffer */
 
 typedef struct va_stream va_stream;
 

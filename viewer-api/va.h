@@ -12,12 +12,27 @@
 #include "../common/hr_pool.h"
 #include "../storage/access.h"
 
-#include <h2o.h>
 #include <jansson.h>
+#include <microhttpd.h>
 #include <stdint.h>
 
 #define VA_MAX_PARAMS 64
 #define VA_MAX_SEGS   12
+/* Request bodies (decision 0018). Before the token is checked, no route
+ * reads more than VA_UNAUTH_BODY_MAX bytes of a body: a non-public route
+ * authenticates from the headers alone, and a public one (login) takes at
+ * most this much. Authenticated JSON bodies are collected up to
+ * VA_SMALL_BODY_MAX; only streaming routes (STOW) take up to
+ * http.max_body_bytes, fed to the handler chunk by chunk. */
+#define VA_UNAUTH_BODY_MAX        (64u << 10)
+#define VA_SMALL_BODY_MAX         (64u << 10)
+#define VA_MAX_RESP_HEADERS_BYTES (16u << 10) /* response headers added by handlers */
+
+/* A byte range owned by someone else (the request, a buffer). */
+typedef struct va_iovec {
+    const char *base;
+    size_t len;
+} va_iovec;
 
 typedef struct va_req va_req;
 
@@ -27,6 +42,20 @@ typedef void (*va_work_fn)(va_req *r, redisContext *c);
 /* Runs on the loop after the work; r->h is NULL when the client went away
  * (the handler frees its state and returns). */
 typedef void (*va_done_fn)(va_req *r);
+/* A streaming route's body consumer, called on the loop with each piece of
+ * the body as it arrives (data, *len bytes; chunked or not): it sets *len to
+ * the bytes it did not take (they are offered again, first, with what
+ * follows). data NULL and *len 0: the body is complete, and only then may it
+ * answer. It calls va_body_pause to stop reading and va_body_resume later. */
+typedef void (*va_body_fn)(va_req *r, const uint8_t *data, size_t *len);
+
+/* What a route takes as a request body. */
+enum va_body_kind {
+    VA_BODY_NONE,  /* none: a request with a body gets 413 before it is read */
+    VA_BODY_SMALL, /* collected (va_body) up to VA_SMALL_BODY_MAX, or VA_UNAUTH_BODY_MAX if public
+                    */
+    VA_BODY_STREAM /* fed to the handler's va_body_fn, up to http.max_body_bytes */
+};
 
 /* The session cookie the login sets for browsers (decision 0017): the same
  * token as the bearer one, HttpOnly, SameSite=Strict, Path=/, Secure with
@@ -44,6 +73,7 @@ typedef struct va_route {
     int public_;         /* no bearer token needed */
     void (*handle)(va_req *r);
     const char *metric; /* label for /metrics */
+    enum va_body_kind body;
 } va_route;
 
 typedef struct va_param {
@@ -57,14 +87,17 @@ struct va_server {
     sto_ctx *sto;
     va_metrics_fn metrics;
     void *metrics_arg;
-    h2o_globalconf_t config;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept;
-    SSL_CTX *ssl;
-    uv_tcp_t listener;
+    struct MHD_Daemon *mhd; /* libmicrohttpd, driven by this loop (decision 0018) */
+    int listen_fd;          /* ours; -1 once closed */
+    int tls;
+    char *tls_cert_pem, *tls_key_pem;
+    uv_poll_t poll;       /* MHD's epoll descriptor */
+    uv_timer_t run_timer; /* MHD's next timeout, or 0 after a resume */
+    int run_wanted;       /* a connection was resumed: MHD_run on the next turn */
     uv_timer_t stop_timer;
-    int n_conns;
+    int n_active; /* requests past their headers and not completed */
     int stopping;
+    int stopping_final; /* MHD is stopped, the handles are closing */
     void (*stop_cb)(void *);
     void *stop_arg;
     uint64_t next_id;
@@ -87,11 +120,30 @@ struct va_server {
 };
 
 struct va_req {
-    h2o_req_t *h; /* NULL once h2o disposed the request (client gone) */
+    struct MHD_Connection *h; /* NULL once the request completed or the client went away */
     va_server *srv;
     const va_route *route;
     char id[32];
     char peer[64];
+    char *uri;       /* the request target as sent (path and query) */
+    size_t path_len; /* of uri, before any '?' */
+    /* the exchange with libmicrohttpd (http_server.c) */
+    int phase;
+    int counted;                  /* in srv->n_active */
+    int in_ahc;                   /* inside MHD's access handler for this request */
+    int suspended;                /* MHD_suspend_connection is in effect */
+    int paused;                   /* the body consumer asked to stop reading */
+    int queued;                   /* a response was handed to MHD */
+    struct MHD_Response *pending; /* answered outside MHD's callbacks: queued on resume */
+    unsigned pending_status;
+    hr_buf resp_headers;     /* "name\0value\0" pairs added before the response */
+    int has_body;            /* Content-Length > 0 or chunked */
+    long long body_declared; /* Content-Length, -1 when chunked or absent */
+    uint64_t body_cap, body_read;
+    hr_buf body;                /* VA_BODY_SMALL */
+    va_body_fn body_fn;         /* VA_BODY_STREAM */
+    void (*on_gone)(va_req *r); /* the client went away while the body consumer holds r */
+    int authed; /* the token was checked before the body (not again in va_req_run) */
     uint64_t t0_ns;
     int status; /* sent status, for the log and metrics */
     /* path segments matched by {} and query parameters (decoded copies) */
@@ -135,7 +187,10 @@ void va_req_run(va_req *r, va_work_fn work, va_done_fn done);
  * (or NULL): nothing was queued and the caller answers (503). When the pool
  * closes before work ran, done runs with r->pool_status = -ECANCELED. */
 int va_req_run_on(va_req *r, hr_pool *pool, va_work_fn work, va_done_fn done);
-/* Sends a complete response (body copied). */
+/* Sends a complete response (body copied). Inside MHD's callbacks it is
+ * queued at once; otherwise (after pool work) the connection is resumed and
+ * the response queued from there. One response per request: later calls
+ * only record the status. */
 void va_send(va_req *r, int status, const char *content_type, const char *body, size_t len);
 /* Sends a JSON document (steals the reference). */
 void va_send_json(va_req *r, int status, json_t *doc);
@@ -156,10 +211,37 @@ void va_audit(va_req *r, const char *action, const char *patient, const char *st
               const char *detail, const char *outcome);
 /* Maps an hr_err/errno code of the pool step to a JSON error response. */
 void va_send_rc(va_req *r, int rc, const char *what);
-/* The request's body (h2o buffered it, chunked or not, within the limit). */
-h2o_iovec_t va_body(va_req *r);
-/* For streaming responses: the request is finished (called by the
- * generator when the final part was sent or the client went away). */
+/* The request's body of a VA_BODY_SMALL route (collected, chunked or not,
+ * within its cap); valid until the response. */
+va_iovec va_body(va_req *r);
+/* The request target as sent (path and query, not decoded), for logs. */
+const char *va_path(const va_req *r, size_t *len);
+/* "http://host" or "https://host" from the Host header (at most 400 bytes
+ * of it) into out. */
+void va_base_url(va_req *r, char *out, size_t cap);
+/* VA_BODY_STREAM routes: the handler (called once the token was checked,
+ * before any body byte is read) installs its consumer; on_gone runs instead
+ * of it when the client goes away (the handler frees its state and calls
+ * va_req_stream_end). The request is held (r->streaming) until then. */
+void va_body_stream(va_req *r, va_body_fn fn, void (*on_gone)(va_req *r));
+/* Stop reading the body (the connection is suspended once the current
+ * callback returns) / read on (from the loop, any time). */
+void va_body_pause(va_req *r);
+void va_body_resume(va_req *r);
+/* Starts a streamed response: size bytes (MHD_SIZE_UNKNOWN: chunked)
+ * produced by crc with MHD's buffer of block bytes; crfc(cls) runs when MHD
+ * is done with it (sent, or the client went away). The request is held
+ * until va_req_stream_end. crc returns 0 only after va_req_suspend; the
+ * producer calls va_req_resume once it has data. 0, or -ENOMEM (nothing
+ * sent, crfc not called). */
+int va_send_stream(va_req *r, int status, const char *content_type, uint64_t size, size_t block,
+                   MHD_ContentReaderCallback crc, void *cls, MHD_ContentReaderFreeCallback crfc);
+/* Inside a content reader of r only: no more calls until va_req_resume. */
+void va_req_suspend(va_req *r);
+/* From the loop: MHD calls the content reader (or access handler) again soon. */
+void va_req_resume(va_req *r);
+/* For streaming responses and bodies: the request is finished (called by the
+ * producer when MHD freed its response, or by the body consumer at its end). */
 void va_req_stream_end(va_req *r);
 
 /* ---- handlers ---- */

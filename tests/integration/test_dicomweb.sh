@@ -2,7 +2,8 @@
 # DICOMweb end to end with curl: login and tokens, QIDO matching/paging and
 # scope per role, WADO-RS multipart byte-identical to what storescu sent,
 # metadata and bulk data, frames of a multi-frame object, STOW-RS (plain and
-# chunked, failures), WADO-URI, errors as JSON, CORS, /metrics, HTTP/2, TLS,
+# chunked, failures), WADO-URI, errors as JSON, CORS, /metrics, HTTP/1.1 only
+# (decision 0018: HTTP/2 is refused cleanly, h2c upgrade falls back), TLS,
 # audit entries.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
@@ -163,7 +164,7 @@ check_eq "WADO-URI application/dicom: 200" 200 "$(req "$T/uri.dcm" "$T1" "$U/wad
 check_eq "WADO-URI file is the object" "$($DW file-sha "$usf")" "$($DW file-sha "$T/uri.dcm")"
 check_eq "WADO-URI default image/jpeg: 406" 406 "$(req "$T/e.json" "$T1" "$U/wado?requestType=WADO&studyUID=$US_ST&seriesUID=$US_SE&objectUID=$US_I")"
 
-# --- CORS, metrics, HTTP/2
+# --- CORS, metrics, HTTP/1.1 only (decision 0018)
 check "preflight from an allowed origin" bash -c "curl -s -D - -o /dev/null -X OPTIONS -H 'Origin: http://viewer.example' -H 'Access-Control-Request-Method: GET' '$U/dicomweb/studies' | grep -qi '^access-control-allow-origin: http://viewer.example'"
 check "no CORS header for another origin" bash -c "! curl -s -D - -o /dev/null -H 'Origin: http://evil.example' '$U/healthz' | grep -qi '^access-control-allow-origin'"
 check_eq "metrics need an admin/auditor: 403 for a technician" 403 "$(req "$T/e.json" "$T1" "$U/metrics")"
@@ -171,7 +172,11 @@ req "$T/metrics.txt" "$TA" "$U/metrics" >/dev/null
 check "metrics: request counts" grep -q '^huren_http_requests_total{route="qido",code="2xx"} [1-9]' "$T/metrics.txt"
 check "metrics: latency histogram" grep -q '^huren_http_request_duration_seconds_bucket{route="wado",le="+Inf"} [1-9]' "$T/metrics.txt"
 check "metrics: ingest and associations" bash -c "grep -q '^huren_ingest_stored_total 16' '$T/metrics.txt' && grep -q '^huren_dicom_associations_total [1-9]' '$T/metrics.txt'"
-check "HTTP/2 with prior knowledge" bash -c "curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' '$U/healthz' | grep -qx 2"
+check "HTTP/2 with prior knowledge is refused (no HTTP/2 for now, decision 0018)" \
+  bash -c "! curl -s -m 10 --http2-prior-knowledge -o /dev/null '$U/healthz'"
+check "... and the hub keeps serving" bash -c "curl -s -o /dev/null -w '%{http_version} %{http_code}' '$U/healthz' | grep -qx '1.1 200'"
+check "an h2c upgrade request (curl --http2) is answered over HTTP/1.1" \
+  bash -c "curl -s --http2 -o /dev/null -w '%{http_version} %{http_code}' '$U/healthz' | grep -qx '1.1 200'"
 
 # --- logout revokes; audit
 check_eq "logout: 204" 204 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $T1" "$U/api/v1/logout")"
@@ -183,7 +188,7 @@ check "audit: denied cross-hospital retrieve" grep -q "\"actor\":\"tech2\".*\"ac
 check "audit: refused token" grep -q '"outcome":"denied".*"request_id"' <<<"$A"
 check "audit log verifies" "$HUREN" audit verify --config "$cfg"
 
-# --- TLS: HTTPS with HTTP/2 via ALPN
+# --- TLS: HTTPS (GnuTLS), HTTP/1.1 via ALPN
 stop_huren "$HUREN_PID"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
   -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
@@ -195,7 +200,8 @@ json.dump(c, open(sys.argv[1], "w"))
 PY
 start_huren web "$cfg"
 wait_port "$hp" 30
-check "HTTPS answers with HTTP/2 (ALPN)" bash -c "curl -sk -o /dev/null -w '%{http_version} %{http_code}' 'https://127.0.0.1:$hp/healthz' | grep -qx '2 200'"
+check "HTTPS answers with HTTP/1.1 (ALPN; no HTTP/2 for now)" bash -c "curl -sk -o /dev/null -w '%{http_version} %{http_code}' 'https://127.0.0.1:$hp/healthz' | grep -qx '1.1 200'"
+check "TLS 1.1 is refused" bash -c "! curl -sk -m 10 --tlsv1.1 --tls-max 1.1 -o /dev/null 'https://127.0.0.1:$hp/healthz'"
 TT=$(curl -sk -X POST "https://127.0.0.1:$hp/api/v1/login" -d '{"user": "reader1", "password": "reader1-password"}' | $PY -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 check_eq "QIDO over HTTPS" 4 "$(curl -sk -H "Authorization: Bearer $TT" "https://127.0.0.1:$hp/dicomweb/studies" | $PY -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 check "plain HTTP is refused on the TLS port" bash -c "! curl -s -m 5 -o /dev/null 'http://127.0.0.1:$hp/healthz'"

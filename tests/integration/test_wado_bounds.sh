@@ -123,7 +123,9 @@ r.read()
 print(r.status, int((time.monotonic() - t) * 1000))
 PY
 read -r code ms < <($PY "$T/long.py" "$hp" "${US#"$U"}" "$TOK")
-check_eq "100000 frame numbers: 400" 400 "$code"
+# a 590 KB request line: libmicrohttpd refuses it before huren sees it
+# (414 URI Too Long; h2o used to say 400; decision 0018)
+check_eq "100000 frame numbers: 414 from the HTTP parser" 414 "$code"
 check "and quickly (${ms} ms)" test "$ms" -lt 5000
 
 # --- bulk data and whole instances still byte-exact through the stream
