@@ -1,0 +1,17 @@
+/* Transitional: the module sections, still in common/ until each module
+ * takes its own (decision 0021). */
+#ifndef HR_CONFIG_MODULES_H
+#define HR_CONFIG_MODULES_H
+
+#include "hr_config.h"
+
+extern const hr_config_section sto_config_redis;
+extern const hr_config_section gw_config_dicom;
+extern const hr_config_section gw_config_hl7;
+extern const hr_config_section api_config_http;
+extern const hr_config_section api_config_auth;
+extern const hr_config_section wl_config_centers;
+extern const hr_config_section wl_config_routing;
+extern const hr_config_section wl_config_worklist;
+
+#endif
