@@ -5,7 +5,6 @@
 
 #include "hr_config.h"
 
-extern const hr_config_section sto_config_redis;
 extern const hr_config_section gw_config_dicom;
 extern const hr_config_section gw_config_hl7;
 extern const hr_config_section api_config_http;

@@ -7,7 +7,7 @@
  *   redis.connect_timeout_ms  5000             100..600000
  *
  * Meaning: docs/configuration.md. */
-#include "hr_config_modules.h"
+#include "sto_config.h"
 
 #include <string.h>
 
