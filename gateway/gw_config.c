@@ -17,7 +17,7 @@
  *   hl7.port                      2575                 1..65535
  *
  * Meaning: docs/configuration.md. */
-#include "hr_config_modules.h"
+#include "gw_config.h"
 
 #include <string.h>
 
