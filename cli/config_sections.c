@@ -4,6 +4,7 @@
  * (CMakeLists.txt) so that every program and test loads the same file. A new
  * section: declare it in <module>/<prefix>_config.h and list it here. */
 #include "../common/hr_config_modules.h"
+#include "../viewer-api/api_config.h"
 #include "../gateway/gw_config.h"
 #include "../storage/sto_config.h"
 

@@ -5,8 +5,6 @@
 
 #include "hr_config.h"
 
-extern const hr_config_section api_config_http;
-extern const hr_config_section api_config_auth;
 extern const hr_config_section wl_config_centers;
 extern const hr_config_section wl_config_routing;
 extern const hr_config_section wl_config_worklist;

@@ -18,7 +18,7 @@
  *   auth.login_per_user       10                      0 (no limit)..10^9
  *
  * Meaning: docs/configuration.md. */
-#include "hr_config_modules.h"
+#include "api_config.h"
 
 #include <errno.h>
 #include <jansson.h>
