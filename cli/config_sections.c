@@ -3,10 +3,10 @@
  * above them all, names each module's sections. It is linked into huren_core
  * (CMakeLists.txt) so that every program and test loads the same file. A new
  * section: declare it in <module>/<prefix>_config.h and list it here. */
-#include "../common/hr_config_modules.h"
-#include "../viewer-api/api_config.h"
 #include "../gateway/gw_config.h"
 #include "../storage/sto_config.h"
+#include "../viewer-api/api_config.h"
+#include "../worklist/wl_config.h"
 
 const hr_config_section *const hr_config_sections[] = {
     &sto_config_redis,  &gw_config_dicom,    &api_config_http,

@@ -25,7 +25,7 @@
  *   worklist.turnaround_min.<kind>.<priority>  see below  1..527040, overlays per value
  *
  * Meaning: docs/configuration.md. */
-#include "hr_config_modules.h"
+#include "wl_config.h"
 
 #include <errno.h>
 #include <jansson.h>
