@@ -245,15 +245,7 @@ Test(config, default_json_is_a_valid_file)
  * and for every array section. */
 Test(config, every_section_key_is_documented)
 {
-    const char *src = getenv("HUREN_SOURCE_DIR");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/docs/configuration.md", src ? src : ".");
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    static char doc[65536];
-    size_t n = fread(doc, 1, sizeof(doc) - 1, f);
-    fclose(f);
-    doc[n] = '\0';
+    char *doc = read_configuration_md();
     const hr_config_section *const *lists[] = {hr_config_core_sections, hr_config_sections};
     for (size_t l = 0; l < 2; l++) {
         for (const hr_config_section *const *s = lists[l]; *s; s++) {

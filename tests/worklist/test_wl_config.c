@@ -224,15 +224,7 @@ Test(wl_config, worklist_test_timing)
 /* The example in docs/configuration.md loads as documented. */
 Test(wl_config, documented_worklist_example_loads)
 {
-    const char *src = getenv("HUREN_SOURCE_DIR");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/docs/configuration.md", src ? src : ".");
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    static char doc[65536];
-    size_t n = fread(doc, 1, sizeof(doc) - 1, f);
-    fclose(f);
-    doc[n] = '\0';
+    char *doc = read_configuration_md();
     char *ex = strstr(doc, "Example:\n\n```json\n");
     cr_assert_not_null(ex);
     ex += strlen("Example:\n\n```json\n");
