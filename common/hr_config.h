@@ -1,6 +1,14 @@
 /* huren configuration: one JSON file, every key defaulted. The embedded
  * defaults (hr_config_default_json) are what `make run` uses. See
- * docs/configuration.md for every key. */
+ * docs/configuration.md for every key.
+ *
+ * common/ owns the loader: the file and the embedded defaults, the JSON
+ * walking, typed getters with their range checks, unknown-key detection and
+ * the error wording ("<key path>: why"). Each module owns its sections (the
+ * top-level keys it reads): their keys, defaults, bounds and cross-checks, in
+ * <module>/<prefix>_config.c, described by an hr_config_section (decision
+ * 0021). common/ owns the top-level scalars and hospitals[], which every
+ * module refers to. */
 #ifndef HR_CONFIG_H
 #define HR_CONFIG_H
 
@@ -158,7 +166,9 @@ typedef struct hr_config {
     } worklist;
 } hr_config;
 
-/* The embedded default configuration as JSON text (static storage). */
+/* The embedded default configuration as JSON text, assembled from every
+ * section's defaults on the first call (not thread-safe then; static storage,
+ * never freed). NULL when out of memory. */
 const char *hr_config_default_json(void);
 
 /* Loads defaults, then overlays the JSON file at path (NULL = defaults only).
@@ -195,5 +205,122 @@ int hr_priority_parse(const char *s);
 int hr_addr_is_loopback(const char *host);
 /* Parses "10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8". 0 or HR_ECONFIG. */
 int hr_cidr_parse(const char *s, hr_cidr *out);
+/* 1 when ae is a valid AE title: 1-16 printable ASCII characters, no
+ * backslash, no leading or trailing space. */
+int hr_ae_title_valid(const char *ae);
+
+/* ---- Sections: how a module declares its part of the file ---- */
+
+struct json_t; /* jansson's; a section's hooks include <jansson.h> */
+
+/* How the loader reads one key of an object section. */
+enum hr_cfg_type {
+    HR_CFG_T_STR,    /* char[size]; empty only with HR_CFG_EMPTY_OK; valid() if set */
+    HR_CFG_T_ADDR,   /* char[size] holding an IPv4 or IPv6 literal */
+    HR_CFG_T_INT,    /* a 4- or 8-byte integer field (int, uint32_t, uint64_t) within lo..hi */
+    HR_CFG_T_BOOL,   /* int, 0 or 1, from true / false */
+    HR_CFG_T_CHOICE, /* char[size] holding one of choices */
+    HR_CFG_T_CUSTOM, /* parse() reads the value */
+};
+#define HR_CFG_EMPTY_OK 1
+
+/* A key of an object section. Present keys are read in table order; absent
+ * ones keep what the defaults (or the previous layer) set. */
+typedef struct hr_cfg_key {
+    const char *name;
+    enum hr_cfg_type type;
+    size_t off;  /* offsetof(hr_config, field) */
+    size_t size; /* sizeof the field */
+    int flags;
+    long long lo, hi;            /* HR_CFG_T_INT */
+    const char *const *choices;  /* HR_CFG_T_CHOICE: NULL-terminated */
+    int (*valid)(const char *s); /* HR_CFG_T_STR: extra rule, else "<path>: <what>" */
+    const char *what;            /* HR_CFG_T_STR with valid */
+    int (*parse)(struct json_t *v, const char *path, hr_config *c, char *err,
+                 size_t ecap); /* HR_CFG_T_CUSTOM: v is present; 0 or HR_ECONFIG */
+} hr_cfg_key;
+
+#define HR_CFG_FIELD_(f) .off = offsetof(hr_config, f), .size = sizeof(((hr_config *)0)->f)
+#define HR_CFG_KEY_STR(n, f, fl)                                                                   \
+    {                                                                                              \
+        .name = (n), .type = HR_CFG_T_STR, HR_CFG_FIELD_(f), .flags = (fl)                         \
+    }
+#define HR_CFG_KEY_VALID(n, f, valid_, what_)                                                      \
+    {                                                                                              \
+        .name = (n), .type = HR_CFG_T_STR, HR_CFG_FIELD_(f), .valid = (valid_), .what = (what_)    \
+    }
+#define HR_CFG_KEY_ADDR(n, f)                                                                      \
+    {                                                                                              \
+        .name = (n), .type = HR_CFG_T_ADDR, HR_CFG_FIELD_(f)                                       \
+    }
+#define HR_CFG_KEY_INT(n, f, lo_, hi_)                                                             \
+    {                                                                                              \
+        .name = (n), .type = HR_CFG_T_INT, HR_CFG_FIELD_(f), .lo = (lo_), .hi = (hi_)              \
+    }
+#define HR_CFG_KEY_BOOL(n, f)                                                                      \
+    {                                                                                              \
+        .name = (n), .type = HR_CFG_T_BOOL, HR_CFG_FIELD_(f)                                       \
+    }
+#define HR_CFG_KEY_CHOICE(n, f, names)                                                             \
+    {                                                                                              \
+        .name = (n), .type = HR_CFG_T_CHOICE, HR_CFG_FIELD_(f), .choices = (names)                 \
+    }
+#define HR_CFG_KEY_CUSTOM(n, fn)                                                                   \
+    {                                                                                              \
+        .name = (n), .type = HR_CFG_T_CUSTOM, .parse = (fn)                                        \
+    }
+#define HR_CFG_KEY_END                                                                             \
+    {                                                                                              \
+        .name = NULL                                                                               \
+    }
+
+/* One top-level key of the file and the module that reads it. The loader
+ * applies every section's defaults, then the file's value of every section
+ * present in it, then runs every validate(); the first error stops it. */
+typedef struct hr_config_section {
+    const char *name;       /* top-level key; NULL: keys are top-level keys (common/ only) */
+    const char *defaults;   /* JSON text of the embedded default value; NULL: none */
+    const hr_cfg_key *keys; /* an object section's keys (others are refused); NULL: not an object */
+    /* After keys (or alone when keys is NULL): what a key table cannot say.
+     * path is the section's name; 0, HR_ECONFIG or -ENOMEM. */
+    int (*parse)(struct json_t *v, const char *path, hr_config *c, char *err, size_t ecap);
+    void (*init)(hr_config *c); /* before the defaults: values that mean "derive me" */
+    /* Once everything is read: defaults that depend on other keys, and
+     * references; user is the file (NULL: defaults only), for hints. */
+    int (*validate)(hr_config *c, struct json_t *user, char *err, size_t ecap);
+    void (*free)(hr_config *c); /* frees what parse allocated; safe on a zeroed config */
+} hr_config_section;
+
+/* The module sections, NULL-terminated, in reading order: defined above the
+ * modules (cli/config_sections.c), which common/ may not include. */
+extern const hr_config_section *const hr_config_sections[];
+/* The sections common/ owns (top-level scalars, hospitals), NULL-terminated;
+ * they are read before the module sections. */
+extern const hr_config_section *const hr_config_core_sections[];
+
+/* Writes the formatted message into err (cap ecap); returns HR_ECONFIG. */
+int hr_cfg_fail(char *err, size_t ecap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Every key of obj must be in allowed (NULL-terminated), else "<where><key>:
+ * unknown key". where is the path of obj with its trailing dot ("" at top). */
+int hr_cfg_check_keys(struct json_t *obj, const char *where, const char *const *allowed, char *err,
+                      size_t ecap);
+/* Value getters: v is present; path names it in errors. 0 or HR_ECONFIG. */
+int hr_cfg_str(struct json_t *v, const char *path, char *dst, size_t cap, int allow_empty,
+               char *err, size_t ecap);
+int hr_cfg_int(struct json_t *v, const char *path, long long lo, long long hi, long long *dst,
+               char *err, size_t ecap);
+int hr_cfg_bool(struct json_t *v, const char *path, int *dst, char *err, size_t ecap);
+/* One of names (NULL-terminated) into *idx; the value is read as a string of cap. */
+int hr_cfg_choice(struct json_t *v, const char *path, const char *const *names, size_t cap,
+                  int *idx, char *err, size_t ecap);
+/* Object getters: the same for obj[key] named "<where><key>"; absent = 0, *dst untouched. */
+int hr_cfg_get_str(struct json_t *obj, const char *key, const char *where, char *dst, size_t cap,
+                   int allow_empty, char *err, size_t ecap);
+int hr_cfg_get_int(struct json_t *obj, const char *key, const char *where, long long lo,
+                   long long hi, long long *dst, char *err, size_t ecap);
+int hr_cfg_get_bool(struct json_t *obj, const char *key, const char *where, int *dst, char *err,
+                    size_t ecap);
+int hr_cfg_get_choice(struct json_t *obj, const char *key, const char *where,
+                      const char *const *names, size_t cap, int *idx, char *err, size_t ecap);
 
 #endif

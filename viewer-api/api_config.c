@@ -1,0 +1,115 @@
+/* http.* and auth.*: the HTTP server and its logins.
+ *
+ *   key                       default                 rule
+ *   http.listen               127.0.0.1 (plain HTTP)  IPv4 or IPv6 literal; not loopback only
+ *                             0.0.0.0 (TLS/insecure)  with TLS or http.insecure_listen
+ *   http.port                 8080                    1..65535
+ *   http.tls_cert, .tls_key   ""                      PEM paths, both or neither
+ *   http.insecure_listen      false                   true | false
+ *   http.max_body_bytes       4 GiB                   1024..4 TiB
+ *   http.token_ttl_s          28800                   60..30 days
+ *   http.max_connections      1024                    1..100000
+ *   http.cors_origins         []                      non-empty origins, "*" = any
+ *   auth.kdf_iterations       600000                  1000..10000000
+ *   auth.kdf_threads          2                       1..64
+ *   auth.kdf_queue            32                      1..100000
+ *   auth.login_window_s       60                      1..86400
+ *   auth.login_per_address    30                      0 (no limit)..10^9
+ *   auth.login_per_user       10                      0 (no limit)..10^9
+ *
+ * Meaning: docs/configuration.md. */
+#include "api_config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void free_cors(hr_config *c)
+{
+    free(c->http.cors_origins);
+    c->http.cors_origins = NULL;
+    c->http.n_cors = 0;
+}
+
+/* The file's list replaces the default list. */
+static int parse_cors(json_t *co, const char *path, hr_config *c, char *err, size_t ecap)
+{
+    if (!json_is_array(co))
+        return hr_cfg_fail(err, ecap, "%s: must be an array of origins", path);
+    free_cors(c);
+    c->http.n_cors = json_array_size(co);
+    c->http.cors_origins = calloc(c->http.n_cors ? c->http.n_cors : 1, HR_NAME_MAX);
+    if (!c->http.cors_origins)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->http.n_cors; i++) {
+        json_t *s = json_array_get(co, i);
+        if (!json_is_string(s) || !*json_string_value(s) ||
+            strlen(json_string_value(s)) >= HR_NAME_MAX)
+            return hr_cfg_fail(err, ecap, "%s[%zu]: must be a non-empty origin", path, i);
+        strcpy(c->http.cors_origins[i], json_string_value(s));
+    }
+    return 0;
+}
+
+static const hr_cfg_key k_http_keys[] = {
+    HR_CFG_KEY_ADDR("listen", http.listen.host),
+    HR_CFG_KEY_INT("port", http.listen.port, 1, 65535),
+    HR_CFG_KEY_STR("tls_cert", http.tls_cert, HR_CFG_EMPTY_OK),
+    HR_CFG_KEY_STR("tls_key", http.tls_key, HR_CFG_EMPTY_OK),
+    HR_CFG_KEY_BOOL("insecure_listen", http.insecure_listen),
+    HR_CFG_KEY_INT("max_body_bytes", http.max_body_bytes, 1024, (long long)1 << 42),
+    HR_CFG_KEY_INT("token_ttl_s", http.token_ttl_s, 60, 30 * 86400),
+    HR_CFG_KEY_INT("max_connections", http.max_connections, 1, 100000),
+    HR_CFG_KEY_CUSTOM("cors_origins", parse_cors),
+    HR_CFG_KEY_END,
+};
+
+/* TLS is both files or none; http.listen defaults to loopback unless TLS or
+ * http.insecure_listen, and plain HTTP elsewhere is refused (decision 0012). */
+static int http_validate(hr_config *c, struct json_t *user, char *err, size_t ecap)
+{
+    int tls = c->http.tls_cert[0] != 0;
+    if (tls != (c->http.tls_key[0] != 0))
+        return hr_cfg_fail(err, ecap, "http.tls_cert, http.tls_key: give both or neither");
+    if (!c->http.listen.host[0])
+        snprintf(c->http.listen.host, sizeof(c->http.listen.host), "%s",
+                 tls || c->http.insecure_listen ? "0.0.0.0" : "127.0.0.1");
+    if (!tls && !c->http.insecure_listen && !hr_addr_is_loopback(c->http.listen.host))
+        return hr_cfg_fail(
+            err, ecap,
+            "http.listen: \"%s\" is not loopback and HTTP is plain: set http.tls_cert "
+            "and http.tls_key, or listen on 127.0.0.1 behind a TLS proxy, or set "
+            "http.insecure_listen: true to expose plain HTTP deliberately",
+            c->http.listen.host);
+    return 0;
+}
+
+const hr_config_section api_config_http = {
+    .name = "http",
+    .defaults =
+        "{\"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\", \"insecure_listen\": false,"
+        " \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,"
+        " \"max_connections\": 1024, \"cors_origins\": []}",
+    .keys = k_http_keys,
+    .validate = http_validate,
+    .free = free_cors,
+};
+
+static const hr_cfg_key k_auth_keys[] = {
+    HR_CFG_KEY_INT("kdf_iterations", auth.kdf_iterations, 1000, 10000000),
+    HR_CFG_KEY_INT("kdf_threads", auth.kdf_threads, 1, 64),
+    HR_CFG_KEY_INT("kdf_queue", auth.kdf_queue, 1, 100000),
+    HR_CFG_KEY_INT("login_window_s", auth.login_window_s, 1, 86400),
+    HR_CFG_KEY_INT("login_per_address", auth.login_per_address, 0, 1000000000),
+    HR_CFG_KEY_INT("login_per_user", auth.login_per_user, 0, 1000000000),
+    HR_CFG_KEY_END,
+};
+
+const hr_config_section api_config_auth = {
+    .name = "auth",
+    .defaults = "{\"kdf_iterations\": 600000, \"kdf_threads\": 2, \"kdf_queue\": 32,"
+                " \"login_window_s\": 60, \"login_per_address\": 30, \"login_per_user\": 10}",
+    .keys = k_auth_keys,
+};
