@@ -27,6 +27,7 @@ static const char k_default_json[] =
     "           \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,\n"
     "           \"max_connections\": 1024, \"cors_origins\": []},\n"
     "  \"auth\": {\"kdf_iterations\": 600000, \"kdf_threads\": 2, \"kdf_queue\": 32,\n"
+    "           \"kdf_threads_ingesting\": 1, \"kdf_idle\": true,\n"
     "           \"login_window_s\": 60, \"login_per_address\": 30, \"login_per_user\": 10},\n"
     "  \"hl7\": {\"listen\": \"0.0.0.0\", \"port\": 2575},\n"
     "  \"hospitals\": [\n"
@@ -889,9 +890,9 @@ static int validate_centers(hr_config *c, json_t *user, char *err, size_t ecap)
 
 static int parse_auth(json_t *o, hr_config *c, char *err, size_t ecap)
 {
-    static const char *const keys[] = {
-        "kdf_iterations",    "kdf_threads",    "kdf_queue", "login_window_s",
-        "login_per_address", "login_per_user", NULL};
+    static const char *const keys[] = {"kdf_iterations",        "kdf_threads",    "kdf_queue",
+                                       "kdf_threads_ingesting", "kdf_idle",       "login_window_s",
+                                       "login_per_address",     "login_per_user", NULL};
     static const struct {
         const char *key;
         long long lo, hi;
@@ -900,6 +901,7 @@ static int parse_auth(json_t *o, hr_config *c, char *err, size_t ecap)
         {"kdf_iterations", 1000, 10000000, offsetof(hr_config, auth.kdf_iterations)},
         {"kdf_threads", 1, 64, offsetof(hr_config, auth.kdf_threads)},
         {"kdf_queue", 1, 100000, offsetof(hr_config, auth.kdf_queue)},
+        {"kdf_threads_ingesting", 1, 64, offsetof(hr_config, auth.kdf_threads_ingesting)},
         {"login_window_s", 1, 86400, offsetof(hr_config, auth.login_window_s)},
         {"login_per_address", 0, 1000000000, offsetof(hr_config, auth.login_per_address)},
         {"login_per_user", 0, 1000000000, offsetof(hr_config, auth.login_per_user)},
@@ -915,6 +917,11 @@ static int parse_auth(json_t *o, hr_config *c, char *err, size_t ecap)
         rc = get_int(o, ints[i].key, "auth.", ints[i].lo, ints[i].hi, &v, err, ecap);
         *dst = (int)v;
     }
+    json_t *idle = json_object_get(o, "kdf_idle");
+    if (!rc && idle && !json_is_boolean(idle))
+        rc = fail(err, ecap, "auth.kdf_idle: must be true or false");
+    if (!rc && idle)
+        c->auth.kdf_idle = json_is_true(idle);
     return rc;
 }
 

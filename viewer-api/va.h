@@ -162,6 +162,11 @@ h2o_iovec_t va_body(va_req *r);
  * generator when the final part was sent or the client went away). */
 void va_req_stream_end(va_req *r);
 
+/* hr_pool max_running of srv->kdf_pool (arg: the va_server): KDF runs allowed
+ * at once, auth.kdf_threads_ingesting while ingest is busy (decision 0019).
+ * Any thread. */
+int va__kdf_max_running(void *arg);
+
 /* ---- handlers ---- */
 void va_handle_healthz(va_req *r);
 void va_handle_metrics(va_req *r);
