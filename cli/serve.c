@@ -72,16 +72,31 @@ static void on_audit_closed(void *arg)
         uv_stop(s->loop); /* connections cut after the grace period may remain */
 }
 
+static void on_ingest_pool_closed(void *arg);
+
 static void on_http_stopped(void *arg)
 {
     serve_state *s = arg;
     s->http = NULL;
+    if (s->sto.pool) {
+        /* no new ingest after DICOM and HTTP stopped; a job it cancels runs
+         * on libuv's pool instead (storage/ingest.c) */
+        hr_pool_close(s->sto.pool, on_ingest_pool_closed, s);
+        return;
+    }
     if (s->sto.audit) {
         sto_audit_close(s->sto.audit, on_audit_closed, s);
         s->sto.audit = NULL;
     } else {
         on_audit_closed(s);
     }
+}
+
+static void on_ingest_pool_closed(void *arg)
+{
+    serve_state *s = arg;
+    s->sto.pool = NULL;
+    on_http_stopped(s);
 }
 
 static void on_dicom_stopped(void *arg)
@@ -160,7 +175,8 @@ static long long wall_ms(void)
 /* One accepted object on its way to the worklist: wl_arrive on the pool
  * between the index commit and the acknowledgement (sto_ctx.after_index). */
 typedef struct arrive_job {
-    uv_work_t work;
+    hr_pool_job pjob; /* on the ingest pool (s->sto.pool) */
+    uv_work_t work;   /* ... or libuv's once that is closing */
     serve_state *s;
     const dcm_attrs *a;       /* borrowed from the ingest until done() */
     const sto_ingest_meta *m; /* same */
@@ -197,9 +213,8 @@ static void make_arrival(const dcm_attrs *a, const char *hospital, const char *s
     };
 }
 
-static void arrive_run(uv_work_t *w)
+static void arrive_run(arrive_job *j)
 {
-    arrive_job *j = w->data;
     serve_state *s = j->s;
     char pkey[STO_PKEY_MAX];
     wl_arrival arr;
@@ -213,14 +228,44 @@ static void arrive_run(uv_work_t *w)
         sto_worker_redis_failed();
 }
 
-static void arrive_done(uv_work_t *w, int status)
+static void arrive_done(arrive_job *j)
 {
-    arrive_job *j = w->data;
     if (j->rc)
         hr_warn("worklist", "%s: arrival not recorded (%s); the sender is asked to retry",
                 j->a->study_instance_uid, hr_strerror(j->rc));
     j->done(j->token, j->rc);
     free(j);
+}
+
+static void arrive_uv_run(uv_work_t *w)
+{
+    arrive_run(w->data);
+}
+
+static void arrive_uv_done(uv_work_t *w, int status)
+{
+    arrive_done(w->data);
+}
+
+static void arrive_pool_run(hr_pool_job *pj)
+{
+    arrive_run(pj->data);
+}
+
+static int arrive_on_libuv(arrive_job *j)
+{
+    j->work.data = j;
+    return uv_queue_work(j->s->loop, &j->work, arrive_uv_run, arrive_uv_done);
+}
+
+static void arrive_pool_done(hr_pool_job *pj, int status)
+{
+    arrive_job *j = pj->data;
+    if (status == -ECANCELED && arrive_on_libuv(j) == 0)
+        return; /* the ingest pool closed before the job ran */
+    if (status == -ECANCELED)
+        j->rc = -ECANCELED;
+    arrive_done(j);
 }
 
 static void on_after_index(void *arg, const dcm_attrs *a, const sto_ingest_meta *m,
@@ -240,8 +285,12 @@ static void on_after_index(void *arg, const dcm_attrs *a, const sto_ingest_meta 
     snprintf(j->owner, sizeof(j->owner), "%s", res->owner[0] ? res->owner : m->hospital);
     j->done = done;
     j->token = token;
-    j->work.data = j;
-    if (uv_queue_work(s->loop, &j->work, arrive_run, arrive_done) != 0) {
+    j->pjob.data = j;
+    /* on the ingest pool too: it is on the way to the acknowledgement */
+    if (s->sto.pool &&
+        hr_pool_submit(s->sto.pool, &j->pjob, arrive_pool_run, arrive_pool_done) == 0)
+        return;
+    if (arrive_on_libuv(j) != 0) {
         free(j);
         done(token, -ENOMEM);
         return;
@@ -604,8 +653,8 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* the thread pool does the fsyncs: with many associations more threads
-     * let the filesystem journal group their commits (decision 0004) */
+    /* libuv's pool serves queries, retrievals, the audit log and sidecars;
+     * durable ingest has its own (decision 0019) */
     setenv("UV_THREADPOOL_SIZE", "16", 0);
     s.loop = uv_default_loop();
     s.sto.loop = s.loop;
@@ -680,6 +729,18 @@ int cli_serve(int argc, char **argv)
     /* every accepted object reaches the worklist before it is acknowledged */
     s.sto.after_index = on_after_index;
     s.sto.after_index_arg = &s;
+    /* durable ingest's own workers: a flood of HTTP work on libuv's pool
+     * cannot queue ahead of an fsync or a worklist arrival (decision 0019) */
+    hr_pool_opts io = {.name = "ingest",
+                       .threads = STO_INGEST_THREADS,
+                       .max_jobs = 1 << 20, /* one job per object in progress: never reached */
+                       .on_thread_exit = sto_worker_redis_failed};
+    rc = hr_pool_start(s.loop, &io, &s.sto.pool);
+    if (rc) {
+        hr_warn("serve", "cannot start the ingest threads (%s); ingest uses libuv's pool",
+                hr_strerror(rc));
+        s.sto.pool = NULL;
+    }
     wait_index_ready(&s, s.cfg.redis.connect_timeout_ms);
     if (!sto_index_ready(s.sto.index))
         hr_warn("serve", "redis is not reachable yet; C-STORE answers A700 until it is");

@@ -136,10 +136,12 @@ typedef struct hr_config {
         char (*cors_origins)[HR_NAME_MAX]; /* allowed Origin values; "*" = any */
     } http;
     struct {
-        int kdf_iterations;    /* PBKDF2 iterations of new password hashes */
-        int kdf_threads;       /* password-hashing threads of huren serve */
-        int kdf_queue;         /* logins hashing or waiting per node; more get 503 */
-        int login_window_s;    /* rate-limit window of logins */
+        int kdf_iterations;        /* PBKDF2 iterations of new password hashes */
+        int kdf_threads;           /* password-hashing threads of huren serve */
+        int kdf_queue;             /* logins hashing or waiting per node; more get 503 */
+        int kdf_threads_ingesting; /* at most this many hash at once while ingest is busy */
+        int kdf_idle;              /* hashing threads under SCHED_IDLE (else nice +10) */
+        int login_window_s;        /* rate-limit window of logins */
         int login_per_address; /* logins per client address per window, all nodes; 0 = no limit */
         int login_per_user;    /* logins per user name per window, all nodes; 0 = no limit */
     } auth;

@@ -5,14 +5,17 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-#define THREADS_MAX 64
+#define THREADS_MAX   64
+#define LIMIT_POLL_MS 20 /* a thread held back by max_running looks again this often */
 
 struct hr_pool {
     uv_loop_t *loop;
@@ -48,6 +51,18 @@ static void push(hr_pool_job **head, hr_pool_job **tail, hr_pool_job *j)
 
 static void lower_priority(const hr_pool *p)
 {
+#ifdef SCHED_IDLE
+    if (p->o.idle) {
+        /* set by the thread itself: the policy is per thread (and inherited by
+         * nothing else); the static priority of SCHED_IDLE must be 0 */
+        struct sched_param sp = {.sched_priority = 0};
+        int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+        if (rc == 0)
+            return;
+        hr_debug("pool", "%s: SCHED_IDLE refused (%s); lowering the nice value", p->o.name,
+                 strerror(rc));
+    }
+#endif
     if (p->o.nice <= 0)
         return;
     /* Linux: a thread id names just this thread */
@@ -61,17 +76,43 @@ static void lower_priority(const hr_pool *p)
         hr_debug("pool", "%s: cannot lower the thread priority: %s", p->o.name, strerror(errno));
 }
 
+/* The jobs that may run at once now (under mu). */
+static int running_limit(const hr_pool *p)
+{
+    if (!p->o.max_running)
+        return p->o.threads;
+    int n = p->o.max_running(p->o.max_running_arg);
+    return n < 1 ? 1 : n > p->o.threads ? p->o.threads : n;
+}
+
+/* Waits on cv at most ms (under mu). */
+static void wait_ms(hr_pool *p, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+}
+
 static void *thread_main(void *arg)
 {
     hr_pool *p = arg;
     lower_priority(p);
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stopping && !p->head)
-            pthread_cond_wait(&p->cv, &p->mu);
+        for (;;) {
+            if (!p->head && !p->stopping)
+                pthread_cond_wait(&p->cv, &p->mu);
+            else if (p->head && !p->stopping && p->running >= running_limit(p))
+                wait_ms(p, LIMIT_POLL_MS); /* held back: ingest is busy, say */
+            else
+                break;
+        }
         hr_pool_job *j = p->head;
         if (!j)
-            break; /* stopping, nothing waits */
+            break; /* stopping, nothing waits (hr_pool_close moved the waiting ones) */
         p->head = j->next_;
         if (!p->head)
             p->tail = NULL;

@@ -9,7 +9,10 @@
  * - At most opts.threads jobs run at once; waiting jobs run in FIFO order.
  * - Completions run on the loop thread (uv_async), in completion order.
  * - The threads run at a lower CPU priority (opts.nice, per thread on Linux),
- *   so the loop, Redis and ingest win a contested CPU.
+ *   so the loop, Redis and ingest win a contested CPU; with opts.idle they run
+ *   under SCHED_IDLE, on CPU time nothing else of the process wants.
+ * - opts.max_running may lower the number of jobs running at once while the
+ *   pool runs (e.g. while ingest is busy, decision 0019).
  *
  * Everything except the work function runs on the loop thread. The pool owns
  * no job: the caller allocates it (usually inside its own request struct),
@@ -45,6 +48,14 @@ typedef struct hr_pool_opts {
     int threads;      /* 1..64 */
     int max_jobs;     /* >= 1: jobs submitted and not yet done */
     int nice;         /* 0..19 added to the threads' nice value; 0 = as the process */
+    int idle;         /* 1: each thread puts itself under SCHED_IDLE (Linux; nice is the
+                         fallback when that is refused) */
+    /* optional: the most jobs that may run at once now (1..threads; values
+     * out of range are clamped). Called on a pool thread under the pool's
+     * lock before it takes a job, so it must be cheap, thread-safe and must
+     * not call the pool; a thread over the limit checks again every 20 ms. */
+    int (*max_running)(void *arg);
+    void *max_running_arg;
     /* optional: runs on each thread just before it exits (hr_pool_close), e.g.
      * to free a per-thread connection (sto_worker_redis_failed) */
     void (*on_thread_exit)(void);

@@ -38,7 +38,8 @@ struct sto_ingest {
     hr_buf bufs[2];
     int filling; /* index of the buffer being filled */
 
-    /* thread-pool job; one in flight at a time */
+    /* thread-pool job (ctx->pool, else libuv's); one in flight at a time */
+    hr_pool_job pjob;
     uv_work_t work;
     int in_flight;
     enum job_kind job;
@@ -111,9 +112,19 @@ void sto_ctx_release(sto_ctx *ctx)
         free(ctx->spare[--ctx->n_spare]);
 }
 
+int sto_ingest_busy(const sto_ctx *ctx, uint64_t now_ns)
+{
+    if (__atomic_load_n(&ctx->busy_objects, __ATOMIC_RELAXED) > 0)
+        return 1;
+    uint64_t ended = __atomic_load_n(&ctx->busy_ended_ns, __ATOMIC_RELAXED);
+    return ended && now_ns - ended < (uint64_t)STO_INGEST_BUSY_TAIL_MS * 1000000u;
+}
+
 static void ingest_free(sto_ingest *ig)
 {
     ig->ctx->active--;
+    __atomic_store_n(&ig->ctx->busy_ended_ns, uv_hrtime(), __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&ig->ctx->busy_objects, 1, __ATOMIC_RELAXED);
     buf_give(ig->ctx, &ig->bufs[0]);
     buf_give(ig->ctx, &ig->bufs[1]);
     hr_sha256_free(ig->sha);
@@ -123,9 +134,8 @@ static void ingest_free(sto_ingest *ig)
 
 /* ---- thread pool side: only touches fd, tmp_path, job_* ---- */
 
-static void job_run(uv_work_t *w)
+static void job_run(sto_ingest *ig)
 {
-    sto_ingest *ig = w->data;
     const sto_objstore *st = &ig->ctx->store;
     int rc = 0;
     if (ig->job == JOB_DISCARD) {
@@ -166,9 +176,40 @@ out:
     ig->job_rc = rc;
 }
 
+static void uv_job_run(uv_work_t *w)
+{
+    job_run(w->data);
+}
+
+static void pool_job_run(hr_pool_job *j)
+{
+    job_run(j->data);
+}
+
 /* ---- loop side ---- */
 
-static void job_done(uv_work_t *w, int status);
+static void job_done(sto_ingest *ig);
+
+static void uv_job_done(uv_work_t *w, int status)
+{
+    job_done(w->data);
+}
+
+static void queue_on_libuv(sto_ingest *ig)
+{
+    ig->work.data = ig;
+    HR_ASSERT(uv_queue_work(ig->ctx->loop, &ig->work, uv_job_run, uv_job_done) == 0);
+}
+
+static void pool_job_done(hr_pool_job *j, int status)
+{
+    sto_ingest *ig = j->data;
+    if (status == -ECANCELED) {
+        queue_on_libuv(ig); /* the pool closed before the job ran: run it there */
+        return;
+    }
+    job_done(ig);
+}
 
 static void submit(sto_ingest *ig, enum job_kind kind, hr_buf *buf)
 {
@@ -176,8 +217,12 @@ static void submit(sto_ingest *ig, enum job_kind kind, hr_buf *buf)
     ig->in_flight = 1;
     ig->job = kind;
     ig->job_buf = buf;
-    ig->work.data = ig;
-    HR_ASSERT(uv_queue_work(ig->ctx->loop, &ig->work, job_run, job_done) == 0);
+    ig->pjob.data = ig;
+    /* the ingest pool is bounded far above the one job per object in
+     * progress; refused (closing) means libuv's pool */
+    if (ig->ctx->pool && hr_pool_submit(ig->ctx->pool, &ig->pjob, pool_job_run, pool_job_done) == 0)
+        return;
+    queue_on_libuv(ig);
 }
 
 static void finish(sto_ingest *ig)
@@ -377,9 +422,8 @@ static void on_admitted(void *arg, int rc, const char *owner)
 
 static void maybe_flush(sto_ingest *ig);
 
-static void job_done(uv_work_t *w, int status)
+static void job_done(sto_ingest *ig)
 {
-    sto_ingest *ig = w->data;
     ig->in_flight = 0;
     if (ig->job_buf)
         hr_buf_reset(ig->job_buf);
@@ -450,6 +494,7 @@ int sto_ingest_begin(sto_ctx *ctx, const sto_ingest_meta *meta, sto_ingest_resum
     if (!ig)
         return -ENOMEM;
     ctx->active++;
+    __atomic_add_fetch(&ctx->busy_objects, 1, __ATOMIC_RELAXED);
     ig->ctx = ctx;
     ig->meta = *meta;
     ig->resume = resume;

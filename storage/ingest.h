@@ -10,6 +10,7 @@
 #include "audit.h"
 #include "index.h"
 #include "objstore.h"
+#include "../common/hr_pool.h"
 #include "../dicom/dcm_attrs.h"
 
 #include <stddef.h>
@@ -18,6 +19,11 @@
 
 #define STO_INGEST_CHUNK (256 * 1024)
 #define STO_INGEST_SPARE 16 /* buffers kept for reuse; more are freed */
+/* durable ingest's own workers in huren serve (decision 0019): as many as
+ * libuv's pool had for it, so concurrent fsyncs still group their commits */
+#define STO_INGEST_THREADS 16
+/* sto_ingest_busy stays true this long after the last object ended */
+#define STO_INGEST_BUSY_TAIL_MS 1000
 
 typedef struct sto_ingest_meta sto_ingest_meta;
 typedef struct sto_ingest_result sto_ingest_result;
@@ -45,6 +51,12 @@ typedef struct sto_ctx {
     sto_redis_addr redis_addr; /* for sto_worker_redis() on the thread pool */
     int redis_timeout_ms;
     sto_audit *audit; /* every read of patient data is recorded here */
+    /* durable ingest's own workers (write, fsync, rename, discard): nothing an
+     * HTTP client sends queues ahead of them (decision 0019). NULL = libuv's
+     * pool (tools, tests); a job it refuses or cancels (closing) runs on
+     * libuv's pool instead. Owned by the caller, who sets it to NULL in
+     * hr_pool_close's callback */
+    hr_pool *pool;
     uint64_t max_object_bytes;
     uint32_t max_feed; /* largest single feed() (max PDU); bounds the buffers */
     /* recycled data buffers (each STO_INGEST_CHUNK + max_feed bytes): a fresh
@@ -60,6 +72,10 @@ typedef struct sto_ctx {
     uint64_t hook_failures; /* objects refused because the hook failed */
     uint64_t refused;       /* objects refused: the study belongs to another hospital */
     int active;
+    /* for other threads (sto_ingest_busy): objects in progress and when the
+     * last one ended (uv_hrtime ns); accessed only with __atomic builtins */
+    int busy_objects;
+    uint64_t busy_ended_ns;
     /* sidecar builds (storage/meta.h) queued after acknowledged objects; each holds
      * only the ctx, so the ctx must outlive them: run the loop until they finish
      * (uv_run(UV_RUN_DEFAULT) does) before sto_ctx_release */
@@ -104,6 +120,10 @@ typedef struct sto_ingest sto_ingest;
 typedef void (*sto_ingest_done_cb)(void *arg, const sto_ingest_result *r);
 /* Called when a paused ingest (feed returned 1) can take more data. */
 typedef void (*sto_ingest_resume_cb)(void *arg);
+
+/* 1 while an object is being ingested or one ended less than
+ * STO_INGEST_BUSY_TAIL_MS ago (now_ns: uv_hrtime()). Any thread. */
+int sto_ingest_busy(const sto_ctx *ctx, uint64_t now_ns);
 
 /* Frees the recycled buffers (at shutdown, after the last ingest). */
 void sto_ctx_release(sto_ctx *ctx);

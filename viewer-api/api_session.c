@@ -76,6 +76,7 @@ void va_handle_metrics(va_req *r)
 
 typedef struct login_state {
     char user[VA_USER_MAX + 8];
+    uint64_t sent_ms; /* uv_now when handed to the pool (before Redis saw it) */
     char *password;
     char token[VA_TOKEN_LEN + 1];
     int rc;
@@ -115,6 +116,15 @@ static void login_work(va_req *r, redisContext *c)
         sto_worker_redis_failed();
 }
 
+int va__kdf_max_running(void *arg)
+{
+    const va_server *s = arg;
+    const hr_config *cfg = s->cfg; /* read-only while the server runs */
+    if (s->sto && sto_ingest_busy(s->sto, uv_hrtime()))
+        return cfg->auth.kdf_threads_ingesting;
+    return cfg->auth.kdf_threads;
+}
+
 /* ---- the node's login gate ----
  * Attempts per client address in the current window of auth.login_window_s
  * that this node handed to the KDF pool, where each is counted in Redis
@@ -126,6 +136,13 @@ static void login_work(va_req *r, redisContext *c)
  * table: an address whose slot is taken by a live window of another address
  * is not gated here (Redis still is). */
 #define GATE_SLOTS 4096
+/* Per user name, the gate remembers Redis's own verdict instead of counting:
+ * once the shared limit refused a name (va_login_admit, limit "user"), its key
+ * stays over the limit until it expires, so every attempt before then is
+ * refused here (no Redis call, no pool hop) and audited once per name and
+ * window. Only refused names take a slot (a random-name flood takes none);
+ * a name finding no free slot is not gated here (Redis still is). */
+#define NAME_SLOTS 1024
 
 typedef struct gate_slot {
     char addr[VA_ADDR_MAX];
@@ -134,17 +151,37 @@ typedef struct gate_slot {
     int refusals_seen; /* a refusal of this window was audited */
 } gate_slot;
 
+typedef struct name_slot {
+    char user[VA_USER_MAX + 1];
+    uint64_t until_ms; /* uv_now before which Redis refuses the name; free once passed */
+    int audited;       /* a refusal here was audited in this window */
+} name_slot;
+
 struct va_login_gate {
     gate_slot slot[GATE_SLOTS];
+    name_slot name[NAME_SLOTS];
 };
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = s; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
+static struct va_login_gate *gate_get(va_server *s)
+{
+    if (!s->login_gate)
+        s->login_gate = calloc(1, sizeof(*s->login_gate));
+    return s->login_gate;
+}
 
 static gate_slot *gate_find(va_server *s, const char *addr, uint64_t window)
 {
-    if (!s->login_gate && !(s->login_gate = calloc(1, sizeof(*s->login_gate))))
+    if (!gate_get(s))
         return NULL;
-    uint32_t h = 2166136261u;
-    for (const char *p = addr; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
+    uint32_t h = fnv1a(addr);
     for (int probe = 0; probe < 8; probe++) {
         gate_slot *g = &s->login_gate->slot[(h + (uint32_t)probe) % GATE_SLOTS];
         if (strcmp(g->addr, addr) == 0 || g->window != window || !g->addr[0]) {
@@ -204,6 +241,61 @@ static void gate_count(va_req *r)
         g->count++;
 }
 
+/* The name's slot while Redis refuses it, else NULL. */
+static name_slot *name_find(va_server *s, const char *user, uint64_t now)
+{
+    if (!s->login_gate)
+        return NULL;
+    uint32_t h = fnv1a(user);
+    for (int probe = 0; probe < 8; probe++) {
+        name_slot *n = &s->login_gate->name[(h + (uint32_t)probe) % NAME_SLOTS];
+        if (n->until_ms > now && strcmp(n->user, user) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+/* Redis refused the name for retry_after_s more seconds, counted from no
+ * earlier than sent_ms. Its TTL is rounded to the nearest second, so the key
+ * may expire half a second early: the gate keeps one second less. */
+static void name_refused(va_server *s, const char *user, uint64_t sent_ms, int retry_after_s)
+{
+    uint64_t now = uv_now(s->loop), until = sent_ms + (uint64_t)(retry_after_s - 1) * 1000;
+    if (retry_after_s <= 1 || until <= now || !va_user_name_valid(user) || !gate_get(s))
+        return;
+    uint32_t h = fnv1a(user);
+    name_slot *free_slot = NULL;
+    for (int probe = 0; probe < 8; probe++) {
+        name_slot *n = &s->login_gate->name[(h + (uint32_t)probe) % NAME_SLOTS];
+        if (n->until_ms > now && strcmp(n->user, user) == 0) {
+            if (until > n->until_ms)
+                n->until_ms = until;
+            return;
+        }
+        if (!free_slot && n->until_ms <= now)
+            free_slot = n;
+    }
+    if (!free_slot)
+        return; /* a full neighbourhood: Redis keeps gating this name */
+    snprintf(free_slot->user, sizeof(free_slot->user), "%s", user);
+    free_slot->until_ms = until;
+    free_slot->audited = 0;
+}
+
+/* 1 when Redis would refuse this name now (*retry_after_s set); *audit is 1
+ * for the first such refusal of the name's window. */
+static int name_over(va_req *r, const char *user, int *retry_after_s, int *audit)
+{
+    uint64_t now = uv_now(r->srv->loop);
+    name_slot *n = name_find(r->srv, user, now);
+    if (!n)
+        return 0;
+    *retry_after_s = (int)((n->until_ms - now + 999) / 1000) + 1;
+    *audit = !n->audited;
+    n->audited = 1;
+    return 1;
+}
+
 /* 503 + Retry-After: no KDF slot (the pool is full or closing). Audited
  * once per address and window. */
 static void login_busy(va_req *r, const char *user)
@@ -244,6 +336,8 @@ static void login_done(va_req *r)
         va_send_error(r, 403, "account_misconfigured", "%s; ask an administrator", st->why);
     } else if (st->rc == -EBUSY) {
         char secs[16];
+        if (strcmp(st->limit, "user") == 0)
+            name_refused(r->srv, st->user, st->sent_ms, st->retry_after_s);
         snprintf(detail, sizeof(detail), "user %s; rate limit per %s", st->user, st->limit);
         snprintf(secs, sizeof(secs), "%d", st->retry_after_s);
         r->srv->login_limited++;
@@ -317,6 +411,23 @@ void va_handle_login(va_req *r)
         va_send_error(r, 500, "internal", "out of memory");
         return;
     }
+    int audit;
+    if (name_over(r, st->user, &retry_after_s, &audit)) {
+        char secs[16];
+        r->srv->login_limited++;
+        if (audit) {
+            char detail[128];
+            snprintf(detail, sizeof(detail), "user %s; rate limit per user name (node)", st->user);
+            va_audit(r, "login", NULL, NULL, detail, "limited");
+        }
+        snprintf(secs, sizeof(secs), "%d", retry_after_s);
+        va_add_header(r, "Retry-After", secs);
+        va_send_error(r, 429, "rate_limited", "too many logins for this user name; retry in %d s",
+                      retry_after_s);
+        login_state_free(st);
+        return;
+    }
+    st->sent_ms = uv_now(r->srv->loop);
     r->state = st;
     if (va_req_run_on(r, r->srv->kdf_pool, login_work, login_done) != 0) {
         r->state = NULL;

@@ -1207,7 +1207,10 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
         hr_pool_opts po = {.name = "kdf",
                            .threads = cfg->auth.kdf_threads,
                            .max_jobs = cfg->auth.kdf_queue,
-                           .nice = 10, /* ingest and the loop win a contested CPU */
+                           .nice = 10,                 /* ingest and the loop win a contested CPU */
+                           .idle = cfg->auth.kdf_idle, /* ... or take only idle CPU */
+                           .max_running = va__kdf_max_running, /* fewer while ingest is busy */
+                           .max_running_arg = s,
                            .on_thread_exit = sto_worker_redis_failed};
         rc = hr_pool_start(loop, &po, &s->kdf_pool);
     }

@@ -244,6 +244,11 @@ void va_req_resume(va_req *r);
  * producer when MHD freed its response, or by the body consumer at its end). */
 void va_req_stream_end(va_req *r);
 
+/* hr_pool max_running of srv->kdf_pool (arg: the va_server): KDF runs allowed
+ * at once, auth.kdf_threads_ingesting while ingest is busy (decision 0019).
+ * Any thread. */
+int va__kdf_max_running(void *arg);
+
 /* ---- handlers ---- */
 void va_handle_healthz(va_req *r);
 void va_handle_metrics(va_req *r);

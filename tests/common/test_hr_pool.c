@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -188,5 +189,62 @@ Test(hr_pool, bad_options)
     o.nice = 20;
     cr_expect_eq(hr_pool_start(&loop, &o, &p), -EINVAL);
     cr_expect_null(p);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+}
+
+static atomic_int g_limit = 2;
+static int limit_fn(void *arg)
+{
+    return atomic_load(&g_limit);
+}
+
+/* Records the thread's scheduling policy in jb->nice. */
+static void work_policy(hr_pool_job *pj)
+{
+    job *jb = pj->data;
+    int policy;
+    struct sched_param sp;
+    jb->nice = pthread_getschedparam(pthread_self(), &policy, &sp) == 0 ? policy : -1;
+    jb->ran = 1;
+}
+
+Test(hr_pool, idle_threads_and_a_running_limit_that_changes)
+{
+    uv_loop_t loop;
+    hr_pool *p = NULL;
+    job jobs[4] = {0};
+    reset();
+    atomic_store(&g_limit, 1);
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    hr_pool_opts o = {.name = "test",
+                      .threads = 3,
+                      .max_jobs = 8,
+                      .idle = 1,
+                      .max_running = limit_fn,
+                      .on_thread_exit = thread_exit};
+    cr_assert_eq(hr_pool_start(&loop, &o, &p), 0);
+    for (int i = 0; i < 4; i++) {
+        jobs[i].j.data = &jobs[i];
+        cr_assert_eq(hr_pool_submit(p, &jobs[i].j, work, done), 0);
+    }
+    RUN_UNTIL(&loop, atomic_load(&g_now) == 1);
+    usleep(100000); /* a second job, if the limit were ignored, would start now */
+    cr_expect_eq(atomic_load(&g_max), 1, "limit 1: one job at a time");
+    atomic_store(&g_limit, 3); /* ingest went quiet: the held threads take jobs */
+    RUN_UNTIL(&loop, atomic_load(&g_now) == 3);
+    cr_expect_eq(atomic_load(&g_now), 3, "limit 3: three at once");
+    gate_set(1);
+    RUN_UNTIL(&loop, jobs[0].done && jobs[1].done && jobs[2].done && jobs[3].done);
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(jobs[i].status, 0);
+    /* the policy, seen from inside a job */
+    job pj = {0};
+    pj.j.data = &pj;
+    cr_assert_eq(hr_pool_submit(p, &pj.j, work_policy, done), 0);
+    RUN_UNTIL(&loop, pj.done);
+    cr_expect_eq(pj.nice, SCHED_IDLE, "threads run under SCHED_IDLE");
+    hr_pool_close(p, closed, NULL);
+    RUN_UNTIL(&loop, g_closed);
+    cr_expect_eq(atomic_load(&g_exits), 3);
     cr_expect_eq(uv_loop_close(&loop), 0);
 }

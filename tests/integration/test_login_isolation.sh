@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Logins cannot slow durable ingest (decision 0013): password hashing runs on
-# its own bounded, niced pool (never more than auth.kdf_threads at once; the
+# Logins cannot slow durable ingest (decisions 0013, 0019): password hashing
+# runs on its own bounded pool under SCHED_IDLE (never more than auth.kdf_threads at once; the
 # login beyond auth.kdf_queue gets 503 + Retry-After at once), a C-STORE
 # completes while logins flood the server, and login attempts are rate
 # limited per client address and per user name (429 + Retry-After, audited).
@@ -92,6 +92,18 @@ c4=$(login 127.0.0.8 tech1 'tech1-password' "$T/u4")
 check_eq "per user: 401 401 200 then 429" "401 401 200 429" "$c1 $c2 $c3 $c4"
 check_eq "per user 429 is the rate limit, not the lockout" rate_limited "$($DW json-get "$T/u4" error)"
 check_eq "the hash kept its stored cost" 1000000 "$(rcli login HGET hr:user:tech1 iter)"
+# the node's name gate: once Redis refused tech1, the node refuses it on the
+# loop until that window ends (decision 0019): attempts from 10 more addresses
+# are 429 without reaching Redis (its counter stays) and are audited once
+nu=$(rcli login GET hr:rl:login:u:tech1)
+codes=""
+for i in $(seq 10 19); do codes="$codes $(login 127.0.1.$i tech1 'tech1-password' "$T/un")"; done
+check_eq "10 more attempts for tech1 from other addresses: all 429" \
+  "$(printf ' 429%.0s' $(seq 1 10))" "$codes"
+check_eq "the name gate answered them: Redis counted none ($nu before)" "$nu" \
+  "$(rcli login GET hr:rl:login:u:tech1)"
+check "name gate 429 carries Retry-After" grep -qi '^retry-after: [1-9]' "$T/un.h"
+check_eq "name gate 429 body is a JSON error" rate_limited "$($DW json-get "$T/un" error)"
 
 # --- refusals are audited
 sleep 1.5
@@ -101,9 +113,15 @@ check "429 audited (outcome limited, address)" bash -c \
 nlim=$(grep '"action":"login"' <<<"$aud" | grep '"outcome":"limited"' | grep -c '127.0.0.2' || true)
 check "21 refusals of one address: audited once per window, not 21 times ($nlim)" \
   test "$nlim" -ge 1 -a "$nlim" -le 2
+ntech=$(grep '"action":"login"' <<<"$aud" | grep '"outcome":"limited"' | grep -c 'user tech1' || true)
+check "11 refusals of tech1 from 11 addresses: audited at most twice ($ntech)" \
+  test "$ntech" -ge 1 -a "$ntech" -le 2
 check "503 audited (outcome busy)" bash -c \
   "grep '\"action\":\"login\"' <<<'$aud' | grep -q '\"outcome\":\"busy\"'"
 check "the huren process is still serving" curl -sf "$U/healthz" -o /dev/null
+# the hashing threads take only CPU time nothing else wants (SCHED_IDLE)
+check_eq "KDF threads run under SCHED_IDLE" "IDL IDL" \
+  "$(ps -L -o cls=,comm= -p "$HUREN_PID" | awk '$2 ~ /^kdf-/ {print $1}' | sort | xargs)"
 kill -INT "$HUREN_PID"
 for _ in $(seq 1 300); do kill -0 "$HUREN_PID" 2>/dev/null || break; sleep 0.1; done
 check "huren stops within 30 s (the KDF pool closes)" bash -c "! kill -0 $HUREN_PID 2>/dev/null"

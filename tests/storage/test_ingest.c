@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -444,4 +445,70 @@ Test(ingest, an_identical_resend_is_a_receipt_and_never_replaces_the_file)
     ts_redis_get(&redis, v, sizeof(v), "LINDEX hr:{" STUDY "}:i:1.2.3.11.1:rc 0");
     cr_expect(strstr(v, "\ttownship1\tA_LONGER_AE_NAME") != NULL, "%s", v);
     cr_expect_eq(count_files("tmp"), 0);
+}
+
+/* libuv's pool held by other work (a flood of queries, say) */
+static pthread_mutex_t blk_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t blk_cv = PTHREAD_COND_INITIALIZER;
+static int blk_open, blk_done;
+
+static void blocker_run(uv_work_t *w)
+{
+    pthread_mutex_lock(&blk_mu);
+    while (!blk_open)
+        pthread_cond_wait(&blk_cv, &blk_mu);
+    pthread_mutex_unlock(&blk_mu);
+}
+
+static void blocker_done(uv_work_t *w, int status)
+{
+    blk_done++;
+}
+
+static int pool_closed;
+static void on_pool_closed(void *arg)
+{
+    pool_closed = 1;
+    ctx.pool = NULL; /* freed: later jobs go to libuv's pool */
+}
+
+Test(ingest, runs_on_its_own_pool_while_libuvs_is_saturated)
+{
+    enum { BLOCKERS = 64 }; /* more than libuv's threads (UV_THREADPOOL_SIZE <= 64 here) */
+    static uv_work_t blockers[BLOCKERS];
+    hr_pool_opts po = {.name = "ingest", .threads = 4, .max_jobs = 1 << 20};
+    cr_assert_eq(hr_pool_start(&loop, &po, &ctx.pool), 0);
+    blk_open = 0;
+    blk_done = 0;
+    for (int i = 0; i < BLOCKERS; i++)
+        cr_assert_eq(uv_queue_work(&loop, &blockers[i], blocker_run, blocker_done), 0);
+
+    cr_expect_not(sto_ingest_busy(&ctx, uv_hrtime()), "nothing ingested yet");
+    size_t n = dataset(buf, "1.2.3.4.77", "Own pool", 600000);
+    outcome o = run("1.2.3.4.77", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_STORED, "durable and indexed with libuv's pool held: %s",
+                 o.r.reason);
+    cr_expect_eq(count_files("objects"), 1);
+    cr_expect_eq(count_files("tmp"), 0);
+    cr_expect_eq(blk_done, 0, "libuv's pool was held all along");
+    cr_expect(sto_ingest_busy(&ctx, uv_hrtime()), "busy just after an object");
+    cr_expect_not(sto_ingest_busy(&ctx, uv_hrtime() + (STO_INGEST_BUSY_TAIL_MS + 1) * 1000000ull),
+                  "idle a while after the last object");
+    hr_pool_stats st;
+    hr_pool_stats_get(ctx.pool, &st);
+    cr_expect_geq(st.completed, 2, "the writes and the commit ran on the ingest pool");
+
+    /* a closing pool refuses: the next object runs on libuv's pool instead */
+    pthread_mutex_lock(&blk_mu);
+    blk_open = 1;
+    pthread_cond_broadcast(&blk_cv);
+    pthread_mutex_unlock(&blk_mu);
+    pool_closed = 0;
+    hr_pool_close(ctx.pool, on_pool_closed, NULL);
+    n = dataset(buf, "1.2.3.4.78", "Closing pool", 600000);
+    o = run("1.2.3.4.78", buf, n, 16384);
+    cr_expect_eq(o.r.status, STO_STORED, "%s", o.r.reason);
+    while (!pool_closed || blk_done < BLOCKERS)
+        uv_run(&loop, UV_RUN_ONCE);
+    cr_expect_eq(count_files("objects"), 2);
 }
