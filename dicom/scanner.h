@@ -14,6 +14,7 @@
 #define DCM_SCANNER_H
 
 #include "dcm_attrs.h"
+#include "elem.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,7 @@ enum dcm_scan_mode {
 #define DCM_SCAN_END  1 /* the walk reached a consistent end (only from dcm_scanner_finish) */
 
 /* Limits (bounded before allocation). */
-#define DCM_SCAN_MAX_DEPTH 32 /* sequence nesting */
+#define DCM_SCAN_MAX_DEPTH DCM_ELEM_MAX_DEPTH /* sequence nesting (elem.h) */
 
 typedef struct dcm_scanner dcm_scanner;
 
