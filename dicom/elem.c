@@ -63,9 +63,11 @@ int dcm_elem_value(dcm_elem_hdr *h, int explicit_vr, int big, unsigned flags,
         return refuse(h, DCM_FAULT_META);
     int sq = vr_is(h->vr, "SQ"), un = vr_is(h->vr, "UN");
     if (h->len == DCM_UNDEF_LEN) {
-        if (h->tag == DCM_TAG_PIXEL_DATA)
+        if (h->tag == DCM_TAG_PIXEL_DATA) {
             *kind = DCM_VALUE_FRAGMENTS;
-        else if (sq)
+            if (sq)
+                memcpy(vr, "OB", 3); /* PS3.5 A.4: encapsulated Pixel Data is OB */
+        } else if (sq)
             *kind = DCM_VALUE_SEQ;
         else if (un)
             *kind = DCM_VALUE_SEQ_IMPLICIT;

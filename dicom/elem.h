@@ -86,8 +86,8 @@ enum dcm_value_kind {
  * and delimiters are the caller's structure) read in the given encoding:
  * *kind, and into vr (3 bytes) the VR the value is read with (h->vr, the
  * dictionary VR for a UN element as described above, "SQ" for both
- * sequence kinds). Returns 0 or HR_EPARSE with h->fault set (DCM_FAULT_META,
- * DCM_FAULT_UNDEF). */
+ * sequence kinds, "OB" for fragments claiming to be SQ). Returns 0 or HR_EPARSE with h->fault set
+ * (DCM_FAULT_META, DCM_FAULT_UNDEF). */
 int dcm_elem_value(dcm_elem_hdr *h, int explicit_vr, int big, unsigned flags,
                    enum dcm_value_kind *kind, char vr[3]);
 
