@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
 #include "../gateway/dicom_server.h"
 #include "../storage/index.h"
 #include "../storage/ingest.h"
@@ -12,7 +13,6 @@
 #include "../viewer-api/sse.h"
 #include "../worklist/worklist.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 
 #include <fcntl.h>
@@ -165,13 +165,6 @@ static void dicom_metrics(void *arg, hr_buf *out)
 
 /* ---- worklist wiring: arrivals, sweeper, notifications ---- */
 
-static long long wall_ms(void)
-{
-    uv_timeval64_t tv;
-    uv_gettimeofday(&tv);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* One accepted object on its way to the worklist: wl_arrive on the pool
  * between the index commit and the acknowledgement (sto_ctx.after_index). */
 typedef struct arrive_job {
@@ -219,7 +212,7 @@ static void arrive_run(arrive_job *j)
     char pkey[STO_PKEY_MAX];
     wl_arrival arr;
     /* a resend (IDENTICAL) is no new instance */
-    make_arrival(j->a, j->owner, j->m->source_ae, wall_ms(), j->status == STO_IDENTICAL, pkey,
+    make_arrival(j->a, j->owner, j->m->source_ae, hr_wall_ms(), j->status == STO_IDENTICAL, pkey,
                  &arr);
     arr.patient_conflict = j->patient_conflict;
     redisContext *c = sto_worker_redis(&s->sto.redis_addr, s->sto.redis_timeout_ms);
@@ -310,7 +303,7 @@ static void sweep_run(uv_work_t *w)
     /* wl_sweep logs each escalation (hr_warn "escalation") itself */
     for (int i = 0; i < WL_SWEEP_ROUNDS; i++) {
         wl_sweep_stats st = {0, 0, 0};
-        rc = wl_sweep(c, wall_ms(), WL_SWEEP_MAX, &st);
+        rc = wl_sweep(c, hr_wall_ms(), WL_SWEEP_MAX, &st);
         if (rc == HR_EREDIS && !retried) {
             /* this thread's connection may be stale (Redis restarted since
              * its last use): one more try on a new one; sweeps are safe to
@@ -377,11 +370,8 @@ static void on_sub_retry(uv_timer_t *t)
 {
     serve_state *s = t->data;
     if (s->sub) {
-        redisAsyncContext *ac = s->sub;
-        if (ac->c.flags & REDIS_CONNECTED)
-            return;
-        s->sub = NULL;
-        redisAsyncFree(ac); /* never connected: no callback runs */
+        if (!sto_redis_async_expire(&s->sub))
+            return; /* connected */
         if (!s->sub_logged)
             hr_warn("worklist", "cannot subscribe to event notifications: connect timed out; "
                                 "retrying");
@@ -443,27 +433,18 @@ static void on_sub_disconnect(const redisAsyncContext *ac, int status)
 
 static void sub_connect(serve_state *s)
 {
-    const sto_redis_addr *a = &s->sto.redis_addr;
+    char err[128];
     if (s->stopping)
         return;
-    redisAsyncContext *ac =
-        a->port ? redisAsyncConnect(a->host, a->port) : redisAsyncConnectUnix(a->host);
-    if (!ac || ac->err) {
+    s->sub =
+        sto_redis_async_connect(s->loop, &s->sto.redis_addr, s, on_sub_connect, on_sub_disconnect,
+                                &s->sub_retry, on_sub_retry, WL_SUB_CONNECT_MS, err, sizeof(err));
+    if (!s->sub) {
         if (!s->sub_logged)
-            hr_warn("worklist", "cannot subscribe to event notifications: %s; retrying",
-                    ac ? ac->errstr : "out of memory");
+            hr_warn("worklist", "cannot subscribe to event notifications: %s; retrying", err);
         s->sub_logged = 1;
-        if (ac)
-            redisAsyncFree(ac);
         sub_schedule(s);
-        return;
     }
-    ac->data = s;
-    s->sub = ac;
-    redisLibuvAttach(ac, s->loop);
-    redisAsyncSetConnectCallback(ac, on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-    uv_timer_start(&s->sub_retry, on_sub_retry, WL_SUB_CONNECT_MS, 0);
 }
 
 static void worklist_start(serve_state *s)
@@ -480,15 +461,7 @@ static void worklist_stop(serve_state *s)
 {
     uv_close((uv_handle_t *)&s->sweep_timer, NULL);
     uv_close((uv_handle_t *)&s->sub_retry, NULL);
-    if (s->sub) {
-        redisAsyncContext *ac = s->sub;
-        if (!(ac->c.flags & REDIS_CONNECTED)) {
-            s->sub = NULL;
-            redisAsyncFree(ac); /* still connecting: no disconnect callback */
-        } else {
-            redisAsyncDisconnect(ac);
-        }
-    }
+    sto_redis_async_close(&s->sub); /* connected: on_sub_disconnect runs later */
     if (s->http)
         va_sse_close_all(s->http);
 }

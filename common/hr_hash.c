@@ -1,5 +1,6 @@
 #include "hr_hash.h"
 #include "hr_assert.h"
+#include "hr_bytes.h"
 #include "hr_err.h"
 
 #include <openssl/evp.h>
@@ -41,13 +42,8 @@ void hr_sha256_update(hr_sha256 *h, const void *p, size_t n)
 
 void hr_sha256_final_hex(hr_sha256 *h, char hex[65])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[32];
     unsigned int n = 0;
     HR_ASSERT(EVP_DigestFinal_ex(h->ctx, md, &n) == 1 && n == 32);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
+    hr_hex_encode(md, sizeof(md), hex);
 }

@@ -3,7 +3,9 @@
 #include "dataset.h"
 
 #include "common/hr_assert.h"
+#include "common/hr_bytes.h"
 #include "common/hr_err.h"
+#include "dicom/elem.h"
 #include "dicom/uids.h"
 
 #include <errno.h>
@@ -11,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UNDEF_LEN 0xFFFFFFFFu
+#define UNDEF_LEN DCM_UNDEF_LEN
 
 struct dcm_ds {
     dcm_elem *e; /* sorted by tag */
@@ -26,30 +28,6 @@ typedef struct pctx {
 } pctx;
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static uint16_t rd16(const uint8_t *p, int big)
-{
-    return big ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
-}
-
-static uint32_t rd32(const uint8_t *p, int big)
-{
-    if (big)
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
-}
-
-static void wr16(uint8_t *p, uint16_t v, int big)
-{
-    p[big ? 0 : 1] = (uint8_t)(v >> 8);
-    p[big ? 1 : 0] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v, int big)
-{
-    for (int i = 0; i < 4; i++)
-        p[big ? 3 - i : i] = (uint8_t)(v >> (8 * i));
-}
 
 /* Reverses every whole unit-sized group of bytes in p[0..n). */
 static void swap_units(uint8_t *p, size_t n, size_t unit)
@@ -144,43 +122,52 @@ static int grow_items(dcm_elem *e)
 
 /* ---- parsing ------------------------------------------------------------ */
 
+/* A parse level ends at end: the defined length of an enclosing item or
+ * sequence, or the end of the input (c->len). A header or value running past
+ * it, or an undefined-length container still open there, is truncated data
+ * when end is the end of the input, else malformed (elem.h). */
+static int short_err(const pctx *c, size_t end)
+{
+    return end == c->len ? HR_ETRUNC : HR_EPARSE;
+}
+
 static int parse_list(pctx *c, dcm_ds *ds, size_t *pos, size_t end, int expl, int big, int depth,
-                      int undef_item);
+                      int undef_item, unsigned flags);
 
 static int parse_seq(pctx *c, dcm_elem *e, size_t *pos, size_t end, int undef, int expl, int big,
                      int depth)
 {
-    int short_err = end == c->len ? HR_ETRUNC : HR_EPARSE;
-    if (depth + 1 > DCM_DS_MAX_DEPTH)
+    dcm_elem_hdr h;
+    if (depth + 1 > DCM_ELEM_MAX_DEPTH)
         return HR_ETOOBIG;
     for (;;) {
         if (*pos == end)
-            return undef ? short_err : 0;
-        if (end - *pos < 8)
-            return short_err;
-        const uint8_t *h = c->buf + *pos;
-        uint32_t tag = (uint32_t)rd16(h, big) << 16 | rd16(h + 2, big);
-        uint32_t len = rd32(h + 4, big);
-        *pos += 8;
-        if (tag == DCM_TAG_SEQ_DELIM)
+            return undef ? short_err(c, end) : 0;
+        int rc = dcm_elem_read(c->buf + *pos, end - *pos, 0, big, &h);
+        if (rc == DCM_ELEM_MORE)
+            return short_err(c, end);
+        if (rc)
+            return rc;
+        *pos += h.hdr_len;
+        if (h.tag == DCM_TAG_SEQ_DELIM)
             return undef ? 0 : HR_EPARSE;
-        if (tag != DCM_TAG_ITEM)
+        if (h.tag != DCM_TAG_ITEM)
             return HR_EPARSE;
         if (++c->count > DCM_DS_MAX_ELEMENTS)
             return HR_ETOOBIG;
-        int rc = grow_items(e);
+        rc = grow_items(e);
         if (rc)
             return rc;
         dcm_ds *item = dcm_ds_new();
         if (!item)
             return -ENOMEM;
         e->items[e->n_items++] = item;
-        if (len == UNDEF_LEN) {
-            rc = parse_list(c, item, pos, end, expl, big, depth + 1, 1);
+        if (h.len == UNDEF_LEN) {
+            rc = parse_list(c, item, pos, end, expl, big, depth + 1, 1, 0);
         } else {
-            if (len > end - *pos)
-                return short_err;
-            rc = parse_list(c, item, pos, *pos + len, expl, big, depth + 1, 0);
+            if (h.len > end - *pos)
+                return short_err(c, end);
+            rc = parse_list(c, item, pos, *pos + h.len, expl, big, depth + 1, 0, 0);
         }
         if (rc)
             return rc;
@@ -188,80 +175,62 @@ static int parse_seq(pctx *c, dcm_elem *e, size_t *pos, size_t end, int undef, i
 }
 
 static int parse_list(pctx *c, dcm_ds *ds, size_t *pos, size_t end, int expl, int big, int depth,
-                      int undef_item)
+                      int undef_item, unsigned flags)
 {
-    int short_err = end == c->len ? HR_ETRUNC : HR_EPARSE;
     int sorted = 1, rc = 0;
+    dcm_elem_hdr h;
+    enum dcm_value_kind kind;
+    char vr[3];
     for (;;) {
         if (*pos == end) {
-            rc = undef_item ? short_err : 0;
+            rc = undef_item ? short_err(c, end) : 0;
             break;
         }
-        if (end - *pos < 8)
-            return short_err;
-        const uint8_t *h = c->buf + *pos;
-        uint32_t tag = (uint32_t)rd16(h, big) << 16 | rd16(h + 2, big);
-        if (tag == DCM_TAG_ITEM_DELIM) {
+        rc = dcm_elem_read(c->buf + *pos, end - *pos, expl, big, &h);
+        if (rc == DCM_ELEM_MORE)
+            return short_err(c, end);
+        if (rc)
+            return rc;
+        if (h.tag == DCM_TAG_ITEM_DELIM) {
             if (!undef_item)
                 return HR_EPARSE;
-            *pos += 8;
+            *pos += h.hdr_len;
             break;
         }
-        if (DCM_TAG_GROUP(tag) == 0xFFFE)
+        if (DCM_TAG_GROUP(h.tag) == 0xFFFE)
             return HR_EPARSE;
-        char vr[3];
-        uint32_t len;
-        if (expl) {
-            memcpy(vr, h + 4, 2);
-            vr[2] = 0;
-            if (!dcm_vr_known(vr))
-                return HR_EPARSE;
-            if (dcm_vr_long_length(vr)) {
-                if (end - *pos < 12)
-                    return short_err;
-                len = rd32(h + 8, big);
-                *pos += 12;
-            } else {
-                len = rd16(h + 6, big);
-                *pos += 8;
-            }
-        } else {
-            memcpy(vr, dcm_dict_vr(tag), 3);
-            len = rd32(h + 4, big);
-            *pos += 8;
-        }
+        rc = dcm_elem_value(&h, expl, big, flags, &kind, vr);
+        if (rc)
+            return rc;
+        if (kind == DCM_VALUE_FRAGMENTS)
+            return HR_EPARSE; /* no encapsulated Pixel Data in a dcm_ds */
+        *pos += h.hdr_len;
         if (++c->count > DCM_DS_MAX_ELEMENTS)
             return HR_ETOOBIG;
         rc = grow_elems(ds);
         if (rc)
             return rc;
-        if (ds->n && ds->e[ds->n - 1].tag >= tag)
+        if (ds->n && ds->e[ds->n - 1].tag >= h.tag)
             sorted = 0;
         dcm_elem *e = &ds->e[ds->n++];
         memset(e, 0, sizeof(*e));
-        e->tag = tag;
+        e->tag = h.tag;
         memcpy(e->vr, vr, 3);
-        if (len == UNDEF_LEN) {
-            if (is_sq(e)) {
-                rc = parse_seq(c, e, pos, end, 1, expl, big, depth);
-            } else if (!strcmp(vr, "UN")) {
-                memcpy(e->vr, "SQ", 3); /* PS3.5 6.2.2: implicit VR LE inside */
-                rc = parse_seq(c, e, pos, end, 1, 0, 0, depth);
-            } else {
-                return HR_EPARSE;
-            }
+        if (h.len != UNDEF_LEN && h.len > end - *pos)
+            return short_err(c, end);
+        size_t vend = end;
+        if (h.len != UNDEF_LEN)
+            vend = *pos + h.len;
+        if (kind == DCM_VALUE_SEQ) {
+            rc = parse_seq(c, e, pos, vend, h.len == UNDEF_LEN, expl, big, depth);
+        } else if (kind == DCM_VALUE_SEQ_IMPLICIT) {
+            rc = parse_seq(c, e, pos, vend, h.len == UNDEF_LEN, 0, 0, depth);
         } else {
-            if (len > end - *pos)
-                return short_err;
-            if (is_sq(e)) {
-                rc = parse_seq(c, e, pos, *pos + len, 0, expl, big, depth);
-            } else {
-                e->len = len;
-                e->value = len ? c->buf + *pos : NULL;
-                if (big && len)
-                    swap_units(c->buf + *pos, len, dcm_vr_swap_unit(vr));
-                *pos += len;
-            }
+            e->len = h.len;
+            e->value = h.len ? c->buf + *pos : NULL;
+            if (big && h.len)
+                swap_units(c->buf + *pos, h.len, dcm_vr_swap_unit(vr));
+            *pos += h.len;
         }
         if (rc)
             return rc;
@@ -277,7 +246,8 @@ static int parse_list(pctx *c, dcm_ds *ds, size_t *pos, size_t end, int expl, in
     return 0;
 }
 
-int dcm_ds_parse(const uint8_t *p, size_t n, const char *ts_uid, size_t max_bytes, dcm_ds **out)
+static int parse(const uint8_t *p, size_t n, const char *ts_uid, size_t max_bytes, unsigned flags,
+                 dcm_ds **out)
 {
     int expl = 0, big = 0, rc;
     dcm_ds *ds = NULL;
@@ -306,7 +276,7 @@ int dcm_ds_parse(const uint8_t *p, size_t n, const char *ts_uid, size_t max_byte
         memcpy(ds->backing, p, n);
     c.buf = ds->backing;
     c.len = n;
-    rc = parse_list(&c, ds, &pos, n, expl, big, 0, 0);
+    rc = parse_list(&c, ds, &pos, n, expl, big, 0, 0, flags);
 out:
     if (rc) {
         dcm_ds_free(ds);
@@ -314,6 +284,24 @@ out:
     }
     *out = ds;
     return 0;
+}
+
+int dcm_ds_parse(const uint8_t *p, size_t n, const char *ts_uid, size_t max_bytes, dcm_ds **out)
+{
+    return parse(p, n, ts_uid, max_bytes, 0, out);
+}
+
+int dcm_ds_parse_meta(const uint8_t *p, size_t n, dcm_ds **out)
+{
+    int rc = parse(p, n, DCM_TS_EXPLICIT_LE, 0, DCM_ELEM_META, out);
+    for (size_t i = 0; !rc && i < (*out)->n; i++)
+        if (DCM_TAG_GROUP((*out)->e[i].tag) != 0x0002)
+            rc = HR_EPARSE; /* the group length covers more than group 0002 */
+    if (rc && *out) {
+        dcm_ds_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 dcm_ds *dcm_ds_new(void)
@@ -500,21 +488,13 @@ int dcm_ds_get_string(const dcm_ds *ds, uint32_t tag, char *out, size_t cap)
     return dcm_elem_string(e, DCM_ALL_VALUES, out, cap);
 }
 
-static uint64_t rd_le(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 int dcm_elem_number(const dcm_elem *e, size_t idx, double *out)
 {
     size_t sz = value_size(e->vr);
     if (sz && strcmp(e->vr, "AT") != 0) {
         if (idx >= e->len / sz)
             return HR_ENOTFOUND;
-        uint64_t u = rd_le(e->value + idx * sz, sz);
+        uint64_t u = hr_rd_le(e->value + idx * sz, sz);
         switch (e->vr[0] << 8 | e->vr[1]) {
         case 'U' << 8 | 'S':
         case 'U' << 8 | 'L':
@@ -742,8 +722,8 @@ int dcm_ds_remove(dcm_ds *ds, uint32_t tag)
 static int put_tag(hr_buf *out, uint32_t tag, int big)
 {
     uint8_t h[4];
-    wr16(h, DCM_TAG_GROUP(tag), big);
-    wr16(h + 2, DCM_TAG_ELEMENT(tag), big);
+    hr_wr16(h, DCM_TAG_GROUP(tag), big);
+    hr_wr16(h + 2, DCM_TAG_ELEMENT(tag), big);
     return hr_buf_append(out, h, 4);
 }
 
@@ -769,9 +749,9 @@ static int enc_seq(const dcm_elem *e, hr_buf *out, int expl, int big, int depth)
         return rc;
     size_t lenpos = out->len - 4, start = out->len;
     for (size_t i = 0; i < e->n_items; i++) {
-        wr16(h, 0xFFFE, big);
-        wr16(h + 2, 0xE000, big);
-        wr32(h + 4, 0, big);
+        hr_wr16(h, 0xFFFE, big);
+        hr_wr16(h + 2, 0xE000, big);
+        hr_wr32(h + 4, 0, big);
         rc = hr_buf_append(out, h, 8);
         if (rc)
             return rc;
@@ -781,11 +761,11 @@ static int enc_seq(const dcm_elem *e, hr_buf *out, int expl, int big, int depth)
             return rc;
         if (out->len - istart > 0xFFFFFFFEu)
             return HR_ETOOBIG;
-        wr32(out->data + ilenpos, (uint32_t)(out->len - istart), big);
+        hr_wr32(out->data + ilenpos, (uint32_t)(out->len - istart), big);
     }
     if (out->len - start > 0xFFFFFFFEu)
         return HR_ETOOBIG;
-    wr32(out->data + lenpos, (uint32_t)(out->len - start), big);
+    hr_wr32(out->data + lenpos, (uint32_t)(out->len - start), big);
     return 0;
 }
 
@@ -803,15 +783,15 @@ static int enc_elem(const dcm_elem *e, hr_buf *out, int expl, int big)
         if (plen > 0xFFFF)
             return HR_ETOOBIG;
         memcpy(h, e->vr, 2);
-        wr16(h + 2, (uint16_t)plen, big);
+        hr_wr16(h + 2, (uint16_t)plen, big);
         rc = hr_buf_append(out, h, 4);
     } else if (expl) {
         memcpy(h, e->vr, 2);
         h[2] = h[3] = 0;
-        wr32(h + 4, (uint32_t)plen, big);
+        hr_wr32(h + 4, (uint32_t)plen, big);
         rc = hr_buf_append(out, h, 8);
     } else {
-        wr32(h, (uint32_t)plen, big);
+        hr_wr32(h, (uint32_t)plen, big);
         rc = hr_buf_append(out, h, 4);
     }
     if (rc)

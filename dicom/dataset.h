@@ -17,14 +17,15 @@
 
 #include "common/hr_buf.h"
 #include "dicom/dict.h"
+#include "dicom/elem.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* Limits (checked before allocating). */
-#define DCM_DS_MAX_INPUT    (1u << 20) /* default byte limit of dcm_ds_parse */
-#define DCM_DS_MAX_ELEMENTS 4096       /* elements + items, all levels together */
-#define DCM_DS_MAX_DEPTH    8          /* nested sequence levels */
+#define DCM_DS_MAX_INPUT    (1u << 20)         /* default byte limit of dcm_ds_parse */
+#define DCM_DS_MAX_ELEMENTS 4096               /* elements + items, all levels together */
+#define DCM_DS_MAX_DEPTH    DCM_ELEM_MAX_DEPTH /* nested sequence levels (elem.h) */
 
 typedef struct dcm_ds dcm_ds;
 
@@ -49,18 +50,29 @@ typedef struct dcm_elem {
  * bytes are copied; p may be freed after the call. On success *out receives
  * a new dataset the caller frees with dcm_ds_free(); on error *out is NULL.
  *
- * Sequences of defined or undefined length with items of defined or undefined
- * length are parsed recursively (DCM_DS_MAX_DEPTH levels). An element of VR UN
- * (or, in implicit VR, an unknown tag) with undefined length is a sequence in
- * Implicit VR LE (PS3.5 6.2.2) and becomes SQ. Elements out of tag order are
- * sorted; a duplicated tag is HR_EPARSE. Group lengths are kept as elements.
+ * Elements are read with the element core (elem.h), the rule every reader
+ * applies: sequences of defined or undefined length with items of defined or
+ * undefined length are parsed recursively (DCM_DS_MAX_DEPTH levels); UN of
+ * undefined length is a sequence of Implicit VR LE items and becomes SQ; in
+ * Explicit VR LE a UN element of a tag the dictionary knows takes the
+ * dictionary VR (a sequence then being Implicit VR LE inside). A group 0002
+ * element is HR_EPARSE. Group lengths are kept as elements.
+ * This parser's own policy: encapsulated Pixel Data (undefined length) is
+ * HR_EPARSE (a dcm_ds holds no fragments); elements out of tag order are
+ * sorted; a duplicated tag is HR_EPARSE.
  *
  * Returns 0; HR_ETRUNC when the input ends inside an element or open
  * sequence/item; HR_EPARSE for malformed structure (invalid VR, delimiter out
- * of place, length overrunning its enclosing item, undefined length on a
- * non-sequence, duplicate tag); HR_ETOOBIG above max_bytes, DCM_DS_MAX_ELEMENTS
- * or DCM_DS_MAX_DEPTH; HR_EUNSUP for other transfer syntaxes; -ENOMEM. */
+ * of place or with a length, length overrunning its enclosing item, undefined
+ * length on a non-sequence, group 0002, duplicate tag); HR_ETOOBIG above
+ * max_bytes, DCM_DS_MAX_ELEMENTS or DCM_DS_MAX_DEPTH; HR_EUNSUP for other
+ * transfer syntaxes; -ENOMEM. */
 int dcm_ds_parse(const uint8_t *p, size_t n, const char *ts_uid, size_t max_bytes, dcm_ds **out);
+
+/* dcm_ds_parse() of a File Meta Information group (the n bytes after its group
+ * length element, Explicit VR LE, at most DCM_DS_MAX_INPUT): every element
+ * must be of group 0002, else HR_EPARSE. Same ownership and other errors. */
+int dcm_ds_parse_meta(const uint8_t *p, size_t n, dcm_ds **out);
 
 /* Frees ds, its items and values. NULL is a no-op. Never call on an item
  * obtained from an element (items are owned by their parent). */

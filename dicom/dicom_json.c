@@ -1,6 +1,7 @@
 /* DICOM JSON model (PS3.18 F.2) <-> dcm_ds. */
 #include "dicom_json.h"
 
+#include "common/hr_bytes.h"
 #include "common/hr_err.h"
 #include "dicom/charset.h"
 
@@ -181,14 +182,6 @@ static int string_values(const dcm_elem *e, const char *charset, json_t *arr)
     return rc;
 }
 
-static uint64_t rd_le(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static json_t *jreal(double d)
 {
     if (isnan(d))
@@ -205,7 +198,7 @@ static int binary_values(const dcm_elem *e, json_t *arr)
                 : vr_is(e->vr, "FD") || vr_is(e->vr, "SV") || vr_is(e->vr, "UV") ? 8
                                                                                  : 4;
     for (size_t off = 0; off + sz <= e->len; off += sz) {
-        uint64_t u = rd_le(e->value + off, sz);
+        uint64_t u = hr_rd_le(e->value + off, sz);
         json_t *v;
         char at[32];
         if (vr_is(e->vr, "AT")) {

@@ -1,5 +1,6 @@
 #include "dimse.h"
 
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 
 #include <string.h>
@@ -7,30 +8,6 @@
 #define UID_MAX 64
 #define AE_MAX  16
 #define LO_MAX  64
-
-static uint16_t rd16le(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t rd32le(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static void wr16le(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr32le(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
 
 /* UI: trailing NUL/space padding removed; > 64 chars or embedded NUL is an error. */
 static int get_uid(char dst[DCM_CMD_UID_BUF], const uint8_t *v, uint32_t n)
@@ -93,8 +70,8 @@ int dcm_command_parse(const uint8_t *p, size_t n, dcm_command *out)
             rc = HR_EPARSE;
             goto out;
         }
-        uint16_t group = rd16le(p + off), elem = rd16le(p + off + 2);
-        uint32_t vl = rd32le(p + off + 4);
+        uint16_t group = hr_rd16(p + off, 0), elem = hr_rd16(p + off + 2, 0);
+        uint32_t vl = hr_rd32(p + off + 4, 0);
         const uint8_t *v = p + off + 8;
         if (group != 0 || vl > n - off - 8) {
             rc = HR_EPARSE;
@@ -183,7 +160,7 @@ int dcm_command_parse(const uint8_t *p, size_t n, dcm_command *out)
                 rc = HR_EPARSE;
                 goto out;
             }
-            *us = rd16le(v);
+            *us = hr_rd16(v, 0);
             out->flags |= flag;
         }
     }
@@ -199,9 +176,9 @@ static int put_elem(hr_buf *out, uint16_t elem, const void *v, uint32_t n, uint8
     uint32_t padded = n + (n & 1);
     int rc;
 
-    wr16le(h, 0);
-    wr16le(h + 2, elem);
-    wr32le(h + 4, padded);
+    hr_wr16(h, 0, 0);
+    hr_wr16(h + 2, elem, 0);
+    hr_wr32(h + 4, padded, 0);
     rc = hr_buf_append(out, h, sizeof(h));
     if (!rc)
         rc = hr_buf_append(out, v, n);
@@ -213,7 +190,7 @@ static int put_elem(hr_buf *out, uint16_t elem, const void *v, uint32_t n, uint8
 static int put_us(hr_buf *out, uint16_t elem, uint16_t v)
 {
     uint8_t b[2];
-    wr16le(b, v);
+    hr_wr16(b, v, 0);
     return put_elem(out, elem, b, 2, 0);
 }
 
@@ -278,7 +255,7 @@ int dcm_command_encode(const dcm_command *c, hr_buf *out)
         rc = put_us(out, 0x1031, c->move_originator_id);
     if (rc)
         goto out;
-    wr32le(out->data + body - 4, (uint32_t)(out->len - body));
+    hr_wr32(out->data + body - 4, (uint32_t)(out->len - body), 0);
 out:
     if (rc)
         out->len = start;

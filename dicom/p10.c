@@ -1,6 +1,7 @@
 #include "p10.h"
 #include "dataset.h"
 #include "uids.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 
 #include <stdio.h>
@@ -16,16 +17,12 @@ static int put_el(hr_buf *out, uint16_t el, const char vr[2], const void *val, s
     size_t hl;
     if (long_form) {
         h[6] = h[7] = 0;
-        h[8] = (uint8_t)len;
-        h[9] = (uint8_t)(len >> 8);
-        h[10] = (uint8_t)(len >> 16);
-        h[11] = (uint8_t)(len >> 24);
+        hr_wr32(h + 8, (uint32_t)len, 0);
         hl = 12;
     } else {
         if (len > 0xFFFF)
             return HR_ETOOBIG;
-        h[6] = (uint8_t)len;
-        h[7] = (uint8_t)(len >> 8);
+        hr_wr16(h + 6, (uint16_t)len, 0);
         hl = 8;
     }
     int rc = hr_buf_append(out, h, hl);
@@ -76,10 +73,7 @@ int dcm_p10_encode_meta(const dcm_p10_meta *m, hr_buf *out)
     if (rc)
         return rc;
     uint32_t glen = (uint32_t)(out->len - start);
-    out->data[gl_at + 8] = (uint8_t)glen;
-    out->data[gl_at + 9] = (uint8_t)(glen >> 8);
-    out->data[gl_at + 10] = (uint8_t)(glen >> 16);
-    out->data[gl_at + 11] = (uint8_t)(glen >> 24);
+    hr_wr32(out->data + gl_at + 8, glen, 0);
     return 0;
 }
 
@@ -113,21 +107,15 @@ int dcm_p10_read_meta(const uint8_t *p, size_t n, dcm_p10_info *out)
     static const uint8_t gl[8] = {0x02, 0x00, 0x00, 0x00, 'U', 'L', 4, 0};
     if (memcmp(p + 132, gl, sizeof(gl)) != 0)
         return HR_EPARSE;
-    uint32_t glen =
-        (uint32_t)p[140] | (uint32_t)p[141] << 8 | (uint32_t)p[142] << 16 | (uint32_t)p[143] << 24;
+    uint32_t glen = hr_rd32(p + 140, 0);
     if (glen > DCM_P10_META_MAX)
         return HR_ETOOBIG;
     if (n < 144 + (size_t)glen)
         return HR_ETRUNC;
     dcm_ds *ds = NULL;
-    int rc = dcm_ds_parse(p + 144, glen, "1.2.840.10008.1.2.1", 0, &ds);
+    int rc = dcm_ds_parse_meta(p + 144, glen, &ds);
     if (rc)
         return rc == HR_ETRUNC ? HR_EPARSE : rc;
-    for (size_t i = 0; i < dcm_ds_count(ds); i++)
-        if ((dcm_ds_at(ds, i)->tag >> 16) != 0x0002) {
-            dcm_ds_free(ds);
-            return HR_EPARSE; /* the group length covers more than group 0002 */
-        }
     if (dcm_ds_get_string(ds, 0x00020002, out->sop_class, sizeof(out->sop_class)) ||
         dcm_ds_get_string(ds, 0x00020003, out->sop_instance, sizeof(out->sop_instance)) ||
         dcm_ds_get_string(ds, 0x00020010, out->ts, sizeof(out->ts)) ||

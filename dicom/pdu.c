@@ -1,5 +1,6 @@
 #include "pdu.h"
 
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_assert.h"
 #include "uids.h"
@@ -31,30 +32,6 @@ enum {
     SUB_USER_ID_AC = 0x59,
 };
 
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 int dcm_pdu_frame(const uint8_t *buf, size_t len, uint32_t max_len, uint8_t *type,
                   uint32_t *body_len)
 {
@@ -64,7 +41,7 @@ int dcm_pdu_frame(const uint8_t *buf, size_t len, uint32_t max_len, uint8_t *typ
         return HR_EPROTO;
     if (len < DCM_PDU_HEADER_LEN)
         return 0;
-    uint32_t l = rd32(buf + 2);
+    uint32_t l = hr_rd32(buf + 2, 1);
     if (l > max_len)
         return HR_ETOOBIG;
     *type = buf[0];
@@ -85,7 +62,7 @@ static int item_next(const uint8_t *p, uint32_t len, uint32_t *off, uint8_t *typ
         return 0;
     if (*off > len || len - *off < 4)
         return HR_EPARSE;
-    uint16_t l = rd16(p + *off + 2);
+    uint16_t l = hr_rd16(p + *off + 2, 1);
     if (len - *off - 4 < l)
         return HR_EPARSE;
     *type = p[*off];
@@ -144,7 +121,7 @@ static int parse_role(const uint8_t *v, uint16_t n, dcm_role *r)
 {
     if (n < 2)
         return HR_EPARSE;
-    uint16_t ul = rd16(v);
+    uint16_t ul = hr_rd16(v, 1);
     if (ul == 0 || n != 2u + ul + 2u)
         return HR_EPARSE;
     int rc = copy_uid(r->sop_class, v + 2, ul);
@@ -162,10 +139,10 @@ static int parse_user_identity_rq(const uint8_t *v, uint16_t n, uint8_t *type)
     /* type, positive-response-requested, primary (2+len), secondary (2+len) */
     if (n < 4)
         return HR_EPARSE;
-    uint32_t pl = rd16(v + 2);
+    uint32_t pl = hr_rd16(v + 2, 1);
     if (n - 4u < pl + 2u)
         return HR_EPARSE;
-    uint32_t sl = rd16(v + 4 + pl);
+    uint32_t sl = hr_rd16(v + 4 + pl, 1);
     if (n != 4u + pl + 2u + sl)
         return HR_EPARSE;
     *type = v[0];
@@ -185,7 +162,7 @@ static int parse_user_info(const uint8_t *p, uint16_t len, const user_info *ui)
         case SUB_MAX_LEN:
             if (n != 4)
                 return HR_EPARSE;
-            *ui->max_pdu = rd32(v);
+            *ui->max_pdu = hr_rd32(v, 1);
             break;
         case SUB_IMPL_CLASS:
             rc = copy_uid(ui->impl_class_uid, v, n);
@@ -196,8 +173,8 @@ static int parse_user_info(const uint8_t *p, uint16_t len, const user_info *ui)
             if (n != 4)
                 return HR_EPARSE;
             *ui->has_async = 1;
-            *ui->max_ops_invoked = rd16(v);
-            *ui->max_ops_performed = rd16(v + 2);
+            *ui->max_ops_invoked = hr_rd16(v, 1);
+            *ui->max_ops_performed = hr_rd16(v + 2, 1);
             break;
         case SUB_ROLE:
             if (*ui->n_roles >= DCM_MAX_ROLES)
@@ -222,7 +199,7 @@ static int parse_user_info(const uint8_t *p, uint16_t len, const user_info *ui)
             break;
         case SUB_USER_ID_AC:
             /* server response length + value */
-            if (n < 2 || n != 2u + rd16(v))
+            if (n < 2 || n != 2u + hr_rd16(v, 1))
                 return HR_EPARSE;
             break;
         case SUB_SOP_EXT:
@@ -241,7 +218,7 @@ static int parse_fixed(const uint8_t *body, uint32_t len, uint16_t *version, cha
     if (len < ASSOC_FIXED_LEN)
         return HR_EPARSE;
     if (version)
-        *version = rd16(body);
+        *version = hr_rd16(body, 1);
     int rc = copy_ae(called, AE_FIELD_LEN, body + 4, AE_FIELD_LEN);
     if (rc)
         return rc;
@@ -508,7 +485,7 @@ static int item_end(hr_buf *out, size_t start)
     size_t l = out->len - start - 4;
     if (l > 0xFFFF)
         return HR_ETOOBIG;
-    wr16(out->data + start + 2, (uint16_t)l);
+    hr_wr16(out->data + start + 2, (uint16_t)l, 1);
     return 0;
 }
 
@@ -519,7 +496,7 @@ static int item_str(hr_buf *out, uint8_t type, const char *s, size_t bufsz, size
     if (n < 0)
         return HR_EPARSE;
     uint8_t h[4] = {type, 0, 0, 0};
-    wr16(h + 2, (uint16_t)n);
+    hr_wr16(h + 2, (uint16_t)n, 1);
     int rc = hr_buf_append(out, h, sizeof(h));
     if (rc)
         return rc;
@@ -535,7 +512,7 @@ static int pdu_begin(hr_buf *out, uint8_t type, size_t *start)
 
 static void pdu_end(hr_buf *out, size_t start)
 {
-    wr32(out->data + start + 2, (uint32_t)(out->len - start - DCM_PDU_HEADER_LEN));
+    hr_wr32(out->data + start + 2, (uint32_t)(out->len - start - DCM_PDU_HEADER_LEN), 1);
 }
 
 static int put_fixed(hr_buf *out, uint16_t version, const char *called, const char *calling)
@@ -547,7 +524,7 @@ static int put_fixed(hr_buf *out, uint16_t version, const char *called, const ch
     if (cl < 0 || gl < 0)
         return HR_EPARSE;
     memset(f, 0, sizeof(f));
-    wr16(f, version);
+    hr_wr16(f, version, 1);
     memset(f + 4, ' ', 2 * AE_FIELD_LEN);
     memcpy(f + 4, called, (size_t)cl);
     memcpy(f + 20, calling, (size_t)gl);
@@ -567,7 +544,7 @@ static int put_user_info(hr_buf *out, uint32_t max_pdu, const char *impl_class,
     rc = item_begin(out, ITEM_USER_INFO, &ui);
     if (rc)
         return rc;
-    wr32(v, max_pdu);
+    hr_wr32(v, max_pdu, 1);
     uint8_t mh[4] = {SUB_MAX_LEN, 0, 0, 4};
     rc = hr_buf_append(out, mh, 4);
     if (!rc)
@@ -576,8 +553,8 @@ static int put_user_info(hr_buf *out, uint32_t max_pdu, const char *impl_class,
         rc = item_str(out, SUB_IMPL_CLASS, impl_class, DCM_UID_BUF, UID_MAX_LEN);
     if (!rc && has_async) {
         uint8_t ah[8] = {SUB_ASYNC, 0, 0, 4};
-        wr16(ah + 4, inv);
-        wr16(ah + 6, perf);
+        hr_wr16(ah + 4, inv, 1);
+        hr_wr16(ah + 6, perf, 1);
         rc = hr_buf_append(out, ah, sizeof(ah));
     }
     for (int i = 0; !rc && i < n_roles; i++) {
@@ -586,7 +563,7 @@ static int put_user_info(hr_buf *out, uint32_t max_pdu, const char *impl_class,
             return HR_EPARSE;
         rc = item_begin(out, SUB_ROLE, &sub);
         uint8_t l[2];
-        wr16(l, (uint16_t)ul);
+        hr_wr16(l, (uint16_t)ul, 1);
         if (!rc)
             rc = hr_buf_append(out, l, 2);
         if (!rc)
@@ -733,7 +710,7 @@ int dcm_pdata_next(const uint8_t *body, uint32_t len, uint32_t *off, dcm_pdv *pd
         return 0;
     if (*off > len || len - *off < 4)
         return HR_EPROTO;
-    uint32_t l = rd32(body + *off);
+    uint32_t l = hr_rd32(body + *off, 1);
     if (l < 2 || l > len - *off - 4)
         return HR_EPROTO;
     pdv->pc_id = body[*off + 4];
@@ -751,8 +728,8 @@ void dcm_pdata_header(uint8_t hdr[12], uint8_t pc_id, int is_command, int is_las
     HR_DEBUG_ASSERT(data_len <= UINT32_MAX - 6);
     hdr[0] = DCM_PDU_P_DATA;
     hdr[1] = 0;
-    wr32(hdr + 2, data_len + 6);
-    wr32(hdr + 6, data_len + 2);
+    hr_wr32(hdr + 2, data_len + 6, 1);
+    hr_wr32(hdr + 6, data_len + 2, 1);
     hdr[10] = pc_id;
     hdr[11] = (uint8_t)((is_command ? 1 : 0) | (is_last ? 2 : 0));
 }

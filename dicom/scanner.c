@@ -7,8 +7,11 @@
 #include "scanner.h"
 
 #include "charset.h"
+#include "dict.h"
+#include "elem.h"
 #include "uids.h"
 #include "common/hr_assert.h"
+#include "common/hr_bytes.h"
 #include "common/hr_err.h"
 
 #include <stdarg.h>
@@ -22,7 +25,7 @@
 #define PREAMBLE_LEN  128
 #define RAW_VALUE_CAP 1024 /* bytes kept of one extracted value */
 #define INFLATE_CHUNK 16384
-#define UNDEF_LEN     0xffffffffu
+#define UNDEF_LEN     DCM_UNDEF_LEN
 #define STACK_MAX     (2 * DCM_SCAN_MAX_DEPTH + 4)
 
 #define TAG(g, e)            (((uint32_t)(g) << 16) | (uint32_t)(e))
@@ -102,6 +105,7 @@ typedef struct frame {
     uint8_t defined;
     uint8_t explicit_vr;
     uint8_t big;
+    uint8_t items; /* F_FRAG: an item (the Basic Offset Table) was read */
 } frame;
 
 struct dcm_scanner {
@@ -167,32 +171,19 @@ static int fail(dcm_scanner *s, int code, const char *fmt, ...)
     return code;
 }
 
-static uint16_t rd16(const uint8_t *p, int big)
+/* A refusal of the element core (elem.h), with the position. */
+static int fail_elem(dcm_scanner *s, const dcm_elem_hdr *h, uint64_t pos)
 {
-    return big ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
+    char why[128];
+    dcm_elem_fault_text(h, why, sizeof(why));
+    return fail(s, HR_EPARSE, "%s at %llu", why, (unsigned long long)pos);
 }
 
-static uint32_t rd32(const uint8_t *p, int big)
+/* 1 when the two bytes at p are a VR (an explicit VR header), else 0. */
+static int is_vr(const uint8_t *p)
 {
-    if (big)
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
-}
-
-/* 0 = not a VR, 1 = VR with 2-byte length, 2 = VR with reserved + 4-byte length. */
-static int vr_class(const uint8_t *p)
-{
-    static const char k_short[] = "AEASATCSDADSDTFLFDISLOLTPNSHSLSSSTTMUIULUS";
-    static const char k_long[] = "OBODOFOLOVOWSQSVUCUNURUTUV";
-    if (p[0] < 'A' || p[0] > 'Z' || p[1] < 'A' || p[1] > 'Z')
-        return 0;
-    for (size_t i = 0; i + 1 < sizeof(k_short); i += 2)
-        if (p[0] == k_short[i] && p[1] == k_short[i + 1])
-            return 1;
-    for (size_t i = 0; i + 1 < sizeof(k_long); i += 2)
-        if (p[0] == k_long[i] && p[1] == k_long[i + 1])
-            return 2;
-    return 0;
+    char vr[3] = {(char)p[0], (char)p[1], 0};
+    return dcm_vr_known(vr);
 }
 
 static int attr_index(uint32_t tag)
@@ -238,7 +229,7 @@ static frame *top(dcm_scanner *s)
 static int push(dcm_scanner *s, uint8_t kind, uint32_t tag, uint32_t len, int explicit_vr, int big)
 {
     frame *p = top(s);
-    if (kind == F_SEQ || kind == F_FRAG) {
+    if (kind == F_SEQ) {
         if (s->seq_depth >= DCM_SCAN_MAX_DEPTH)
             return fail(s, HR_ETOOBIG, "sequence (%04X,%04X) nested deeper than %d", tag >> 16,
                         tag & 0xffff, DCM_SCAN_MAX_DEPTH);
@@ -247,6 +238,7 @@ static int push(dcm_scanner *s, uint8_t kind, uint32_t tag, uint32_t len, int ex
     HR_ASSERT(s->sp + 1 < STACK_MAX);
     frame *f = &s->stk[++s->sp];
     f->kind = kind;
+    f->items = 0;
     f->tag = tag;
     f->explicit_vr = (uint8_t)explicit_vr;
     f->big = (uint8_t)big;
@@ -258,7 +250,7 @@ static int push(dcm_scanner *s, uint8_t kind, uint32_t tag, uint32_t len, int ex
 static void pop(dcm_scanner *s)
 {
     HR_ASSERT(s->sp > 0);
-    if (top(s)->kind != F_ITEMDS)
+    if (top(s)->kind == F_SEQ)
         s->seq_depth--;
     s->sp--;
 }
@@ -285,7 +277,7 @@ static void set_ts(dcm_scanner *s, const char *uid)
 static int first_element(dcm_scanner *s)
 {
     frame *f = &s->stk[0];
-    int vr_ok = vr_class(s->hdr + 4) != 0;
+    int vr_ok = is_vr(s->hdr + 4);
     s->first_elem = 0;
     if (s->deflated)
         return 0;
@@ -314,34 +306,27 @@ static int on_header(dcm_scanner *s)
 {
     frame *f = top(s);
     uint64_t hdr_pos = s->ds_pos - s->hdr_have;
+    dcm_elem_hdr h;
+    enum dcm_value_kind kind;
+    char vr[3];
     if (s->first_elem && s->sp == 0) {
         int rc = first_element(s);
         if (rc)
             return rc;
     }
-    int big = f->big;
-    uint32_t tag = (uint32_t)rd16(s->hdr, big) << 16 | rd16(s->hdr + 2, big);
-    uint16_t group = (uint16_t)(tag >> 16);
-    uint32_t len;
-    const uint8_t *vr = NULL;
-
-    if (f->kind == F_ITEMDS && f->explicit_vr && group != 0xfffe) {
-        int c = vr_class(s->hdr + 4);
-        if (c == 0)
-            return fail(s, HR_EPARSE, "element (%04X,%04X) has invalid VR 0x%02X%02X at %llu",
-                        group, tag & 0xffff, s->hdr[4], s->hdr[5], (unsigned long long)hdr_pos);
-        if (c == 2 && s->hdr_need == 8) {
-            if (f->end - hdr_pos < 12)
-                return fail(s, HR_EPARSE, "element (%04X,%04X) header runs past its item", group,
-                            tag & 0xffff);
-            s->hdr_need = 12;
-            return 1;
-        }
-        vr = s->hdr + 4;
-        len = c == 2 ? rd32(s->hdr + 8, big) : rd16(s->hdr + 6, big);
-    } else {
-        len = rd32(s->hdr + 4, big);
+    /* only an item data set has elements with a VR; sequences and fragments hold items */
+    int rc = dcm_elem_read(s->hdr, s->hdr_have, f->kind == F_ITEMDS && f->explicit_vr, f->big, &h);
+    if (rc == DCM_ELEM_MORE) {
+        if (f->end - hdr_pos < h.hdr_len)
+            return fail(s, HR_EPARSE, "element (%04X,%04X) header runs past its item", h.tag >> 16,
+                        h.tag & 0xffff);
+        s->hdr_need = h.hdr_len;
+        return 1;
     }
+    if (rc)
+        return fail_elem(s, &h, hdr_pos);
+    uint32_t tag = h.tag, len = h.len;
+    uint16_t group = (uint16_t)(tag >> 16);
     s->hdr_have = 0;
     s->hdr_need = 8;
     s->slot = -1;
@@ -355,8 +340,6 @@ static int on_header(dcm_scanner *s)
             return push(s, F_ITEMDS, f->tag, len, f->explicit_vr, f->big);
         }
         if (tag == TAG_SEQ_DELIM && !f->defined) {
-            if (len != 0)
-                return fail(s, HR_EPARSE, "sequence delimiter with length %u", len);
             pop(s);
             return 0;
         }
@@ -368,13 +351,15 @@ static int on_header(dcm_scanner *s)
         if (tag == TAG_ITEM && len != UNDEF_LEN) {
             if (len > room)
                 return fail(s, HR_EPARSE, "fragment length %u exceeds enclosing item", len);
+            f->items = 1;
             s->val_rem = len;
             s->estate = len ? E_VALUE : E_HDR;
             return 0;
         }
         if (tag == TAG_SEQ_DELIM) {
-            if (len != 0)
-                return fail(s, HR_EPARSE, "sequence delimiter with length %u", len);
+            if (!f->items) /* PS3.5 A.4: the first item is the Basic Offset Table */
+                return fail(s, HR_EPARSE, "encapsulated (%04X,%04X) has no Basic Offset Table item",
+                            f->tag >> 16, f->tag & 0xffff);
             pop(s);
             return 0;
         }
@@ -384,39 +369,33 @@ static int on_header(dcm_scanner *s)
 
     /* F_ITEMDS */
     if (group == 0xfffe) {
-        if (tag == TAG_ITEM_DELIM && s->sp > 0 && !f->defined && len == 0) {
+        if (tag == TAG_ITEM_DELIM && s->sp > 0 && !f->defined) {
             pop(s);
             return 0;
         }
         return fail(s, HR_EPARSE, "unexpected (%04X,%04X) length %u in %s at %llu", group,
                     tag & 0xffff, len, s->sp ? "item" : "dataset", (unsigned long long)hdr_pos);
     }
-    if (group == 0x0002 && s->mode == DCM_SCAN_DATASET)
-        /* File Meta Information is huren's to write (the stored file gets one) */
-        return fail(s, HR_EPARSE, "File Meta Information element (0002,%04X) inside the data set",
-                    tag & 0xffff);
+    /* File Meta Information is huren's to write (the stored file gets one) */
+    rc = dcm_elem_value(&h, f->explicit_vr, f->big, 0, &kind, vr);
+    if (rc)
+        return fail_elem(s, &h, hdr_pos);
     int is_pixel = tag == TAG_PIXEL_DATA || tag == TAG_FLOAT_PIXEL || tag == TAG_DOUBLE_PIXEL;
     if (is_pixel && s->sp == 0 && !s->pixel_seen) {
         s->pixel_seen = 1;
         s->out->has_pixel_data = 1;
         s->out->pixel_offset = s->out->dataset_offset + hdr_pos;
     }
-    if (len == UNDEF_LEN) {
-        if (tag == TAG_PIXEL_DATA)
-            return push(s, F_FRAG, tag, len, f->explicit_vr, f->big);
-        if (!vr || (vr[0] == 'S' && vr[1] == 'Q'))
-            return push(s, F_SEQ, tag, len, f->explicit_vr, f->big);
-        if (vr[0] == 'U' && vr[1] == 'N')
-            return push(s, F_SEQ, tag, len, 0, 0); /* implicit VR LE inside */
-        return fail(s, HR_EPARSE, "element (%04X,%04X) VR %c%c has undefined length", group,
-                    tag & 0xffff, vr[0], vr[1]);
-    }
-    if (len > room)
+    if (len != UNDEF_LEN && len > room)
         return fail(s, HR_EPARSE, "element (%04X,%04X) length %u exceeds enclosing %s", group,
                     tag & 0xffff, len, s->sp ? "item" : "data");
-    if (vr && vr[0] == 'S' && vr[1] == 'Q')
+    if (kind == DCM_VALUE_FRAGMENTS)
+        return push(s, F_FRAG, tag, len, f->explicit_vr, f->big);
+    if (kind == DCM_VALUE_SEQ)
         return push(s, F_SEQ, tag, len, f->explicit_vr, f->big);
-    if (s->sp == 0 && !s->pixel_seen && group != 0x0002) {
+    if (kind == DCM_VALUE_SEQ_IMPLICIT)
+        return push(s, F_SEQ, tag, len, 0, 0); /* implicit VR LE inside */
+    if (s->sp == 0 && !s->pixel_seen) {
         s->slot = attr_index(tag);
         if (s->slot >= 0)
             s->raw_len[s->slot] = 0;
@@ -565,7 +544,7 @@ static int meta_parse(dcm_scanner *s, const uint8_t *p, size_t n)
                 for (size_t i = 0; i < take && s->glen_have < 4; i++)
                     s->glen[s->glen_have++] = p[i];
                 if (s->glen_have == 4) {
-                    s->meta_end = s->raw_pos + take + (s->mval_rem - take) + rd32(s->glen, 0);
+                    s->meta_end = s->raw_pos + take + (s->mval_rem - take) + hr_rd32(s->glen, 0);
                     s->have_meta_end = 1;
                 }
             }
@@ -596,7 +575,7 @@ static int meta_parse(dcm_scanner *s, const uint8_t *p, size_t n)
         if (s->mhdr_have < s->mhdr_need)
             break;
         if (s->mhdr_have == 4) {
-            if (rd16(s->mhdr, 0) != 0x0002) {
+            if (hr_rd16(s->mhdr, 0) != 0x0002) {
                 uint8_t pend[4];
                 memcpy(pend, s->mhdr, 4);
                 s->mhdr_have = 0;
@@ -608,16 +587,16 @@ static int meta_parse(dcm_scanner *s, const uint8_t *p, size_t n)
             s->mhdr_need = 8;
             continue;
         }
-        int c = vr_class(s->mhdr + 4);
-        uint32_t tag = TAG(rd16(s->mhdr, 0), rd16(s->mhdr + 2, 0));
-        if (c == 0)
-            return fail(s, HR_EPARSE, "meta element (0002,%04X) has invalid VR", tag & 0xffff);
-        if (c == 2 && s->mhdr_need == 8) {
-            s->mhdr_need = 12;
+        dcm_elem_hdr h;
+        int rc = dcm_elem_read(s->mhdr, s->mhdr_have, 1, 0, &h);
+        if (rc == DCM_ELEM_MORE) {
+            s->mhdr_need = h.hdr_len;
             continue;
         }
-        uint32_t len = c == 2 ? rd32(s->mhdr + 8, 0) : rd16(s->mhdr + 6, 0);
-        if (len == UNDEF_LEN)
+        if (rc)
+            return fail(s, rc, "meta element (0002,%04X) has invalid VR", h.tag & 0xffff);
+        uint32_t tag = h.tag, len = h.len;
+        if (len == UNDEF_LEN) /* no sequences in the meta group */
             return fail(s, HR_EPARSE, "meta element (0002,%04X) has undefined length",
                         tag & 0xffff);
         s->raw_pos += s->mhdr_have;
@@ -679,7 +658,7 @@ static int decide(dcm_scanner *s)
         s->rstate = R_PREAMBLE;
         return 0;
     }
-    if (n >= 8 && b[0] == 0x02 && b[1] == 0x00 && b[3] == 0x00 && vr_class(b + 4)) {
+    if (n >= 8 && b[0] == 0x02 && b[1] == 0x00 && b[3] == 0x00 && is_vr(b + 4)) {
         s->rstate = R_META;
         s->mhdr_need = 4;
         return 0;
@@ -687,7 +666,7 @@ static int decide(dcm_scanner *s)
     /* bare dataset: use the given TS when its encoding matches the guess */
     const dcm_ts_info *ti = dcm_transfer_syntax(s->ts_init);
     if (ti && !ti->deflated && n >= 8) {
-        int ex = vr_class(b + 4) != 0;
+        int ex = is_vr(b + 4);
         int big = ex && b[0] == 0 && b[1] != 0;
         if (ex == (int)ti->explicit_vr && big == (int)ti->big_endian)
             return start_dataset(s, s->ts_init);

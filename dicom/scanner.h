@@ -9,11 +9,26 @@
  * then the dataset in the transfer syntax named by (0002,0010)) or a bare
  * dataset (as in a C-STORE P-DATA stream) in a given transfer syntax. Part 10
  * files without preamble, or without meta (bare dataset, TS guessed), are also
- * accepted when mode is DCM_SCAN_AUTO. */
+ * accepted when mode is DCM_SCAN_AUTO.
+ *
+ * Elements are read with the element core (elem.h), the reading rule
+ * dataset.c and storage/meta.c apply too; in particular a group 0002 element
+ * after the meta group is HR_EPARSE in every mode. The scanner's own policy:
+ *   - DCM_SCAN_DATASET (a data set received over a negotiated presentation
+ *     context or in a STOW part) must be in the VR encoding of ts_uid: the
+ *     first element decides, a mismatch is HR_EPARSE. In PART10 and AUTO
+ *     (files written by others) the first element's encoding wins over the
+ *     declared one.
+ *   - Values are walked, not interpreted: element order and duplicated tags
+ *     are not checked (dataset.c and meta.c refuse duplicates).
+ *   - Being fed a stream, it cannot tell that a value running past a
+ *     defined-length item also runs past the input: that is HR_EPARSE here,
+ *     HR_ETRUNC for the in-memory readers. */
 #ifndef DCM_SCANNER_H
 #define DCM_SCANNER_H
 
 #include "dcm_attrs.h"
+#include "elem.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +44,7 @@ enum dcm_scan_mode {
 #define DCM_SCAN_END  1 /* the walk reached a consistent end (only from dcm_scanner_finish) */
 
 /* Limits (bounded before allocation). */
-#define DCM_SCAN_MAX_DEPTH 32 /* sequence nesting */
+#define DCM_SCAN_MAX_DEPTH DCM_ELEM_MAX_DEPTH /* sequence nesting (elem.h) */
 
 typedef struct dcm_scanner dcm_scanner;
 

@@ -1,5 +1,6 @@
 #include "xfer.h"
 #include "assoc.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../dicom/dcmtk_shim.h"
@@ -281,8 +282,7 @@ static void on_head(uv_fs_t *req)
         fail(x, HR_EPARSE);
         return;
     }
-    uint32_t glen =
-        (uint32_t)p[140] | (uint32_t)p[141] << 8 | (uint32_t)p[142] << 16 | (uint32_t)p[143] << 24;
+    uint32_t glen = hr_rd32(p + 140, 0);
     x->pos = P10_HEAD + (uint64_t)glen;
     if (x->stopping) {
         pump(x);

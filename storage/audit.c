@@ -4,6 +4,7 @@
 #include "../common/hr_err.h"
 #include "../common/hr_hash.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -90,18 +91,11 @@ struct sto_audit {
 
 /* ---- clock ---------------------------------------------------------------- */
 
-static long long real_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long (*g_now_ms)(void) = real_now_ms;
+static long long (*g_now_ms)(void) = hr_wall_ms;
 
 void sto__audit_set_clock(long long (*now_ms)(void))
 {
-    g_now_ms = now_ms ? now_ms : real_now_ms;
+    g_now_ms = now_ms ? now_ms : hr_wall_ms;
 }
 
 /* "2026-11-22T10:00:00.123Z" into when[25] and "2026-11-22" into day. */

@@ -3,8 +3,10 @@
 #include "index_script.h"
 #include "keys.h"
 #include "../common/hr_assert.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
 
 #include <hiredis/adapters/libuv.h>
 #include <openssl/sha.h>
@@ -70,8 +72,7 @@ static void sha1_hex(const char *script, char hex[41])
 {
     unsigned char md[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)script, strlen(script), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hr_hex_encode(md, sizeof(md), hex);
 }
 
 static const char *script_sha(void)
@@ -299,6 +300,46 @@ redisContext *sto_index_connect_sync(const sto_redis_addr *addr, int timeout_ms,
     return c;
 }
 
+redisAsyncContext *sto_redis_async_connect(uv_loop_t *loop, const sto_redis_addr *addr, void *data,
+                                           redisConnectCallback *on_connect,
+                                           redisDisconnectCallback *on_disconnect,
+                                           uv_timer_t *watchdog, uv_timer_cb on_timeout,
+                                           uint64_t timeout_ms, char *err, size_t cap)
+{
+    redisAsyncContext *ac =
+        addr->port ? redisAsyncConnect(addr->host, addr->port) : redisAsyncConnectUnix(addr->host);
+    if (!ac || ac->err) {
+        snprintf(err, cap, "%s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = data;
+    redisLibuvAttach(ac, loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    uv_timer_start(watchdog, on_timeout, timeout_ms, 0);
+    return ac;
+}
+
+int sto_redis_async_expire(redisAsyncContext **ac)
+{
+    redisAsyncContext *c = *ac;
+    if (!c || (c->c.flags & REDIS_CONNECTED))
+        return 0;
+    *ac = NULL;
+    redisAsyncFree(c); /* never connected: no callback runs */
+    return 1;
+}
+
+int sto_redis_async_close(redisAsyncContext **ac)
+{
+    if (sto_redis_async_expire(ac) || !*ac)
+        return 1;
+    redisAsyncDisconnect(*ac);
+    return 0;
+}
+
 static __thread redisContext *t_worker_redis;
 
 redisContext *sto_worker_redis(const sto_redis_addr *addr, int timeout_ms)
@@ -439,13 +480,6 @@ static void close_timers(sto_index *ix)
     uv_close((uv_handle_t *)&ix->tick, free_index);
 }
 
-static long long wall_ms(void)
-{
-    uv_timeval64_t tv;
-    uv_gettimeofday(&tv);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* Every command executed before this SET is in the AOF before it: when the
  * checkpoint survives a power loss, so did every earlier commit (decision 0002). */
 static void schedule_retry(sto_index *ix);
@@ -495,7 +529,7 @@ static void on_tick(uv_timer_t *t)
 {
     sto_index *ix = t->data;
     if (ix->ready && ix->ac && ix->checkpoints)
-        redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", wall_ms());
+        redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", hr_wall_ms());
     check_stall(ix);
 }
 
@@ -513,11 +547,8 @@ static void on_retry(uv_timer_t *t)
 {
     sto_index *ix = t->data;
     if (ix->ac) {
-        if (ix->ac->c.flags & REDIS_CONNECTED)
-            return;
-        redisAsyncContext *ac = ix->ac;
-        ix->ac = NULL;
-        redisAsyncFree(ac); /* never connected: no callback runs */
+        if (!sto_redis_async_expire(&ix->ac))
+            return; /* connected */
         ix->errors++;
         if (!ix->logged_down)
             hr_warn("index", "cannot reach redis: connect timed out; retrying");
@@ -614,25 +645,18 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void connect_now(sto_index *ix)
 {
-    redisAsyncContext *ac = ix->addr.port ? redisAsyncConnect(ix->addr.host, ix->addr.port)
-                                          : redisAsyncConnectUnix(ix->addr.host);
-    if (!ac || ac->err) {
+    char err[128];
+    if (ix->closing)
+        return;
+    ix->ac = sto_redis_async_connect(ix->loop, &ix->addr, ix, on_connect, on_disconnect, &ix->retry,
+                                     on_retry, STO_INDEX_CONNECT_MS, err, sizeof(err));
+    if (!ix->ac) {
         if (!ix->logged_down)
-            hr_warn("index", "cannot reach redis: %s; retrying", ac ? ac->errstr : "oom");
+            hr_warn("index", "cannot reach redis: %s; retrying", err);
         ix->logged_down = 1;
         ix->errors++;
-        if (ac)
-            redisAsyncFree(ac);
         schedule_retry(ix);
-        return;
     }
-    ac->data = ix;
-    ix->ac = ac;
-    redisLibuvAttach(ac, ix->loop);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    if (!ix->closing)
-        uv_timer_start(&ix->retry, on_retry, STO_INDEX_CONNECT_MS, 0);
 }
 
 int sto_index_open(uv_loop_t *loop, const sto_redis_addr *addr, sto_index **out)
@@ -767,16 +791,9 @@ void sto_index_close(sto_index *ix)
     uv_timer_stop(&ix->tick);
     if (ix->ac) {
         if (ix->ready && ix->checkpoints) /* a clean stop leaves a fresh checkpoint */
-            redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", wall_ms());
-        if (!(ix->ac->c.flags & REDIS_CONNECTED)) {
-            /* still connecting: hiredis frees it without a disconnect callback */
-            redisAsyncFree(ix->ac);
-            ix->ac = NULL;
-            close_timers(ix);
-            return;
-        }
-        redisAsyncDisconnect(ix->ac); /* on_disconnect closes the timers */
-        return;
+            redisAsyncCommand(ix->ac, NULL, NULL, "SET hr:meta:checkpoint %lld", hr_wall_ms());
+        if (!sto_redis_async_close(&ix->ac))
+            return; /* on_disconnect closes the timers */
     }
     close_timers(ix);
 }

@@ -7,6 +7,7 @@
 
 #include "../dicom/dcm_attrs.h"
 
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdint.h>
 #include <uv.h>
@@ -58,6 +59,29 @@ int sto_redis_addr_parse(const char *url, sto_redis_addr *out);
 /* Sync: connects with a timeout (ms); NULL on failure with *err set. The
  * caller frees with redisFree. */
 redisContext *sto_index_connect_sync(const sto_redis_addr *addr, int timeout_ms, int *err);
+/* Async: starts a connection to addr attached to loop, with ac->data = data
+ * and the two callbacks set, and arms the caller's connect watchdog: the timer
+ * (initialised by the caller, owned by it) runs on_timeout after timeout_ms,
+ * where the caller calls sto_redis_async_expire(). hiredis 0.14's libuv
+ * adapter drops the poll error of a refused TCP connect, so without the
+ * watchdog a connect callback may never run. Returns the context (hiredis
+ * owns and frees it after a failed connect or a disconnect callback), or
+ * NULL with the reason in err (cap bytes) when the connection cannot start;
+ * the watchdog is then not armed. */
+redisAsyncContext *sto_redis_async_connect(uv_loop_t *loop, const sto_redis_addr *addr, void *data,
+                                           redisConnectCallback *on_connect,
+                                           redisDisconnectCallback *on_disconnect,
+                                           uv_timer_t *watchdog, uv_timer_cb on_timeout,
+                                           uint64_t timeout_ms, char *err, size_t cap);
+/* The watchdog's check: when *ac is still connecting it is given up (freed,
+ * no callback runs), *ac becomes NULL and 1 is returned (the caller logs and
+ * connects again); 0 when *ac is NULL or connected. */
+int sto_redis_async_expire(redisAsyncContext **ac);
+/* Ends a connection: one still connecting is freed at once (no callback
+ * runs; *ac becomes NULL, returns 1), a connected one is disconnected (its
+ * disconnect callback runs later; returns 0). NULL *ac: 1. */
+int sto_redis_async_close(redisAsyncContext **ac);
+
 /* For work on the libuv thread pool: this thread's own sync connection,
  * made on first use and kept (hiredis contexts are not thread-safe). NULL when
  * Redis is unreachable. After a command on it fails, call

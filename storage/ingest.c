@@ -5,6 +5,7 @@
 #include "../common/hr_io.h"
 #include "../common/hr_hash.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
 #include "meta.h"
 #include "../dicom/p10.h"
 #include "../dicom/scanner.h"
@@ -59,13 +60,6 @@ struct sto_ingest {
     char fail_reason[320];
     sto_ingest_result result;
 };
-
-static long long now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void set_failure(sto_ingest *ig, enum sto_ingest_status st, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -500,7 +494,7 @@ int sto_ingest_begin(sto_ctx *ctx, const sto_ingest_meta *meta, sto_ingest_resum
     ig->resume = resume;
     ig->resume_arg = arg;
     ig->fd = -1;
-    ig->received_ms = now_ms();
+    ig->received_ms = hr_wall_ms();
     ig->sha = hr_sha256_new();
     ig->scan = dcm_scanner_new(DCM_SCAN_DATASET, meta->ts, &ig->attrs);
     rc = -ENOMEM;

@@ -6,6 +6,7 @@
 #include "meta.h"
 #include "../common/hr_assert.h"
 #include "../common/hr_buf.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_io.h"
 #include "../common/hr_log.h"
@@ -13,6 +14,7 @@
 #include "../dicom/dcm_attrs.h"
 #include "../dicom/dicom_json.h"
 #include "../dicom/dict.h"
+#include "../dicom/elem.h"
 #include "../dicom/uids.h"
 
 #include <fcntl.h>
@@ -24,7 +26,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define UNDEF_LEN      0xFFFFFFFFu
+#define UNDEF_LEN      DCM_UNDEF_LEN
 #define RD_BUF         (64 * 1024)
 #define RD_SEEK_READ   4096 /* bytes read after a skip (next header only, most likely) */
 #define MARK_LEN       28   /* marker bytes before the 4-byte bulk index */
@@ -44,53 +46,13 @@ static const char k_mod[] = "meta";
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static uint16_t rd16(const uint8_t *p, int big)
-{
-    return big ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
-}
-
-static uint32_t rd32(const uint8_t *p, int big)
-{
-    if (big)
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
-}
-
-static uint64_t rd64le(const uint8_t *p)
-{
-    return (uint64_t)rd32(p + 4, 0) << 32 | rd32(p, 0);
-}
-
-static void wr16(uint8_t *p, uint16_t v, int big)
-{
-    p[big ? 0 : 1] = (uint8_t)(v >> 8);
-    p[big ? 1 : 0] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v, int big)
-{
-    for (int i = 0; i < 4; i++)
-        p[big ? 3 - i : i] = (uint8_t)(v >> (8 * i));
-}
-
-static void wr64le(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v, 0);
-    wr32(p + 4, (uint32_t)(v >> 32), 0);
-}
-
 static int is_sha(const char *sha)
 {
     size_t i = 0;
     for (; sha[i] && i < 65; i++)
-        if (!((sha[i] >= '0' && sha[i] <= '9') || (sha[i] >= 'a' && sha[i] <= 'f')))
+        if (!hr_is_hex_lower(sha[i]))
             return 0;
     return i == 64;
-}
-
-static int hexval(char c)
-{
-    return c <= '9' ? c - '0' : c - 'a' + 10;
 }
 
 static int is_binary_vr(const char *vr)
@@ -198,6 +160,42 @@ static int rd_skip(rdr *r, uint64_t n)
     return 0;
 }
 
+/* Where a walk level ends: end, the defined length of an enclosing item or sequence, or
+ * the end of the file (size). A header or value running past it, or an undefined-length
+ * container still open there, is truncated data when end is the end of the file, else
+ * malformed (dicom/elem.h). */
+typedef struct wlim {
+    uint64_t end, size;
+} wlim;
+
+static int overrun(wlim l)
+{
+    return l.end == l.size ? HR_ETRUNC : HR_EPARSE;
+}
+
+/* Decodes the element header at r->pos (inside l) with the element core and moves past
+ * it. 0, the core's HR_EPARSE, overrun(l), -errno. */
+static int read_hdr(rdr *r, wlim l, int expl, int big, dcm_elem_hdr *h)
+{
+    size_t need = 8;
+    for (;;) {
+        if (l.end - r->pos < need)
+            return overrun(l);
+        int rc = rd_fill(r, need);
+        if (rc)
+            return rc;
+        rc = dcm_elem_read(r->buf + (r->pos - r->boff), need, expl, big, h);
+        if (rc == DCM_ELEM_MORE) {
+            need = h->hdr_len;
+            continue;
+        }
+        if (rc)
+            return rc;
+        r->pos += h->hdr_len;
+        return 0;
+    }
+}
+
 /* Reads the preamble, "DICM" and group 0002; leaves pos at the dataset. ts cap 65. */
 static int read_fmi(rdr *r, char *ts)
 {
@@ -215,27 +213,17 @@ static int read_fmi(rdr *r, char *ts)
         rc = rd_fill(r, 8);
         if (rc)
             return rc;
-        const uint8_t *p = r->buf + (r->pos - r->boff);
-        if (rd16(p, 0) != 0x0002)
+        if (hr_rd16(r->buf + (r->pos - r->boff), 0) != 0x0002)
             break;
         if (r->pos - 132 > STO_META_MAX_FMI)
             return HR_ETOOBIG;
-        uint32_t tag = (uint32_t)rd16(p, 0) << 16 | rd16(p + 2, 0);
-        char vr[3] = {(char)p[4], (char)p[5], 0};
-        uint32_t len;
-        if (!dcm_vr_known(vr))
-            return HR_EPARSE;
-        if (dcm_vr_long_length(vr)) {
-            rc = rd_read(r, h, 12);
-            len = rd32(h + 8, 0);
-        } else {
-            rc = rd_read(r, h, 8);
-            len = rd16(h + 6, 0);
-        }
+        dcm_elem_hdr eh;
+        rc = read_hdr(r, (wlim){r->size, r->size}, 1, 0, &eh);
         if (rc)
             return rc;
+        uint32_t tag = eh.tag, len = eh.len;
         if (len == UNDEF_LEN || len > STO_META_MAX_FMI)
-            return HR_EPARSE;
+            return HR_EPARSE; /* no sequences in the meta group */
         if (tag == 0x00020010u) {
             char v[DCM_UI_MAX + 1];
             if (len >= sizeof(v))
@@ -336,20 +324,20 @@ static int emit_hdr(walker *w, uint32_t tag, const char *vr, uint32_t len, int b
 {
     uint8_t h[12];
     size_t n = 8;
-    wr16(h, (uint16_t)(tag >> 16), big);
-    wr16(h + 2, (uint16_t)tag, big);
+    hr_wr16(h, (uint16_t)(tag >> 16), big);
+    hr_wr16(h + 2, (uint16_t)tag, big);
     if (!vr) {
-        wr32(h + 4, len, big);
+        hr_wr32(h + 4, len, big);
     } else if (dcm_vr_long_length(vr)) {
         h[4] = (uint8_t)vr[0];
         h[5] = (uint8_t)vr[1];
         h[6] = h[7] = 0;
-        wr32(h + 8, len, big);
+        hr_wr32(h + 8, len, big);
         n = 12;
     } else {
         h[4] = (uint8_t)vr[0];
         h[5] = (uint8_t)vr[1];
-        wr16(h + 6, (uint16_t)len, big);
+        hr_wr16(h + 6, (uint16_t)len, big);
     }
     return hr_buf_append(&w->out, h, n);
 }
@@ -364,7 +352,7 @@ static int emit_bulk(walker *w, uint32_t tag, const char *vr, int big, uint64_t 
     if (rc)
         return rc;
     memcpy(v, w->marker, MARK_LEN);
-    wr32(v + MARK_LEN, (uint32_t)(w->bulk.n - 1), 0);
+    hr_wr32(v + MARK_LEN, (uint32_t)(w->bulk.n - 1), 0);
     if (big && vr) {
         /* dcm_ds_parse swaps binary values per VR unit: pre-swap so it reads v back */
         size_t unit = dcm_vr_swap_unit(vr);
@@ -381,46 +369,36 @@ static int emit_bulk(walker *w, uint32_t tag, const char *vr, int big, uint64_t 
     return rc;
 }
 
-static int short_err(const walker *w, uint64_t end)
-{
-    return end == w->r.size ? HR_ETRUNC : HR_EPARSE;
-}
-
-static int walk_list(walker *w, uint64_t end, int undef_item, int expl, int big, int depth);
+static int walk_list(walker *w, wlim l, int undef_item, int expl, int big, int depth);
 
 /* A sequence's items; record: keep each item's content span (top-level sequences). */
-static int walk_seq(walker *w, uint64_t end, int undef, int expl, int big, int depth, int record)
+static int walk_seq(walker *w, wlim l, int undef, int expl, int big, int depth, int record)
 {
-    uint8_t h[8];
+    dcm_elem_hdr h;
     int rc;
-    if (depth + 1 > DCM_DS_MAX_DEPTH)
+    if (depth + 1 > DCM_ELEM_MAX_DEPTH)
         return HR_ETOOBIG;
     for (;;) {
-        uint64_t at = w->r.pos;
-        if (at == end)
-            return undef ? short_err(w, end) : emit_hdr(w, DCM_TAG_SEQ_DELIM, NULL, 0, big);
-        if (end - at < 8)
-            return short_err(w, end);
-        rc = rd_read(&w->r, h, 8);
+        if (w->r.pos == l.end)
+            return undef ? overrun(l) : emit_hdr(w, DCM_TAG_SEQ_DELIM, NULL, 0, big);
+        rc = read_hdr(&w->r, l, 0, big, &h);
         if (rc)
             return rc;
-        uint32_t tag = (uint32_t)rd16(h, big) << 16 | rd16(h + 2, big);
-        uint32_t len = rd32(h + 4, big);
-        if (tag == DCM_TAG_SEQ_DELIM)
+        if (h.tag == DCM_TAG_SEQ_DELIM)
             return undef ? emit_hdr(w, DCM_TAG_SEQ_DELIM, NULL, 0, big) : HR_EPARSE;
-        if (tag != DCM_TAG_ITEM)
+        if (h.tag != DCM_TAG_ITEM)
             return HR_EPARSE;
         rc = emit_hdr(w, DCM_TAG_ITEM, NULL, UNDEF_LEN, big);
         if (rc)
             return rc;
         span it = {.start = w->out.len, .count = w->count++};
-        if (len == UNDEF_LEN) {
-            rc = walk_list(w, end, 1, expl, big, depth + 1);
+        if (h.len == UNDEF_LEN) {
+            rc = walk_list(w, l, 1, expl, big, depth + 1);
             it.end = w->out.len - 8; /* before the item delimiter walk_list wrote */
         } else {
-            if (len > end - w->r.pos)
-                return short_err(w, end);
-            rc = walk_list(w, w->r.pos + len, 0, expl, big, depth + 1);
+            if (h.len > l.end - w->r.pos)
+                return overrun(l);
+            rc = walk_list(w, (wlim){w->r.pos + h.len, l.size}, 0, expl, big, depth + 1);
             it.end = w->out.len;
             if (!rc)
                 rc = emit_hdr(w, DCM_TAG_ITEM_DELIM, NULL, 0, big);
@@ -434,39 +412,35 @@ static int walk_seq(walker *w, uint64_t end, int undef, int expl, int big, int d
 }
 
 /* Encapsulated Pixel Data (undefined length): pos is at the first item. */
-static int walk_frags(walker *w, uint32_t tag, const char *evr, uint64_t end, int big, int depth)
+static int walk_frags(walker *w, uint32_t tag, const char *evr, wlim l, int big, int depth)
 {
-    uint8_t h[8];
+    dcm_elem_hdr h;
     uint64_t vstart = w->r.pos, item_at;
     int first = 1, rc;
     for (;;) {
         item_at = w->r.pos;
-        if (end - item_at < 8)
-            return short_err(w, end);
-        rc = rd_read(&w->r, h, 8);
+        rc = read_hdr(&w->r, l, 0, big, &h);
         if (rc)
             return rc;
-        uint32_t t = (uint32_t)rd16(h, big) << 16 | rd16(h + 2, big);
-        uint32_t len = rd32(h + 4, big);
-        if (t == DCM_TAG_SEQ_DELIM)
+        if (h.tag == DCM_TAG_SEQ_DELIM)
             break;
-        if (t != DCM_TAG_ITEM || len == UNDEF_LEN)
+        if (h.tag != DCM_TAG_ITEM || h.len == UNDEF_LEN)
             return HR_EPARSE;
-        if (len > end - w->r.pos)
-            return short_err(w, end);
+        if (h.len > l.end - w->r.pos)
+            return overrun(l);
         if (depth == 0) {
             if (first) {
                 w->bot.offset = w->r.pos;
-                w->bot.length = len;
-                w->first_item = w->r.pos + len;
+                w->bot.length = h.len;
+                w->first_item = w->r.pos + h.len;
             } else {
-                rc = rangev_add(&w->frags, w->r.pos, len);
+                rc = rangev_add(&w->frags, w->r.pos, h.len);
                 if (rc)
                     return rc;
             }
         }
         first = 0;
-        rc = rd_skip(&w->r, len);
+        rc = rd_skip(&w->r, h.len);
         if (rc)
             return rc;
     }
@@ -480,87 +454,52 @@ static int walk_frags(walker *w, uint32_t tag, const char *evr, uint64_t end, in
     return emit_bulk(w, tag, evr, big, vstart, item_at - vstart); /* VR as in the file */
 }
 
-static int walk_list(walker *w, uint64_t end, int undef_item, int expl, int big, int depth)
+static int walk_list(walker *w, wlim l, int undef_item, int expl, int big, int depth)
 {
-    uint8_t h[12];
+    dcm_elem_hdr h;
+    enum dcm_value_kind kind;
+    char vr[3];
     int rc;
     for (;;) {
-        uint64_t at = w->r.pos;
-        if (at == end)
-            return undef_item ? short_err(w, end) : 0;
-        if (end - at < 8)
-            return short_err(w, end);
-        rc = rd_read(&w->r, h, 8);
+        if (w->r.pos == l.end)
+            return undef_item ? overrun(l) : 0;
+        rc = read_hdr(&w->r, l, expl, big, &h);
         if (rc)
             return rc;
-        uint32_t tag = (uint32_t)rd16(h, big) << 16 | rd16(h + 2, big);
+        uint32_t tag = h.tag, len = h.len;
         if (tag == DCM_TAG_ITEM_DELIM)
             return undef_item ? emit_hdr(w, DCM_TAG_ITEM_DELIM, NULL, 0, big) : HR_EPARSE;
         if (DCM_TAG_GROUP(tag) == 0xFFFE)
             return HR_EPARSE;
-        char vr[3];
-        uint32_t len;
-        if (expl) {
-            vr[0] = (char)h[4];
-            vr[1] = (char)h[5];
-            vr[2] = '\0';
-            if (!dcm_vr_known(vr))
-                return HR_EPARSE;
-            if (dcm_vr_long_length(vr)) {
-                if (end - at < 12)
-                    return short_err(w, end);
-                rc = rd_read(&w->r, h + 8, 4);
-                if (rc)
-                    return rc;
-                len = rd32(h + 8, big);
-            } else {
-                len = rd16(h + 6, big);
-            }
-        } else {
-            memcpy(vr, dcm_dict_vr(tag), 3);
-            len = rd32(h + 4, big);
-        }
-        int un_sq = 0;
-        if (expl && !big && len != UNDEF_LEN && vr[0] == 'U' && vr[1] == 'N') {
-            /* UN of a known tag (e.g. converted from implicit VR by a tool that did not
-             * know it): read it with the dictionary VR, as pydicom does. The value is
-             * implicit VR LE (PS3.5 6.2.2). */
-            const char *dv = dcm_dict_vr(tag); /* private creators: LO */
-            if (strcmp(dv, "SQ") == 0)
-                un_sq = 1;
-            else if (strcmp(dv, "UN") != 0 && (dcm_vr_long_length(dv) || len <= 0xFFFF))
-                memcpy(vr, dv, 3);
-        }
-        const char *evr = expl ? vr : NULL; /* VR to write in headers */
+        rc = dcm_elem_value(&h, expl, big, 0, &kind, vr);
+        if (rc)
+            return rc;
+        int seq = kind == DCM_VALUE_SEQ || kind == DCM_VALUE_SEQ_IMPLICIT;
+        /* VR to write in headers: a UN sequence stays UN (its items are implicit VR LE) */
+        const char *evr = !expl ? NULL : kind == DCM_VALUE_SEQ_IMPLICIT ? h.vr : vr;
         uint64_t vpos = w->r.pos;
-        int sq = vr[0] == 'S' && vr[1] == 'Q';
         /* top level: the element's span, for the JSON conversion by parts */
         span el = {.tag = tag,
-                   .split = depth == 0 && sq,
+                   .split = depth == 0 && kind == DCM_VALUE_SEQ, /* same-encoding items */
                    .start = w->out.len,
                    .count = w->count++,
                    .item0 = w->items.n};
-        if (len == UNDEF_LEN) {
-            int un = vr[0] == 'U' && vr[1] == 'N';
-            if (tag == DCM_TAG_PIXEL_DATA && !sq)
-                rc = walk_frags(w, tag, evr, end, big, depth);
-            else if (!sq && !un)
-                return HR_EPARSE;
-            else if (!(rc = emit_hdr(w, tag, evr, UNDEF_LEN, big)))
-                /* UN of undefined length: implicit VR LE inside (PS3.5 6.2.2) */
-                rc = walk_seq(w, end, 1, sq ? expl : 0, sq ? big : 0, depth, el.split);
-        } else if (len > end - vpos) {
-            return short_err(w, end);
+        wlim vl = len == UNDEF_LEN ? l : (wlim){vpos + len, l.size};
+        /* the items of a UN sequence are implicit VR LE (PS3.5 6.2.2) */
+        int iexpl = kind == DCM_VALUE_SEQ ? expl : 0, ibig = kind == DCM_VALUE_SEQ ? big : 0;
+        if (len != UNDEF_LEN && len > l.end - vpos) {
+            return overrun(l);
+        } else if (kind == DCM_VALUE_FRAGMENTS) {
+            rc = walk_frags(w, tag, evr, l, big, depth);
+        } else if (seq) {
+            rc = emit_hdr(w, tag, evr, UNDEF_LEN, big);
+            if (!rc)
+                rc = walk_seq(w, vl, len == UNDEF_LEN, iexpl, ibig, depth, el.split);
         } else if (DCM_TAG_ELEMENT(tag) == 0x0000) {
             /* group lengths are not part of the JSON model */
             rc = rd_skip(&w->r, len);
             w->count--;
             continue;
-        } else if (sq || un_sq) {
-            /* a UN sequence holds implicit VR LE items */
-            rc = emit_hdr(w, tag, evr, UNDEF_LEN, big);
-            if (!rc)
-                rc = walk_seq(w, vpos + len, 0, sq ? expl : 0, sq ? big : 0, depth, el.split);
         } else if (is_binary_vr(vr) && len > 0 && (len > STO_META_BULK_MIN || is_pixel_tag(tag))) {
             if (depth == 0 && is_pixel_tag(tag) && w->pixel == STO_PIXEL_NONE) {
                 w->pixel = STO_PIXEL_NATIVE;
@@ -611,7 +550,7 @@ static const char *bulk_uri(void *ud, const dcm_elem *e, unsigned depth)
     (void)depth;
     if (e->len != PLACEHOLDER || !e->value || memcmp(e->value, u->w->marker, MARK_LEN) != 0)
         return NULL;
-    uint32_t i = rd32(e->value + MARK_LEN, 0);
+    uint32_t i = hr_rd32(e->value + MARK_LEN, 0);
     if (i >= u->w->bulk.n)
         return NULL;
     const sto_range *r = &u->w->bulk.v[i];
@@ -903,8 +842,8 @@ static int frames_eot(const walker *w, ftab *f)
     if (!rc)
         rc = index_alloc(f);
     for (uint32_t i = 0; !rc && i < f->n_frames; i++) {
-        long k = frag_at(w, rd64le(off + 8 * (size_t)i));
-        uint64_t l = rd64le(len + 8 * (size_t)i);
+        long k = frag_at(w, hr_rd64le(off + 8 * (size_t)i));
+        uint64_t l = hr_rd64le(len + 8 * (size_t)i);
         if (k < 0 || l > w->frags.v[k].length || l == 0) {
             rc = HR_EMISMATCH;
             break;
@@ -928,7 +867,7 @@ static int frames_bot(const walker *w, ftab *f)
         rc = index_alloc(f);
     long prev = -1;
     for (uint32_t i = 0; !rc && i < f->n_frames; i++) {
-        long k = frag_at(w, rd32(off + 4 * (size_t)i, 0));
+        long k = frag_at(w, hr_rd32(off + 4 * (size_t)i, 0));
         if (k <= prev || (i == 0 && k != 0)) {
             rc = HR_EMISMATCH;
             break;
@@ -1078,25 +1017,25 @@ static int encode_frames(const walker *w, const ftab *f, const char *ts, uint64_
     if (!p)
         return -ENOMEM;
     memcpy(p, FR_MAGIC, 8);
-    wr32(p + 8, FR_VERSION, 0);
-    wr32(p + 12, (uint32_t)f->kind, 0);
-    wr64le(p + 16, w->r.size);
-    wr64le(p + 24, ds_off);
-    wr64le(p + 32, f->kind == STO_PIXEL_NONE ? 0 : w->pix_off);
-    wr64le(p + 40, f->kind == STO_PIXEL_NONE ? 0 : w->pix_len);
-    wr64le(p + 48, f->kind == STO_PIXEL_NATIVE ? f->frame_bits : 0);
-    wr32(p + 56, f->kind == STO_PIXEL_NONE ? 0 : f->n_frames, 0);
-    wr32(p + 60, (uint32_t)nr, 0);
+    hr_wr32(p + 8, FR_VERSION, 0);
+    hr_wr32(p + 12, (uint32_t)f->kind, 0);
+    hr_wr64le(p + 16, w->r.size);
+    hr_wr64le(p + 24, ds_off);
+    hr_wr64le(p + 32, f->kind == STO_PIXEL_NONE ? 0 : w->pix_off);
+    hr_wr64le(p + 40, f->kind == STO_PIXEL_NONE ? 0 : w->pix_len);
+    hr_wr64le(p + 48, f->kind == STO_PIXEL_NATIVE ? f->frame_bits : 0);
+    hr_wr32(p + 56, f->kind == STO_PIXEL_NONE ? 0 : f->n_frames, 0);
+    hr_wr32(p + 60, (uint32_t)nr, 0);
     memcpy(p + 64, ts, strlen(ts)); /* < 65, NUL-padded (a 64-char UID fills it) */
     uint8_t *b = p + FR_HDR;
     for (size_t i = 0; i < nr; i++) {
-        wr64le(b + 12 * i, f->ranges.v[i].offset);
-        wr32(b + 12 * i + 8, (uint32_t)f->ranges.v[i].length, 0);
+        hr_wr64le(b + 12 * i, f->ranges.v[i].offset);
+        hr_wr32(b + 12 * i + 8, (uint32_t)f->ranges.v[i].length, 0);
     }
     for (size_t i = 0; nr && i <= f->n_frames; i++)
-        wr32(b + nr * 12 + 4 * i, f->index[i], 0);
-    wr32(p + 128, (uint32_t)crc32(0L, b, (uInt)body), 0);
-    wr32(p + 132, (uint32_t)crc32(0L, p, 132), 0);
+        hr_wr32(b + nr * 12 + 4 * i, f->index[i], 0);
+    hr_wr32(p + 128, (uint32_t)crc32(0L, b, (uInt)body), 0);
+    hr_wr32(p + 132, (uint32_t)crc32(0L, p, 132), 0);
     *out = p;
     *out_len = FR_HDR + body;
     return 0;
@@ -1128,8 +1067,7 @@ int sto_meta_derive(int fd, const char *sha, char **json, size_t *json_len, uint
         rc = HR_EPARSE;
         goto out;
     }
-    for (int i = 0; i < MARK_LEN; i++)
-        w.marker[i] = (uint8_t)(hexval(sha[2 * i]) << 4 | hexval(sha[2 * i + 1]));
+    hr_hex_decode(sha, MARK_LEN, w.marker); /* is_sha(): cannot fail */
     if (fstat(fd, &st)) {
         rc = -errno;
         goto out;
@@ -1149,7 +1087,7 @@ int sto_meta_derive(int fd, const char *sha, char **json, size_t *json_len, uint
         rc = HR_EUNSUP;
         goto out;
     }
-    rc = walk_list(&w, w.r.size, 0, ti->explicit_vr, ti->big_endian, 0);
+    rc = walk_list(&w, (wlim){w.r.size, w.r.size}, 0, ti->explicit_vr, ti->big_endian, 0);
     if (rc)
         goto out;
     /* encapsulated syntaxes are explicit VR LE apart from the pixel data fragments */
@@ -1396,18 +1334,18 @@ int sto_frames_parse(const uint8_t *p, size_t n, uint64_t object_size, sto_frame
     sto_frames *t = NULL;
     int rc = HR_EPARSE;
     *out = NULL;
-    if (n < FR_HDR || memcmp(p, FR_MAGIC, 8) != 0 || rd32(p + 8, 0) != FR_VERSION ||
-        rd32(p + 132, 0) != (uint32_t)crc32(0L, p, 132))
+    if (n < FR_HDR || memcmp(p, FR_MAGIC, 8) != 0 || hr_rd32(p + 8, 0) != FR_VERSION ||
+        hr_rd32(p + 132, 0) != (uint32_t)crc32(0L, p, 132))
         return HR_EPARSE;
-    uint32_t kind = rd32(p + 12, 0), nf = rd32(p + 56, 0), nr = rd32(p + 60, 0);
-    uint64_t size = rd64le(p + 16), ds_off = rd64le(p + 24), off = rd64le(p + 32),
-             len = rd64le(p + 40), fbits = rd64le(p + 48);
+    uint32_t kind = hr_rd32(p + 12, 0), nf = hr_rd32(p + 56, 0), nr = hr_rd32(p + 60, 0);
+    uint64_t size = hr_rd64le(p + 16), ds_off = hr_rd64le(p + 24), off = hr_rd64le(p + 32),
+             len = hr_rd64le(p + 40), fbits = hr_rd64le(p + 48);
     if (kind > STO_PIXEL_UNKNOWN || nf > STO_META_MAX_FRAGMENTS || nr > STO_META_MAX_FRAGMENTS)
         return HR_EPARSE;
     int enc = kind == STO_PIXEL_ENCAPSULATED;
     size_t body = enc ? (size_t)nr * 12 + ((size_t)nf + 1) * 4 : 0;
     if (n != FR_HDR + body || (!enc && nr) ||
-        rd32(p + 128, 0) != (uint32_t)crc32(0L, p + FR_HDR, (uInt)body))
+        hr_rd32(p + 128, 0) != (uint32_t)crc32(0L, p + FR_HDR, (uInt)body))
         return HR_EPARSE;
     if (size != object_size || ds_off > size || off > size || len > size - off)
         return HR_EPARSE;
@@ -1447,15 +1385,15 @@ int sto_frames_parse(const uint8_t *p, size_t n, uint64_t object_size, sto_frame
             goto out;
         }
         for (uint32_t i = 0; i < nr; i++) {
-            uint64_t o = rd64le(b + 12 * (size_t)i);
-            uint64_t l = rd32(b + 12 * (size_t)i + 8, 0);
+            uint64_t o = hr_rd64le(b + 12 * (size_t)i);
+            uint64_t l = hr_rd32(b + 12 * (size_t)i + 8, 0);
             if (o < off || o > off + len || l > off + len - o || l == 0)
                 goto out;
             t->ranges[i].offset = o;
             t->ranges[i].length = l;
         }
         for (uint32_t i = 0; i <= nf; i++) {
-            uint32_t k = rd32(b + (size_t)nr * 12 + 4 * (size_t)i, 0);
+            uint32_t k = hr_rd32(b + (size_t)nr * 12 + 4 * (size_t)i, 0);
             if ((i == 0 && k != 0) || (i > 0 && k <= t->index[i - 1]) || k > nr ||
                 (i == nf && k != nr))
                 goto out;

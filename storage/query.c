@@ -1,6 +1,7 @@
 #include "query.h"
 #include "access.h"
 #include "keys.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../dicom/match.h"
 
@@ -325,11 +326,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int hexval(char ch)
-{
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
 /* "<kind>.<score>.<hex member>" */
 static void pos_encode(enum qsrc kind, const qpos *p, char *out, size_t cap)
 {
@@ -353,12 +349,8 @@ static int pos_decode(const char *s, enum qsrc *kind, qpos *p)
     size_t n = strlen(s);
     if (n % 2 || n / 2 >= sizeof(p->member))
         return HR_EPARSE; /* empty: before the first candidate */
-    for (size_t i = 0; i < n / 2; i++) {
-        int h = hexval(s[2 * i]), l = hexval(s[2 * i + 1]);
-        if (h < 0 || l < 0)
-            return HR_EPARSE;
-        p->member[i] = (char)(h << 4 | l);
-    }
+    if (hr_hex_decode(s, n / 2, p->member))
+        return HR_EPARSE;
     p->len = n / 2;
     p->member[p->len] = '\0';
     p->set = p->len > 0;
@@ -1126,9 +1118,8 @@ static int qcursor_key(const sto_query *q, long offset, char key[80])
     EVP_MD_CTX_free(ctx);
     if (!ok)
         return -ENOMEM;
-    n = snprintf(key, 80, "hr:qc:");
-    for (unsigned i = 0; i < mdlen && i < 32; i++)
-        n += snprintf(key + n, 80 - (size_t)n, "%02x", md[i]);
+    memcpy(key, "hr:qc:", 6);
+    hr_hex_encode(md, mdlen < 32 ? mdlen : 32, key + 6);
     return 0;
 }
 

@@ -1,4 +1,5 @@
 #include "redis_proc.h"
+#include "index.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 
@@ -110,18 +111,18 @@ static void stop_stale(const char *dir)
 
 static int wait_ping(const char *sock, int timeout_ms)
 {
-    struct timeval tv = {1, 0};
+    sto_redis_addr a = {.port = 0};
+    int err;
+    snprintf(a.host, sizeof(a.host), "%s", sock);
     for (int waited = 0; waited < timeout_ms; waited += 50) {
-        redisContext *c = redisConnectUnixWithTimeout(sock, tv);
-        if (c && !c->err) {
+        redisContext *c = sto_index_connect_sync(&a, 1000, &err);
+        if (c) {
             redisReply *r = redisCommand(c, "PING");
             int ok = r && r->type == REDIS_REPLY_STATUS;
             freeReplyObject(r);
             redisFree(c);
             if (ok)
                 return 0;
-        } else if (c) {
-            redisFree(c);
         }
         sleep_ms(50);
     }

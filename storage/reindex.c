@@ -1,6 +1,7 @@
 #include "reindex.h"
 #include "index.h"
 #include "meta.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_hash.h"
 #include "../common/hr_log.h"
@@ -22,7 +23,7 @@ static int is_hex_name(const char *s, size_t n)
     if (strlen(s) != n)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+        if (!hr_is_hex_lower(s[i]))
             return 0;
     return 1;
 }

@@ -10,6 +10,7 @@
 #include "va.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
 #include "../dicom/uids.h"
 #include "../storage/index.h"
 #include "../worklist/worklist.h"
@@ -46,13 +47,6 @@ static void deny(denial *d, int status, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
     va_end(ap);
-}
-
-static long long wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A JSON string of s; "" when s is not valid UTF-8 (never fails the document). */
@@ -513,7 +507,7 @@ static void act_work(va_req *r, redisContext *c)
     act_state *st = r->state;
     const hr_config *cfg = r->srv->cfg;
     const char *me = r->who.user;
-    long long now = wall_ms();
+    long long now = hr_wall_ms();
     if (!may_act(&r->who, st, &st->d))
         return;
     if (!c) {

@@ -1,5 +1,6 @@
 #include "auth.h"
 #include "../common/hr_assert.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 
@@ -111,37 +112,10 @@ static redisReply *run(redisContext *c, args *a)
 
 /* ---- encodings ---- */
 
-static void hex_encode(const unsigned char *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
 /* Exactly 2n lowercase hex digits into out[n]. 0 or -1. */
 static int hex_decode(const char *s, unsigned char *out, size_t n)
 {
-    if (strlen(s) != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 0;
+    return strlen(s) == 2 * n ? hr_hex_decode(s, n, out) : -1;
 }
 
 /* 1 when s is exactly VA_TOKEN_LEN base64url characters. Bounded read. */
@@ -163,7 +137,7 @@ static void token_key(const char *token, char key[TOKKEY_MAX], char hex[65])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)token, VA_TOKEN_LEN, md);
-    hex_encode(md, sizeof(md), hex);
+    hr_hex_encode(md, sizeof(md), hex);
     snprintf(key, TOKKEY_MAX, "hr:tok:%s", hex);
 }
 
@@ -317,8 +291,8 @@ static int pw_hash_new(const char *password, int iter, pw_hash *out)
         return -EIO;
     snprintf(out->kdf, sizeof(out->kdf), "%s", KDF_NAME);
     snprintf(out->iter, sizeof(out->iter), "%d", iter);
-    hex_encode(salt, sizeof(salt), out->salt);
-    hex_encode(dk, sizeof(dk), out->hash);
+    hr_hex_encode(salt, sizeof(salt), out->salt);
+    hr_hex_encode(dk, sizeof(dk), out->hash);
     OPENSSL_cleanse(dk, sizeof(dk));
     return 0;
 }

@@ -4,6 +4,7 @@
  * access log and metrics (decision 0018). Handlers live in their own files
  * (va.h). */
 #include "va.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../storage/index.h"
@@ -545,17 +546,6 @@ void va_req_run(va_req *r, va_work_fn work, va_done_fn done)
 }
 /* ---- parsing ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes [p, p+n) into a new string; NULL on a bad escape or NUL. */
 static char *pct_decode(const char *p, size_t n)
 {
@@ -564,8 +554,8 @@ static char *pct_decode(const char *p, size_t n)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '%') {
-            int a = i + 2 < n ? hexval(p[i + 1]) : -1;
-            int b = i + 2 < n ? hexval(p[i + 2]) : -1;
+            int a = i + 2 < n ? hr_hex_value(p[i + 1]) : -1;
+            int b = i + 2 < n ? hr_hex_value(p[i + 2]) : -1;
             if (a < 0 || b < 0 || (a == 0 && b == 0)) {
                 free(out);
                 return NULL;

@@ -3,6 +3,7 @@
 #include "va.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
 #include "../storage/index.h"
 #include "auth.h"
 #include "../worklist/worklist.h"
@@ -653,13 +654,6 @@ static void end_session(va_sse *c, const char *why)
     pump(c);
 }
 
-static long long now_s(void)
-{
-    uv_timeval64_t tv;
-    uv_gettimeofday(&tv);
-    return (long long)tv.tv_sec;
-}
-
 /* The token is checked again every heartbeat: a revoked token (logout, a
  * password change, a disabled user) ends the stream within one heartbeat. */
 static void auth_run(uv_work_t *w)
@@ -687,7 +681,7 @@ static void auth_done(uv_work_t *w, int status)
 
 static void check_session(va_sse *c)
 {
-    if (c->expires && now_s() >= c->expires) {
+    if (c->expires && hr_wall_ms() / 1000 >= c->expires) {
         end_session(c, "session expired");
         return;
     }

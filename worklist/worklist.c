@@ -1,6 +1,7 @@
 #include "worklist.h"
 #include "worklist_script.h"
 #include "../common/hr_assert.h"
+#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 
@@ -28,8 +29,7 @@ static void sha_init(void)
 {
     unsigned char md[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)k_worklist_script, strlen(k_worklist_script), md);
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-        snprintf(g_sha + 2 * i, 3, "%02x", md[i]);
+    hr_hex_encode(md, sizeof(md), g_sha);
 }
 
 /* One EVALSHA of the worklist script (EVAL when the server lacks it). */

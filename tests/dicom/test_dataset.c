@@ -2,6 +2,7 @@
  * checked with DCMTK 3.6.7 dcmdump), round trips through all three transfer
  * syntaxes, the builder, padding rules, limits, and malformed input (every
  * truncation, random mutations, huge lengths). */
+#include "common/hr_bytes.h"
 #include "common/hr_buf.h"
 #include "common/hr_err.h"
 #include "dicom/dataset.h"
@@ -30,11 +31,6 @@ typedef struct file_ds {
     char ts[65];
 } file_ds;
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Reads a file; for Part 10 skips preamble + meta using (0002,0000) and takes
  * the transfer syntax from (0002,0010). Bare datasets use ts. */
 static void load(const char *name, const char *ts, file_ds *f)
@@ -48,7 +44,7 @@ static void load(const char *name, const char *ts, file_ds *f)
         const uint8_t *p = f->buf + 132;
         cr_assert(p[0] == 2 && p[1] == 0 && p[2] == 0 && p[3] == 0 && !memcmp(p + 4, "UL", 2),
                   "%s: meta must start with (0002,0000) UL", name);
-        size_t end = 144 + le32(p + 8);
+        size_t end = 144 + hr_rd32(p + 8, 0);
         cr_assert(end <= f->len);
         size_t pos = 132;
         while (pos + 8 <= end) {
@@ -57,7 +53,7 @@ static void load(const char *name, const char *ts, file_ds *f)
             char vr[3] = {(char)h[4], (char)h[5], 0};
             size_t len, hl = 8;
             if (dcm_vr_long_length(vr)) {
-                len = le32(h + 8);
+                len = hr_rd32(h + 8, 0);
                 hl = 12;
             } else {
                 len = (size_t)(h[6] | h[7] << 8);

@@ -6,6 +6,7 @@
  * copies the DS/IS text, we emit integer or real; FL within 1e-6 relative);
  * chrH31.dcm cannot be converted by dcm2json with glibc iconv ("ISO 2022 IR
  * 87" unsupported) so its values are hard-coded from pydicom's FileInfo.txt. */
+#include "common/hr_bytes.h"
 #include "common/hr_buf.h"
 #include "common/hr_err.h"
 #include "dicom/dataset.h"
@@ -22,11 +23,6 @@
 
 #define PYDICOM_DIR "/usr/lib/python3/dist-packages/pydicom/data"
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Parses the dataset of a Part 10 file (meta skipped with (0002,0000)) or a
  * bare dataset in ts. */
 static dcm_ds *parse_file(const char *rel, const char *ts)
@@ -37,13 +33,13 @@ static dcm_ds *parse_file(const char *rel, const char *ts)
     uint8_t *b = ts_read_file(path, &len);
     cr_assert_not_null(b, "cannot read %s", path);
     if (len >= 144 && !memcmp(b + 128, "DICM", 4)) {
-        off = 144 + le32(b + 140);
+        off = 144 + hr_rd32(b + 140, 0);
         for (size_t pos = 132; pos + 8 <= off;) {
             const uint8_t *h = b + pos;
             char vr[3] = {(char)h[4], (char)h[5], 0};
             size_t vl, hl = 8;
             if (dcm_vr_long_length(vr)) {
-                vl = le32(h + 8);
+                vl = hr_rd32(h + 8, 0);
                 hl = 12;
             } else {
                 vl = (size_t)(h[6] | h[7] << 8);

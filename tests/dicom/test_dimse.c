@@ -1,6 +1,7 @@
 /* Tests for dicom/dimse.c: exact encodings, round trips, malformed input. */
 #include "dicom/dimse.h"
 #include "dicom/uids.h"
+#include "common/hr_bytes.h"
 #include "common/hr_err.h"
 
 #include <criterion/criterion.h>
@@ -14,11 +15,6 @@
 #define MOVE_STUDY "1.2.840.10008.5.1.4.1.2.2.2"
 #define GET_STUDY  "1.2.840.10008.5.1.4.1.2.2.3"
 
-static uint32_t le32(const uint8_t *p)
-{
-    return p[0] | (p[1] << 8) | (p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 /* Encodes c, checks the structural rules (group length first and right,
  * ascending tags, even lengths), parses it back and compares. */
 static void round_trip(const dcm_command *c, hr_buf *out)
@@ -28,12 +24,12 @@ static void round_trip(const dcm_command *c, hr_buf *out)
     cr_assert_eq(dcm_command_encode(c, out), 0);
     cr_assert_geq(out->len, 12);
     cr_assert_eq(memcmp(out->data, "\0\0\0\0\4\0\0\0", 8), 0);
-    cr_assert_eq(le32(out->data + 8), out->len - 12);
+    cr_assert_eq(hr_rd32(out->data + 8, 0), out->len - 12);
     uint32_t prev = 0;
     for (size_t off = 0; off < out->len;) {
         uint16_t g = (uint16_t)(out->data[off] | (out->data[off + 1] << 8));
         uint16_t e = (uint16_t)(out->data[off + 2] | (out->data[off + 3] << 8));
-        uint32_t l = le32(out->data + off + 4);
+        uint32_t l = hr_rd32(out->data + off + 4, 0);
         cr_assert_eq(g, 0);
         cr_assert(off == 0 || e > prev, "tag order: %04x after %04x", e, prev);
         cr_assert_eq(l & 1, 0, "odd length for (0000,%04x)", e);
@@ -319,7 +315,7 @@ Test(dimse, every_truncation)
     round_trip(&c, &out);
     /* element boundaries */
     int boundary[64] = {0}, nb = 0;
-    for (size_t off = 0; off < out.len; off += 8 + le32(out.data + off + 4))
+    for (size_t off = 0; off < out.len; off += 8 + hr_rd32(out.data + off + 4, 0))
         boundary[nb++] = (int)off;
     for (size_t l = 0; l < out.len; l++) {
         int rc = dcm_command_parse(out.data, l, &back);

@@ -1,4 +1,5 @@
 #include "support.h"
+#include "../../storage/index.h"
 #include "../../storage/redis_proc.h"
 
 #include <errno.h>
@@ -45,15 +46,19 @@ void ts_redis_stop(ts_redis *r)
     r->pid = 0;
 }
 
+redisContext *ts_redis_connect(const char *sock, int timeout_ms)
+{
+    sto_redis_addr a = {.port = 0};
+    int err;
+    snprintf(a.host, sizeof(a.host), "%s", sock);
+    return sto_index_connect_sync(&a, timeout_ms, &err);
+}
+
 int ts_redis_get(const ts_redis *r, char *out, size_t cap, const char *fmt, ...)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectUnixWithTimeout(r->sock, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
+    redisContext *c = ts_redis_connect(r->sock, 2000);
+    if (!c)
         return -1;
-    }
     va_list ap;
     va_start(ap, fmt);
     redisReply *rep = redisvCommand(c, fmt, ap);

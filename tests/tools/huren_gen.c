@@ -4,6 +4,7 @@
  * syntaxes, with Latin-1, UTF-8 or GB18030 (optionally mislabelled) text.
  * Pixel data is streamed through a fixed buffer, so memory stays constant
  * for objects of any size. See tests/tools/README.md. */
+#include "common/hr_bytes.h"
 #include "common/hr_err.h"
 
 #include <errno.h>
@@ -302,28 +303,6 @@ static int vr_long(const char *vr)
     return 0;
 }
 
-static void put16(uint8_t *p, uint16_t v, int be)
-{
-    if (be) {
-        p[0] = (uint8_t)(v >> 8);
-        p[1] = (uint8_t)v;
-    } else {
-        p[0] = (uint8_t)v;
-        p[1] = (uint8_t)(v >> 8);
-    }
-}
-
-static void put32(uint8_t *p, uint32_t v, int be)
-{
-    if (be) {
-        put16(p, (uint16_t)(v >> 16), 1);
-        put16(p + 2, (uint16_t)v, 1);
-    } else {
-        put16(p, (uint16_t)v, 0);
-        put16(p + 2, (uint16_t)(v >> 16), 0);
-    }
-}
-
 /* Writes an element header; returns its size and the offset of the length
  * field in *len_off (for patching) when len_off is not NULL. */
 static int put_header(gen_buf *b, const gen_enc *enc, uint32_t tag, const char *vr, uint32_t len,
@@ -333,18 +312,18 @@ static int put_header(gen_buf *b, const gen_enc *enc, uint32_t tag, const char *
     size_t n = 0;
     int rc;
 
-    put16(h, (uint16_t)(tag >> 16), enc->big_endian);
-    put16(h + 2, (uint16_t)tag, enc->big_endian);
+    hr_wr16(h, (uint16_t)(tag >> 16), enc->big_endian);
+    hr_wr16(h + 2, (uint16_t)tag, enc->big_endian);
     n = 4;
     if (vr == NULL || !enc->explicit_vr) { /* items, delimiters, implicit VR */
-        put32(h + n, len, enc->big_endian);
+        hr_wr32(h + n, len, enc->big_endian);
         if (len_off)
             *len_off = b->len + n;
         n += 4;
     } else if (vr_long(vr)) {
         memcpy(h + n, vr, 2);
         h[n + 2] = h[n + 3] = 0;
-        put32(h + n + 4, len, enc->big_endian);
+        hr_wr32(h + n + 4, len, enc->big_endian);
         if (len_off)
             *len_off = b->len + n + 4;
         n += 8;
@@ -352,7 +331,7 @@ static int put_header(gen_buf *b, const gen_enc *enc, uint32_t tag, const char *
         if (len > 0xFFFF)
             return HR_ETOOBIG;
         memcpy(h + n, vr, 2);
-        put16(h + n + 2, (uint16_t)len, enc->big_endian);
+        hr_wr16(h + n + 2, (uint16_t)len, enc->big_endian);
         if (len_off)
             *len_off = b->len + n + 2;
         n += 4;
@@ -382,9 +361,9 @@ static int el_encode(gen_el *e, const gen_enc *enc, gen_buf *b)
             rc = ds_encode(&e->items[i], enc, b);
             if (rc)
                 return rc;
-            put32(b->p + ioff, (uint32_t)(b->len - istart), enc->big_endian);
+            hr_wr32(b->p + ioff, (uint32_t)(b->len - istart), enc->big_endian);
         }
-        put32(b->p + len_off, (uint32_t)(b->len - start), enc->big_endian);
+        hr_wr32(b->p + len_off, (uint32_t)(b->len - start), enc->big_endian);
         return 0;
     }
     rc = put_header(b, enc, e->tag, e->vr, e->len, NULL);

@@ -37,9 +37,8 @@ static const char k_cfg[] =
 
 static redisContext *connect_redis(void)
 {
-    struct timeval tv = {10, 0};
-    redisContext *c = redisConnectUnixWithTimeout(redis.sock, tv);
-    cr_assert(c && !c->err, "connect %s", redis.sock);
+    redisContext *c = ts_redis_connect(redis.sock, 10000);
+    cr_assert(c, "connect %s", redis.sock);
     return c;
 }
 
@@ -371,11 +370,10 @@ typedef struct claimer {
 static void *claim_thread(void *arg)
 {
     claimer *c = arg;
-    struct timeval tv = {10, 0};
-    redisContext *ctx = redisConnectUnixWithTimeout(c->sock, tv);
+    redisContext *ctx = ts_redis_connect(c->sock, 10000);
     c->rc = 1;
     pthread_barrier_wait(c->barrier);
-    if (ctx && !ctx->err)
+    if (ctx)
         c->rc = wl_claim(ctx, &cfg, "1.2.1", c->user, T0 + 1000);
     if (ctx)
         redisFree(ctx);
@@ -929,10 +927,9 @@ typedef struct sweeper {
 static void *sweep_thread(void *arg)
 {
     sweeper *s = arg;
-    struct timeval tv = {10, 0};
-    redisContext *ctx = redisConnectUnixWithTimeout(s->sock, tv);
+    redisContext *ctx = ts_redis_connect(s->sock, 10000);
     pthread_barrier_wait(s->barrier);
-    s->rc = ctx && !ctx->err ? 0 : -1;
+    s->rc = ctx ? 0 : -1;
     while (!s->rc) {
         wl_sweep_stats st;
         s->rc = wl_sweep(ctx, s->now, 7, &st);
