@@ -105,7 +105,9 @@ typedef struct frame {
     uint8_t defined;
     uint8_t explicit_vr;
     uint8_t big;
-    uint8_t items; /* F_FRAG: an item (the Basic Offset Table) was read */
+    uint8_t items;     /* F_FRAG: an item (the Basic Offset Table) was read */
+    uint8_t any;       /* F_ITEMDS: an element was read (last_tag is set) */
+    uint32_t last_tag; /* F_ITEMDS: the previous element's tag */
 } frame;
 
 struct dcm_scanner {
@@ -239,6 +241,8 @@ static int push(dcm_scanner *s, uint8_t kind, uint32_t tag, uint32_t len, int ex
     frame *f = &s->stk[++s->sp];
     f->kind = kind;
     f->items = 0;
+    f->any = 0;
+    f->last_tag = 0;
     f->tag = tag;
     f->explicit_vr = (uint8_t)explicit_vr;
     f->big = (uint8_t)big;
@@ -376,6 +380,18 @@ static int on_header(dcm_scanner *s)
         return fail(s, HR_EPARSE, "unexpected (%04X,%04X) length %u in %s at %llu", group,
                     tag & 0xffff, len, s->sp ? "item" : "dataset", (unsigned long long)hdr_pos);
     }
+    /* PS3.5 7.1: the elements of a data set are in ascending tag order,
+     * each tag once. Enforced for a received data set (the rule of the
+     * readers of stored objects, dataset.c and meta.c, that refuse a
+     * repeated tag: checking the order needs one tag per level, a set of
+     * seen tags would grow with the data set). */
+    if (s->mode == DCM_SCAN_DATASET && f->any && tag <= f->last_tag)
+        return fail(s, HR_EPARSE, "element (%04X,%04X) after (%04X,%04X): %s at %llu", group,
+                    tag & 0xffff, f->last_tag >> 16, f->last_tag & 0xffff,
+                    tag == f->last_tag ? "repeated tag" : "tags out of order",
+                    (unsigned long long)hdr_pos);
+    f->any = 1;
+    f->last_tag = tag;
     /* File Meta Information is huren's to write (the stored file gets one) */
     rc = dcm_elem_value(&h, f->explicit_vr, f->big, 0, &kind, vr);
     if (rc)

@@ -19,8 +19,11 @@
  *     first element decides, a mismatch is HR_EPARSE. In PART10 and AUTO
  *     (files written by others) the first element's encoding wins over the
  *     declared one.
- *   - Values are walked, not interpreted: element order and duplicated tags
- *     are not checked (dataset.c and meta.c refuse duplicates).
+ *   - DCM_SCAN_DATASET also refuses elements out of ascending tag order or
+ *     repeated (PS3.5 7.1), at every level (an item starts its own order):
+ *     dataset.c and meta.c refuse a repeated tag, and ascending order is what
+ *     a stream can check with one tag per level. Values are walked, not
+ *     interpreted.
  *   - Being fed a stream, it cannot tell that a value running past a
  *     defined-length item also runs past the input: that is HR_EPARSE here,
  *     HR_ETRUNC for the in-memory readers. */

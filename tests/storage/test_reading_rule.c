@@ -97,6 +97,8 @@ static void start(enc *d, int expl, int big)
     str(d, 0x00080018, "UI", SOP_INST);
     str(d, 0x0020000D, "UI", "1.2.3.4");
     str(d, 0x0020000E, "UI", "1.2.3.4.1");
+    /* what a test appends at this level comes after (0020,000E): elements
+     * ascend (PS3.5 7.1) */
 }
 
 static int by_scanner(const enc *d, const char *ts, size_t chunk)
@@ -169,7 +171,7 @@ Test(reading_rule, valid_inputs_read_everywhere)
     agree(&d, DCM_TS_EXPLICIT_LE, 0, "UN with undefined length");
     /* the same in big endian: the tag and lengths swap, the UN items stay LE */
     start(&d, 1, 1);
-    str(&d, 0x00100010, "PN", "A^B");
+    str(&d, 0x00200010, "SH", "S1");
     hdr(&d, 0x00291010, "UN", UNDEF);
     d.big = 0;
     item(&d, 0xFFFEE000, (uint32_t)it.n);
@@ -186,7 +188,7 @@ Test(reading_rule, valid_inputs_read_everywhere)
     /* eight nested sequences is the limit */
     start(&d, 1, 0);
     for (int i = 0; i < DCM_ELEM_MAX_DEPTH; i++) {
-        hdr(&d, 0x00081140, "SQ", UNDEF);
+        hdr(&d, 0x00400275, "SQ", UNDEF);
         item(&d, 0xFFFEE000, UNDEF);
     }
     for (int i = 0; i < DCM_ELEM_MAX_DEPTH; i++) {
@@ -201,7 +203,7 @@ Test(reading_rule, tricky_inputs_refused_alike)
     enc d;
     /* explicit VR element with a VR PS3.5 does not know */
     start(&d, 1, 0);
-    str(&d, 0x00100010, "QQ", "A^B");
+    str(&d, 0x00321032, "QQ", "A^B");
     agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "unknown VR");
     /* File Meta Information inside the data set */
     start(&d, 1, 0);
@@ -216,30 +218,30 @@ Test(reading_rule, tricky_inputs_refused_alike)
     agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "UN with undefined length holding no items");
     /* an undefined-length VR that cannot have it */
     start(&d, 1, 0);
-    hdr(&d, 0x00101000, "UT", UNDEF);
+    hdr(&d, 0x0040A160, "UT", UNDEF);
     agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "UT with undefined length");
     /* implicit VR: a known non-sequence tag of undefined length (was a sequence for the
      * scanner only) */
     start(&d, 0, 0);
-    hdr(&d, 0x00101000, NULL, UNDEF);
+    hdr(&d, 0x00321060, NULL, UNDEF);
     item(&d, 0xFFFEE000, 0);
     item(&d, 0xFFFEE0DD, 0);
     agree(&d, DCM_TS_IMPLICIT_LE, HR_EPARSE, "implicit VR LO with undefined length");
     /* implicit VR: a defined-length sequence holding no items (the scanner skipped it) */
     start(&d, 0, 0);
-    hdr(&d, 0x00081140, NULL, 8);
+    hdr(&d, 0x00400275, NULL, 8);
     str(&d, 0x00100020, NULL, "ID");
     agree(&d, DCM_TS_IMPLICIT_LE, HR_EPARSE, "implicit VR SQ of defined length, no items");
     /* explicit LE: UN of a tag the dictionary knows as SQ, content not items (the scanner
      * skipped it, the sidecar walker read it as a sequence) */
     start(&d, 1, 0);
-    hdr(&d, 0x00081140, "UN", 8);
+    hdr(&d, 0x00400275, "UN", 8);
     d.expl = 0;
     str(&d, 0x00100020, NULL, "ID");
     agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "UN of an SQ tag holding no items");
     /* a delimiter with a length (only the scanner refused it) */
     start(&d, 1, 0);
-    hdr(&d, 0x00081140, "SQ", UNDEF);
+    hdr(&d, 0x00400275, "SQ", UNDEF);
     item(&d, 0xFFFEE000, UNDEF);
     item(&d, 0xFFFEE00D, 4);
     raw(&d, "\0\0\0\0", 4);
@@ -247,16 +249,16 @@ Test(reading_rule, tricky_inputs_refused_alike)
     agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "item delimiter with a length");
     /* a value running past its defined-length item (more data follows the sequence) */
     start(&d, 1, 0);
-    hdr(&d, 0x00081140, "SQ", 8 + 12);
+    hdr(&d, 0x00400275, "SQ", 8 + 12);
     item(&d, 0xFFFEE000, 12);
     hdr(&d, 0x00081150, "UI", 8);
     raw(&d, "1.2.", 4);
-    str(&d, 0x00100020, "LO", "AFTER");
+    str(&d, 0x00400280, "ST", "AFTER");
     agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "value past its item");
     /* nine nested sequences: one more than every reader allows */
     start(&d, 1, 0);
     for (int i = 0; i <= DCM_ELEM_MAX_DEPTH; i++) {
-        hdr(&d, 0x00081140, "SQ", UNDEF);
+        hdr(&d, 0x00400275, "SQ", UNDEF);
         item(&d, 0xFFFEE000, UNDEF);
     }
     for (int i = 0; i <= DCM_ELEM_MAX_DEPTH; i++) {
@@ -266,27 +268,75 @@ Test(reading_rule, tricky_inputs_refused_alike)
     agree(&d, DCM_TS_EXPLICIT_LE, HR_ETOOBIG, "nine nested sequences");
 }
 
+/* PS3.5 7.1: tags ascend, each once. A repeated tag is refused by all three;
+ * tags out of order are refused by the scanner at ingest (it keeps the last
+ * tag of each level, not a set of the tags seen), so no stored object has
+ * them for the other readers to meet. */
+Test(reading_rule, element_order)
+{
+    enc d;
+    start(&d, 1, 0);
+    str(&d, 0x00321032, "PN", "A^B");
+    str(&d, 0x00321032, "PN", "C^D");
+    agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "a repeated tag");
+    start(&d, 1, 0);
+    str(&d, 0x00321060, "LO", "ID1");
+    str(&d, 0x00321032, "PN", "A^B");
+    cr_expect_eq(by_scanner(&d, DCM_TS_EXPLICIT_LE, d.n), HR_EPARSE, "tags out of order");
+    cr_expect_eq(by_scanner(&d, DCM_TS_EXPLICIT_LE, 1), HR_EPARSE, "... byte by byte");
+    /* each item is a data set of its own: its order starts again */
+    start(&d, 1, 0);
+    hdr(&d, 0x00400275, "SQ", UNDEF);
+    for (int i = 0; i < 2; i++) {
+        item(&d, 0xFFFEE000, UNDEF);
+        str(&d, 0x00081150, "UI", SOP_CLASS);
+        str(&d, 0x00081155, "UI", SOP_INST);
+        item(&d, 0xFFFEE00D, 0);
+    }
+    item(&d, 0xFFFEE0DD, 0);
+    str(&d, 0x00400280, "ST", "after");
+    agree(&d, DCM_TS_EXPLICIT_LE, 0, "items restart the order; the sequence's level goes on");
+    /* a repeated tag inside an item */
+    start(&d, 1, 0);
+    hdr(&d, 0x00400275, "SQ", UNDEF);
+    item(&d, 0xFFFEE000, UNDEF);
+    str(&d, 0x00081155, "UI", SOP_INST);
+    str(&d, 0x00081155, "UI", SOP_INST);
+    item(&d, 0xFFFEE00D, 0);
+    item(&d, 0xFFFEE0DD, 0);
+    agree(&d, DCM_TS_EXPLICIT_LE, HR_EPARSE, "a repeated tag in an item");
+    /* after the sequence, its own level resumes: a tag below the sequence's is refused */
+    start(&d, 1, 0);
+    hdr(&d, 0x00400275, "SQ", UNDEF);
+    item(&d, 0xFFFEE000, UNDEF);
+    str(&d, 0x00321032, "PN", "A^B");
+    item(&d, 0xFFFEE00D, 0);
+    item(&d, 0xFFFEE0DD, 0);
+    str(&d, 0x00321060, "LO", "late");
+    cr_expect_eq(by_scanner(&d, DCM_TS_EXPLICIT_LE, 1), HR_EPARSE, "a tag below the sequence's");
+}
+
 Test(reading_rule, truncation_is_truncation)
 {
     enc d;
     /* a header cut in the middle */
     start(&d, 1, 0);
-    str(&d, 0x00100020, "LO", "ID1");
+    str(&d, 0x00321060, "LO", "ID1");
     d.n -= 8; /* the value and half of the header */
     agree(&d, DCM_TS_EXPLICIT_LE, HR_ETRUNC, "truncated header");
     /* a 12-byte header cut after 8 bytes */
     start(&d, 1, 0);
-    hdr(&d, 0x00101000, "UT", 4);
+    hdr(&d, 0x0040A160, "UT", 4);
     d.n -= 4;
     agree(&d, DCM_TS_EXPLICIT_LE, HR_ETRUNC, "truncated long header");
     /* a value length past the end of the data */
     start(&d, 1, 0);
-    hdr(&d, 0x00100020, "LO", 16);
+    hdr(&d, 0x00321060, "LO", 16);
     raw(&d, "ID1 ", 4);
     agree(&d, DCM_TS_EXPLICIT_LE, HR_ETRUNC, "value past the end");
     /* an undefined-length sequence never closed */
     start(&d, 1, 0);
-    hdr(&d, 0x00081140, "SQ", UNDEF);
+    hdr(&d, 0x00400275, "SQ", UNDEF);
     item(&d, 0xFFFEE000, UNDEF);
     str(&d, 0x00081150, "UI", "1.2");
     agree(&d, DCM_TS_EXPLICIT_LE, HR_ETRUNC, "open sequence");
