@@ -731,12 +731,56 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         maybe_finish_stop(s);
 }
 
-/* Content-Length / Transfer-Encoding: chunked of the request. */
+typedef struct framing_count {
+    int content_length, transfer_encoding;
+} framing_count;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing_count *n = cls;
+    if (strcasecmp(key, "content-length") == 0)
+        n->content_length++;
+    else if (strcasecmp(key, "transfer-encoding") == 0)
+        n->transfer_encoding++;
+    return MHD_YES;
+}
+
+/* How the request body is delimited, checked before routing. libmicrohttpd
+ * honours one Transfer-Encoding header whose value is exactly "chunked";
+ * any other value (identity, gzip, "gzip, chunked") makes it read the body
+ * until the connection closes, past every cap counted here. Both headers,
+ * or either twice, are how requests are smuggled past a proxy that picks
+ * the other one. NULL when the framing is usable, else the reason
+ * (answered 400, or 501 for a coding other than chunked). */
+static const char *bad_framing(va_req *r, int *status)
+{
+    framing_count n = {0, 0};
+    MHD_get_connection_values(r->h, MHD_HEADER_KIND, count_framing, &n);
+    *status = 400;
+    if (n.content_length > 1)
+        return "more than one Content-Length header";
+    if (n.transfer_encoding > 1)
+        return "more than one Transfer-Encoding header";
+    if (n.transfer_encoding && n.content_length)
+        return "both Content-Length and Transfer-Encoding";
+    if (n.transfer_encoding) {
+        const char *te = va_header(r, "transfer-encoding");
+        if (!te || strcasecmp(te, "chunked") != 0) {
+            *status = 501;
+            return "Transfer-Encoding other than chunked";
+        }
+    }
+    return NULL;
+}
+
+/* Content-Length / Transfer-Encoding: chunked of the request (bad_framing
+ * passed: at most one of them, and chunked alone). */
 static void body_headers(va_req *r)
 {
     const char *te = va_header(r, "transfer-encoding");
     const char *cl = va_header(r, "content-length");
-    if (te && strcasestr(te, "chunked")) {
+    if (te) {
         r->has_body = 1;
         r->body_declared = -1;
     } else if (cl) {
@@ -802,6 +846,14 @@ static void begin(va_req *r, const char *method)
         va_add_header(r, "Vary", "Origin");
         va_add_header(r, "Access-Control-Expose-Headers",
                       "X-Request-Id, Content-Type, Content-Length, Warning");
+    }
+    int bad_status;
+    const char *bad = bad_framing(r, &bad_status);
+    if (bad) {
+        /* answered from the headers: MHD reads no body and closes */
+        va_send_error(r, bad_status, bad_status == 501 ? "not_implemented" : "bad_request",
+                      "request body framing refused: %s", bad);
+        return;
     }
     const char *q = r->uri[r->path_len] == '?' ? r->uri + r->path_len + 1 : NULL;
     if (q && parse_query(r, q, strlen(q))) {
