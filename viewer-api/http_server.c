@@ -113,8 +113,18 @@ static void maybe_finish_stop(va_server *s);
  * connection closed) clears r->h; the request is freed once nothing else
  * holds it: pool work (in_work) or a streamed body or response (streaming). */
 
+static void server_release(va_server *s);
+
 static void req_free(va_req *r)
 {
+    va_server *s = r->srv;
+    if (r->prev_req)
+        r->prev_req->next_req = r->next_req;
+    else
+        s->reqs = r->next_req;
+    if (r->next_req)
+        r->next_req->prev_req = r->prev_req;
+    s->n_reqs--;
     for (int i = 0; i < r->n_segs; i++)
         free(r->segs[i]);
     for (int i = 0; i < r->n_params; i++) {
@@ -127,6 +137,8 @@ static void req_free(va_req *r)
     hr_buf_free(&r->body);
     free(r->uri);
     free(r);
+    if (s->free_wanted && s->n_reqs == 0)
+        server_release(s);
 }
 
 static void record(va_req *r)
@@ -697,6 +709,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     const char *q = strchr(r->uri, '?');
     r->path_len = q ? (size_t)(q - r->uri) : strlen(r->uri);
     peer_name(c, r->peer, sizeof(r->peer));
+    r->next_req = s->reqs;
+    if (s->reqs)
+        s->reqs->prev_req = r;
+    s->reqs = r;
+    s->n_reqs++;
     return r;
 }
 
@@ -1280,14 +1297,27 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     return 0;
 }
 
-static void on_closed_last(uv_handle_t *h)
+/* Frees the server and reports the stop, once its handles are closed and
+ * no request is held any more. */
+static void server_release(va_server *s)
 {
-    va_server *s = h->data;
     void (*cb)(void *) = s->stop_cb;
     void *arg = s->stop_arg;
     free_server(s);
     if (cb)
         cb(arg);
+}
+
+static void on_closed_last(uv_handle_t *h)
+{
+    va_server *s = h->data;
+    if (s->n_reqs) {
+        /* requests whose connection MHD closed are still held by pool work
+         * or a stream's pool job: the last one to end frees the server */
+        s->free_wanted = 1;
+        return;
+    }
+    server_release(s);
 }
 
 static void on_run_timer_closed(uv_handle_t *h)
@@ -1316,8 +1346,20 @@ static void finish_stop(va_server *s)
     if (uv_is_active((uv_handle_t *)&s->poll))
         uv_poll_stop(&s->poll);
     if (s->mhd) {
-        /* no request is in progress: no connection is suspended; idle
-         * keep-alive connections are closed */
+        /* MHD may not be stopped with a suspended connection (it aborts):
+         * after the grace period requests may still wait for the pool, for
+         * the ingest or for their next window, so their connections are
+         * resumed first; MHD_stop_daemon then closes every connection (the
+         * completion callback runs for each, its response is freed) */
+        int resumed = 0;
+        for (va_req *r = s->reqs; r; r = r->next_req)
+            if (r->h && r->suspended) {
+                r->suspended = 0;
+                MHD_resume_connection(r->h);
+                resumed++;
+            }
+        if (resumed)
+            hr_info("http", "closing %d connections that wait for the pool or the ingest", resumed);
         MHD_stop_daemon(s->mhd);
         s->mhd = NULL;
     }
@@ -1341,13 +1383,12 @@ static void on_stop_tick(uv_timer_t *t)
         finish_stop(s);
         return;
     }
-    /* requests still running after the grace period: the process is about
-     * to exit; MHD keeps its connections until then */
-    hr_warn("http", "%d requests still running after 10 s; stopping without them", s->n_active);
-    void (*cb)(void *) = s->stop_cb;
-    s->stop_cb = NULL;
-    if (cb)
-        cb(s->stop_arg);
+    /* requests still running after the grace period (a client that stopped
+     * reading, a slow upload): their connections are closed now, so that a
+     * client cannot hold the stop; the server is freed once the pool work
+     * and stream jobs that still hold requests are done */
+    hr_warn("http", "%d requests still running after 10 s; closing their connections", s->n_active);
+    finish_stop(s);
 }
 
 static void on_kdf_pool_closed(void *arg)
@@ -1376,7 +1417,7 @@ void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
     if (s->kdf_pool)
         hr_pool_close(s->kdf_pool, on_kdf_pool_closed, s);
     /* requests finish (their responses say Connection: close); the rest are
-     * cut after 10 s (the process exits then) */
+     * cut after 10 s */
     uv_timer_start(&s->stop_timer, on_stop_tick, s->n_active ? VA_STOP_GRACE_MS : 0, 0);
 }
 /* ---- /metrics text of the HTTP layer ---- */
