@@ -114,8 +114,18 @@ static void maybe_finish_stop(va_server *s);
  * connection closed) clears r->h; the request is freed once nothing else
  * holds it: pool work (in_work) or a streamed body or response (streaming). */
 
+static void server_release(va_server *s);
+
 static void req_free(va_req *r)
 {
+    va_server *s = r->srv;
+    if (r->prev_req)
+        r->prev_req->next_req = r->next_req;
+    else
+        s->reqs = r->next_req;
+    if (r->next_req)
+        r->next_req->prev_req = r->prev_req;
+    s->n_reqs--;
     for (int i = 0; i < r->n_segs; i++)
         free(r->segs[i]);
     for (int i = 0; i < r->n_params; i++) {
@@ -128,6 +138,8 @@ static void req_free(va_req *r)
     hr_buf_free(&r->body);
     free(r->uri);
     free(r);
+    if (s->free_wanted && s->n_reqs == 0)
+        server_release(s);
 }
 
 static void record(va_req *r)
@@ -687,6 +699,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     const char *q = strchr(r->uri, '?');
     r->path_len = q ? (size_t)(q - r->uri) : strlen(r->uri);
     peer_name(c, r->peer, sizeof(r->peer));
+    r->next_req = s->reqs;
+    if (s->reqs)
+        s->reqs->prev_req = r;
+    s->reqs = r;
+    s->n_reqs++;
     return r;
 }
 
@@ -721,12 +738,56 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         maybe_finish_stop(s);
 }
 
-/* Content-Length / Transfer-Encoding: chunked of the request. */
+typedef struct framing_count {
+    int content_length, transfer_encoding;
+} framing_count;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing_count *n = cls;
+    if (strcasecmp(key, "content-length") == 0)
+        n->content_length++;
+    else if (strcasecmp(key, "transfer-encoding") == 0)
+        n->transfer_encoding++;
+    return MHD_YES;
+}
+
+/* How the request body is delimited, checked before routing. libmicrohttpd
+ * honours one Transfer-Encoding header whose value is exactly "chunked";
+ * any other value (identity, gzip, "gzip, chunked") makes it read the body
+ * until the connection closes, past every cap counted here. Both headers,
+ * or either twice, are how requests are smuggled past a proxy that picks
+ * the other one. NULL when the framing is usable, else the reason
+ * (answered 400, or 501 for a coding other than chunked). */
+static const char *bad_framing(va_req *r, int *status)
+{
+    framing_count n = {0, 0};
+    MHD_get_connection_values(r->h, MHD_HEADER_KIND, count_framing, &n);
+    *status = 400;
+    if (n.content_length > 1)
+        return "more than one Content-Length header";
+    if (n.transfer_encoding > 1)
+        return "more than one Transfer-Encoding header";
+    if (n.transfer_encoding && n.content_length)
+        return "both Content-Length and Transfer-Encoding";
+    if (n.transfer_encoding) {
+        const char *te = va_header(r, "transfer-encoding");
+        if (!te || strcasecmp(te, "chunked") != 0) {
+            *status = 501;
+            return "Transfer-Encoding other than chunked";
+        }
+    }
+    return NULL;
+}
+
+/* Content-Length / Transfer-Encoding: chunked of the request (bad_framing
+ * passed: at most one of them, and chunked alone). */
 static void body_headers(va_req *r)
 {
     const char *te = va_header(r, "transfer-encoding");
     const char *cl = va_header(r, "content-length");
-    if (te && strcasestr(te, "chunked")) {
+    if (te) {
         r->has_body = 1;
         r->body_declared = -1;
     } else if (cl) {
@@ -792,6 +853,14 @@ static void begin(va_req *r, const char *method)
         va_add_header(r, "Vary", "Origin");
         va_add_header(r, "Access-Control-Expose-Headers",
                       "X-Request-Id, Content-Type, Content-Length, Warning");
+    }
+    int bad_status;
+    const char *bad = bad_framing(r, &bad_status);
+    if (bad) {
+        /* answered from the headers: MHD reads no body and closes */
+        va_send_error(r, bad_status, bad_status == 501 ? "not_implemented" : "bad_request",
+                      "request body framing refused: %s", bad);
+        return;
     }
     const char *q = r->uri[r->path_len] == '?' ? r->uri + r->path_len + 1 : NULL;
     if (q && parse_query(r, q, strlen(q))) {
@@ -1221,14 +1290,27 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     return 0;
 }
 
-static void on_closed_last(uv_handle_t *h)
+/* Frees the server and reports the stop, once its handles are closed and
+ * no request is held any more. */
+static void server_release(va_server *s)
 {
-    va_server *s = h->data;
     void (*cb)(void *) = s->stop_cb;
     void *arg = s->stop_arg;
     free_server(s);
     if (cb)
         cb(arg);
+}
+
+static void on_closed_last(uv_handle_t *h)
+{
+    va_server *s = h->data;
+    if (s->n_reqs) {
+        /* requests whose connection MHD closed are still held by pool work
+         * or a stream's pool job: the last one to end frees the server */
+        s->free_wanted = 1;
+        return;
+    }
+    server_release(s);
 }
 
 static void on_run_timer_closed(uv_handle_t *h)
@@ -1257,8 +1339,20 @@ static void finish_stop(va_server *s)
     if (uv_is_active((uv_handle_t *)&s->poll))
         uv_poll_stop(&s->poll);
     if (s->mhd) {
-        /* no request is in progress: no connection is suspended; idle
-         * keep-alive connections are closed */
+        /* MHD may not be stopped with a suspended connection (it aborts):
+         * after the grace period requests may still wait for the pool, for
+         * the ingest or for their next window, so their connections are
+         * resumed first; MHD_stop_daemon then closes every connection (the
+         * completion callback runs for each, its response is freed) */
+        int resumed = 0;
+        for (va_req *r = s->reqs; r; r = r->next_req)
+            if (r->h && r->suspended) {
+                r->suspended = 0;
+                MHD_resume_connection(r->h);
+                resumed++;
+            }
+        if (resumed)
+            hr_info("http", "closing %d connections that wait for the pool or the ingest", resumed);
         MHD_stop_daemon(s->mhd);
         s->mhd = NULL;
     }
@@ -1282,13 +1376,12 @@ static void on_stop_tick(uv_timer_t *t)
         finish_stop(s);
         return;
     }
-    /* requests still running after the grace period: the process is about
-     * to exit; MHD keeps its connections until then */
-    hr_warn("http", "%d requests still running after 10 s; stopping without them", s->n_active);
-    void (*cb)(void *) = s->stop_cb;
-    s->stop_cb = NULL;
-    if (cb)
-        cb(s->stop_arg);
+    /* requests still running after the grace period (a client that stopped
+     * reading, a slow upload): their connections are closed now, so that a
+     * client cannot hold the stop; the server is freed once the pool work
+     * and stream jobs that still hold requests are done */
+    hr_warn("http", "%d requests still running after 10 s; closing their connections", s->n_active);
+    finish_stop(s);
 }
 
 static void on_kdf_pool_closed(void *arg)
@@ -1317,7 +1410,7 @@ void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
     if (s->kdf_pool)
         hr_pool_close(s->kdf_pool, on_kdf_pool_closed, s);
     /* requests finish (their responses say Connection: close); the rest are
-     * cut after 10 s (the process exits then) */
+     * cut after 10 s */
     uv_timer_start(&s->stop_timer, on_stop_tick, s->n_active ? VA_STOP_GRACE_MS : 0, 0);
 }
 /* ---- /metrics text of the HTTP layer ---- */

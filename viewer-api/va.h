@@ -96,6 +96,11 @@ struct va_server {
     int run_wanted;       /* a connection was resumed: MHD_run on the next turn */
     uv_timer_t stop_timer;
     int n_active; /* requests past their headers and not completed */
+    /* every va_req not yet freed (pool work and streams may hold one past
+     * its connection): the server is freed only once this list is empty */
+    struct va_req *reqs;
+    int n_reqs;
+    int free_wanted; /* the handles are closed; freed when the last request is */
     int stopping;
     int stopping_final; /* MHD is stopped, the handles are closing */
     void (*stop_cb)(void *);
@@ -122,6 +127,7 @@ struct va_server {
 struct va_req {
     struct MHD_Connection *h; /* NULL once the request completed or the client went away */
     va_server *srv;
+    struct va_req *prev_req, *next_req; /* srv->reqs */
     const va_route *route;
     char id[32];
     char peer[64];
