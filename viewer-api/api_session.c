@@ -296,10 +296,10 @@ static int name_over(va_req *r, const char *user, int *retry_after_s, int *audit
     return 1;
 }
 
-/* A login refused by a rate limit or the lockout (429) is answered
- * auth.refusal_delay_ms later (a tarpit): a flooding client waits for each
- * refusal before it sends the next attempt, so it costs the node a few
- * requests per second instead of thousands. */
+/* A login refused by a rate limit or the lockout (429), or for a full KDF
+ * queue (503), is answered auth.refusal_delay_ms later (a tarpit): a
+ * flooding client waits for each refusal before it sends the next attempt,
+ * so it costs the node a few requests per second instead of thousands. */
 static void tarpit(va_req *r)
 {
     va_req_defer(r, (unsigned)r->srv->cfg->auth.refusal_delay_ms);
@@ -316,6 +316,7 @@ static void login_busy(va_req *r, const char *user)
     if (gate_first_refusal(r))
         va_audit(r, "login", NULL, NULL, detail, "busy");
     va_add_header(r, "Retry-After", "2");
+    tarpit(r); /* else a client over the queue would retry at once, thousands a second */
     va_send_error(r, 503, "busy", "too many logins in progress; retry in a few seconds");
 }
 
