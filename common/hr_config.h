@@ -132,6 +132,9 @@ typedef struct hr_config {
         uint64_t max_body_bytes; /* larger request bodies get 413 */
         int token_ttl_s;         /* bearer token lifetime */
         int max_connections;
+        int max_per_address;  /* connections per client address; 0 = no limit */
+        int header_timeout_s; /* a request head must be complete this long after the
+                                 accept or the previous response, else closed */
         size_t n_cors;
         char (*cors_origins)[HR_NAME_MAX]; /* allowed Origin values; "*" = any */
     } http;
@@ -144,6 +147,7 @@ typedef struct hr_config {
         int login_window_s;        /* rate-limit window of logins */
         int login_per_address; /* logins per client address per window, all nodes; 0 = no limit */
         int login_per_user;    /* logins per user name per window, all nodes; 0 = no limit */
+        int refusal_delay_ms;  /* a rate-limited login (429) is answered this much later */
     } auth;
     hr_listen hl7;
     size_t n_hospitals;

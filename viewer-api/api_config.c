@@ -9,6 +9,8 @@
  *   http.max_body_bytes       4 GiB                   1024..4 TiB
  *   http.token_ttl_s          28800                   60..30 days
  *   http.max_connections      1024                    1..100000
+ *   http.max_per_address      128                     0 (no limit)..100000
+ *   http.header_timeout_s     20                      1..3600
  *   http.cors_origins         []                      non-empty origins, "*" = any
  *   auth.kdf_iterations       600000                  1000..10000000
  *   auth.kdf_threads          2                       1..64
@@ -18,6 +20,7 @@
  *   auth.login_window_s       60                      1..86400
  *   auth.login_per_address    30                      0 (no limit)..10^9
  *   auth.login_per_user       10                      0 (no limit)..10^9
+ *   auth.refusal_delay_ms     1000                    0 (at once)..60000
  *
  * Meaning: docs/configuration.md. */
 #include "api_config.h"
@@ -64,6 +67,8 @@ static const hr_cfg_key k_http_keys[] = {
     HR_CFG_KEY_INT("max_body_bytes", http.max_body_bytes, 1024, (long long)1 << 42),
     HR_CFG_KEY_INT("token_ttl_s", http.token_ttl_s, 60, 30 * 86400),
     HR_CFG_KEY_INT("max_connections", http.max_connections, 1, 100000),
+    HR_CFG_KEY_INT("max_per_address", http.max_per_address, 0, 100000),
+    HR_CFG_KEY_INT("header_timeout_s", http.header_timeout_s, 1, 3600),
     HR_CFG_KEY_CUSTOM("cors_origins", parse_cors),
     HR_CFG_KEY_END,
 };
@@ -93,7 +98,8 @@ const hr_config_section api_config_http = {
     .defaults =
         "{\"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\", \"insecure_listen\": false,"
         " \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,"
-        " \"max_connections\": 1024, \"cors_origins\": []}",
+        " \"max_connections\": 1024, \"max_per_address\": 128, \"header_timeout_s\": 20,"
+        " \"cors_origins\": []}",
     .keys = k_http_keys,
     .validate = http_validate,
     .free = free_cors,
@@ -108,6 +114,7 @@ static const hr_cfg_key k_auth_keys[] = {
     HR_CFG_KEY_INT("login_window_s", auth.login_window_s, 1, 86400),
     HR_CFG_KEY_INT("login_per_address", auth.login_per_address, 0, 1000000000),
     HR_CFG_KEY_INT("login_per_user", auth.login_per_user, 0, 1000000000),
+    HR_CFG_KEY_INT("refusal_delay_ms", auth.refusal_delay_ms, 0, 60000),
     HR_CFG_KEY_END,
 };
 
@@ -115,6 +122,7 @@ const hr_config_section api_config_auth = {
     .name = "auth",
     .defaults = "{\"kdf_iterations\": 600000, \"kdf_threads\": 2, \"kdf_queue\": 32,"
                 " \"kdf_threads_ingesting\": 1, \"kdf_idle\": true,"
-                " \"login_window_s\": 60, \"login_per_address\": 30, \"login_per_user\": 10}",
+                " \"login_window_s\": 60, \"login_per_address\": 30, \"login_per_user\": 10,"
+                " \"refusal_delay_ms\": 1000}",
     .keys = k_auth_keys,
 };

@@ -296,6 +296,15 @@ static int name_over(va_req *r, const char *user, int *retry_after_s, int *audit
     return 1;
 }
 
+/* A login refused by a rate limit or the lockout (429), or for a full KDF
+ * queue (503), is answered auth.refusal_delay_ms later (a tarpit): a
+ * flooding client waits for each refusal before it sends the next attempt,
+ * so it costs the node a few requests per second instead of thousands. */
+static void tarpit(va_req *r)
+{
+    va_req_defer(r, (unsigned)r->srv->cfg->auth.refusal_delay_ms);
+}
+
 /* 503 + Retry-After: no KDF slot (the pool is full or closing). Audited
  * once per address and window. */
 static void login_busy(va_req *r, const char *user)
@@ -307,6 +316,7 @@ static void login_busy(va_req *r, const char *user)
     if (gate_first_refusal(r))
         va_audit(r, "login", NULL, NULL, detail, "busy");
     va_add_header(r, "Retry-After", "2");
+    tarpit(r); /* else a client over the queue would retry at once, thousands a second */
     va_send_error(r, 503, "busy", "too many logins in progress; retry in a few seconds");
 }
 
@@ -345,6 +355,7 @@ static void login_done(va_req *r)
         if (gate_first_refusal(r))
             va_audit(r, "login", NULL, NULL, detail, "limited");
         va_add_header(r, "Retry-After", secs);
+        tarpit(r);
         va_send_error(r, 429, "rate_limited", "too many logins from this %s; retry in %d s",
                       strcmp(st->limit, "user") == 0 ? "user name" : "address", st->retry_after_s);
     } else {
@@ -359,6 +370,7 @@ static void login_done(va_req *r)
             va_send_error(r, 401, "invalid_credentials", "wrong user name or password");
         } else if (st->rc == -EAGAIN) {
             va_add_header(r, "Retry-After", STR(VA_LOCK_S));
+            tarpit(r);
             va_send_error(r, 429, "locked", "too many failed logins; try again in 15 minutes");
         } else {
             va_send_rc(r, st->rc, "login");
@@ -377,6 +389,7 @@ void va_handle_login(va_req *r)
             va_audit(r, "login", NULL, NULL, "rate limit per address (node)", "limited");
         snprintf(secs, sizeof(secs), "%d", retry_after_s);
         va_add_header(r, "Retry-After", secs);
+        tarpit(r);
         va_send_error(r, 429, "rate_limited", "too many logins from this address; retry in %d s",
                       retry_after_s);
         return;
@@ -422,6 +435,7 @@ void va_handle_login(va_req *r)
         }
         snprintf(secs, sizeof(secs), "%d", retry_after_s);
         va_add_header(r, "Retry-After", secs);
+        tarpit(r);
         va_send_error(r, 429, "rate_limited", "too many logins for this user name; retry in %d s",
                       retry_after_s);
         login_state_free(st);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #define VA_CONN_TIMEOUT_S 60          /* an idle connection (not suspended) is closed */
+#define VA_MHD_LOG_GAP_MS 1000        /* at most one libmicrohttpd log line per second */
 #define VA_CONN_MEMORY    (64u << 10) /* MHD's per-connection pool: headers, read buffer */
 #define VA_TLS_FILE_MAX   (1u << 20)  /* PEM files */
 #define VA_STOP_GRACE_MS  10000
@@ -107,6 +108,7 @@ enum {
 
 static void kick(va_server *s);
 static void maybe_finish_stop(va_server *s);
+static void unhold(va_req *r);
 
 /* ---- request lifetime ----
  * A va_req is malloc'ed by the URI log callback and given to MHD as the
@@ -126,6 +128,8 @@ static void req_free(va_req *r)
     if (r->next_req)
         r->next_req->prev_req = r->prev_req;
     s->n_reqs--;
+    if (r->held)
+        unhold(r);
     for (int i = 0; i < r->n_segs; i++)
         free(r->segs[i]);
     for (int i = 0; i < r->n_params; i++) {
@@ -230,10 +234,123 @@ static void apply_headers(va_req *r, struct MHD_Response *resp)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
+/* ---- held responses (va_req_defer) ----
+ * A held request keeps its response in r->pending and its connection
+ * suspended; srv->held_first..held_last is ordered by release time, and one
+ * timer releases them: the connection is resumed and MHD's next call of the
+ * access handler queues the response. */
+
+static void on_held_timer(uv_timer_t *t);
+
+static void arm_held(va_server *s)
+{
+    if (s->stopping_final)
+        return;
+    if (!s->held_first) {
+        uv_timer_stop(&s->held_timer);
+        return;
+    }
+    uint64_t now = uv_now(s->loop), at = s->held_first->release_ms;
+    uv_timer_start(&s->held_timer, on_held_timer, at > now ? at - now : 0, 0);
+}
+
+static void unhold(va_req *r)
+{
+    va_server *s = r->srv;
+    if (r->held_prev)
+        r->held_prev->held_next = r->held_next;
+    else
+        s->held_first = r->held_next;
+    if (r->held_next)
+        r->held_next->held_prev = r->held_prev;
+    else
+        s->held_last = r->held_prev;
+    r->held_prev = r->held_next = NULL;
+    r->held = 0;
+    s->n_held--;
+}
+
+static void on_held_timer(uv_timer_t *t)
+{
+    va_server *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    while (s->held_first && s->held_first->release_ms <= now) {
+        va_req *r = s->held_first;
+        unhold(r);
+        conn_resume(r); /* a client gone meanwhile is found by MHD now */
+    }
+    arm_held(s);
+}
+
+/* At a graceful stop: every held response goes out now, closing. */
+static void release_held(va_server *s)
+{
+    int n = 0;
+    while (s->held_first) {
+        va_req *r = s->held_first;
+        unhold(r);
+        if (r->pending)
+            MHD_add_response_header(r->pending, MHD_HTTP_HEADER_CONNECTION, "close");
+        conn_resume(r);
+        n++;
+    }
+    if (n)
+        hr_info("http", "stopping: %d held responses released", n);
+    arm_held(s);
+}
+
+void va_req_defer(va_req *r, unsigned ms)
+{
+    r->defer_ms = ms;
+}
+
+/* Keeps resp back for r->defer_ms (va_req_defer). 1 when held; 0 when it
+ * goes out at once (stopping, delay 0, or the bound reached: then closing). */
+static int hold(va_req *r, unsigned status, struct MHD_Response *resp)
+{
+    va_server *s = r->srv;
+    unsigned ms = r->defer_ms;
+    r->defer_ms = 0;
+    if (!ms || s->stopping || !r->h)
+        return 0;
+    if (s->n_held >= VA_HELD_MAX) {
+        s->deferred_overflow++;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        return 0;
+    }
+    r->pending = resp;
+    r->pending_status = status;
+    r->held = 1;
+    r->release_ms = uv_now(s->loop) + ms;
+    /* ordered by release time, searched from the end (one delay: appended) */
+    va_req *p = s->held_last;
+    while (p && p->release_ms > r->release_ms)
+        p = p->held_prev;
+    r->held_prev = p;
+    r->held_next = p ? p->held_next : s->held_first;
+    if (r->held_next)
+        r->held_next->held_prev = r;
+    else
+        s->held_last = r;
+    if (p)
+        p->held_next = r;
+    else
+        s->held_first = r;
+    s->n_held++;
+    s->deferred++;
+    if (s->held_first == r)
+        arm_held(s);
+    /* after a pool step the connection is suspended already; inside MHD's
+     * access handler, on_request suspends it on return */
+    return 1;
+}
+
 /* Queues resp (status) now when inside MHD's access handler in a state
  * that takes it, else keeps it for the next call (and resumes). */
 static void respond(va_req *r, unsigned status, struct MHD_Response *resp)
 {
+    if (r->defer_ms && hold(r, status, resp))
+        return;
     if (r->in_ahc && MHD_queue_response(r->h, status, resp) == MHD_YES) {
         r->queued = 1;
         MHD_destroy_response(resp);
@@ -680,6 +797,127 @@ static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
 }
 
+/* ---- the header deadline ----
+ * A connection must send a complete request head within
+ * http.header_timeout_s of its accept or of its previous response, however
+ * slowly it trickles bytes (MHD's own timeout is an idle one that every byte
+ * resets). Connections in that phase are listed oldest first; one timer
+ * shuts down the socket of the oldest when its time is up, and MHD then
+ * closes the connection as one the client closed. Past the head (a request
+ * running, a body or a response streaming) a connection is not listed. */
+
+typedef struct va_conn {
+    va_server *srv;
+    struct MHD_Connection *c;
+    uint64_t since_ms; /* uv_now when the head phase began */
+    int in_head;
+    struct va_conn *prev, *next; /* srv->head_first .. head_last */
+} va_conn;
+
+static void on_head_timer(uv_timer_t *t);
+
+static uint64_t head_timeout_ms(const va_server *s)
+{
+    return (uint64_t)s->cfg->http.header_timeout_s * 1000;
+}
+
+static void arm_head(va_server *s)
+{
+    if (s->stopping_final)
+        return;
+    if (!s->head_first) {
+        uv_timer_stop(&s->head_timer);
+        return;
+    }
+    uint64_t now = uv_now(s->loop), at = s->head_first->since_ms + head_timeout_ms(s);
+    uv_timer_start(&s->head_timer, on_head_timer, at > now ? at - now : 0, 0);
+}
+
+static void head_leave(va_conn *k)
+{
+    if (!k || !k->in_head)
+        return;
+    va_server *s = k->srv;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        s->head_first = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    else
+        s->head_last = k->prev;
+    k->prev = k->next = NULL;
+    k->in_head = 0;
+}
+
+static void head_enter(va_conn *k)
+{
+    if (!k || k->in_head)
+        return;
+    va_server *s = k->srv;
+    k->since_ms = uv_now(s->loop);
+    k->in_head = 1;
+    k->prev = s->head_last;
+    if (s->head_last)
+        s->head_last->next = k;
+    else
+        s->head_first = k;
+    s->head_last = k;
+    if (s->head_first == k)
+        arm_head(s);
+}
+
+static va_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_head_timer(uv_timer_t *t)
+{
+    va_server *s = t->data;
+    uint64_t now = uv_now(s->loop), limit = head_timeout_ms(s);
+    int n = 0;
+    while (s->head_first && s->head_first->since_ms + limit <= now) {
+        va_conn *k = s->head_first;
+        head_leave(k);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci && ci->connect_fd != MHD_INVALID_SOCKET)
+            shutdown(ci->connect_fd, SHUT_RDWR); /* MHD reads the end and closes */
+        s->head_timeouts++;
+        n++;
+    }
+    if (n) {
+        hr_debug("http", "%d connections closed: no complete request head within %d s", n,
+                 s->cfg->http.header_timeout_s);
+        kick(s);
+    }
+    arm_head(s);
+}
+
+/* MHD accepted a connection / closed one. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    va_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        va_conn *k = calloc(1, sizeof(*k));
+        *socket_context = k;
+        if (!k)
+            return; /* not tracked: MHD's idle timeout still applies */
+        k->srv = s;
+        k->c = c;
+        head_enter(k);
+        return;
+    }
+    va_conn *k = *socket_context;
+    *socket_context = NULL;
+    head_leave(k);
+    free(k);
+}
+
 /* MHD read a request line: the request starts here (its id, the raw URI). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
@@ -714,6 +952,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     va_server *s = cls;
     va_req *r = *con_cls;
     *con_cls = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        head_enter(conn_of(c)); /* kept alive: the next request head is due */
     if (!r)
         return;
     r->h = NULL;
@@ -1021,7 +1261,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->h = c;
     r->in_ahc = 1;
     int ok = 1;
-    if (r->pending) {
+    if (r->phase == PH_NEW)
+        head_leave(conn_of(c)); /* the head is complete */
+    if (r->held) {
+        *size = 0; /* its response waits (va_req_defer) */
+    } else if (r->pending) {
         queue_pending(r);
         *size = 0; /* not taken: the rest of a body already answered */
     } else if (r->phase == PH_NEW) {
@@ -1036,7 +1280,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->in_ahc = 0;
     if (!ok)
         return MHD_NO;
-    if (!r->queued && !r->pending && (r->in_work || r->paused))
+    if (!r->queued && (r->held || (!r->pending && (r->in_work || r->paused))))
         va_req_suspend(r);
     return MHD_YES;
 }
@@ -1082,12 +1326,25 @@ static void kick(va_server *s)
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    va_server *s = cls;
+    uint64_t now = uv_now(s->loop);
+    if (s->mhd_log_ms && now - s->mhd_log_ms < VA_MHD_LOG_GAP_MS) {
+        /* a flood (refused connections, say) does not flood the log */
+        s->mhd_log_skipped++;
+        return;
+    }
+    s->mhd_log_ms = now;
     char line[512];
     vsnprintf(line, sizeof(line), fmt, ap);
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    hr_warn("http", "libmicrohttpd: %s", line);
+    unsigned skipped = s->mhd_log_skipped;
+    s->mhd_log_skipped = 0;
+    if (skipped)
+        hr_warn("http", "libmicrohttpd: %s (and %u more lines in the last second)", line, skipped);
+    else
+        hr_warn("http", "libmicrohttpd: %s", line);
 }
 
 /* Reads a PEM file (at most VA_TLS_FILE_MAX bytes) into a new string. */
@@ -1241,10 +1498,12 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->http.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)VA_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VA_CONN_MEMORY,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_ARRAY, s->tls ? tls_ops : no_ops, MHD_OPTION_END);
+        (unsigned)cfg->http.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->http.max_per_address, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)VA_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VA_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_ARRAY,
+        s->tls ? tls_ops : no_ops, MHD_OPTION_END);
     if (!s->mhd) {
         if (s->tls)
             hr_error("http", "TLS certificate %s / key %s: not usable (GnuTLS refused them)",
@@ -1258,6 +1517,10 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
     s->run_timer.data = s;
     uv_timer_init(loop, &s->stop_timer);
     s->stop_timer.data = s;
+    uv_timer_init(loop, &s->held_timer);
+    s->held_timer.data = s;
+    uv_timer_init(loop, &s->head_timer);
+    s->head_timer.data = s;
     rc = uv_poll_init(loop, &s->poll, di ? di->epoll_fd : -1);
     s->poll.data = s;
     if (!rc)
@@ -1313,16 +1576,11 @@ static void on_closed_last(uv_handle_t *h)
     server_release(s);
 }
 
-static void on_run_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     va_server *s = h->data;
-    uv_close((uv_handle_t *)&s->stop_timer, on_closed_last);
-}
-
-static void on_poll_closed(uv_handle_t *h)
-{
-    va_server *s = h->data;
-    uv_close((uv_handle_t *)&s->run_timer, on_run_timer_closed);
+    if (--s->n_closing == 0)
+        on_closed_last(h);
 }
 
 static void finish_stop(va_server *s)
@@ -1360,7 +1618,14 @@ static void finish_stop(va_server *s)
         close(s->listen_fd);
         s->listen_fd = -1;
     }
-    uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+    uv_timer_stop(&s->held_timer);
+    uv_timer_stop(&s->head_timer);
+    s->n_closing = 5;
+    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&s->run_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->stop_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->held_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->head_timer, on_handle_closed);
 }
 
 static void maybe_finish_stop(va_server *s)
@@ -1406,6 +1671,8 @@ void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
         }
         kick(s);
     }
+    /* held refusals are answered now (and their connections closed) */
+    release_held(s);
     /* waiting logins get 503; running ones finish */
     if (s->kdf_pool)
         hr_pool_close(s->kdf_pool, on_kdf_pool_closed, s);
@@ -1483,6 +1750,21 @@ void va_metrics_http(va_server *s, hr_buf *out)
             di ? di->num_connections : 0u);
     appendf(out, "# TYPE huren_http_requests_active gauge\nhuren_http_requests_active %d\n",
             s->n_active);
+    appendf(out,
+            "# HELP huren_http_held Responses held back now (refused logins).\n"
+            "# TYPE huren_http_held gauge\nhuren_http_held %d\n"
+            "# TYPE huren_http_held_total counter\nhuren_http_held_total %llu\n",
+            s->n_held, (unsigned long long)s->deferred);
+    appendf(out,
+            "# HELP huren_http_held_overflow_total Answered at once, closing: too many held.\n"
+            "# TYPE huren_http_held_overflow_total counter\nhuren_http_held_overflow_total %llu\n",
+            (unsigned long long)s->deferred_overflow);
+    appendf(out,
+            "# HELP huren_http_header_timeouts_total Connections closed without a complete "
+            "request head within http.header_timeout_s.\n"
+            "# TYPE huren_http_header_timeouts_total counter\n"
+            "huren_http_header_timeouts_total %llu\n",
+            (unsigned long long)s->head_timeouts);
     if (s->kdf_pool) {
         hr_pool_stats ps;
         hr_pool_stats_get(s->kdf_pool, &ps);

@@ -122,6 +122,18 @@ struct va_server {
      * flood is refused on the loop, before Redis, the KDF pool or the audit
      * log are touched; NULL until the first login */
     struct va_login_gate *login_gate;
+    /* responses held back (va_req_defer), in order of release; one timer */
+    struct va_req *held_first, *held_last;
+    int n_held;
+    uv_timer_t held_timer;
+    uint64_t deferred, deferred_overflow; /* held; answered at once, the bound reached */
+    /* connections still sending a request head, oldest first (header deadline) */
+    struct va_conn *head_first, *head_last;
+    uv_timer_t head_timer;
+    uint64_t head_timeouts; /* connections closed at the header deadline */
+    int n_closing;          /* handles not closed yet at the final stop */
+    uint64_t mhd_log_ms;    /* rate limit of libmicrohttpd's log lines */
+    unsigned mhd_log_skipped;
 };
 
 struct va_req {
@@ -176,6 +188,11 @@ struct va_req {
     void *state;
     /* a streaming response holds the request until it ends */
     int streaming;
+    /* va_req_defer: the response waits in srv's held list until release_ms */
+    unsigned defer_ms;
+    int held;
+    uint64_t release_ms;
+    struct va_req *held_prev, *held_next;
 };
 
 /* 1 when done_fn must only free its state: the client went away, or the
@@ -193,6 +210,16 @@ void va_req_run(va_req *r, va_work_fn work, va_done_fn done);
  * (or NULL): nothing was queued and the caller answers (503). When the pool
  * closes before work ran, done runs with r->pool_status = -ECANCELED. */
 int va_req_run_on(va_req *r, hr_pool *pool, va_work_fn work, va_done_fn done);
+/* Bound on responses held back by va_req_defer at once, per server. */
+#define VA_HELD_MAX 4096
+/* The response r sends next (va_send and the like) goes out ms later, its
+ * connection suspended meanwhile (a tarpit for refusals: a client that waits
+ * for its answer sends nothing else). 0: at once. Not held while the server
+ * is stopping; beyond VA_HELD_MAX held responses it goes out at once with
+ * Connection: close. Held responses go out at a graceful stop's start (with
+ * Connection: close). A client that goes away meanwhile is noticed when its
+ * response is released. */
+void va_req_defer(va_req *r, unsigned ms);
 /* Sends a complete response (body copied). Inside MHD's callbacks it is
  * queued at once; otherwise (after pool work) the connection is resumed and
  * the response queued from there. One response per request: later calls

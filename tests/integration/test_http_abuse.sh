@@ -11,6 +11,12 @@
 #     grace period (resuming the suspended ones first: MHD aborts when
 #     stopped with a suspended connection) and frees everything (ASan's leak
 #     check runs at exit) instead of waiting for the clients.
+#  3. Slowloris (decision 0018, a second hub with a 2 s header deadline and 8
+#     connections per address): a client trickling its request head, one
+#     sending nothing and an idle keep-alive one are closed at the deadline;
+#     a slow body and an event stream are not; past http.max_per_address
+#     connections from one address the next is closed at once while another
+#     address (127.0.0.2) is still served.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16
@@ -140,6 +146,139 @@ check_eq "a login with Content-Length still works" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' \
     -d '{"user": "tech1", "password": "tech1-password-1"}' "$U/api/v1/login")"
 check_eq "the hub still answers" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$U/healthz")"
+
+# 3. slowloris: the header deadline and the per-address limit, on a second hub
+scfg=$(write_config hs "$(free_port)" "" "" '"header_timeout_s": 2, "max_per_address": 8')
+SP=$(http_port hs)
+SU="http://127.0.0.1:$SP"
+add_user "$scfg" tech1 'tech1-password-1' technician township1
+add_user "$scfg" adm1 'adm1-password-1' admin county
+HA_PID=$HUREN_PID
+start_huren hs "$scfg"
+HS_PID=$HUREN_PID
+HUREN_PID=$HA_PID
+wait_port "$SP" 30
+ST=$(login_token "$SU" tech1 'tech1-password-1')
+# slow.py PORT MODE [SRC]: prints "<closed|open> <seconds> <first bytes>"
+#   trickle  request head one byte every 0.25 s, never complete (at most 10 s)
+#   silent   connect, send nothing
+#   keep     one complete request, read its answer, then stay idle
+#   body     a login head with Content-Length 40, then its body one byte every 0.1 s
+#   hold N   N connections each sending a login head (Content-Length 40) and no
+#            body (so past the head phase), then for 4 s: prints "held N" at once
+cat >"$T/slow.py" <<'PY'
+import socket, sys, time
+port, mode = int(sys.argv[1]), sys.argv[2]
+def conn(src="127.0.0.1"):
+    s = socket.socket()
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+def wait_close(s, t0, limit):
+    s.settimeout(0.1)
+    got = b""
+    while time.time() - t0 < limit:
+        try:
+            b = s.recv(4096)
+        except socket.timeout:
+            continue
+        except OSError:
+            return "closed", got
+        if not b:
+            return "closed", got
+        got += b
+    return "open", got
+t0 = time.time()
+if mode == "hold":
+    socks = [conn() for _ in range(int(sys.argv[3]))]
+    for s in socks:
+        s.sendall(b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n")
+    print("held", len(socks), flush=True)
+    time.sleep(4)
+    sys.exit(0)
+s = conn(sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1")
+state, got = "open", b""
+if mode == "trickle":
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 100
+    s.settimeout(0.25)
+    for ch in head:
+        try:
+            s.sendall(bytes([ch]))
+            b = s.recv(4096)
+            if not b:
+                state = "closed"
+                break
+            got += b
+        except socket.timeout:
+            pass
+        except OSError:
+            state = "closed"
+            break
+        if time.time() - t0 > 10:
+            break
+elif mode == "silent":
+    state, got = wait_close(s, t0, 10)
+elif mode == "keep":
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    t0 = time.time()  # from the response
+    state, got = wait_close(s, t0, 10)
+elif mode == "body":
+    s.sendall(b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n")
+    body = b'{"user": "nobody", "password": "xxxxxx"}'
+    for ch in body:
+        s.sendall(bytes([ch]))
+        time.sleep(0.1)
+    state, got = wait_close(s, t0, 10)
+elif mode == "probe":
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
+    state, got = wait_close(s, t0, 5)
+print(state, "%.1f" % (time.time() - t0), (got.split(b"\r\n")[0] or b"-").decode(errors="replace").replace(" ", "_"))
+PY
+slow() { $PY "$T/slow.py" "$SP" "$@"; }
+# in [lo, hi] seconds
+within() { $PY -c "import sys; sys.exit(0 if $2 <= float(sys.argv[1]) <= $3 else 1)" "$1"; }
+read -r st secs first <<<"$(slow trickle)"
+check_eq "a client trickling its request head is closed" closed "$st"
+check "... at the header deadline, not before ($secs s, deadline 2 s)" within "$secs" 1.8 5
+check_eq "... without an answer" - "$first"
+read -r st secs first <<<"$(slow silent)"
+check_eq "a connection sending nothing is closed" closed "$st"
+check "... at the header deadline ($secs s)" within "$secs" 1.8 5
+read -r st secs first <<<"$(slow keep)"
+check_eq "an idle keep-alive connection: answered, then closed" "closed HTTP/1.1_200_OK" "$st $first"
+check "... at the header deadline after its response ($secs s)" within "$secs" 1.5 5
+read -r st secs first <<<"$(slow body)"
+check_eq "a slow body (4 s) is not cut by the header deadline" "closed HTTP/1.1_401_Unauthorized" \
+  "$st $first"
+rc=0
+curl -s -o "$T/sse.out" -D "$T/sse.h" --max-time 5 -H "Authorization: Bearer $ST" \
+  "$SU/api/v1/events" || rc=$?
+check_eq "an event stream stays open past the deadline (curl timed out itself)" 28 "$rc"
+check "... after 200" grep -q '^HTTP/1.1 200' "$T/sse.h"
+# per address: 8 connections from 127.0.0.1 past their heads, then a 9th
+$PY "$T/slow.py" "$SP" hold 8 >"$T/hold8" &
+HP8=$!
+for _ in $(seq 1 50); do [ -s "$T/hold8" ] && break; sleep 0.1; done
+sleep 0.3
+read -r st secs first <<<"$(slow probe)"
+check_eq "the 9th connection from 127.0.0.1 is closed unanswered" "closed -" "$st $first"
+read -r st secs first <<<"$(slow probe 127.0.0.2)"
+check_eq "127.0.0.2 is still served meanwhile" "closed HTTP/1.1_200_OK" "$st $first"
+wait "$HP8" || true
+sleep 0.3
+read -r st secs first <<<"$(slow probe)"
+check_eq "127.0.0.1 is served again once its connections closed" "closed HTTP/1.1_200_OK" \
+  "$st $first"
+m=$(curl -s -H "Authorization: Bearer $(login_token "$SU" adm1 'adm1-password-1')" "$SU/metrics" || true)
+check "the header timeouts are counted in /metrics" \
+  grep -Eq '^huren_http_header_timeouts_total [3-9]' <<<"$m"
+st=0
+stop_huren "$HS_PID" || st=$?
+check_eq "the second hub stops cleanly" 0 "$st"
 
 # 2. graceful stop with stalled readers and suspended requests
 "$GEN" --out "$T/st" --modality CT --instances 8 --bytes 4194304 --seed 91 --patient-id STALL1 >/dev/null

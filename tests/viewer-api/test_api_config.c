@@ -13,6 +13,8 @@ Test(api_config, http_defaults)
     cr_expect_eq(c.http.token_ttl_s, 28800);
     cr_expect_eq(c.http.max_body_bytes, 4294967296ULL);
     cr_expect_eq(c.http.max_connections, 1024);
+    cr_expect_eq(c.http.max_per_address, 128);
+    cr_expect_eq(c.http.header_timeout_s, 20);
     cr_expect_eq(c.http.n_cors, 0);
     cr_expect_str_eq(c.http.tls_cert, "");
     cr_expect_str_eq(c.http.tls_key, "");
@@ -47,6 +49,10 @@ Test(api_config, http_errors_name_the_key)
                         "http.max_body_bytes: 1023 is outside 1024..4398046511104");
     expect_config_error("{\"http\": {\"max_connections\": 0}}",
                         "http.max_connections: 0 is outside 1..100000");
+    expect_config_error("{\"http\": {\"max_per_address\": -1}}",
+                        "http.max_per_address: -1 is outside 0..100000");
+    expect_config_error("{\"http\": {\"header_timeout_s\": 0}}",
+                        "http.header_timeout_s: 0 is outside 1..3600");
     expect_config_error("{\"http\": {\"port\": 65536}}", "http.port: 65536 is outside 1..65535");
     expect_config_error("{\"http\": {\"listen\": \"localhost\"}}",
                         "http.listen: \"localhost\" is not an IPv4 or IPv6 address");
@@ -106,6 +112,7 @@ Test(api_config, auth_defaults_and_bounds)
     cr_expect_gt(c.auth.login_per_address, 0, "rate limits are on by default");
     cr_expect_gt(c.auth.login_per_user, 0);
     cr_expect_gt(c.auth.login_window_s, 0);
+    cr_expect_eq(c.auth.refusal_delay_ms, 1000, "refused logins are tarpitted by default");
     hr_config_free(&c);
     cr_assert_eq(hr_config_load_string("{\"auth\": {\"kdf_iterations\": 1000, \"kdf_queue\": 4, "
                                        "\"login_per_address\": 0}}",
@@ -136,4 +143,6 @@ Test(api_config, auth_errors_name_the_key)
                         "auth.login_per_address: -1 is outside 0..1000000000");
     expect_config_error("{\"auth\": {\"login_per_user\": 1.5}}",
                         "auth.login_per_user: must be an integer");
+    expect_config_error("{\"auth\": {\"refusal_delay_ms\": 60001}}",
+                        "auth.refusal_delay_ms: 60001 is outside 0..60000");
 }
