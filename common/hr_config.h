@@ -143,6 +143,7 @@ typedef struct hr_config {
         int kdf_threads;           /* password-hashing threads of huren serve */
         int kdf_queue;             /* logins hashing or waiting per node; more get 503 */
         int kdf_threads_ingesting; /* at most this many hash at once while ingest is busy */
+        int kdf_share_ingesting;   /* percent of the time they may hash while ingest is busy */
         int kdf_idle;              /* hashing threads under SCHED_IDLE (else nice +10) */
         int login_window_s;        /* rate-limit window of logins */
         int login_per_address; /* logins per client address per window, all nodes; 0 = no limit */

@@ -82,7 +82,7 @@ static int running_limit(const hr_pool *p)
     if (!p->o.max_running)
         return p->o.threads;
     int n = p->o.max_running(p->o.max_running_arg);
-    return n < 1 ? 1 : n > p->o.threads ? p->o.threads : n;
+    return n < 0 ? 0 : n > p->o.threads ? p->o.threads : n;
 }
 
 /* Waits on cv at most ms (under mu). */

@@ -50,8 +50,9 @@ typedef struct hr_pool_opts {
     int nice;         /* 0..19 added to the threads' nice value; 0 = as the process */
     int idle;         /* 1: each thread puts itself under SCHED_IDLE (Linux; nice is the
                          fallback when that is refused) */
-    /* optional: the most jobs that may run at once now (1..threads; values
-     * out of range are clamped). Called on a pool thread under the pool's
+    /* optional: the most jobs that may run at once now (0..threads; 0: none
+     * may start now, e.g. while a duty cycle rests; values out of range are
+     * clamped). Called on a pool thread under the pool's
      * lock before it takes a job, so it must be cheap, thread-safe and must
      * not call the pool; a thread over the limit checks again every 20 ms. */
     int (*max_running)(void *arg);

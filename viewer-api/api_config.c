@@ -16,7 +16,8 @@
  *   auth.kdf_threads          2                       1..64
  *   auth.kdf_queue            32                      1..100000
  *   auth.kdf_threads_ingesting 1                      1..64 (hashing at once while ingesting)
- *   auth.kdf_idle             true                    hashing threads under SCHED_IDLE
+ *   auth.kdf_share_ingesting  50                      1..100 (% of the time hashing while
+ * ingesting) auth.kdf_idle             true                    hashing threads under SCHED_IDLE
  *   auth.login_window_s       60                      1..86400
  *   auth.login_per_address    30                      0 (no limit)..10^9
  *   auth.login_per_user       10                      0 (no limit)..10^9
@@ -110,6 +111,7 @@ static const hr_cfg_key k_auth_keys[] = {
     HR_CFG_KEY_INT("kdf_threads", auth.kdf_threads, 1, 64),
     HR_CFG_KEY_INT("kdf_queue", auth.kdf_queue, 1, 100000),
     HR_CFG_KEY_INT("kdf_threads_ingesting", auth.kdf_threads_ingesting, 1, 64),
+    HR_CFG_KEY_INT("kdf_share_ingesting", auth.kdf_share_ingesting, 1, 100),
     HR_CFG_KEY_BOOL("kdf_idle", auth.kdf_idle),
     HR_CFG_KEY_INT("login_window_s", auth.login_window_s, 1, 86400),
     HR_CFG_KEY_INT("login_per_address", auth.login_per_address, 0, 1000000000),
@@ -121,7 +123,7 @@ static const hr_cfg_key k_auth_keys[] = {
 const hr_config_section api_config_auth = {
     .name = "auth",
     .defaults = "{\"kdf_iterations\": 600000, \"kdf_threads\": 2, \"kdf_queue\": 32,"
-                " \"kdf_threads_ingesting\": 1, \"kdf_idle\": true,"
+                " \"kdf_threads_ingesting\": 1, \"kdf_share_ingesting\": 50, \"kdf_idle\": true,"
                 " \"login_window_s\": 60, \"login_per_address\": 30, \"login_per_user\": 10,"
                 " \"refusal_delay_ms\": 1000}",
     .keys = k_auth_keys,

@@ -94,18 +94,35 @@ static void login_state_free(login_state *st)
     free(st);
 }
 
+/* While ingest is busy, a hash that took d is followed by a rest in which no
+ * other starts, so that the KDF threads hash at most auth.kdf_share_ingesting
+ * percent of the time (decision 0019, addendum). */
+static void kdf_rest(va_server *s, uint64_t t0_ns)
+{
+    const int share = s->cfg->auth.kdf_share_ingesting;
+    uint64_t t1 = uv_hrtime();
+    if (share >= 100 || !s->sto || !sto_ingest_busy(s->sto, t1))
+        return;
+    uint64_t until = t1 + (t1 - t0_ns) * (uint64_t)(100 - share) / (uint64_t)share;
+    if (until > __atomic_load_n(&s->kdf_rest_until_ns, __ATOMIC_RELAXED))
+        __atomic_store_n(&s->kdf_rest_until_ns, until, __ATOMIC_RELAXED);
+}
+
 static void login_work(va_req *r, redisContext *c)
 {
     login_state *st = r->state;
     const hr_config *cfg = r->srv->cfg;
+    uint64_t t0 = uv_hrtime();
     va_login_limits lim = {.window_s = cfg->auth.login_window_s,
                            .per_address = cfg->auth.login_per_address,
                            .per_user = cfg->auth.login_per_user};
     st->rc =
         c ? va_login_admit(c, &lim, r->peer, st->user, &st->retry_after_s, &st->limit) : HR_EREDIS;
-    if (st->rc == 0)
+    if (st->rc == 0) {
         st->rc = va_auth_login(c, st->user, st->password, cfg->http.token_ttl_s,
                                cfg->auth.kdf_iterations, &r->who, st->token);
+        kdf_rest(r->srv, t0);
+    }
     if (st->rc == 0 && r->who.center[0] &&
         va_center_check(cfg, r->who.hospital, r->who.center, st->why, sizeof(st->why))) {
         /* the account no longer fits the configuration: no session */
@@ -120,8 +137,11 @@ int va__kdf_max_running(void *arg)
 {
     const va_server *s = arg;
     const hr_config *cfg = s->cfg; /* read-only while the server runs */
-    if (s->sto && sto_ingest_busy(s->sto, uv_hrtime()))
-        return cfg->auth.kdf_threads_ingesting;
+    uint64_t now = uv_hrtime();
+    if (s->sto && sto_ingest_busy(s->sto, now))
+        return now < __atomic_load_n(&s->kdf_rest_until_ns, __ATOMIC_RELAXED)
+                   ? 0
+                   : cfg->auth.kdf_threads_ingesting;
     return cfg->auth.kdf_threads;
 }
 

@@ -118,6 +118,9 @@ struct va_server {
     hr_pool *kdf_pool;
     int finish_wanted;                  /* finish_stop waits for kdf_pool's close */
     uint64_t login_limited, login_busy; /* logins refused: 429 rate limit, 503 pool full */
+    /* while ingest is busy, no hash starts before this uv_hrtime (a KDF
+     * thread's duty cycle, auth.kdf_share_ingesting); atomic, any thread */
+    uint64_t kdf_rest_until_ns;
     /* per-address login windows counted on this node (api_session.c): a
      * flood is refused on the loop, before Redis, the KDF pool or the audit
      * log are touched; NULL until the first login */

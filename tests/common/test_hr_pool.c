@@ -248,3 +248,30 @@ Test(hr_pool, idle_threads_and_a_running_limit_that_changes)
     cr_expect_eq(atomic_load(&g_exits), 3);
     cr_expect_eq(uv_loop_close(&loop), 0);
 }
+
+Test(hr_pool, a_running_limit_of_zero_starts_nothing_until_it_rises)
+{
+    uv_loop_t loop;
+    hr_pool *p = NULL;
+    job jobs[2] = {0};
+    reset();
+    gate_set(1);
+    atomic_store(&g_limit, 0); /* a duty cycle rests */
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    hr_pool_opts o = {.name = "test", .threads = 2, .max_jobs = 4, .max_running = limit_fn};
+    cr_assert_eq(hr_pool_start(&loop, &o, &p), 0);
+    for (int i = 0; i < 2; i++) {
+        jobs[i].j.data = &jobs[i];
+        cr_assert_eq(hr_pool_submit(p, &jobs[i].j, work, done), 0);
+    }
+    usleep(150000);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_expect_eq(atomic_load(&g_ran), 0, "limit 0: no job starts");
+    atomic_store(&g_limit, 1);
+    RUN_UNTIL(&loop, jobs[0].done && jobs[1].done);
+    cr_expect_eq(atomic_load(&g_ran), 2, "limit 1: both ran");
+    cr_expect_eq(atomic_load(&g_max), 1, "one at a time");
+    hr_pool_close(p, closed, NULL);
+    RUN_UNTIL(&loop, g_closed);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+}

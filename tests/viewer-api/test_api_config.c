@@ -113,6 +113,7 @@ Test(api_config, auth_defaults_and_bounds)
     cr_expect_gt(c.auth.login_per_user, 0);
     cr_expect_gt(c.auth.login_window_s, 0);
     cr_expect_eq(c.auth.refusal_delay_ms, 1000, "refused logins are tarpitted by default");
+    cr_expect_eq(c.auth.kdf_share_ingesting, 50, "hashing rests half the time while ingesting");
     hr_config_free(&c);
     cr_assert_eq(hr_config_load_string("{\"auth\": {\"kdf_iterations\": 1000, \"kdf_queue\": 4, "
                                        "\"login_per_address\": 0}}",
@@ -143,6 +144,8 @@ Test(api_config, auth_errors_name_the_key)
                         "auth.login_per_address: -1 is outside 0..1000000000");
     expect_config_error("{\"auth\": {\"login_per_user\": 1.5}}",
                         "auth.login_per_user: must be an integer");
+    expect_config_error("{\"auth\": {\"kdf_share_ingesting\": 0}}",
+                        "auth.kdf_share_ingesting: 0 is outside 1..100");
     expect_config_error("{\"auth\": {\"refusal_delay_ms\": 60001}}",
                         "auth.refusal_delay_ms: 60001 is outside 0..60000");
 }
