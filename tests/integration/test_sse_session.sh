@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Event streams live only as long as their session (issue 8, section 6): a
-# logout (token revoked) or a disabled user ends the stream within one
-# heartbeat (15 s) with `event: end`; a user has at most 8 streams per node.
+# logout (token revoked), a token past its expiry time or a disabled user
+# ends the stream within one heartbeat (15 s) with `event: end`; a user has at most 8 streams per node.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 
@@ -28,14 +28,23 @@ ended_within() { # PID SECONDS: the client saw the end of the response
 # --- logout revokes the token: the stream ends
 TA=$(login tech1 'tech1-password-1')
 TB=$(login tech1 'tech1-password-1')
+TE=$(login tech1 'tech1-password-1')
 pa=$(stream a "$TA")
 pb=$(stream b "$TB")
+pe=$(stream e "$TE")
 sleep 1
 check "the streams are open" kill -0 "$pa"
+# a token reaching its expiry time (the session's "expires" field, which the
+# check at each heartbeat reads, set to the past instead of waiting out the
+# shortest http.token_ttl_s, 60 s)
+check "the third session's token expires" rcli sse HSET \
+  "hr:tok:$(printf %s "$TE" | sha256sum | cut -d' ' -f1)" expires $(($(date +%s) - 1))
 check_eq "logout of the first session" 204 "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TA" "$U/api/v1/logout")"
 check "its stream ends within a heartbeat" ended_within "$pa" 20
 check "with an end event saying why" grep -q 'event: end' "$T/a.sse"
 check "the other session's stream stays open" kill -0 "$pb"
+check "the expired session's stream ends within a heartbeat" ended_within "$pe" 20
+check "with an end event" grep -q 'event: end' "$T/e.sse"
 kill "$pb" 2>/dev/null || true
 
 # --- a disabled user: every stream ends
