@@ -1192,41 +1192,12 @@ int sto_meta_ensure(const sto_objstore *s, const char *sha, int *built)
 
 /* ---- readers ---------------------------------------------------------------------------- */
 
-/* Reads a whole file of at most max bytes into a new NUL-terminated buffer. */
+/* Reads a whole file of at most max bytes into a new NUL-terminated buffer;
+ * an empty or oversized one is HR_EPARSE here. */
 static int slurp(const char *path, size_t max, uint8_t **out, size_t *len)
 {
-    struct stat st;
-    int rc = 0;
-    uint8_t *b = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st)) {
-        rc = -errno;
-        goto out;
-    }
-    if (st.st_size <= 0 || (uint64_t)st.st_size > max) {
-        rc = HR_EPARSE;
-        goto out;
-    }
-    b = malloc((size_t)st.st_size + 1);
-    if (!b) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    ssize_t got = pread_full(fd, b, (size_t)st.st_size, 0);
-    if (got < 0 || got != st.st_size) {
-        rc = got < 0 ? (int)got : HR_ETRUNC;
-        goto out;
-    }
-    b[got] = '\0';
-    *out = b;
-    *len = (size_t)got;
-    b = NULL;
-out:
-    free(b);
-    close(fd);
-    return rc;
+    int rc = hr_read_file(path, max, out, len);
+    return rc == HR_ETOOBIG ? HR_EPARSE : rc;
 }
 
 static int read_json_file(const sto_objstore *s, const char *sha, char **json, size_t *len)

@@ -4,6 +4,7 @@
  * access log and metrics (decision 0018). Handlers live in their own files
  * (va.h). */
 #include "va.h"
+#include "../common/hr_io.h"
 #include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
@@ -1347,42 +1348,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         hr_warn("http", "libmicrohttpd: %s", line);
 }
 
-/* Reads a PEM file (at most VA_TLS_FILE_MAX bytes) into a new string. */
+/* Reads a PEM file (at most VA_TLS_FILE_MAX bytes) into a new string;
+ * -errno, or HR_ECONFIG for an empty, oversized or shrinking file. */
 static int read_pem(const char *path, char **out)
 {
-    int rc = 0;
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > VA_TLS_FILE_MAX) {
-        rc = HR_ECONFIG;
-        goto out;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            rc = k < 0 ? -errno : HR_ECONFIG;
-            goto out;
-        }
-        got += (size_t)k;
-    }
-    buf[got] = '\0';
-    *out = buf;
-    buf = NULL;
-out:
-    free(buf);
-    close(fd);
-    return rc;
+    size_t len;
+    int rc = hr_read_file(path, VA_TLS_FILE_MAX, (unsigned char **)out, &len);
+    return rc == HR_ETOOBIG || rc == HR_ETRUNC ? HR_ECONFIG : rc;
 }
 
 static int setup_tls(va_server *s)
