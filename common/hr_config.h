@@ -171,6 +171,13 @@ typedef struct hr_config {
         int turnaround_unit_s;       /* seconds in one turnaround_min unit (60; tests: less) */
         int turnaround_min[HR_CENTER_KINDS][HR_PRIORITIES]; /* report due after, per kind x prio */
     } worklist;
+    /* Sections of reports/ (issue 9), each a struct its module declares and
+     * owns: allocated by the section's parse or init, freed by its free.
+     * Pointers so that common/ needs no knowledge of their fields. */
+    struct rpt_config *reports;     /* reports: signing, TSA, rendering (reports/rpt_config.h) */
+    struct rec_config *recognition; /* recognition: catalogue, QC, grants (reports/rec_config.h) */
+    struct pix_config *persons;     /* persons: ID key, where each hospital puts the ID */
+    struct dlv_config *delivery;    /* delivery: channels per hospital, retries */
 } hr_config;
 
 /* The embedded default configuration as JSON text, assembled from every

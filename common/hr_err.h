@@ -20,7 +20,10 @@
     X(HR_ECHARSET, -10010, "character set conversion failed")                                      \
     X(HR_ENOTFOUND, -10011, "not found")                                                           \
     X(HR_EMISMATCH, -10012, "data does not match its declaration")                                 \
-    X(HR_EFORBIDDEN, -10013, "not authorized")
+    X(HR_EFORBIDDEN, -10013, "not authorized")                                                     \
+    X(HR_ESIG, -10014, "signature does not verify")                                                \
+    X(HR_ECERT, -10015, "certificate not valid or not trusted")                                    \
+    X(HR_EDIGEST, -10016, "content does not match its digest")
 
 enum {
 #define HR_ERR_ENUM_(name, val, msg) name = (val),
