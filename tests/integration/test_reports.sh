@@ -272,6 +272,16 @@ req "$T/c.json" "$R2" POST "/api/v1/worklists/imaging/items/$S/claim" >/dev/null
 check_eq "rd2 claims again and creates report 2" "201 r2-$S" \
   "$(req "$T/c.json" "$R2" POST $R -d "{\"study\": \"$S\"}") $(jget "$T/c.json" 'd["id"]')"
 req "$T/s.json" "$R2" PUT "$R/r2-$S" -d "$(body 0 "$FIND" "$IMPR")" >/dev/null
+# eight saves from the same revision at once: exactly one wins
+racers=()
+for i in 1 2 3 4 5 6 7 8; do
+  (req /dev/null "$R2" PUT "$R/r2-$S" -d "$(body 1 "text $i" "$IMPR")" >"$T/race.$i") &
+  racers+=($!)
+done
+wait "${racers[@]}"
+check_eq "eight concurrent saves of revision 1: one 200, seven 409" "1 7" \
+  "$(grep -lx 200 "$T"/race.? | wc -l) $(grep -lx 409 "$T"/race.? | wc -l)"
+check_eq "... the draft is at revision 2" 2 "$(rcli rp HGET "hr:rpt:{$S}:2" rev)"
 codes=""
 for i in 1 2 3 4 5; do codes="$codes $(req "$T/e.json" "$R2" POST "$R/r2-$S/sign" -d '{"pin": "000000"}')"; done
 check_eq "five wrong PINs: 403 each" " 403 403 403 403 403" "$codes"
