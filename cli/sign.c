@@ -651,17 +651,63 @@ static struct {
     int too_many;
 } g_files;
 
-/* SHA-256 of a whole file and its Part 10 SOP Instance UID. */
+/* The content hash of an instance as the index keeps it (storage/: the
+ * object's name): SHA-256 of the dataset after the File Meta Information of
+ * a Part 10 file (of every byte when there is none). Fed in pieces. */
+typedef struct p10_hasher {
+    uint8_t head[DCM_P10_META_MAX + 144];
+    size_t head_n;
+    int started;
+    hr_sha256 *h;
+    char sop[65]; /* (0002,0003), "" without File Meta Information */
+    unsigned long long n;
+} p10_hasher;
+
+static void ph_start(p10_hasher *ph)
+{
+    dcm_p10_info info;
+    size_t off = 0;
+    ph->sop[0] = '\0';
+    if (dcm_p10_read_meta(ph->head, ph->head_n, &info) == 0) {
+        off = info.dataset_offset;
+        snprintf(ph->sop, sizeof(ph->sop), "%s", info.sop_instance);
+    }
+    hr_sha256_update(ph->h, ph->head + off, ph->head_n - off);
+    ph->started = 1;
+}
+
+static void ph_feed(p10_hasher *ph, const void *p, size_t n)
+{
+    ph->n += n;
+    if (!ph->started) {
+        size_t k = sizeof(ph->head) - ph->head_n;
+        k = n < k ? n : k;
+        memcpy(ph->head + ph->head_n, p, k);
+        ph->head_n += k;
+        p = (const uint8_t *)p + k;
+        n -= k;
+        if (ph->head_n < sizeof(ph->head))
+            return;
+        ph_start(ph);
+    }
+    hr_sha256_update(ph->h, p, n);
+}
+
+static void ph_final(p10_hasher *ph, char hex[65])
+{
+    if (!ph->started)
+        ph_start(ph);
+    hr_sha256_final_hex(ph->h, hex);
+}
+
+/* The content hash and Part 10 SOP Instance UID of a file. */
 static int hash_file(const char *path, file_hash *out)
 {
     uint8_t *buf = malloc(1 << 16);
+    p10_hasher *ph = calloc(1, sizeof(*ph));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    hr_sha256 *h = hr_sha256_new();
-    uint8_t head[DCM_P10_META_MAX + 144];
-    size_t head_n = 0;
-    unsigned long long total = 0;
     int rc = 0;
-    if (!buf || fd < 0 || !h) {
+    if (!buf || !ph || fd < 0 || !(ph->h = hr_sha256_new())) {
         rc = -EIO;
         goto out;
     }
@@ -675,27 +721,20 @@ static int hash_file(const char *path, file_hash *out)
         }
         if (r == 0)
             break;
-        total += (unsigned long long)r;
-        if (total > IMAGE_MAX) {
+        if (ph->n + (unsigned long long)r > IMAGE_MAX) {
             rc = HR_ETOOBIG;
             goto out;
         }
-        if (head_n < sizeof(head)) {
-            size_t k = (size_t)r < sizeof(head) - head_n ? (size_t)r : sizeof(head) - head_n;
-            memcpy(head + head_n, buf, k);
-            head_n += k;
-        }
-        hr_sha256_update(h, buf, (size_t)r);
+        ph_feed(ph, buf, (size_t)r);
     }
-    dcm_p10_info info;
-    out->sop[0] = '\0';
-    if (dcm_p10_read_meta(head, head_n, &info) == 0)
-        snprintf(out->sop, sizeof(out->sop), "%s", info.sop_instance);
-    hr_sha256_final_hex(h, out->sha);
+    ph_final(ph, out->sha);
+    memcpy(out->sop, ph->sop, sizeof(out->sop));
 out:
     if (fd >= 0)
         close(fd);
-    hr_sha256_free(h);
+    if (ph)
+        hr_sha256_free(ph->h);
+    free(ph);
     free(buf);
     return rc;
 }
@@ -773,8 +812,8 @@ static void check_dir(vstate *v, json_t *inst, const char *dir)
 /* ---- images from a hub (DICOMweb) ---- */
 
 typedef struct sink {
-    hr_buf *buf;  /* into memory, or */
-    hr_sha256 *h; /* hashed */
+    hr_buf *buf;    /* into memory, or */
+    p10_hasher *ph; /* hashed as an instance */
     unsigned long long n;
     unsigned long long max;
 } sink;
@@ -788,7 +827,7 @@ static size_t sink_write(char *p, size_t size, size_t nm, void *arg)
         return 0; /* aborts the transfer */
     if (s->buf)
         return hr_buf_append(s->buf, p, n) == 0 ? n : 0;
-    hr_sha256_update(s->h, p, n);
+    ph_feed(s->ph, p, n);
     return n;
 }
 
@@ -898,6 +937,11 @@ static void check_hub(vstate *v, json_t *payload, json_t *inst, const char *hub,
     }
     if (series_map(v, base, token, study, json_array_size(inst), map) != 0)
         goto out;
+    if (json_object_size(map) == 0) {
+        check(v, "images", 0, "study %s not found on the hub (or not visible with this token)",
+              study);
+        goto out;
+    }
     for (size_t i = 0; i < json_array_size(inst); i++) {
         json_t *e = json_array_get(inst, i);
         const char *sop = json_string_value(json_object_get(e, "sop"));
@@ -909,16 +953,20 @@ static void check_hub(vstate *v, json_t *payload, json_t *inst, const char *hub,
             check(v, what, 0, "not on the hub (QIDO-RS does not list it)");
             continue;
         }
-        hr_sha256 *h = hr_sha256_new();
-        sink s = {NULL, h, 0, IMAGE_MAX};
+        p10_hasher *ph = calloc(1, sizeof(*ph));
+        sink s = {NULL, ph, 0, IMAGE_MAX};
         snprintf(url, sizeof(url), "%s/dicomweb/studies/%s/series/%s/instances/%s", base, study,
                  ser, sop);
         why[0] = '\0';
-        long st = h ? http_get(url, token, "application/dicom", &s, why, sizeof(why)) : -1;
+        long st = -1;
         char hex[65] = "";
-        if (h)
-            hr_sha256_final_hex(h, hex);
-        hr_sha256_free(h);
+        if (ph && (ph->h = hr_sha256_new()) != NULL) {
+            st = http_get(url, token, "application/dicom", &s, why, sizeof(why));
+            ph_final(ph, hex);
+        }
+        if (ph)
+            hr_sha256_free(ph->h);
+        free(ph);
         if (st != 200)
             check(v, what, 0, "WADO-RS answered %ld%s%s", st, why[0] ? ": " : "", why);
         else if (strcmp(hex, sha) != 0)

@@ -145,6 +145,9 @@ int rpt_tsa_request(const char *url, int timeout_ms, const char *jws, size_t len
         rc = fail(why, cap, -ENOMEM, "out of memory");
         goto out;
     }
+    /* the signature is checked where the TSA's anchors are known
+     * (rpt_tsa_check_token); here: that this answers our request */
+    TS_VERIFY_CTX_set_flags(vctx, TS_VFY_VERSION | TS_VFY_IMPRINT | TS_VFY_NONCE);
     if (TS_RESP_verify_response(vctx, resp) != 1) {
         unsigned long e = ERR_peek_last_error();
         char buf[160];
