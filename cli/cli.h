@@ -12,6 +12,13 @@ int cli_audit(int argc, char **argv);
 /* huren user add|passwd|disable|enable|list (cli/user.c). */
 int cli_user(int argc, char **argv);
 
+/* huren ca init, keygen, cert import, verify (cli/sign.c): 0 success, 1
+ * failure (verify: a check failed), 2 usage. */
+int cli_ca(int argc, char **argv);
+int cli_keygen(int argc, char **argv);
+int cli_cert(int argc, char **argv);
+int cli_verify(int argc, char **argv);
+
 /* Parses "--config FILE" (and prints usage on -h); loads the configuration
  * and applies its log level. Returns 0, or the exit status to return. */
 int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, int *flags,

@@ -14,6 +14,11 @@ static void usage(FILE *f)
                "  check-config [--config FILE]     validate a configuration and print it\n"
                "  audit verify [--config FILE]     check the audit log's hash chain\n"
                "  user add|passwd|disable|enable|list  accounts of the HTTP API (user -h)\n"
+               "  ca init [--alg es256|sm2]        create the regional CA of signer certificates\n"
+               "  keygen --user NAME --alg ALG     a signing key and certificate (keygen -h)\n"
+               "  cert import --user NAME --chain FILE  a chain issued by a real CA\n"
+               "  verify FILE.jws [--trust CA.pem] [--images DIR | --hub URL --token T]\n"
+               "                                   verify a signed report offline (verify -h)\n"
                "  version                          print the version\n");
 }
 
@@ -34,6 +39,14 @@ int main(int argc, char **argv)
         return cli_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "user") == 0)
         return cli_user(argc - 1, argv + 1);
+    if (strcmp(cmd, "ca") == 0)
+        return cli_ca(argc - 1, argv + 1);
+    if (strcmp(cmd, "keygen") == 0)
+        return cli_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "cert") == 0)
+        return cli_cert(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("huren 0.1.0\n");
         return 0;

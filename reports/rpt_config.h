@@ -1,0 +1,28 @@
+/* The configuration section reports/ owns: reports.* (decision 0021: each
+ * module owns its sections; hr_config reaches this one through its pointer
+ * cfg->reports, so common/ knows none of its fields). */
+#ifndef RPT_CONFIG_H
+#define RPT_CONFIG_H
+
+#include "../common/hr_config.h"
+
+/* reports: signing keys, the regional CA, the RFC 3161 TSA. Allocated by the
+ * section's parse, freed by hr_config_free. */
+struct rpt_config {
+    char keys_dir[HR_PATH_MAX]; /* signers' keys: <keys_dir>/<user>/{key.p8,chain.pem};
+                                   "" in the file: <data_dir>/keys */
+    char ca_dir[HR_PATH_MAX];   /* regional CA and trust.pem; "": <data_dir>/ca */
+    char tsa_url[HR_PATH_MAX];  /* RFC 3161 TSA (http or https URL); "" = no timestamp */
+    int tsa_timeout_ms;         /* whole TSA exchange, 100..120000 */
+    int sign_session_s;         /* 0: the PIN is asked for every signature (only value
+                                   implemented; decision 0023) */
+    int cert_days;              /* validity of certificates `huren keygen` issues */
+};
+
+/* reports: the section. Static storage. */
+extern const hr_config_section rpt_config_reports;
+
+/* <ca_dir>/trust.pem of cfg into out (cap). 0 or -ENAMETOOLONG. */
+int rpt_config_trust_path(const hr_config *cfg, char *out, size_t cap);
+
+#endif
