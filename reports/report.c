@@ -3,7 +3,9 @@
 #include "keystore.h"
 #include "recognition_items.h"
 #include "report_script.h"
+#include "rpt_config.h"
 #include "signer.h"
+#include "tsa.h"
 #include "../common/hr_assert.h"
 #include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
@@ -70,7 +72,10 @@ int rpt_id_parse(const char *id, int *n, char *study)
 
 void rpt_keys_dir(const hr_config *cfg, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/keys", cfg->data_dir);
+    if (cfg->reports && cfg->reports->keys_dir[0])
+        snprintf(out, cap, "%s", cfg->reports->keys_dir);
+    else
+        snprintf(out, cap, "%s/keys", cfg->data_dir);
 }
 
 static void why_set(rpt_why *w, const char *code, const char *fmt, ...)
@@ -1120,15 +1125,50 @@ static void pin_failed(redisContext *c, const rpt_actor *who, long long now_ms, 
                 RPT_PIN_FAILURES);
 }
 
-/* Signs payload as who (PIN pin) at now_ms: *jws (malloc'd) and its digest. */
+/* A signed payload: the compact JWS, its digest, its RFC 3161 token. */
+typedef struct sealed {
+    char *jws;       /* malloc'd */
+    char digest[65]; /* SHA-256 hex of jws */
+    char *tsr;       /* base64 TimeStampToken (malloc'd), NULL without a TSA */
+} sealed;
+
+static void sealed_free(sealed *sd)
+{
+    free(sd->jws);
+    free(sd->tsr);
+    sd->jws = sd->tsr = NULL;
+}
+
+/* The TSA's token of the JWS when reports.tsa_url is set: a TSA that does
+ * not answer signs nothing (decision 0024). */
+static int timestamp(const hr_config *cfg, sealed *sd, rpt_why *why)
+{
+    const struct rpt_config *rc_ = cfg->reports;
+    char msg[200];
+    long long gen_s;
+    if (!rc_ || !rc_->tsa_url[0])
+        return 0;
+    int rc = rpt_tsa_request(rc_->tsa_url, rc_->tsa_timeout_ms, sd->jws, strlen(sd->jws), &sd->tsr,
+                             &gen_s, msg, sizeof(msg));
+    if (rc) {
+        hr_warn("reports", "timestamp of a signature refused: %s", msg);
+        why_set(why, "tsa_unavailable", "the timestamp authority did not answer: %s", msg);
+        return -EHOSTUNREACH;
+    }
+    return 0;
+}
+
+/* Signs payload as who (PIN pin) at now_ms into *sd (sealed_free). */
 static int sign_payload(redisContext *c, const hr_config *cfg, const rpt_actor *who,
-                        const char *pin, const json_t *payload, long long now_ms, char **jws,
-                        char digest[65], rpt_why *why)
+                        const char *pin, const json_t *payload, long long now_ms, sealed *sd,
+                        rpt_why *why)
 {
     char dir[HR_PATH_MAX + 8];
     rpt_signer *s = NULL;
     hr_sha256 *h = NULL;
-    *jws = NULL;
+    char **jws = &sd->jws;
+    char *digest = sd->digest;
+    memset(sd, 0, sizeof(*sd));
     int rc = -EINVAL;
     if (!pin || !*pin || strlen(pin) > RPT_PIN_MAX) {
         why_set(why, "bad_request", "pin: the signing PIN (1..%d bytes)", RPT_PIN_MAX);
@@ -1164,12 +1204,10 @@ static int sign_payload(redisContext *c, const hr_config *cfg, const rpt_actor *
         goto out;
     hr_sha256_update(h, *jws, strlen(*jws));
     hr_sha256_final_hex(h, digest);
-    rc = 0;
+    rc = timestamp(cfg, sd, why);
 out:
-    if (rc) {
-        free(*jws);
-        *jws = NULL;
-    }
+    if (rc)
+        sealed_free(sd);
     if (s)
         s->free(s);
     hr_sha256_free(h);
@@ -1186,6 +1224,7 @@ typedef struct commit {
     const char *jws, *digest;
     long long signed_ms;
     const char *signer;
+    const char *tsr;        /* NULL: none */
     enum rpt_status status; /* the report's status after */
     int current, pending;
     const char *pending_kind;
@@ -1211,7 +1250,7 @@ static int commit_run(redisContext *c, const commit *m, long long now_ms, rpt_wh
     call_str(&k, m->digest);
     call_num(&k, m->signed_ms);
     call_str(&k, m->signer);
-    call_str(&k, "");
+    call_str(&k, m->tsr ? m->tsr : "");
     call_str(&k, rpt_status_name(m->status));
     call_num(&k, m->current);
     call_num(&k, m->pending);
@@ -1287,7 +1326,7 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
 {
     rpt_info info;
     json_t *content = NULL, *p = NULL, *rec = NULL;
-    char *jws = NULL, digest[65];
+    sealed sd = {.jws = NULL};
     *version = 0;
     int rc = begin(c, id, who, &info, why);
     if (rc)
@@ -1330,7 +1369,7 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
         json_object_set_new(p, "signed_at", json_string(at)))
         goto out;
     rec = NULL;
-    rc = sign_payload(c, cfg, who, pin, p, now_ms, &jws, digest, why);
+    rc = sign_payload(c, cfg, who, pin, p, now_ms, &sd, why);
     if (rc)
         goto out;
     commit m = {.info = &info,
@@ -1338,8 +1377,9 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
                 .claim_user = who->user,
                 .k = 1,
                 .vstatus = st,
-                .jws = jws,
-                .digest = digest,
+                .jws = sd.jws,
+                .digest = sd.digest,
+                .tsr = sd.tsr,
                 .signed_ms = now_ms,
                 .signer = who->user,
                 .status = st,
@@ -1358,7 +1398,7 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
     enum wl_state to[2] = {WL_REPORTED, WL_FINAL};
     follow(c, info.study, to, audit ? 1 : 2, who->user, now_ms);
 out:
-    free(jws);
+    sealed_free(&sd);
     json_decref(p);
     json_decref(rec);
     json_decref(content);
@@ -1372,7 +1412,7 @@ int rpt_cosign(redisContext *c, const hr_config *cfg, const char *id, const rpt_
     rpt_info info;
     rpt_version pre = {.jws = NULL};
     json_t *p = NULL, *rec = NULL, *codes = NULL, *signers = NULL;
-    char *jws = NULL, digest[65];
+    sealed sd = {.jws = NULL};
     *version = 0;
     int rc = begin(c, id, who, &info, why);
     if (rc)
@@ -1429,14 +1469,15 @@ int rpt_cosign(redisContext *c, const hr_config *cfg, const char *id, const rpt_
         json_object_set_new(p, "cosigns", json_string(pre.jws)))
         goto out;
     rec = NULL;
-    rc = sign_payload(c, cfg, who, pin, p, now_ms, &jws, digest, why);
+    rc = sign_payload(c, cfg, who, pin, p, now_ms, &sd, why);
     if (rc)
         goto out;
     commit m = {.info = &info,
                 .k = info.versions + 1,
                 .vstatus = st,
-                .jws = jws,
-                .digest = digest,
+                .jws = sd.jws,
+                .digest = sd.digest,
+                .tsr = sd.tsr,
                 .signed_ms = now_ms,
                 .signer = who->user,
                 .status = st,
@@ -1453,7 +1494,7 @@ int rpt_cosign(redisContext *c, const hr_config *cfg, const char *id, const rpt_
     enum wl_state to = st == RPT_FINAL ? WL_FINAL : WL_AMENDED;
     follow(c, info.study, &to, 1, who->user, now_ms);
 out:
-    free(jws);
+    sealed_free(&sd);
     json_decref(p);
     json_decref(rec);
     json_decref(codes);
@@ -1481,7 +1522,7 @@ int rpt_amend(redisContext *c, const hr_config *cfg, const char *id, const rpt_a
     rpt_info info;
     rpt_version cur = {.jws = NULL};
     json_t *base = NULL, *merged = NULL, *p = NULL, *rec = NULL;
-    char *jws = NULL, digest[65];
+    sealed sd = {.jws = NULL};
     *version = 0;
     int rc = begin(c, id, who, &info, why);
     if (rc)
@@ -1534,14 +1575,15 @@ int rpt_amend(redisContext *c, const hr_config *cfg, const char *id, const rpt_a
         json_object_set_new(p, "signed_at", json_string(at)))
         goto out;
     rec = NULL;
-    rc = sign_payload(c, cfg, who, pin, p, now_ms, &jws, digest, why);
+    rc = sign_payload(c, cfg, who, pin, p, now_ms, &sd, why);
     if (rc)
         goto out;
     commit m = {.info = &info,
                 .k = info.versions + 1,
                 .vstatus = st,
-                .jws = jws,
-                .digest = digest,
+                .jws = sd.jws,
+                .digest = sd.digest,
+                .tsr = sd.tsr,
                 .signed_ms = now_ms,
                 .signer = who->user,
                 .status = effective ? kind : info.status,
@@ -1560,7 +1602,7 @@ int rpt_amend(redisContext *c, const hr_config *cfg, const char *id, const rpt_a
         follow(c, info.study, &to, 1, who->user, now_ms);
     }
 out:
-    free(jws);
+    sealed_free(&sd);
     json_decref(p);
     json_decref(rec);
     json_decref(base);
@@ -1576,7 +1618,7 @@ int rpt_retract(redisContext *c, const hr_config *cfg, const char *id, const rpt
     rpt_info info;
     rpt_version last = {.jws = NULL};
     json_t *p = NULL;
-    char *jws = NULL, digest[65];
+    sealed sd = {.jws = NULL};
     *version = 0;
     int rc = begin(c, id, who, &info, why);
     if (rc)
@@ -1616,14 +1658,15 @@ int rpt_retract(redisContext *c, const hr_config *cfg, const char *id, const rpt
         json_object_set_new(p, "signers", json_pack("[o]", signer_json(who, "author", now_ms))) ||
         json_object_set_new(p, "signed_at", json_string(at)))
         goto out;
-    rc = sign_payload(c, cfg, who, pin, p, now_ms, &jws, digest, why);
+    rc = sign_payload(c, cfg, who, pin, p, now_ms, &sd, why);
     if (rc)
         goto out;
     commit m = {.info = &info,
                 .k = info.versions + 1,
                 .vstatus = RPT_ENTERED_IN_ERROR,
-                .jws = jws,
-                .digest = digest,
+                .jws = sd.jws,
+                .digest = sd.digest,
+                .tsr = sd.tsr,
                 .signed_ms = now_ms,
                 .signer = who->user,
                 .status = RPT_ENTERED_IN_ERROR,
@@ -1640,7 +1683,7 @@ int rpt_retract(redisContext *c, const hr_config *cfg, const char *id, const rpt
     enum wl_state to = WL_READY;
     follow(c, info.study, &to, 1, who->user, now_ms);
 out:
-    free(jws);
+    sealed_free(&sd);
     json_decref(p);
     rpt_version_free(&last);
     rpt_info_free(&info);

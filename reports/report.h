@@ -157,7 +157,8 @@ int rpt_save(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
  * than RPT_INSTANCES_MAX instances); -EACCES (wrong PIN: nothing signed,
  * the failure counted); -EAGAIN (signing locked by PIN failures:
  * why->retry_after_s); HR_ECERT (the key or certificate is unusable);
- * -EIO; HR_EREDIS. why->code names the refusal. */
+ * -EHOSTUNREACH (reports.tsa_url is set and the TSA gave no timestamp:
+ * nothing signed); -EIO; HR_EREDIS. why->code names the refusal. */
 int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_actor *who,
              const char *pin, long long rev, long long now_ms, int *version, rpt_why *why);
 
@@ -216,8 +217,8 @@ void rpt_info_free(rpt_info *r);
 int rpt_latest(redisContext *c, const char *const *studies, size_t n, char (*ids)[RPT_ID_MAX],
                enum rpt_status *st);
 
-/* The directory of the users' signing keys: <data_dir>/keys (cap >=
- * HR_PATH_MAX). */
+/* The directory of the users' signing keys: reports.keys_dir, by default
+ * <data_dir>/keys (cap >= HR_PATH_MAX). */
 void rpt_keys_dir(const hr_config *cfg, char *out, size_t cap);
 
 #endif

@@ -139,14 +139,14 @@ static json_t *version_json(redisContext *c, const rpt_info *info, int k)
 {
     redisReply *r = redisCommand(c,
                                  "HMGET hr:rpt:{%s}:%d:v:%d status digest signed_ms signer "
-                                 "signers supersedes cosigned reason",
+                                 "signers supersedes cosigned reason tsr",
                                  info->study, info->n, k);
     json_t *o = NULL;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 8 ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 9 ||
         r->element[0]->type != REDIS_REPLY_STRING)
         goto out;
-    const char *f[8];
-    for (int i = 0; i < 8; i++)
+    const char *f[9];
+    for (int i = 0; i < 9; i++)
         f[i] = r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "";
     json_t *signers = f[4][0] ? json_loads(f[4], 0, NULL) : NULL;
     long long sup = strtoll(f[5], NULL, 10);
@@ -157,6 +157,8 @@ static json_t *version_json(redisContext *c, const rpt_info *info, int k)
                   links_json(info->id, k));
     if (o && f[7][0])
         json_object_set_new(o, "reason", jstr(f[7]));
+    if (o) /* the RFC 3161 token of the JWS (base64 DER), null without a TSA */
+        json_object_set_new(o, "timestamp_token", f[8][0] ? jstr(f[8]) : json_null());
 out:
     freeReplyObject(r);
     return o;
@@ -386,6 +388,10 @@ static void send_refusal(va_req *r, rstate *st, const char *what)
         break;
     case -EINVAL:
         status = 400;
+        break;
+    case -EHOSTUNREACH: /* the TSA gave no timestamp: nothing signed */
+        va_add_header(r, "Retry-After", "30");
+        status = 503;
         break;
     default:
         va_send_rc(r, st->rc, what);

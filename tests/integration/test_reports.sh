@@ -7,7 +7,8 @@
 # the final report and downloads its JWS, which openssl verifies and whose
 # image digest matches the hashes of the files sent; amendment (a reader's
 # needs a co-signature), the old version still fetchable, retraction (the
-# exam is read again). Hostile: no claim, another center, another township,
+# exam is read again), RFC 3161 timestamps from a real TSA (none: nothing
+# signed), `huren verify`. Hostile: no claim, another center, another township,
 # an external user, an expired token, garbage and huge bodies, a technician
 # trying to sign.
 source "$(dirname "$0")/lib.sh"
@@ -29,18 +30,57 @@ adduser tech2 'tech2-password-1' technician township2
 adduser ext1 'ext1-password-1' external township2
 adduser admin 'admin-password-1' admin county
 
-# signing keys: P-256, PKCS#8 encrypted under the PIN, made by openssl
-mkkey() { # user
-  local d=$DATA/keys/$1
-  mkdir -p "$d"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/plain.pem" \
-    -out "$d/chain.pem" -days 30 -subj "/CN=$1" -addext keyUsage=critical,digitalSignature 2>/dev/null
-  openssl pkcs8 -topk8 -in "$d/plain.pem" -out "$d/key.p8" -v2 aes-256-cbc -v2prf hmacWithSHA256 \
-    -iter 1000 -passout pass:$PIN
-  rm "$d/plain.pem"
-  chmod 600 "$d/key.p8"
-}
-for u in rd1 rd2 aud1 aud2; do mkkey $u; done
+# signing keys from the regional CA (huren ca init, huren keygen): ES256,
+# and EdDSA for aud2
+check "huren ca init" "$HUREN" ca init --config "$cfg"
+mkkey() { printf '%s\n' "$PIN" | "$HUREN" keygen --config "$cfg" --user "$1" --alg "$2" --pin-stdin >/dev/null; }
+for u in rd1 rd2 aud1; do check "keygen $u (es256)" mkkey $u es256; done
+check "keygen aud2 (ed25519)" mkkey aud2 ed25519
+TRUST=$DATA/ca/trust.pem
+
+# a real RFC 3161 TSA (openssl ts -reply behind http.server): every
+# signature of this hub is timestamped (reports.tsa_url)
+mkdir -p "$T/tsa"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tsa/root.key" \
+  -out "$T/tsa/root.pem" -subj "/CN=Test TSA Root" -days 30 \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tsa/tsa.key" \
+  -subj "/CN=Test TSA" -out "$T/tsa/tsa.csr" 2>/dev/null
+printf 'extendedKeyUsage=critical,timeStamping\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n' \
+  >"$T/tsa/ext"
+openssl x509 -req -in "$T/tsa/tsa.csr" -CA "$T/tsa/root.pem" -CAkey "$T/tsa/root.key" \
+  -CAcreateserial -days 30 -extfile "$T/tsa/ext" -out "$T/tsa/tsa.pem" 2>/dev/null
+echo 01 >"$T/tsa/serial"
+cat >"$T/tsa/tsa.cnf" <<CNF
+[ tsa ]
+default_tsa = tsa1
+[ tsa1 ]
+dir = $T/tsa
+serial = \$dir/serial
+crypto_device = builtin
+signer_cert = \$dir/tsa.pem
+certs = \$dir/root.pem
+signer_key = \$dir/tsa.key
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256
+accuracy = secs:1
+ordering = yes
+tsa_name = yes
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+CNF
+tport=$(free_port)
+"$PY" "$SRC/tests/integration/tsa_server.py" "$tport" "$T/tsa/tsa.cnf" 2>"$T/tsa/log" &
+TSA_PID=$!
+PIDS+=("$TSA_PID")
+wait_port "$tport" 10
+$PY - "$cfg" "$tport" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["reports"] = {"tsa_url": "http://127.0.0.1:%s/" % sys.argv[2], "tsa_timeout_ms": 5000}
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
 
 start_huren rp "$cfg"
 wait_port "$(http_port rp)" 30
@@ -211,6 +251,18 @@ print("ok" if r.returncode == 0 and "Verified OK" in r.stdout else "failed: " + 
 PY
 }
 check_eq "openssl verifies the final version's signature" ok "$(verify_jws "$T/v2.jws")"
+check "huren verify: signature, chain to the regional CA, images digest and the 4 files sent" \
+  "$HUREN" verify "$T/v2.jws" --trust "$TRUST" --images "$T/ct"
+jget "$T/x.json" '[v["timestamp_token"] for v in d["reports"][0]["versions"] if v["version"] == 2][0]' |
+  base64 -d >"$T/v2.tsr"
+check "version 2 carries an RFC 3161 token that openssl ts verifies against the JWS" \
+  openssl ts -verify -data "$T/v2.jws" -in "$T/v2.tsr" -token_in -CAfile "$T/tsa/root.pem" \
+  -untrusted "$T/tsa/tsa.pem"
+cat "$TRUST" "$T/tsa/root.pem" >"$T/trust-tsa.pem"
+check "... and huren verify --tsr" "$HUREN" verify "$T/v2.jws" --trust "$T/trust-tsa.pem" --tsr "$T/v2.tsr"
+req "$T/mr.jws" "$T1" GET "$R/$MID/versions/2/jws" >/dev/null
+check "huren verify: the MR's final, co-signed with EdDSA by aud2" \
+  "$HUREN" verify "$T/mr.jws" --trust "$TRUST" --images "$T/mr"
 payload() { $PY -c 'import base64,json,sys; p=open(sys.argv[1]).read().split(".")[1]; print(json.dumps(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4))), ensure_ascii=False))' "$1"; }
 payload "$T/v2.jws" >"$T/v2.json"
 digest=$(for f in "$T"/ct/*.dcm; do echo "$(dcmdump +P 0008,0018 "$f" | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -1) $(dataset_sha "$f")"; done |
@@ -282,6 +334,11 @@ wait "${racers[@]}"
 check_eq "eight concurrent saves of revision 1: one 200, seven 409" "1 7" \
   "$(grep -lx 200 "$T"/race.? | wc -l) $(grep -lx 409 "$T"/race.? | wc -l)"
 check_eq "... the draft is at revision 2" 2 "$(rcli rp HGET "hr:rpt:{$S}:2" rev)"
+kill "$TSA_PID"
+wait "$TSA_PID" 2>/dev/null || true
+check_eq "the TSA is down: 503 tsa_unavailable" "503 tsa_unavailable" \
+  "$(req "$T/e.json" "$R2" POST "$R/r2-$S/sign" -d "{\"pin\": \"$PIN\"}") $(err "$T/e.json")"
+check_eq "... nothing signed" "0 draft" "$(rcli rp HGET "hr:rpt:{$S}:2" versions) $(rcli rp HGET "hr:rpt:{$S}:2" status)"
 codes=""
 for i in 1 2 3 4 5; do codes="$codes $(req "$T/e.json" "$R2" POST "$R/r2-$S/sign" -d '{"pin": "000000"}')"; done
 check_eq "five wrong PINs: 403 each" " 403 403 403 403 403" "$codes"
