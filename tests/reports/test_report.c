@@ -66,6 +66,7 @@ static void make_key(const char *user)
              "hmacWithSHA256 -iter 1000 -passout pass:" PIN " && rm plain.pem && chmod 600 key.p8",
              d, d, user);
     run(cmd);
+    t0 = hr_wall_ms(); /* signing times are not before the certificate */
 }
 
 static void cmd_ok(const char *fmt, ...)
@@ -295,6 +296,35 @@ Test(report, only_the_claim_holder_creates_and_edits)
     rpt_info_free(&info);
     /* the worklist item is untouched by drafts */
     cr_expect_eq(item(STUDY).state, WL_CLAIMED);
+}
+
+/* The draft follows the claim: a reader who takes the exam over edits it. */
+Test(report, the_draft_follows_the_claim)
+{
+    char id[RPT_ID_MAX];
+    long long nrev;
+    int k;
+    rpt_why why;
+    make_key("rd1");
+    drafted(id);
+    cr_assert_eq(wl_release(c_, STUDY, "rd1", t0 + 2), 0);
+    claim(STUDY, &k_reader2);
+    json_t *ct = json_pack("{s:s}", "impression", "rd2 的印象");
+    cr_expect_eq(rpt_save(c_, &cfg, id, &k_reader, 1, ct, t0 + 3, &nrev, &why), -EBUSY,
+                 "rd1 no longer holds the claim");
+    cr_assert_eq(rpt_save(c_, &cfg, id, &k_reader2, 1, ct, t0 + 3, &nrev, &why), 0, "%s",
+                 why.detail);
+    json_decref(ct);
+    rpt_info info;
+    cr_assert_eq(rpt_get(c_, id, &info), 0);
+    cr_expect_str_eq(info.author, "rd2");
+    cr_expect_str_eq(info.draft_by, "rd2");
+    cr_expect_str_eq(info.created_by, "rd1");
+    cr_expect_str_eq(json_string_value(json_object_get(info.draft, "findings")),
+                     "脑实质未见异常密度影。", "rd1's findings kept");
+    rpt_info_free(&info);
+    cr_expect_eq(rpt_sign(c_, &cfg, id, &k_reader, PIN, -1, t0 + 4, &k, &why), -EBUSY,
+                 "nor signs it");
 }
 
 Test(report, draft_content_is_bounded)
