@@ -200,7 +200,7 @@ static int read_doc(const json_t *p, doc *d)
 
 /* ---- labels ---- */
 
-static const char *status_label(const char *s)
+const char *rpt_render_status_label(const char *s)
 {
     if (!strcmp(s, "preliminary"))
         return "初步报告";
@@ -270,17 +270,15 @@ static void fmt_date(const char *s, char *out, size_t cap)
         snprintf(out, cap, "%s", s);
 }
 
-/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" (UTC) -> "YYYY-MM-DD HH:MM:SS" in Beijing time. */
-static void fmt_time(const char *s, char *out, size_t cap)
+int rpt__beijing_time(const char *iso, struct tm *out)
 {
     int y, mo, d, h, mi, sec, n = 0;
     struct tm tm;
     time_t t;
 
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19) {
-        snprintf(out, cap, "%s", s);
-        return;
-    }
+    if (sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || n != 19 ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -EINVAL;
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
@@ -289,7 +287,15 @@ static void fmt_time(const char *s, char *out, size_t cap)
     tm.tm_min = mi;
     tm.tm_sec = sec;
     t = timegm(&tm) + TZ_OFFSET_S;
-    if (!gmtime_r(&t, &tm) || !strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm))
+    return gmtime_r(&t, out) ? 0 : -EINVAL;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fff]Z" (UTC) -> "YYYY-MM-DD HH:MM:SS" in Beijing time. */
+static void fmt_time(const char *s, char *out, size_t cap)
+{
+    struct tm tm;
+
+    if (rpt__beijing_time(s, &tm) || !strftime(out, cap, "%Y-%m-%d %H:%M:%S", &tm))
         snprintf(out, cap, "%s", s);
 }
 
@@ -489,7 +495,7 @@ static void page_begin(flow *f)
     show(f,
          layf(f, FT_SMALL, BODY_W, 2, PANGO_ALIGN_CENTER,
               "报告编号 %s　第 %lld 版　%s　第 %d 页 / 共 %d 页", d->id, d->version,
-              status_label(d->status), f->page, f->pages > 0 ? f->pages : f->page),
+              rpt_render_status_label(d->status), f->page, f->pages > 0 ? f->pages : f->page),
          MARGIN_X, FOOTER_Y, 0x505050);
     f->y = y;
 }
@@ -558,7 +564,7 @@ static void status_block(flow *f)
     if (!strcmp(d->status, "entered-in-error"))
         x += badge(f, "已撤回", x, f->y, 0xC00000) + 8;
     l = layf(f, FT_HEAD, BODY_W - (x - MARGIN_X), 1, PANGO_ALIGN_RIGHT, "%s　第 %lld 版",
-             status_label(d->status), d->version);
+             rpt_render_status_label(d->status), d->version);
     h = show(f, l, x, f->y + 1, strcmp(d->status, "entered-in-error") ? 0x000000 : 0xC00000);
     f->y += h + 4;
     fmt_time(d->signed_at, t, sizeof(t));

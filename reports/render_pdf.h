@@ -47,4 +47,14 @@ typedef struct rpt_render_in {
  * out may hold a partial PDF: the caller resets it. */
 int rpt_render_pdf(const hr_config *cfg, const rpt_render_in *in, hr_buf *out, int *pages);
 
+/* The Chinese label of a payload status ("final" -> "正式报告"; amended
+ * "修订报告", corrected "更正报告", entered-in-error "已撤回"); an unknown
+ * status is returned as it is. Static storage. */
+const char *rpt_render_status_label(const char *status);
+
+/* Internal to reports/: a payload time "YYYY-MM-DDTHH:MM:SS[.fff]Z" (UTC) as
+ * Beijing time (UTC+8, the time every report shows). 0 or -EINVAL. */
+struct tm;
+int rpt__beijing_time(const char *iso, struct tm *out);
+
 #endif
