@@ -83,6 +83,8 @@ static const va_route k_routes[] = {
      VA_BODY_SMALL},
     {"GET", "/api/v1/reports/{}/versions/{}/jws", 0, va_handle_report_jws, "report-jws",
      VA_BODY_NONE},
+    {"GET", "/api/v1/reports/{}/versions/{}/pdf", 0, va_handle_report_pdf, "report-pdf",
+     VA_BODY_NONE},
     {"GET", "/api/v1/events", 0, va_handle_events, "events", VA_BODY_NONE},
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
@@ -92,10 +94,10 @@ static const va_route k_routes[] = {
 static int reads_patient_data(const va_route *rt)
 {
     static const char *const k[] = {
-        "qido",        "wado",          "metadata",     "frames",        "bulk",
-        "wado-uri",    "worklist",      "exams",        "events",        "exam",
-        "reports",     "report",        "report-jws",   "report-create", "report-save",
-        "report-sign", "report-cosign", "report-amend", "report-retract"};
+        "qido",        "wado",          "metadata",     "frames",         "bulk",
+        "wado-uri",    "worklist",      "exams",        "events",         "exam",
+        "reports",     "report",        "report-jws",   "report-create",  "report-save",
+        "report-sign", "report-cosign", "report-amend", "report-retract", "report-pdf"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;
