@@ -306,6 +306,15 @@ void va_handle_worklist_renew(va_req *r);
 void va_handle_worklist_reassign(va_req *r);
 void va_handle_exams(va_req *r);
 void va_handle_exam_complete(va_req *r);
+/* persons (api_persons.c) */
+void va_handle_persons_link(va_req *r);
+void va_handle_person(va_req *r);
+/* mutual recognition (api_recognition.c) */
+void va_handle_recognition(va_req *r);
+void va_handle_recognition_decision(va_req *r);
+void va_handle_recognition_decisions(va_req *r);
+void va_handle_recognition_catalogue(va_req *r);
+void va_handle_recognition_stats(va_req *r);
 /* GET /api/v1/events (sse.c) */
 void va_handle_events(va_req *r);
 
