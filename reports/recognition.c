@@ -687,9 +687,8 @@ static json_t *find_result(json_t *ok, json_t *not_ok, const char *result, int *
     return NULL;
 }
 
-static int count_decision(redisContext *c, const hr_config *cfg, const char *item,
-                          const char *center, const char *hospital, int accept, int reason,
-                          long long now_ms)
+int rec_stats_decision(redisContext *c, const hr_config *cfg, const char *item, const char *center,
+                       const char *hospital, int accept, int reason, long long now_ms)
 {
     char f[8][STAT_FIELD_MAX];
     const char *fields[8];
@@ -825,7 +824,8 @@ int rec_decide(redisContext *c, const hr_config *cfg, const rec_actor *actor, co
         rc = HR_EREDIS;
         goto out;
     }
-    rc = count_decision(c, cfg, item, jget(res, "center"), actor->hospital, accept, reason, now_ms);
+    rc = rec_stats_decision(c, cfg, item, jget(res, "center"), actor->hospital, accept, reason,
+                            now_ms);
     if (!rc) {
         *out = rec;
         rec = NULL;

@@ -178,6 +178,12 @@ int rec_decisions_of_person(redisContext *c, const char *person, int limit, json
  * results (ok: rec_lookup's array) on the day of now_ms. 0, HR_EREDIS. */
 int rec_stats_lookup(redisContext *c, const char *hospital, const json_t *ok, long long now_ms);
 
+/* Counts a decision on the day of now_ms: an accept (and the item's price,
+ * the cost of the repeat exam avoided) or a rejection with its reason, by
+ * item, issuing center, and the deciding user's hospital. 0, HR_EREDIS. */
+int rec_stats_decision(redisContext *c, const hr_config *cfg, const char *item, const char *center,
+                       const char *hospital, int accept, int reason, long long now_ms);
+
 enum rec_group {
     REC_GROUP_NONE,
     REC_GROUP_ITEM,
