@@ -13,12 +13,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* reports/report.c (the report module) may not be linked into every build
- * yet: its functions are resolved when present, HR_EUNSUP otherwise. */
-#pragma weak rpt_version_get
-#pragma weak rpt_version_free
-#pragma weak rpt_study_reports
-
 #define REC_ENTRIES_MAX 64 /* recognition entries read from one payload */
 
 static const char *const k_reasons[REC_REASONS] = {"recognizable",     "expired",   "superseded",
@@ -472,11 +466,6 @@ static int collect_id(void *arg, const char *id, enum rpt_status st)
     return 0;
 }
 
-static int reports_linked(void)
-{
-    return rpt_version_get && rpt_version_free && rpt_study_reports;
-}
-
 /* The results of one report into ok / not_ok; *reads += versions read. */
 static int report_results(redisContext *c, const hr_config *cfg, const char *id, int today,
                           const char *base, json_t *ok, json_t *not_ok, int *reads)
@@ -520,8 +509,6 @@ int rec_lookup(redisContext *c, const hr_config *cfg, const char *person, long l
     id_list *ids = NULL;
     *ok = *not_ok = NULL;
     *truncated = 0;
-    if (!reports_linked())
-        return HR_EUNSUP;
     studies = calloc((size_t)max, sizeof(*studies));
     ids = malloc(sizeof(*ids));
     *ok = json_array();
@@ -730,8 +717,6 @@ int rec_decide(redisContext *c, const hr_config *cfg, const rec_actor *actor, co
     redisReply *r = NULL;
     int rc, recognizable = 0, reads = 0;
     *out = NULL;
-    if (!reports_linked())
-        return HR_EUNSUP;
     if (rec_result_parse(result, report, study, item) ||
         (!accept && (reason < 0 || reason >= REC_REJECTS)))
         return -EINVAL;

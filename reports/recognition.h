@@ -21,7 +21,7 @@
  *
  * Days are local calendar days (TZ) as YYYYMMDD numbers. Redis functions are
  * synchronous (hiredis): thread pool or CLI. Codes: HR_ENOTFOUND, HR_EREDIS,
- * -EINVAL, -ENOMEM, HR_EUNSUP (reports/ not linked), HR_ESTATE (a decision
+ * -EINVAL, -ENOMEM, HR_ESTATE (a decision
  * that is not allowed: accept of a result that is not recognizable now),
  * HR_ETOOBIG (REC_DECISIONS_PER_RESULT reached). */
 #ifndef RPT_RECOGNITION_H
@@ -29,6 +29,7 @@
 
 #include "person.h"
 #include "rec_config.h"
+#include "recognition_items.h"
 #include "report.h"
 
 #include <hiredis/hiredis.h>
@@ -104,18 +105,8 @@ int rec_qc_covers(const hr_config *cfg, const char *center, const char *item, in
 enum rec_reason rec_judge(const hr_config *cfg, enum rpt_status status, const char *item,
                           const char *valid_until, const char *center, int today);
 
-/* The payload entries of the recognition items a reader chose: items is an
- * array of item codes (strings; an object {"item": code} is taken too),
- * replaced in place by {item, name, hr_mark, scope, valid_until} (valid
- * until = the local signing day + validity_days). center (NULL: not
- * checked): every item's category must be the center's kind. 0, or -EINVAL
- * with the reason in why (cap): not an array, an unknown code, a code twice,
- * a category another center reads. */
-int rec_fill(const hr_config *cfg, const char *center, json_t *items, long long signed_ms,
-             char *why, size_t cap);
-/* The contract with reports/ (reports/recognition_items.h): rec_fill without
- * the center check. 0 or -EINVAL. */
-int rpt_fill_recognition(const hr_config *cfg, json_t *items, long long signed_ms);
+/* rec_fill and rpt_fill_recognition (the contract with report.c) are
+ * declared in recognition_items.h. */
 
 /* Splits a result id into its report id, study and item code. 0 or -EINVAL. */
 int rec_result_parse(const char *result, char report[RPT_ID_MAX], char study[HR_UID_MAX],
@@ -139,7 +130,7 @@ int rec_report_results(const hr_config *cfg, const char *report, int version,
 
 /* The results of the person's newest cfg lookup_studies studies, newest
  * first: *ok and *not_ok new arrays. *truncated = 1 when REC_VERSIONS_MAX
- * versions were read before the end. 0, HR_EREDIS, HR_EUNSUP, -ENOMEM. */
+ * versions were read before the end. 0, HR_EREDIS, -ENOMEM. */
 int rec_lookup(redisContext *c, const hr_config *cfg, const char *person, long long now_ms,
                const char *base, json_t **ok, json_t **not_ok, int *truncated);
 /* Grants user access to the study for rec_grant_ms (renewing a live grant),
@@ -164,7 +155,7 @@ typedef struct rec_actor {
  * recognizable now, else HR_ESTATE) or "reject" with reason (enum
  * rec_reject; text required for other). *out: the stored record (new
  * reference). Counts it in the day's statistics. 0, HR_ENOTFOUND, HR_ESTATE,
- * HR_ETOOBIG, HR_EREDIS, HR_EUNSUP, -EINVAL, -ENOMEM. */
+ * HR_ETOOBIG, HR_EREDIS, -EINVAL, -ENOMEM. */
 int rec_decide(redisContext *c, const hr_config *cfg, const rec_actor *actor, const char *result,
                int accept, int reason, const char *text, long long now_ms, json_t **out);
 /* The decisions on a result, oldest first (new array). 0, HR_EREDIS. */
