@@ -20,9 +20,11 @@
  *   recognition.grant_hours             24             1..720
  *   recognition.grant_seconds           0              0..86400; > 0 replaces grant_hours (tests)
  *   recognition.lookup_studies          200            1..1000
+ *   recognition.days_ahead              0              0..3650 (tests only)
  *
  * Meaning: docs/configuration.md; decision 0027. */
 #include "rec_config.h"
+#include "recognition.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -65,6 +67,13 @@ long long rec_grant_ms(const hr_config *cfg)
     if (!rc)
         return 0;
     return rc->grant_seconds > 0 ? rc->grant_seconds * 1000LL : rc->grant_hours * 3600000LL;
+}
+
+int rec_today(const hr_config *cfg, long long now_ms)
+{
+    int today = rec_day_of(now_ms);
+    const rec_config *rc = cfg->recognition;
+    return rc && rc->days_ahead > 0 ? rec_day_add(today, rc->days_ahead) : today;
 }
 
 /* "nnnnn-n": 1-7 digits, '-', one check digit (not verified). */
@@ -385,6 +394,10 @@ static int rec_parse(json_t *v, const char *path, hr_config *c, char *err, size_
     if (!r)
         r = hr_cfg_get_int(v, "lookup_studies", "recognition.", 1, 1000, &n, err, ecap);
     rc->lookup_studies = (int)n;
+    n = rc->days_ahead;
+    if (!r)
+        r = hr_cfg_get_int(v, "days_ahead", "recognition.", 0, 3650, &n, err, ecap);
+    rc->days_ahead = (int)n;
     if (!r && json_object_get(v, "items"))
         r = parse_items(json_object_get(v, "items"), "recognition.items", c, err, ecap);
     if (!r && json_object_get(v, "qc"))
@@ -425,7 +438,7 @@ static int rec_validate(hr_config *c, json_t *user, char *err, size_t ecap)
 const hr_config_section rec_config_recognition = {
     .name = "recognition",
     .defaults =
-        "{\"grant_hours\": 24, \"grant_seconds\": 0, \"lookup_studies\": 200,\n"
+        "{\"grant_hours\": 24, \"grant_seconds\": 0, \"lookup_studies\": 200, \"days_ahead\": 0,\n"
         " \"items\": [\n"
         "  {\"code\": \"XR-CHEST-PA\", \"loinc\": \"36554-4\", \"name\": \"胸部正位片\",\n"
         "   \"category\": \"imaging\", \"match\": {\"modalities\": [\"DX\", \"CR\"],\n"

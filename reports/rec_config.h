@@ -55,6 +55,7 @@ struct rec_config {
     int grant_hours;    /* a lookup grants access to its studies this long */
     int grant_seconds;  /* > 0: this many seconds instead (tests) */
     int lookup_studies; /* a lookup examines the person's newest studies, at most */
+    int days_ahead;     /* tests only: results are judged this many days after today */
 };
 typedef struct rec_config rec_config;
 
@@ -70,5 +71,8 @@ const rec_item *rec_item_find(const hr_config *cfg, const char *code);
 int rec_code_valid(const char *s);
 /* The grant's length in ms (grant_seconds, else grant_hours). */
 long long rec_grant_ms(const hr_config *cfg);
+/* The local day (YYYYMMDD) on which results are judged at now_ms: today,
+ * plus days_ahead (tests). */
+int rec_today(const hr_config *cfg, long long now_ms);
 
 #endif

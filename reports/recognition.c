@@ -518,7 +518,7 @@ int rec_lookup(redisContext *c, const hr_config *cfg, const char *person, long l
         goto out;
     }
     rc = rpt_person_studies(c, person, max, studies, &n);
-    int today = rec_day_of(now_ms);
+    int today = rec_today(cfg, now_ms);
     for (int s = 0; !rc && s < n; s++) {
         ids->n = 0;
         rc = rpt_study_reports(c, studies[s], collect_id, ids);
@@ -733,7 +733,7 @@ int rec_decide(redisContext *c, const hr_config *cfg, const rec_actor *actor, co
         rc = -ENOMEM;
         goto out;
     }
-    rc = report_results(c, cfg, report, rec_day_of(now_ms), "", ok, not_ok, &reads);
+    rc = report_results(c, cfg, report, rec_today(cfg, now_ms), "", ok, not_ok, &reads);
     if (rc)
         goto out;
     json_t *res = find_result(ok, not_ok, result, &recognizable);

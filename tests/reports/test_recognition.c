@@ -91,6 +91,13 @@ Test(recognition, default_catalogue_is_harmless)
     cr_expect_eq(rec_grant_ms(&c), 24LL * 3600 * 1000);
     cr_expect_eq(rec_judge(&c, RPT_FINAL, "CT-HEAD", "2999-01-01", "imaging", 20240101),
                  REC_QC_LAPSED);
+    cr_expect_eq(rec_today(&c, noon_ms(20240709)), 20240709);
+    hr_config_free(&c);
+    /* tests judge later days */
+    cr_assert_eq(hr_config_load_string("{\"recognition\": {\"days_ahead\": 40}}", &c, err,
+                                       sizeof(err)),
+                 0, "%s", err);
+    cr_expect_eq(rec_today(&c, noon_ms(20240709)), 20240818);
     hr_config_free(&c);
 }
 
