@@ -372,8 +372,8 @@ static int parse_qc(json_t *a, const char *path, hr_config *c, char *err, size_t
 
 static int rec_parse(json_t *v, const char *path, hr_config *c, char *err, size_t ecap)
 {
-    static const char *const keys[] = {"items",          "qc", "grant_hours", "grant_seconds",
-                                       "lookup_studies", NULL};
+    static const char *const keys[] = {
+        "items", "qc", "grant_hours", "grant_seconds", "lookup_studies", "days_ahead", NULL};
     rec_config *rc = c->recognition;
     long long n;
     int r;
