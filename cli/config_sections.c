@@ -11,7 +11,15 @@
 #include "../worklist/wl_config.h"
 
 const hr_config_section *const hr_config_sections[] = {
-    &sto_config_redis,  &gw_config_dicom,    &api_config_http,
-    &api_config_auth,   &gw_config_hl7,      &wl_config_centers,
-    &wl_config_routing, &wl_config_worklist, &pix_config_persons, &rec_config_recognition, NULL,
+    &sto_config_redis,
+    &gw_config_dicom,
+    &api_config_http,
+    &api_config_auth,
+    &gw_config_hl7,
+    &wl_config_centers,
+    &wl_config_routing,
+    &wl_config_worklist,
+    &pix_config_persons,
+    &rec_config_recognition,
+    NULL,
 };
