@@ -94,9 +94,9 @@ Test(recognition, default_catalogue_is_harmless)
     cr_expect_eq(rec_today(&c, noon_ms(20240709)), 20240709);
     hr_config_free(&c);
     /* tests judge later days */
-    cr_assert_eq(hr_config_load_string("{\"recognition\": {\"days_ahead\": 40}}", &c, err,
-                                       sizeof(err)),
-                 0, "%s", err);
+    cr_assert_eq(
+        hr_config_load_string("{\"recognition\": {\"days_ahead\": 40}}", &c, err, sizeof(err)), 0,
+        "%s", err);
     cr_expect_eq(rec_today(&c, noon_ms(20240709)), 20240818);
     hr_config_free(&c);
 }
