@@ -4,6 +4,7 @@
 #include "../common/hr_log.h"
 #include "../common/hr_time.h"
 #include "../gateway/dicom_server.h"
+#include "../reports/person.h"
 #include "../storage/index.h"
 #include "../storage/ingest.h"
 #include "../storage/keys.h"
@@ -15,6 +16,7 @@
 
 #include <hiredis/async.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +56,8 @@ typedef struct serve_state {
     redisAsyncContext *sub; /* SUBSCRIBE WL_NOTIFY_CHANNEL */
     uv_timer_t sub_retry;
     int sub_logged;
+    /* persons linked at ingest (decision 0027); pool threads: __atomic */
+    uint64_t person_links, person_link_failures, person_numbers_invalid;
 } serve_state;
 
 static void on_redis_stopped(void *arg)
@@ -146,6 +150,17 @@ static void dicom_metrics(void *arg, hr_buf *out)
                       (unsigned long long)st->connections_refused[r]);
     if (n > 0)
         hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+    n = snprintf(text, sizeof(text),
+                 "# TYPE huren_person_links_total counter\nhuren_person_links_total %llu\n"
+                 "# TYPE huren_person_link_failures_total counter\n"
+                 "huren_person_link_failures_total %llu\n"
+                 "# TYPE huren_person_numbers_invalid_total counter\n"
+                 "huren_person_numbers_invalid_total %llu\n",
+                 (unsigned long long)__atomic_load_n(&s->person_links, __ATOMIC_RELAXED),
+                 (unsigned long long)__atomic_load_n(&s->person_link_failures, __ATOMIC_RELAXED),
+                 (unsigned long long)__atomic_load_n(&s->person_numbers_invalid, __ATOMIC_RELAXED));
+    if (n > 0)
+        hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
     if (!s->http)
         return;
     int streams;
@@ -206,19 +221,48 @@ static void make_arrival(const dcm_attrs *a, const char *hospital, const char *s
     };
 }
 
+/* The patient of an indexed object and its person (decision 0027): linked
+ * through the number the sender's hospital puts in its objects, and the
+ * study added to the person's. A failure is logged and counted, never
+ * refused: the next instance of the patient, start-up reconciliation or
+ * POST /api/v1/persons/link link it again. */
+static void person_arrive(serve_state *s, redisContext *c, const dcm_attrs *a,
+                          const char *source_hospital, const char *pkey, long long now_ms)
+{
+    rpt_arrival_result ar;
+    int rc = rpt_person_arrive(c, &s->cfg, a, source_hospital, pkey, now_ms, &ar);
+    if (ar.invalid) {
+        __atomic_fetch_add(&s->person_numbers_invalid, 1, __ATOMIC_RELAXED);
+        hr_debug("persons", "%s: the number in the object is not valid; not linked",
+                 a->study_instance_uid);
+    }
+    if (ar.linked)
+        __atomic_fetch_add(&s->person_links, 1, __ATOMIC_RELAXED);
+    if (rc) {
+        __atomic_fetch_add(&s->person_link_failures, 1, __ATOMIC_RELAXED);
+        hr_warn("persons",
+                "%s: patient not linked to its person (%s); retried by its next "
+                "instance",
+                a->study_instance_uid,
+                rc == -EEXIST ? "linked to another person" : hr_strerror(rc));
+    }
+}
+
 static void arrive_run(arrive_job *j)
 {
     serve_state *s = j->s;
     char pkey[STO_PKEY_MAX];
     wl_arrival arr;
+    long long now = hr_wall_ms();
     /* a resend (IDENTICAL) is no new instance */
-    make_arrival(j->a, j->owner, j->m->source_ae, hr_wall_ms(), j->status == STO_IDENTICAL, pkey,
-                 &arr);
+    make_arrival(j->a, j->owner, j->m->source_ae, now, j->status == STO_IDENTICAL, pkey, &arr);
     arr.patient_conflict = j->patient_conflict;
     redisContext *c = sto_worker_redis(&s->sto.redis_addr, s->sto.redis_timeout_ms);
     j->rc = c ? wl_arrive(c, &s->cfg, &arr, NULL) : HR_EREDIS;
     if (j->rc == HR_EREDIS)
         sto_worker_redis_failed();
+    if (j->rc == 0)
+        person_arrive(s, c, j->a, j->m->hospital, pkey, now);
 }
 
 static void arrive_done(arrive_job *j)
@@ -501,7 +545,10 @@ static int reconciled_arrival(void *arg, redisContext *c, const dcm_attrs *a, co
     char pkey[STO_PKEY_MAX];
     wl_arrival arr;
     make_arrival(a, hospital, source_ae, received_ms, 0, pkey, &arr);
-    return wl_arrive(c, &s->cfg, &arr, NULL);
+    int rc = wl_arrive(c, &s->cfg, &arr, NULL);
+    if (rc == 0)
+        person_arrive(s, c, a, hospital, pkey, received_ms);
+    return rc;
 }
 
 /* Brings the index up to date with objects that may have been acknowledged
@@ -560,6 +607,92 @@ static void on_reconcile_timer(uv_timer_t *t)
     s->reconcile_busy = 1;
     s->reconcile_work.data = s;
     uv_queue_work(s->loop, &s->reconcile_work, reconcile_run, reconcile_done);
+}
+
+/* 1 when objects/ holds an object (one of its 256 directories has an entry). */
+static int objects_exist(const char *objects)
+{
+    char dir[HR_PATH_MAX + 8];
+    for (int i = 0; i < 256; i++) {
+        snprintf(dir, sizeof(dir), "%s/%02x", objects, i);
+        DIR *d = opendir(dir);
+        if (!d)
+            continue;
+        struct dirent *e;
+        int any = 0;
+        while (!any && (e = readdir(d)) != NULL)
+            any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+        closedir(d);
+        if (any)
+            return 1;
+    }
+    return 0;
+}
+
+/* The person-id key (decision 0027): loaded, or made at the first start;
+ * never made once data exists (objects, or an index with studies, patients
+ * or persons), since links made under the lost key could no longer be found.
+ * Checked against the index's record of it. 0, or 1 after saying on stderr
+ * why huren cannot start. */
+static int persons_key(serve_state *s)
+{
+    pix_config *p = s->cfg.persons;
+    int created = 0, err = 0, has = 0;
+    redisContext *c = sto_index_connect_sync(&s->addr, s->cfg.redis.connect_timeout_ms, &err);
+    int rc = rpt_person_key_open(s->cfg.data_dir, 0, p->key, &created);
+    if (rc == HR_ENOTFOUND) {
+        const char *what = NULL;
+        if (objects_exist(s->sto.store.objects))
+            what = "objects";
+        else if (!c || rpt_person_index_has_data(c, &has))
+            what = NULL, rc = HR_EREDIS;
+        else if (has)
+            what = "an index";
+        if (what) {
+            fprintf(stderr,
+                    "huren: %s/%s is missing, but %s holds %s: persons were linked under that "
+                    "key, and a new key would not find them. Restore the key file from a "
+                    "backup (32 bytes, mode 0600); huren does not start without it\n",
+                    s->cfg.data_dir, RPT_PIX_KEY_FILE, s->cfg.data_dir, what);
+            goto fail;
+        }
+        if (rc == HR_EREDIS) {
+            fprintf(stderr,
+                    "huren: %s/%s is missing and Redis is not reachable to tell whether the "
+                    "index holds data: not making a new person-id key; start again once Redis "
+                    "is up\n",
+                    s->cfg.data_dir, RPT_PIX_KEY_FILE);
+            goto fail;
+        }
+        rc = rpt_person_key_open(s->cfg.data_dir, 1, p->key, &created);
+    }
+    if (rc) {
+        fprintf(stderr, "huren: cannot use the person-id key %s/%s: %s\n", s->cfg.data_dir,
+                RPT_PIX_KEY_FILE, hr_strerror(rc));
+        goto fail;
+    }
+    if (created)
+        hr_info("serve", "made the person-id key %s/%s (back it up)", s->cfg.data_dir,
+                RPT_PIX_KEY_FILE);
+    rc = c ? rpt_person_key_check(c, p->key) : HR_EREDIS;
+    if (rc == HR_EMISMATCH) {
+        fprintf(stderr,
+                "huren: %s/%s is not the key the index's persons were linked with: restore "
+                "the right key file; huren does not start with another\n",
+                s->cfg.data_dir, RPT_PIX_KEY_FILE);
+        goto fail;
+    }
+    if (rc)
+        hr_warn("serve", "could not compare the person-id key with the index's (%s)",
+                hr_strerror(rc));
+    p->have_key = 1;
+    if (c)
+        redisFree(c);
+    return 0;
+fail:
+    if (c)
+        redisFree(c);
+    return 1;
 }
 
 /* File descriptors the configured limits can hold open at once (decision
@@ -685,11 +818,19 @@ int cli_serve(int argc, char **argv)
         hr_info("serve", "embedded redis on %s (appendfsync %s)", addr->host,
                 s.cfg.redis.appendfsync);
     }
+    /* the person-id key before reconciliation, which links persons too */
+    int no_key = persons_key(&s);
     /* reconcile before any new checkpoint can overwrite the surviving one */
-    rc = reconcile(&s);
+    rc = no_key ? 0 : reconcile(&s);
     sto_index_open(s.loop, addr, &s.sto.index);
     uv_timer_init(s.loop, &s.reconcile_timer);
     s.reconcile_timer.data = &s;
+    if (no_key) {
+        uv_close((uv_handle_t *)&s.reconcile_timer, NULL);
+        on_dicom_stopped(&s); /* closes the audit log, the index, the embedded redis */
+        uv_run(s.loop, UV_RUN_DEFAULT);
+        return 1;
+    }
     if (rc == 0) {
         sto_index_enable_checkpoints(s.sto.index);
     } else {

@@ -10,6 +10,15 @@
 #define DCM_SH_MAX 68  /* SH/CS/DA/TM/IS/DS after UTF-8 conversion (16 chars * 4 + NUL) */
 #define DCM_LO_MAX 256 /* LO after UTF-8 conversion (64 chars * up to 4 bytes) */
 #define DCM_PN_MAX 400 /* PN, all component groups, UTF-8 */
+/* Items of Other Patient IDs Sequence (0010,1002) kept; later items are walked, not kept. */
+#define DCM_OTHER_PIDS_MAX 8
+
+/* One item of Other Patient IDs Sequence: another issuer's identifier of the
+ * patient (e.g. a national ID or health card number; reports/person.h). */
+typedef struct dcm_other_pid {
+    char id[DCM_LO_MAX];     /* (0010,0020) inside the item */
+    char issuer[DCM_LO_MAX]; /* (0010,0021) inside the item */
+} dcm_other_pid;
 
 typedef struct dcm_attrs {
     /* File Meta Information (group 0002), when the stream has it */
@@ -44,6 +53,9 @@ typedef struct dcm_attrs {
     char series_number[DCM_SH_MAX];        /* (0020,0011) */
     char instance_number[DCM_SH_MAX];      /* (0020,0013) */
     char number_of_frames[DCM_SH_MAX];     /* (0028,0008) */
+    /* (0010,1002) Other Patient IDs Sequence, its first DCM_OTHER_PIDS_MAX
+     * items in order; an entry whose id is "" was absent */
+    dcm_other_pid other_pids[DCM_OTHER_PIDS_MAX];
 
     /* Charset detection outcome for the text above: the charset actually used
      * for conversion ("ISO_IR 100", "ISO_IR 192", "GB18030", ...) and whether

@@ -38,6 +38,9 @@
 #define TAG_META_GROUP_LEN   TAG(0x0002, 0x0000)
 #define TAG_TRANSFER_SYNTAX  TAG(0x0002, 0x0010)
 #define TAG_SPECIFIC_CHARSET TAG(0x0008, 0x0005)
+#define TAG_PATIENT_ID       TAG(0x0010, 0x0020)
+#define TAG_ISSUER_OF_PID    TAG(0x0010, 0x0021)
+#define TAG_OTHER_PIDS       TAG(0x0010, 0x1002)
 
 enum attr_kind {
     K_UI,   /* UID: ASCII, trailing NUL/space stripped */
@@ -51,11 +54,20 @@ typedef struct attr_def {
     uint16_t off; /* offsetof(dcm_attrs, field) */
     uint16_t cap; /* sizeof field */
     uint8_t kind;
+    uint8_t nested; /* 1: inside an item of Other Patient IDs Sequence (slot_of_other_pid) */
 } attr_def;
 
 #define A(g, e, f, k)                                                                              \
     {                                                                                              \
-        TAG(g, e), offsetof(dcm_attrs, f), sizeof(((dcm_attrs *)0)->f), k                          \
+        TAG(g, e), offsetof(dcm_attrs, f), sizeof(((dcm_attrs *)0)->f), k, 0                       \
+    }
+/* The id and issuer of item i of (0010,1002): slots N_TOP + 2i and N_TOP + 2i + 1. */
+#define OPID(i)                                                                                    \
+    {TAG_PATIENT_ID, offsetof(dcm_attrs, other_pids[i].id),                                        \
+     sizeof(((dcm_attrs *)0)->other_pids[i].id), K_TEXT, 1},                                       \
+    {                                                                                              \
+        TAG_ISSUER_OF_PID, offsetof(dcm_attrs, other_pids[i].issuer),                              \
+            sizeof(((dcm_attrs *)0)->other_pids[i].issuer), K_TEXT, 1                              \
     }
 static const attr_def k_attrs[] = {
     A(0x0002, 0x0002, media_sop_class_uid, K_UI),
@@ -88,9 +100,21 @@ static const attr_def k_attrs[] = {
     A(0x0020, 0x0011, series_number, K_CS),
     A(0x0020, 0x0013, instance_number, K_CS),
     A(0x0028, 0x0008, number_of_frames, K_CS),
+    /* nested: never matched by attr_index; keep them last (N_TOP) */
+    OPID(0),
+    OPID(1),
+    OPID(2),
+    OPID(3),
+    OPID(4),
+    OPID(5),
+    OPID(6),
+    OPID(7),
 };
 #undef A
+#undef OPID
 #define N_ATTRS HR_ARRAY_LEN(k_attrs)
+#define N_TOP   (N_ATTRS - 2 * DCM_OTHER_PIDS_MAX)
+_Static_assert(DCM_OTHER_PIDS_MAX == 8, "k_attrs lists 8 items of Other Patient IDs");
 
 enum raw_state { R_PROBE, R_PREAMBLE, R_META, R_DATASET };
 enum elem_state { E_HDR, E_VALUE };
@@ -155,6 +179,8 @@ struct dcm_scanner {
     int sp;
     int seq_depth;
     int pixel_seen;
+    int opid_items; /* items of the top-level Other Patient IDs Sequence begun */
+    int opid_cur;   /* the index of the item being read, when inside one */
 
     /* extracted raw values */
     uint8_t *raw;
@@ -190,7 +216,7 @@ static int is_vr(const uint8_t *p)
 
 static int attr_index(uint32_t tag)
 {
-    for (size_t i = 0; i < N_ATTRS; i++)
+    for (size_t i = 0; i < N_TOP; i++)
         if (k_attrs[i].tag == tag)
             return (int)i;
     return -1;
@@ -341,6 +367,8 @@ static int on_header(dcm_scanner *s)
             if (len != UNDEF_LEN && len > room)
                 return fail(s, HR_EPARSE, "item length %u in (%04X,%04X) exceeds sequence", len,
                             f->tag >> 16, f->tag & 0xffff);
+            if (s->sp == 1 && f->tag == TAG_OTHER_PIDS)
+                s->opid_cur = s->opid_items++;
             return push(s, F_ITEMDS, f->tag, len, f->explicit_vr, f->big);
         }
         if (tag == TAG_SEQ_DELIM && !f->defined) {
@@ -415,6 +443,11 @@ static int on_header(dcm_scanner *s)
         s->slot = attr_index(tag);
         if (s->slot >= 0)
             s->raw_len[s->slot] = 0;
+    } else if (s->sp == 2 && s->stk[1].tag == TAG_OTHER_PIDS && s->opid_cur < DCM_OTHER_PIDS_MAX &&
+               (tag == TAG_PATIENT_ID || tag == TAG_ISSUER_OF_PID)) {
+        /* an item of the top-level Other Patient IDs Sequence: its id and issuer */
+        s->slot = (int)N_TOP + 2 * s->opid_cur + (tag == TAG_ISSUER_OF_PID);
+        s->raw_len[s->slot] = 0;
     }
     s->val_rem = len;
     s->estate = len ? E_VALUE : E_HDR;

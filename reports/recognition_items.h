@@ -9,6 +9,7 @@
 #include "../common/hr_config.h"
 
 #include <jansson.h>
+#include <stddef.h>
 
 /* items: an array of objects {"item": "<code>"}; fills each with "name",
  * "hr_mark", "scope" and "valid_until" ("YYYY-MM-DD": signed_ms plus the
@@ -16,5 +17,14 @@
  * -EINVAL when an item is unknown, or when no catalogue is configured
  * (cfg->recognition NULL) and items is not empty; -ENOMEM. */
 int rpt_fill_recognition(const hr_config *cfg, json_t *items, long long signed_ms);
+
+/* The same, and more: items may also hold bare item codes (strings); center
+ * (NULL: not checked): every item's category must be the center's kind;
+ * a code given twice is refused; nothing is changed on an error. The entries
+ * become {item, name, hr_mark, scope, valid_until} (valid until the local
+ * signing day + validity_days). 0, or -EINVAL with the reason in why (cap;
+ * NULL allowed), -ENOMEM. Implemented in reports/recognition.c. */
+int rec_fill(const hr_config *cfg, const char *center, json_t *items, long long signed_ms,
+             char *why, size_t cap);
 
 #endif

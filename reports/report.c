@@ -1006,13 +1006,15 @@ static json_t *content_json(const json_t *content)
                      json_object_get(content, "codes"));
 }
 
-/* payload.recognition from item codes, filled by the catalogue. */
-static int recognition_json(const hr_config *cfg, const json_t *codes, long long now_ms,
-                            json_t **out, rpt_why *why)
+/* payload.recognition from item codes, filled by the catalogue; every
+ * item's category must be the kind of the report's center (rec_fill). */
+static int recognition_json(const hr_config *cfg, const char *center, const json_t *codes,
+                            long long now_ms, json_t **out, rpt_why *why)
 {
     json_t *items = json_array();
     size_t i;
     const json_t *e;
+    char detail[sizeof(why->detail)] = "";
     int rc = items ? 0 : -ENOMEM;
     json_array_foreach(codes, i, e)
     {
@@ -1020,11 +1022,13 @@ static int recognition_json(const hr_config *cfg, const json_t *codes, long long
             rc = -ENOMEM;
     }
     if (!rc)
-        rc = rpt_fill_recognition(cfg, items, now_ms);
-    if (rc == -EINVAL)
-        why_set(why, cfg->recognition ? "unknown_item" : "recognition_not_configured",
-                cfg->recognition ? "recognition: an item is not in the catalogue"
-                                 : "recognition catalogue not configured: no item can be named");
+        rc =
+            rec_fill(cfg, center && *center ? center : NULL, items, now_ms, detail, sizeof(detail));
+    if (rc == -EINVAL && !cfg->recognition)
+        why_set(why, "recognition_not_configured",
+                "recognition catalogue not configured: no item can be named");
+    else if (rc == -EINVAL)
+        why_set(why, "unknown_item", "%s", detail);
     if (rc) {
         json_decref(items);
         items = NULL;
@@ -1357,7 +1361,8 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
     enum rpt_status st = audit ? RPT_PRELIMINARY : RPT_FINAL;
     rc = payload_new(c, cfg, &info, 1, st, NULL, &p, why);
     if (!rc)
-        rc = recognition_json(cfg, json_object_get(content, "recognition"), now_ms, &rec, why);
+        rc = recognition_json(cfg, info.center, json_object_get(content, "recognition"), now_ms,
+                              &rec, why);
     if (rc)
         goto out;
     char at[32];
@@ -1453,7 +1458,7 @@ int rpt_cosign(redisContext *c, const hr_config *cfg, const char *id, const rpt_
     signers = json_deep_copy(pre_signers);
     if (!p || !codes || !signers)
         goto out;
-    rc = recognition_json(cfg, codes, now_ms, &rec, why);
+    rc = recognition_json(cfg, info.center, codes, now_ms, &rec, why);
     if (rc)
         goto out;
     char at[32];
@@ -1561,7 +1566,8 @@ int rpt_amend(redisContext *c, const hr_config *cfg, const char *id, const rpt_a
     enum rpt_status st = effective ? kind : RPT_PRELIMINARY;
     rc = payload_new(c, cfg, &info, info.versions + 1, st, supersedes_json(&cur), &p, why);
     if (!rc)
-        rc = recognition_json(cfg, json_object_get(merged, "recognition"), now_ms, &rec, why);
+        rc = recognition_json(cfg, info.center, json_object_get(merged, "recognition"), now_ms,
+                              &rec, why);
     if (rc)
         goto out;
     char at[32];

@@ -56,17 +56,29 @@ int sto_scope_allows(const sto_scope *s, const char *study_hospital)
     return study_hospital && strcmp(s->hospital, study_hospital) == 0;
 }
 
+void sto_scope_grant_user(sto_scope *s, const char *user)
+{
+    snprintf(s->grantee, sizeof(s->grantee), "%s", user ? user : "");
+}
+
 int sto_scope_allows_study(redisContext *c, const sto_scope *s, const char *study,
                            const char *study_hospital)
 {
     if (sto_scope_allows(s, study_hospital))
         return 1;
-    if (s->none || !s->center[0])
+    if (!s->none && s->center[0]) {
+        redisReply *r = redisCommand(c, "HGET " STO_ROUTE_KEY_FMT " " STO_ROUTE_FIELD, study);
+        int rc = !r || r->type == REDIS_REPLY_ERROR ? -1
+                 : r->type == REDIS_REPLY_STRING    ? strcmp(r->str, s->center) == 0
+                                                    : 0;
+        freeReplyObject(r);
+        if (rc)
+            return rc;
+    }
+    if (!s->grantee[0] || s->all)
         return 0;
-    redisReply *r = redisCommand(c, "HGET " STO_ROUTE_KEY_FMT " " STO_ROUTE_FIELD, study);
-    int rc = !r || r->type == REDIS_REPLY_ERROR ? -1
-             : r->type == REDIS_REPLY_STRING    ? strcmp(r->str, s->center) == 0
-                                                : 0;
+    redisReply *r = redisCommand(c, "EXISTS " STO_GRANT_KEY_FMT, study, s->grantee);
+    int rc = !r || r->type != REDIS_REPLY_INTEGER ? -1 : r->integer > 0;
     freeReplyObject(r);
     return rc;
 }

@@ -18,11 +18,15 @@ enum sto_role {
     STO_ROLE_COUNT
 };
 
+#define STO_USER_MAX 65 /* a user name (viewer-api/auth.h: 1..64 of [a-z0-9._-]) + NUL */
+
 typedef struct sto_scope {
-    int none;                 /* sees nothing */
-    int all;                  /* sees every study */
-    char hospital[HR_ID_MAX]; /* otherwise: studies received from this hospital */
-    char center[HR_ID_MAX];   /* and, when not "", studies routed to this center */
+    int none;                   /* sees nothing (but its grants, below) */
+    int all;                    /* sees every study */
+    char hospital[HR_ID_MAX];   /* otherwise: studies received from this hospital */
+    char center[HR_ID_MAX];     /* and, when not "", studies routed to this center */
+    char grantee[STO_USER_MAX]; /* when not "": also the studies a mutual-recognition
+                                   lookup granted this user (STO_GRANT_KEY_FMT) */
 } sto_scope;
 
 /* Where the worklist records a study's routing (worklist/worklist_script.lua,
@@ -30,6 +34,11 @@ typedef struct sto_scope {
  * rule reads it, storage never writes it. Same hash slot as the study. */
 #define STO_ROUTE_KEY_FMT "hr:wl:{%s}"
 #define STO_ROUTE_FIELD   "center"
+
+/* A live grant of a study to a user (reports/recognition.h writes it with a
+ * TTL: its existence is the grant); the access rule reads it, storage never
+ * writes it. Same hash slot as the study. */
+#define STO_GRANT_KEY_FMT "hr:grant:{%s}:%s"
 
 /* "technician", "reader", ... -> role; -1 when unknown. */
 int sto_role_parse(const char *name);
@@ -43,11 +52,20 @@ void sto_scope_for(const hr_config *cfg, enum sto_role role, const char *hospita
 /* 1 when a study received from study_hospital is visible in scope by its
  * owner alone (a center scope may see more: sto_scope_allows_study). */
 int sto_scope_allows(const sto_scope *s, const char *study_hospital);
+/* Adds the grants of user (an HTTP principal's name; cut at STO_USER_MAX - 1)
+ * to the scope: sto_scope_allows_study then also admits the studies a
+ * recognition lookup granted the user. NULL or "": none. */
+void sto_scope_grant_user(sto_scope *s, const char *user);
 /* 1 when the study (owned by study_hospital) is visible in scope: by its
  * owner, or, for a center scope, because the worklist routed it to the
- * center (one HGET). 0, or -1 when Redis fails. Blocking (pool). */
+ * center (one HGET), or because a live grant of the study to the scope's
+ * grantee exists (one EXISTS). 0, or -1 when Redis fails. Blocking (pool). */
 int sto_scope_allows_study(redisContext *c, const sto_scope *s, const char *study,
                            const char *study_hospital);
+/* A hospital filter for sto_query that no study passes by its owner
+ * (hospital ids never hold a space): a scope that sees nothing but its
+ * grants queries with it and sto_query.grantee. */
+#define STO_NO_HOSPITAL " "
 /* The hospital filter for sto_query (NULL = no filter). Only meaningful when
  * !s->none. */
 const char *sto_scope_filter(const sto_scope *s);

@@ -397,10 +397,13 @@ out:
 }
 
 /* Keys under hr: that the object files cannot rebuild (accounts, sessions,
- * worklists, reports): a flush of the index leaves them alone. */
+ * worklists, reports, persons and their links, recognition grants,
+ * decisions and counters): a flush of the index leaves them alone. */
 static int flush_keeps(const char *k, size_t n)
 {
-    static const char *const keep[] = {"hr:user:", "hr:users", "hr:tok:", "hr:wl:", "hr:rpt:"};
+    static const char *const keep[] = {
+        "hr:user:", "hr:users",  "hr:tok:",    "hr:wl:",  "hr:rpt:",    "hr:person:",
+        "hr:pix:",  "hr:grant:", "hr:grants:", "hr:rec:", "hr:recstat:"};
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
         size_t l = strlen(keep[i]);
         if (n >= l && memcmp(k, keep[i], l) == 0)

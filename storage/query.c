@@ -820,19 +820,24 @@ static int run_studies(redisContext *c, run *r, source *src)
         /* pipelined: the study, its modalities and, for a center scope, its
          * routing (STO_ROUTE_KEY_FMT) */
         int routed = r->q->hospital && r->q->center;
+        int granted = r->q->hospital && r->q->grantee;
         for (size_t j = 0; j < n; j++) {
             redisAppendCommand(c, "HGETALL hr:{%s}:st", cands[j].id);
             redisAppendCommand(c, "SMEMBERS hr:{%s}:mods", cands[j].id);
             if (routed)
                 redisAppendCommand(c, "HGET " STO_ROUTE_KEY_FMT " " STO_ROUTE_FIELD, cands[j].id);
+            if (granted)
+                redisAppendCommand(c, "EXISTS " STO_GRANT_KEY_FMT, cands[j].id, r->q->grantee);
         }
         for (size_t j = 0; j < n; j++) {
-            redisReply *st = NULL, *mods = NULL, *route = NULL;
+            redisReply *st = NULL, *mods = NULL, *route = NULL, *grant = NULL;
             if (redisGetReply(c, (void **)&st) != REDIS_OK ||
                 redisGetReply(c, (void **)&mods) != REDIS_OK ||
-                (routed && redisGetReply(c, (void **)&route) != REDIS_OK)) {
+                (routed && redisGetReply(c, (void **)&route) != REDIS_OK) ||
+                (granted && redisGetReply(c, (void **)&grant) != REDIS_OK)) {
                 freeReplyObject(st);
                 freeReplyObject(mods);
+                freeReplyObject(route);
                 rc = HR_EREDIS;
                 break; /* the connection is unusable now */
             }
@@ -842,7 +847,8 @@ static int run_studies(redisContext *c, run *r, source *src)
                 const char *owner = hash_get(st, "hospital");
                 int ok = !r->q->hospital || strcmp(owner, r->q->hospital) == 0 ||
                          (route && route->type == REDIS_REPLY_STRING &&
-                          strcmp(route->str, r->q->center) == 0);
+                          strcmp(route->str, r->q->center) == 0) ||
+                         (grant && grant->type == REDIS_REPLY_INTEGER && grant->integer > 0);
                 if (!ok)
                     reject(r);
                 else if (by_name &&
@@ -854,6 +860,7 @@ static int run_studies(redisContext *c, run *r, source *src)
             freeReplyObject(st);
             freeReplyObject(mods);
             freeReplyObject(route);
+            freeReplyObject(grant);
         }
     }
     free(cands);
@@ -871,6 +878,7 @@ static int owner_visible(redisContext *c, const sto_query *q, const char *study,
     snprintf(s.hospital, sizeof(s.hospital), "%s", q->hospital);
     if (q->center)
         snprintf(s.center, sizeof(s.center), "%s", q->center);
+    sto_scope_grant_user(&s, q->grantee);
     return sto_scope_allows_study(c, &s, study, owner);
 }
 

@@ -45,6 +45,9 @@ typedef struct sto_query {
     const char *hospital;   /* non-NULL: only studies received from this hospital */
     const char *center;     /* non-NULL (with hospital): also studies routed to this center
                                (sto_scope_allows_study; decision 0005) */
+    const char *grantee;    /* non-NULL (with hospital): also studies granted to this user
+                               (STO_GRANT_KEY_FMT; decision 0027). One more read per candidate:
+                               set it only for queries that name their studies */
     long offset;            /* matches to skip (after the cursor, if any) */
     long limit;             /* 0 = all */
     const char *cursor;     /* non-NULL and non-empty: resume after it (a run's next) */

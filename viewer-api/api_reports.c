@@ -85,8 +85,6 @@ enum va_report_access va_report_access(const va_req *r, redisContext *c, const c
                                        const char *center, const char *hospital)
 {
     const va_principal *w = &r->who;
-    (void)c;
-    (void)study;
     if (w->role == STO_ROLE_ADMIN)
         return VA_RPT_FULL;
     if ((w->role == STO_ROLE_READER || w->role == STO_ROLE_AUDITOR) && center && center[0] &&
@@ -95,6 +93,15 @@ enum va_report_access va_report_access(const va_req *r, redisContext *c, const c
     if (w->role == STO_ROLE_TECHNICIAN && hospital && hospital[0] &&
         strcmp(w->hospital, hospital) == 0)
         return VA_RPT_SIGNED;
+    /* a live recognition grant of the study (decision 0027): its signed
+     * versions, as the images; a Redis failure grants nothing */
+    if (c && study && r->scope.grantee[0]) {
+        redisReply *g = redisCommand(c, "EXISTS " STO_GRANT_KEY_FMT, study, r->scope.grantee);
+        int granted = g && g->type == REDIS_REPLY_INTEGER && g->integer > 0;
+        freeReplyObject(g);
+        if (granted)
+            return VA_RPT_SIGNED;
+    }
     return VA_RPT_NONE;
 }
 

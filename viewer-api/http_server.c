@@ -86,6 +86,19 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/reports/{}/versions/{}/pdf", 0, va_handle_report_pdf, "report-pdf",
      VA_BODY_NONE},
     {"GET", "/api/v1/events", 0, va_handle_events, "events", VA_BODY_NONE},
+    {"POST", "/api/v1/persons/link", 0, va_handle_persons_link, "persons-link", VA_BODY_SMALL},
+    {"GET", "/api/v1/persons/{}", 0, va_handle_person, "persons", VA_BODY_NONE},
+    {"GET", "/api/v1/recognition", 0, va_handle_recognition, "recognition", VA_BODY_NONE},
+    {"GET", "/api/v1/recognition/catalogue", 0, va_handle_recognition_catalogue,
+     "recognition-catalogue", VA_BODY_NONE},
+    {"GET", "/api/v1/recognition/decisions", 0, va_handle_recognition_decisions,
+     "recognition-decisions", VA_BODY_NONE},
+    {"POST", "/api/v1/recognition/{}/decision", 0, va_handle_recognition_decision,
+     "recognition-decision", VA_BODY_SMALL},
+    {"GET", "/api/v1/recognition/{}/decisions", 0, va_handle_recognition_decisions,
+     "recognition-decisions", VA_BODY_NONE},
+    {"GET", "/api/v1/stats/recognition", 0, va_handle_recognition_stats, "recognition-stats",
+     VA_BODY_NONE},
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
 
@@ -93,11 +106,31 @@ static const va_route k_routes[] = {
  * record them (fail closed). */
 static int reads_patient_data(const va_route *rt)
 {
-    static const char *const k[] = {
-        "qido",        "wado",          "metadata",     "frames",         "bulk",
-        "wado-uri",    "worklist",      "exams",        "events",         "exam",
-        "reports",     "report",        "report-jws",   "report-create",  "report-save",
-        "report-sign", "report-cosign", "report-amend", "report-retract", "report-pdf"};
+    static const char *const k[] = {"qido",
+                                    "wado",
+                                    "metadata",
+                                    "frames",
+                                    "bulk",
+                                    "wado-uri",
+                                    "worklist",
+                                    "exams",
+                                    "events",
+                                    "exam",
+                                    "reports",
+                                    "report",
+                                    "report-jws",
+                                    "report-create",
+                                    "report-save",
+                                    "report-sign",
+                                    "report-cosign",
+                                    "report-amend",
+                                    "report-retract",
+                                    "persons",
+                                    "persons-link",
+                                    "recognition",
+                                    "recognition-decision",
+                                    "recognition-decisions",
+                                    "report-pdf"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;
@@ -623,6 +656,9 @@ static void req_work(va_req *r)
         if (r->auth_rc)
             return;
         sto_scope_for(r->srv->cfg, r->who.role, r->who.hospital, r->who.center, &r->scope);
+        /* a user sees, besides the scope of the role, what a recognition
+         * lookup granted them (decision 0027) */
+        sto_scope_grant_user(&r->scope, r->who.user);
     }
     if (r->work_fn)
         r->work_fn(r, c);

@@ -174,7 +174,7 @@ static void build_query(const qido_state *st, const va_req *r, enum sto_qlevel l
 {
     memset(q, 0, sizeof(*q));
     q->level = level;
-    q->hospital = sto_scope_filter(&r->scope);
+    q->hospital = r->scope.none ? STO_NO_HOSPITAL : sto_scope_filter(&r->scope);
     q->center = sto_scope_center(&r->scope);
     const uint32_t *defs = level == STO_Q_STUDY    ? k_default_study
                            : level == STO_Q_SERIES ? k_default_series
@@ -221,6 +221,11 @@ static void build_query(const qido_state *st, const va_req *r, enum sto_qlevel l
         q->keys[k].tag = tag;
         snprintf(q->keys[k].value, STO_Q_VALUE_MAX, "%s", uid);
     }
+    /* a query that names its studies (path or StudyInstanceUID) also sees
+     * the studies a recognition lookup granted the caller (decision 0027) */
+    const char *su = study ? study : key_value(st, T_STUDY_UID);
+    if (q->hospital && r->scope.grantee[0] && su && *su)
+        q->grantee = r->scope.grantee;
 }
 
 /* ---- rows -> DICOM JSON ---- */
@@ -484,8 +489,8 @@ static void qido_work(va_req *r, redisContext *c)
         st->rc = HR_EREDIS;
         return;
     }
-    if (r->scope.none) {
-        st->rc = 0; /* sees nothing: an empty result */
+    if (r->scope.none && !(r->scope.grantee[0] && (st->study[0] || key_value(st, T_STUDY_UID)))) {
+        st->rc = 0; /* sees nothing (but granted studies named by UID): an empty result */
         return;
     }
     walk w = {.st = st, .c = c, .r = r};

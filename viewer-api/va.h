@@ -328,7 +328,8 @@ void va_handle_report_pdf(va_req *r);
 void va_handle_reports(va_req *r);
 void va_handle_exam(va_req *r);
 /* How much of a study's reports the principal of r may see: the one access
- * rule of reports (decision 0024), extended for recognition grants later.
+ * rule of reports (decision 0024): a live recognition grant of the study
+ * (decision 0027) gives its signed versions.
  * center: where the study was routed; hospital: the study's source
  * hospital. Blocking (pool step). */
 enum va_report_access {
@@ -338,6 +339,15 @@ enum va_report_access {
 };
 enum va_report_access va_report_access(const va_req *r, redisContext *c, const char *study,
                                        const char *center, const char *hospital);
+/* persons (api_persons.c) */
+void va_handle_persons_link(va_req *r);
+void va_handle_person(va_req *r);
+/* mutual recognition (api_recognition.c) */
+void va_handle_recognition(va_req *r);
+void va_handle_recognition_decision(va_req *r);
+void va_handle_recognition_decisions(va_req *r);
+void va_handle_recognition_catalogue(va_req *r);
+void va_handle_recognition_stats(va_req *r);
 /* GET /api/v1/events (sse.c) */
 void va_handle_events(va_req *r);
 

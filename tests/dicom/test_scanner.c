@@ -645,6 +645,73 @@ Test(scanner, top_level_only_and_trimming)
     free(d.b);
 }
 
+/* Other Patient IDs Sequence (0010,1002): the id and issuer of its first
+ * DCM_OTHER_PIDS_MAX items are kept (reports/person.c links persons by them);
+ * the same tags elsewhere (a nested sequence, a deeper level) are not. */
+Test(scanner, other_patient_ids)
+{
+    bld d = {0}, item = {0};
+    exs(&d, 0x0008, 0x0005, "CS", "ISO_IR 192");
+    exs(&d, 0x0010, 0x0020, "LO", "H-77");
+    exs(&d, 0x0010, 0x0021, "LO", "TOWNSHIP1");
+    ex(&d, 0x0010, 0x1002, "SQ", NULL, UNDEF);
+    for (int i = 0; i < DCM_OTHER_PIDS_MAX + 3; i++) {
+        char id[32], issuer[48];
+        snprintf(id, sizeof(id), " ID%d ", i);
+        snprintf(issuer, sizeof(issuer), i == 1 ? "\xe5\x8d\xab\xe5\x81\xa5\xe5\xa7\x94" : "ISS%d",
+                 i);
+        if (i == 2) {
+            /* a defined-length item; issuer only, and a nested sequence that
+             * holds the same tags (not taken) */
+            item.n = 0;
+            exs(&item, 0x0010, 0x0021, "LO", "ONLY-ISSUER");
+            ex(&item, 0x0010, 0x0024, "SQ", NULL, UNDEF);
+            ITEM(&item, UNDEF);
+            exs(&item, 0x0010, 0x0020, "LO", "DEEP");
+            ITEM_END(&item);
+            SEQ_END(&item);
+            ITEM(&d, (uint32_t)item.n);
+            put(&d, item.b, item.n);
+            continue;
+        }
+        ITEM(&d, UNDEF);
+        exs(&d, 0x0010, 0x0020, "LO", id);
+        exs(&d, 0x0010, 0x0021, "LO", issuer);
+        ITEM_END(&d);
+    }
+    SEQ_END(&d);
+    exs(&d, 0x0020, 0x000d, "UI", "1.2.3.4");
+    scan_result r;
+    cr_assert_eq(scan3(&d, DCM_TS_EXPLICIT_LE, &r), DCM_SCAN_END, "%s", r.err);
+    cr_assert_str_eq(r.a.patient_id, "H-77");
+    cr_assert_str_eq(r.a.issuer_of_patient_id, "TOWNSHIP1");
+    cr_assert_str_eq(r.a.study_instance_uid, "1.2.3.4");
+    cr_assert_str_eq(r.a.other_pids[0].id, "ID0");
+    cr_assert_str_eq(r.a.other_pids[0].issuer, "ISS0");
+    cr_assert_str_eq(r.a.other_pids[1].issuer, "\xe5\x8d\xab\xe5\x81\xa5\xe5\xa7\x94");
+    cr_assert_str_eq(r.a.other_pids[2].id, "");
+    cr_assert_str_eq(r.a.other_pids[2].issuer, "ONLY-ISSUER");
+    cr_assert_str_eq(r.a.other_pids[DCM_OTHER_PIDS_MAX - 1].id, "ID7");
+    for (int i = 0; i < DCM_OTHER_PIDS_MAX; i++)
+        cr_assert(strcmp(r.a.other_pids[i].id, "DEEP") != 0);
+    /* the same sequence nested one level down is not the patient's */
+    bld n = {0};
+    ex(&n, 0x0008, 0x1140, "SQ", NULL, UNDEF);
+    ITEM(&n, UNDEF);
+    ex(&n, 0x0010, 0x1002, "SQ", NULL, UNDEF);
+    ITEM(&n, UNDEF);
+    exs(&n, 0x0010, 0x0020, "LO", "NESTED");
+    ITEM_END(&n);
+    SEQ_END(&n);
+    ITEM_END(&n);
+    SEQ_END(&n);
+    cr_assert_eq(scan3(&n, DCM_TS_EXPLICIT_LE, &r), DCM_SCAN_END, "%s", r.err);
+    cr_assert_str_eq(r.a.other_pids[0].id, "");
+    free(n.b);
+    free(d.b);
+    free(item.b);
+}
+
 Test(scanner, township_gb18030_under_latin1)
 {
     bld d = {0};

@@ -153,8 +153,8 @@ check_eq "findings over 32 KiB: 400 too_large" "400 too_large" \
   "$(req "$T/e.json" "$R1" PUT "$R/$ID" -d "$(body 2 "$(head -c 33000 /dev/zero | tr '\0' a)" '')") $(err "$T/e.json")"
 head -c 400000 /dev/zero | tr '\0' a >"$T/huge.txt"
 check_eq "a 400 KB body: 413" 413 "$(req "$T/e.json" "$R1" PUT "$R/$ID" --data-binary @"$T/huge.txt")"
-check_eq "recognition items without a catalogue: 400 recognition_not_configured" \
-  "400 recognition_not_configured" \
+check_eq "a recognition item outside the catalogue: 400 unknown_item" \
+  "400 unknown_item" \
   "$(req "$T/e.json" "$R1" PUT "$R/$ID" -d '{"rev": 2, "recognition": ["CT-CHEST"]}') $(err "$T/e.json")"
 EXPIRED=$(login rd1)
 rcli rp HSET "hr:tok:$(printf %s "$EXPIRED" | sha256sum | cut -d' ' -f1)" expires $(($(date +%s) - 1)) >/dev/null

@@ -360,9 +360,10 @@ Test(report, draft_content_is_bounded)
     ct = json_pack("{s:s}", "findings", "bell\a");
     cr_expect_eq(rpt_save(c_, &cfg, id, &k_reader, 1, ct, t0, &nrev, &why), -EINVAL);
     json_decref(ct);
-    ct = json_pack("{s:[s]}", "recognition", "CT-HEAD");
+    /* an item outside the recognition catalogue (decision 0027) */
+    ct = json_pack("{s:[s]}", "recognition", "MR-KNEE");
     cr_expect_eq(rpt_save(c_, &cfg, id, &k_reader, 1, ct, t0, &nrev, &why), -EINVAL);
-    cr_expect_str_eq(why.code, "recognition_not_configured");
+    cr_expect_str_eq(why.code, "unknown_item");
     json_decref(ct);
     rpt_info info;
     cr_assert_eq(rpt_get(c_, id, &info), 0);
