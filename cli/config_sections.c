@@ -4,12 +4,15 @@
  * (CMakeLists.txt) so that every program and test loads the same file. A new
  * section: declare it in <module>/<prefix>_config.h and list it here. */
 #include "../gateway/gw_config.h"
+#include "../reports/dlv_config.h"
 #include "../storage/sto_config.h"
 #include "../viewer-api/api_config.h"
 #include "../worklist/wl_config.h"
 
 const hr_config_section *const hr_config_sections[] = {
-    &sto_config_redis,  &gw_config_dicom,    &api_config_http,
-    &api_config_auth,   &gw_config_hl7,      &wl_config_centers,
-    &wl_config_routing, &wl_config_worklist, NULL,
+    &sto_config_redis,       &gw_config_dicom,
+    &api_config_http,        &api_config_auth,
+    &gw_config_hl7,          &wl_config_centers,
+    &wl_config_routing,      &wl_config_worklist,
+    &rpt_dlv_config_section, NULL,
 };
