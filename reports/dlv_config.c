@@ -80,6 +80,9 @@ static int split_url(const char *url, int *https, char *host, size_t cap)
     for (const char *q = url; *q; q++)
         if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7F)
             return -1;
+    size_t auth = strcspn(p, "/?#");
+    if (memchr(p, '@', auth))
+        return -1; /* no credentials in the URL: bearer is the place for a secret */
     const char *end;
     if (*p == '[') { /* IPv6 literal */
         end = strchr(p, ']');
@@ -90,8 +93,8 @@ static int split_url(const char *url, int *https, char *host, size_t cap)
         end = p + strcspn(p, ":/?#");
     }
     size_t n = (size_t)(end - p);
-    if (n == 0 || n >= cap || memchr(p, '@', n))
-        return -1; /* no credentials in the URL: bearer is the place for a secret */
+    if (n == 0 || n >= cap)
+        return -1;
     memcpy(host, p, n);
     host[n] = '\0';
     return 0;
