@@ -3,6 +3,7 @@
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../common/hr_time.h"
+#include "../gateway/deliver.h"
 #include "../gateway/dicom_server.h"
 #include "../storage/index.h"
 #include "../storage/ingest.h"
@@ -51,6 +52,7 @@ typedef struct serve_state {
     int sweep_busy;
     wl_sweep_stats sweep_st;
     int sweep_rc, sweep_logged;
+    gw_deliver *deliver;    /* report delivery (decision 0026) */
     redisAsyncContext *sub; /* SUBSCRIBE WL_NOTIFY_CHANNEL */
     uv_timer_t sub_retry;
     int sub_logged;
@@ -146,6 +148,8 @@ static void dicom_metrics(void *arg, hr_buf *out)
                       (unsigned long long)st->connections_refused[r]);
     if (n > 0)
         hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+    if (s->deliver)
+        gw_deliver_metrics(s->deliver, out);
     if (!s->http)
         return;
     int streams;
@@ -466,6 +470,15 @@ static void worklist_stop(serve_state *s)
         va_sse_close_all(s->http);
 }
 
+/* The report sender is stopped first: what it abandons is retried after
+ * its lease, by this node after a restart or by another one. */
+static void on_deliver_stopped(void *arg)
+{
+    serve_state *s = arg;
+    s->deliver = NULL;
+    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     serve_state *s = h->data;
@@ -478,7 +491,10 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->reconcile_timer, NULL);
     worklist_stop(s);
-    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+    if (s->deliver)
+        gw_deliver_stop(s->deliver, on_deliver_stopped, s);
+    else
+        gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
 }
 
 static void wait_index_ready(serve_state *s, int timeout_ms)
@@ -752,6 +768,12 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     worklist_start(&s);
+    rc = gw_deliver_start(s.loop, &s.cfg, &s.sto, &s.deliver);
+    if (rc) {
+        hr_warn("serve", "cannot start the report sender (%s); reports are not delivered",
+                hr_strerror(rc));
+        s.deliver = NULL;
+    }
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,
            s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);

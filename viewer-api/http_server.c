@@ -71,6 +71,7 @@ static const va_route k_routes[] = {
     {"POST", "/api/v1/exams/{}/complete", 0, va_handle_exam_complete, "exam-complete",
      VA_BODY_SMALL},
     {"GET", "/api/v1/events", 0, va_handle_events, "events", VA_BODY_NONE},
+    {"GET", "/api/v1/deliveries", 0, va_handle_deliveries, "deliveries", VA_BODY_NONE},
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
 
@@ -79,7 +80,7 @@ static const va_route k_routes[] = {
 static int reads_patient_data(const va_route *rt)
 {
     static const char *const k[] = {"qido",     "wado",     "metadata", "frames", "bulk",
-                                    "wado-uri", "worklist", "exams",    "events"};
+                                    "wado-uri", "worklist", "exams",    "events", "deliveries"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;
