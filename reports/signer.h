@@ -39,4 +39,8 @@ struct rpt_signer {
 int rpt_local_signer_open(const char *keys_dir, const char *user, const char *pin,
                           rpt_signer **out);
 
+/* Checks pin against the user's key without signing (the same cost and
+ * answers as rpt_local_signer_open). */
+int rpt_local_pin_check(const char *keys_dir, const char *user, const char *pin);
+
 #endif

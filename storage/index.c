@@ -396,11 +396,11 @@ out:
     return rc;
 }
 
-/* Keys under hr: that the object files cannot rebuild (accounts, sessions):
- * a flush of the index leaves them alone. */
+/* Keys under hr: that the object files cannot rebuild (accounts, sessions,
+ * worklists, reports): a flush of the index leaves them alone. */
 static int flush_keeps(const char *k, size_t n)
 {
-    static const char *const keep[] = {"hr:user:", "hr:users", "hr:tok:", "hr:wl:"};
+    static const char *const keep[] = {"hr:user:", "hr:users", "hr:tok:", "hr:wl:", "hr:rpt:"};
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
         size_t l = strlen(keep[i]);
         if (n >= l && memcmp(k, keep[i], l) == 0)

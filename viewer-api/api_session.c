@@ -97,7 +97,7 @@ static void login_state_free(login_state *st)
 /* While ingest is busy, a hash that took d is followed by a rest in which no
  * other starts, so that the KDF threads hash at most auth.kdf_share_ingesting
  * percent of the time (decision 0019, addendum). */
-static void kdf_rest(va_server *s, uint64_t t0_ns)
+void va__kdf_rest(va_server *s, uint64_t t0_ns)
 {
     const int share = s->cfg->auth.kdf_share_ingesting;
     uint64_t t1 = uv_hrtime();
@@ -121,7 +121,7 @@ static void login_work(va_req *r, redisContext *c)
     if (st->rc == 0) {
         st->rc = va_auth_login(c, st->user, st->password, cfg->http.token_ttl_s,
                                cfg->auth.kdf_iterations, &r->who, st->token);
-        kdf_rest(r->srv, t0);
+        va__kdf_rest(r->srv, t0);
     }
     if (st->rc == 0 && r->who.center[0] &&
         va_center_check(cfg, r->who.hospital, r->who.center, st->why, sizeof(st->why))) {

@@ -12,6 +12,7 @@
 #include "../common/hr_log.h"
 #include "../common/hr_time.h"
 #include "../dicom/uids.h"
+#include "../reports/report.h"
 #include "../storage/index.h"
 #include "../worklist/worklist.h"
 
@@ -687,6 +688,20 @@ static const char *exam_status(enum wl_state s)
     }
 }
 
+/* What a township sees once a report is final or later. */
+static const char *report_status(enum rpt_status s)
+{
+    switch (s) {
+    case RPT_AMENDED:
+    case RPT_CORRECTED:
+        return "amended";
+    case RPT_ENTERED_IN_ERROR:
+        return "retracted";
+    default:
+        return "reported";
+    }
+}
+
 typedef struct exams_state {
     char hospital[HR_ID_MAX]; /* "me" until resolved in the pool step */
     long limit, offset;
@@ -724,6 +739,36 @@ static int exams_cb(void *arg, const wl_item *it)
     return 0;
 }
 
+/* Each exam's latest report: "report": {"id", "status"} or null (one
+ * pipelined round trip for the page). */
+static int add_reports(redisContext *c, json_t *items)
+{
+    size_t n = json_array_size(items);
+    const char **studies = calloc(n ? n : 1, sizeof(*studies));
+    char(*ids)[RPT_ID_MAX] = calloc(n ? n : 1, sizeof(*ids));
+    enum rpt_status *sts = calloc(n ? n : 1, sizeof(*sts));
+    int rc = -ENOMEM;
+    if (!studies || !ids || !sts)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        studies[i] = json_string_value(json_object_get(json_array_get(items, i), "study"));
+    rc = rpt_latest(c, studies, n, ids, sts);
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_t *o = json_array_get(items, i);
+        json_object_set_new(
+            o, "report",
+            ids[i][0] ? json_pack("{s:s, s:s}", "id", ids[i], "status", rpt_status_name(sts[i]))
+                      : json_null());
+        if (ids[i][0] && sts[i] != RPT_DRAFT && sts[i] != RPT_PRELIMINARY)
+            json_object_set_new(o, "status", jstr(report_status(sts[i])));
+    }
+out:
+    free(studies);
+    free(ids);
+    free(sts);
+    return rc;
+}
+
 static void exams_work(va_req *r, redisContext *c)
 {
     exams_state *st = r->state;
@@ -748,6 +793,8 @@ static void exams_work(va_req *r, redisContext *c)
     }
     st->rc = wl_list_hospital(c, st->hospital, st->cursor, st->offset, st->limit, exams_cb, st,
                               &st->total, st->next, sizeof(st->next));
+    if (st->rc == 0)
+        st->rc = add_reports(c, st->items);
     if (st->rc == HR_EREDIS)
         sto_worker_redis_failed();
 }

@@ -70,6 +70,19 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/exams", 0, va_handle_exams, "exams", VA_BODY_NONE},
     {"POST", "/api/v1/exams/{}/complete", 0, va_handle_exam_complete, "exam-complete",
      VA_BODY_SMALL},
+    {"GET", "/api/v1/exams/{}", 0, va_handle_exam, "exam", VA_BODY_NONE},
+    {"POST", "/api/v1/reports", 0, va_handle_report_create, "report-create", VA_BODY_SMALL},
+    {"GET", "/api/v1/reports", 0, va_handle_reports, "reports", VA_BODY_NONE},
+    {"GET", "/api/v1/reports/{}", 0, va_handle_report_get, "report", VA_BODY_NONE},
+    {"PUT", "/api/v1/reports/{}", 0, va_handle_report_save, "report-save", VA_BODY_LARGE},
+    {"POST", "/api/v1/reports/{}/sign", 0, va_handle_report_sign, "report-sign", VA_BODY_SMALL},
+    {"POST", "/api/v1/reports/{}/cosign", 0, va_handle_report_cosign, "report-cosign",
+     VA_BODY_SMALL},
+    {"POST", "/api/v1/reports/{}/amend", 0, va_handle_report_amend, "report-amend", VA_BODY_LARGE},
+    {"POST", "/api/v1/reports/{}/retract", 0, va_handle_report_retract, "report-retract",
+     VA_BODY_SMALL},
+    {"GET", "/api/v1/reports/{}/versions/{}/jws", 0, va_handle_report_jws, "report-jws",
+     VA_BODY_NONE},
     {"GET", "/api/v1/events", 0, va_handle_events, "events", VA_BODY_NONE},
     {"GET", "/api/v1/deliveries", 0, va_handle_deliveries, "deliveries", VA_BODY_NONE},
 };
@@ -79,8 +92,11 @@ static const va_route k_routes[] = {
  * record them (fail closed). */
 static int reads_patient_data(const va_route *rt)
 {
-    static const char *const k[] = {"qido",     "wado",     "metadata", "frames", "bulk",
-                                    "wado-uri", "worklist", "exams",    "events", "deliveries"};
+    static const char *const k[] = {
+        "qido",        "wado",          "metadata",     "frames",        "bulk",
+        "wado-uri",    "worklist",      "exams",        "events",        "exam",
+        "reports",     "report",        "report-jws",   "report-create", "report-save",
+        "report-sign", "report-cosign", "report-amend", "report-retract", "deliveries"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;
@@ -102,7 +118,7 @@ typedef struct va_route_stats {
 enum {
     PH_NEW,     /* request line read (URI log callback); headers not seen */
     PH_PREAUTH, /* suspended at the headers: the token is checked on the pool */
-    PH_COLLECT, /* reading a VA_BODY_SMALL body */
+    PH_COLLECT, /* reading a VA_BODY_SMALL or VA_BODY_LARGE body */
     PH_STREAM,  /* feeding a VA_BODY_STREAM body to r->body_fn */
     PH_FINAL,   /* no body: the handler runs on MHD's final call */
     PH_HANDLER  /* the handler runs (pool work, or a response is out) */
@@ -1047,6 +1063,8 @@ static uint64_t body_cap(const va_req *r)
     switch (r->route->body) {
     case VA_BODY_SMALL:
         return r->route->public_ ? VA_UNAUTH_BODY_MAX : VA_SMALL_BODY_MAX;
+    case VA_BODY_LARGE:
+        return r->route->public_ ? VA_UNAUTH_BODY_MAX : VA_LARGE_BODY_MAX;
     case VA_BODY_STREAM:
         return r->srv->cfg->http.max_body_bytes;
     default:
@@ -1124,7 +1142,7 @@ static void begin(va_req *r, const char *method)
     }
     if (strcmp(method, "OPTIONS") == 0) {
         if (cors) {
-            va_add_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+            va_add_header(r, "Access-Control-Allow-Methods", "GET, POST, PUT, OPTIONS");
             va_add_header(r, "Access-Control-Allow-Headers",
                           "Authorization, Content-Type, Accept, Accept-Encoding");
             va_add_header(r, "Access-Control-Max-Age", "600");

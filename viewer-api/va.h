@@ -26,7 +26,8 @@
  * http.max_body_bytes, fed to the handler chunk by chunk. */
 #define VA_UNAUTH_BODY_MAX        (64u << 10)
 #define VA_SMALL_BODY_MAX         (64u << 10)
-#define VA_MAX_RESP_HEADERS_BYTES (16u << 10) /* response headers added by handlers */
+#define VA_LARGE_BODY_MAX         (320u << 10) /* two texts of RPT_TEXT_MAX, escaped */
+#define VA_MAX_RESP_HEADERS_BYTES (16u << 10)  /* response headers added by handlers */
 
 /* A byte range owned by someone else (the request, a buffer). */
 typedef struct va_iovec {
@@ -54,6 +55,8 @@ enum va_body_kind {
     VA_BODY_NONE,  /* none: a request with a body gets 413 before it is read */
     VA_BODY_SMALL, /* collected (va_body) up to VA_SMALL_BODY_MAX, or VA_UNAUTH_BODY_MAX if public
                     */
+    VA_BODY_LARGE, /* collected like VA_BODY_SMALL up to VA_LARGE_BODY_MAX (authenticated
+                      routes whose documents carry long texts: report content) */
     VA_BODY_STREAM /* fed to the handler's va_body_fn, up to http.max_body_bytes */
 };
 
@@ -280,6 +283,11 @@ void va_req_resume(va_req *r);
  * producer when MHD freed its response, or by the body consumer at its end). */
 void va_req_stream_end(va_req *r);
 
+/* After a KDF run on srv->kdf_pool that started at t0_ns (uv_hrtime): while
+ * ingest is busy, no other starts for a rest proportional to its length
+ * (auth.kdf_share_ingesting, decision 0019). Any thread. */
+void va__kdf_rest(va_server *s, uint64_t t0_ns);
+
 /* hr_pool max_running of srv->kdf_pool (arg: the va_server): KDF runs allowed
  * at once, auth.kdf_threads_ingesting while ingest is busy (decision 0019).
  * Any thread. */
@@ -306,6 +314,28 @@ void va_handle_worklist_renew(va_req *r);
 void va_handle_worklist_reassign(va_req *r);
 void va_handle_exams(va_req *r);
 void va_handle_exam_complete(va_req *r);
+/* reports (api_reports.c) */
+void va_handle_report_create(va_req *r);
+void va_handle_report_save(va_req *r);
+void va_handle_report_sign(va_req *r);
+void va_handle_report_cosign(va_req *r);
+void va_handle_report_amend(va_req *r);
+void va_handle_report_retract(va_req *r);
+void va_handle_report_get(va_req *r);
+void va_handle_report_jws(va_req *r);
+void va_handle_reports(va_req *r);
+void va_handle_exam(va_req *r);
+/* How much of a study's reports the principal of r may see: the one access
+ * rule of reports (decision 0024), extended for recognition grants later.
+ * center: where the study was routed; hospital: the study's source
+ * hospital. Blocking (pool step). */
+enum va_report_access {
+    VA_RPT_NONE,   /* nothing (answered like an absent report: 404) */
+    VA_RPT_SIGNED, /* signed versions only, never drafts */
+    VA_RPT_FULL    /* drafts too */
+};
+enum va_report_access va_report_access(const va_req *r, redisContext *c, const char *study,
+                                       const char *center, const char *hospital);
 /* GET /api/v1/events (sse.c) */
 void va_handle_events(va_req *r);
 /* GET /api/v1/deliveries?report= (api_deliveries.c) */

@@ -277,7 +277,7 @@ int wl_set_state(redisContext *c, const char *study, enum wl_state to, const cha
 {
     wl_call k;
     if (!study_ok(study) || !user_ok(user, 0) ||
-        (to != WL_REPORTED && to != WL_FINAL && to != WL_AMENDED))
+        (to != WL_REPORTED && to != WL_FINAL && to != WL_AMENDED && to != WL_READY))
         return -EINVAL;
     call_init(&k, study, "set_state", now_ms);
     call_str(&k, study);

@@ -136,8 +136,11 @@ int wl_reassign(redisContext *c, const hr_config *cfg, const char *study, const 
 /* Report issue hooks: claimed -> reported (holder only; the claim ends),
  * reported -> final, final -> amended, amended -> amended (the caller checks
  * roles and sign-off rules). Final and amended items leave the due and
- * overdue sets. 0, -EBUSY, HR_ESTATE, HR_ENOTFOUND, -EINVAL (to is not
- * reported, final or amended). */
+ * overdue sets. to WL_READY: reported, final or amended -> ready when the
+ * report was retracted (event "reopened"; back in the due set unless
+ * flagged overdue), so the exam is read again (decision 0024). 0, -EBUSY,
+ * HR_ESTATE, HR_ENOTFOUND, -EINVAL (to is not reported, final, amended or
+ * ready). */
 int wl_set_state(redisContext *c, const char *study, enum wl_state to, const char *user,
                  long long now_ms);
 
@@ -244,7 +247,7 @@ int wl_list_hospital(redisContext *c, const char *hospital, const char *cursor, 
 typedef struct wl_event {
     char id[32];   /* stream id "ms-seq": the SSE id ("" in wl_history) */
     char type[16]; /* received ready claimed released renewed reassigned expired overdue
-                      changed reported final amended */
+                      changed reported final amended reopened */
     char study[65];
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];

@@ -309,7 +309,7 @@ if op == 'reassign' then -- study to by lease_ms
   return OK
 end
 
-if op == 'set_state' then -- study to user
+if op == 'set_state' then -- study to user (to: reported final amended, or ready: reopened)
   local to, user = ARGV[5], ARGV[6]
   local it = load(ARGV[4])
   if not it then return NOTFOUND end
@@ -324,6 +324,13 @@ if op == 'set_state' then -- study to user
     if it.state ~= 'reported' then return STATE end
   elseif to == 'amended' then
     if it.state ~= 'final' and it.state ~= 'amended' then return STATE end
+  elseif to == 'ready' then
+    -- the report was retracted (entered-in-error): the exam is read again
+    if it.state ~= 'reported' and not past(it.state) then return STATE end
+    move(it, 'ready', user)
+    if it.overdue ~= '1' then redis.call('ZADD', 'hr:wl:due', it.due_ms, it.study) end
+    event(it, 'reopened', user, it.reported_by or '')
+    return OK
   else
     return INVAL
   end
