@@ -1,6 +1,7 @@
 /* The only bridge to DCMTK (C++): cross-checks of the streaming scanner
- * (tests, tools) and decompression for retrievals to peers that accept only
- * uncompressed transfer syntaxes. No C++ type or exception crosses this
+ * (tests, tools), decompression for retrievals to peers that accept only
+ * uncompressed transfer syntaxes, and the DICOM objects of a report (Basic
+ * Text SR, Encapsulated PDF). No C++ type or exception crosses this
  * header. */
 #ifndef DCM_DCMTK_SHIM_H
 #define DCM_DCMTK_SHIM_H
@@ -8,6 +9,7 @@
 #include "dcm_attrs.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +39,53 @@ int dcm_shim_decompress(const char *src, const char *dst, const char *ts_uid);
  * cross-check dicom/uids.c in tests. *n receives the count; the array and its
  * strings are DCMTK's static storage. */
 const char *const *dcm_shim_storage_sop_classes(size_t *n);
+
+/* One instance of the study an SR cites as evidence. */
+typedef struct dcm_report_ref {
+    const char *series_uid, *sop_class_uid, *sop_uid;
+} dcm_report_ref;
+
+/* What a report object holds: every string UTF-8 (the objects declare
+ * SpecificCharacterSet ISO_IR 192), NULL or "" for empty; all borrowed.
+ * Values are written as given (the caller bounds them to their VR); the
+ * object is in the study study_uid, a series and instance of its own. */
+typedef struct dcm_report_obj {
+    /* patient and study, copied from the exam */
+    const char *patient_name, *patient_id, *issuer_of_patient_id, *birth_date, *sex;
+    const char *study_uid, *study_date, *study_time, *accession;
+    /* the object */
+    const char *series_uid, *sop_uid;
+    int series_number, instance_number;
+    const char *content_date, *content_time, *tz_offset; /* "YYYYMMDD", "HHMMSS", "+0800" */
+    const char *institution, *department;                /* the hospital and center that read */
+    const char *title; /* document title (the PDF's DocumentTitle) */
+    /* Basic Text SR only */
+    const char *findings, *impression; /* TEXT items; "" leaves the container empty */
+    const char *comment;               /* a TEXT item (121106 Comment) when not "" */
+    const char *author;                /* Person Observer Name of the reporting doctor */
+    int preliminary;                   /* PreliminaryFlag PRELIMINARY, else FINAL */
+    int verified;                      /* VERIFIED by verifier, else UNVERIFIED */
+    const char *verifier, *verifier_org, *verify_datetime; /* DT "YYYYMMDDHHMMSS+0800" */
+    size_t n_evidence;                                     /* Current Requested Procedure */
+    const dcm_report_ref *evidence;                        /* Evidence Sequence */
+    const char *predecessor_sop_uid; /* an SR of the same series this one supersedes */
+} dcm_report_obj;
+
+/* Writes r as a Basic Text SR (1.2.840.10008.5.1.4.1.1.88.11), Completion
+ * Flag COMPLETE, Explicit VR Little Endian Part 10 file at path (created or
+ * replaced, not fsync'd), File Meta with huren's implementation UID. Content:
+ * CONTAINER (18748-4, LN) with the author (121008, DCM), CONTAINER Findings
+ * (121070) > TEXT Finding (121071), CONTAINER Impressions (121072) > TEXT
+ * Impression (121073). Identical input writes identical bytes. 0; -EINVAL
+ * (a UID not valid, required value missing); HR_EPARSE (DCMTK refused a
+ * value); -EIO. */
+int dcm_shim_write_text_sr(const dcm_report_obj *r, const char *path);
+
+/* Writes r and the PDF (pdf, len bytes) as an Encapsulated PDF
+ * (1.2.840.10008.5.1.4.1.1.104.1) Part 10 file at path, like
+ * dcm_shim_write_text_sr (the SR-only fields are ignored). 0, -EINVAL,
+ * HR_EPARSE, -EIO. */
+int dcm_shim_write_pdf(const dcm_report_obj *r, const uint8_t *pdf, size_t len, const char *path);
 
 #ifdef __cplusplus
 }

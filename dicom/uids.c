@@ -1,5 +1,8 @@
 #include "uids.h"
 
+#include <errno.h>
+#include <openssl/evp.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -316,4 +319,31 @@ int dcm_uid_valid(const char *s)
         }
     }
     return !comp_start;
+}
+
+int dcm_uid_named(const void *name, size_t len, char *out, size_t cap)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    unsigned __int128 v = 0;
+    char digits[40];
+    int n = 0;
+
+    if (cap < DCM_UID_NAMED_MAX)
+        return -ENOSPC;
+    if (!EVP_Digest(name, len, md, &md_len, EVP_sha256(), NULL) || md_len < 16)
+        return -ENOMEM;
+    md[6] = (unsigned char)((md[6] & 0x0F) | 0x80); /* version 8 */
+    md[8] = (unsigned char)((md[8] & 0x3F) | 0x80); /* variant 10 */
+    for (int i = 0; i < 16; i++)
+        v = (v << 8) | md[i];
+    do { /* the variant bit makes v non-zero: no leading zero */
+        digits[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v);
+    memcpy(out, "2.25.", 5);
+    for (int i = 0; i < n; i++)
+        out[5 + i] = digits[n - 1 - i];
+    out[5 + n] = '\0';
+    return 0;
 }

@@ -52,4 +52,13 @@ const dcm_sop_class_info *dcm_storage_sop_classes(size_t *n);
  * leading zero in a component, 1..64 chars), else 0. */
 int dcm_uid_valid(const char *s);
 
+#define DCM_UID_NAMED_MAX 45 /* "2.25." + 39 digits + NUL, and a margin */
+/* A UID that is a function of name (len bytes, any content): "2.25." and the
+ * decimal value of a name-based UUID (RFC 9562 version 8: the first 128 bits
+ * of SHA-256(name) with the version and variant bits set), PS3.5 B.2. The
+ * same name always gives the same UID; distinct names collide with
+ * probability 2^-122. out receives at most DCM_UID_NAMED_MAX bytes. 0, or
+ * -ENOSPC when cap is smaller, -ENOMEM (OpenSSL failed). */
+int dcm_uid_named(const void *name, size_t len, char *out, size_t cap);
+
 #endif

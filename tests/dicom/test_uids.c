@@ -6,6 +6,7 @@
 #include "dicom/uids.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 Test(uids, storage_table_sorted_unique_valid)
@@ -99,4 +100,18 @@ Test(uids, unknown_storage_candidates)
     cr_assert_not(dcm_storage_accepted("1.2.826.0.1.3680043.9999.1", 0));
     cr_assert(dcm_storage_accepted("1.2.840.10008.5.1.4.1.1.88.59", 0));
     cr_assert_not(dcm_storage_accepted(NULL, 1));
+}
+
+Test(uids, named_uids)
+{
+    char u[DCM_UID_NAMED_MAX], v[DCM_UID_NAMED_MAX];
+    /* expected values computed independently (Python hashlib, the same recipe) */
+    cr_assert_eq(dcm_uid_named("huren", 5, u, sizeof(u)), 0);
+    cr_expect_str_eq(u, "2.25.24373483787969087760858441026727762746");
+    cr_assert_eq(dcm_uid_named("", 0, u, sizeof(u)), 0);
+    cr_expect_str_eq(u, "2.25.302652579918966106791432553938847512868");
+    cr_expect(dcm_uid_valid(u));
+    cr_assert_eq(dcm_uid_named("hurem", 5, v, sizeof(v)), 0);
+    cr_expect_str_neq(u, v);
+    cr_expect_eq(dcm_uid_named("huren", 5, u, DCM_UID_NAMED_MAX - 1), -ENOSPC);
 }

@@ -8,6 +8,8 @@ HUREN=$BUILD/huren
 GEN=$BUILD/huren-gen
 export TCP_NODELAY=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+# upstream library leaks only (cairo, fontconfig): tests/lsan.supp
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$SRC/tests/lsan.supp}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/huren-it.XXXXXX")
 PIDS=()
