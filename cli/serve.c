@@ -5,6 +5,7 @@
 #include "../common/hr_time.h"
 #include "../gateway/deliver.h"
 #include "../gateway/dicom_server.h"
+#include "../reports/dlv_config.h"
 #include "../storage/index.h"
 #include "../storage/ingest.h"
 #include "../storage/keys.h"
@@ -581,14 +582,17 @@ static void on_reconcile_timer(uv_timer_t *t)
 /* File descriptors the configured limits can hold open at once (decision
  * 0012): admitted DICOM connections (up to twice max_associations); per
  * association an ingest temp file, an outbound C-MOVE/C-GET association and
- * the object it sends; per HTTP connection its socket and one file; Redis
- * connections (one per pool thread, the loop's own); a file per pool thread;
- * the process' own (stdio, loop, signals, lock, audit log, the embedded
- * redis' pipes). A quarter more as margin. */
+ * the object it sends; per HTTP connection its socket and one file; per
+ * report delivery under way a socket, a temp file and its converted copy
+ * (decision 0026); Redis connections (one per pool thread, the loop's own);
+ * a file per pool thread; the process' own (stdio, loop, signals, lock,
+ * audit log, the embedded redis' pipes). A quarter more as margin. */
 static rlim_t fds_needed(const hr_config *c)
 {
     rlim_t assoc = (rlim_t)c->dicom.max_associations, http = (rlim_t)c->http.max_connections;
-    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 32 /* redis */ + 16 /* pool */ + 64 /* own */;
+    rlim_t dlv = c->delivery ? (rlim_t)c->delivery->batch : 0;
+    rlim_t n =
+        2 * assoc + 3 * assoc + 2 * http + 3 * dlv + 32 /* redis */ + 16 /* pool */ + 64 /* own */;
     return n + n / 4;
 }
 
@@ -612,7 +616,7 @@ static int raise_fd_limit(const hr_config *c)
                 "huren: this configuration needs %llu open files (dicom.max_associations %d, "
                 "http.max_connections %d, Redis, files), but the hard limit is %llu: raise it "
                 "(ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=) or lower "
-                "dicom.max_associations / http.max_connections\n",
+                "dicom.max_associations / http.max_connections / delivery.batch\n",
                 (unsigned long long)need, c->dicom.max_associations, c->http.max_connections,
                 (unsigned long long)rl.rlim_max);
         return 1;
