@@ -161,10 +161,17 @@ static void prepare(dlv_attempt *a, redisContext *c)
     rpt_version v;
     char url[DLV_URL_MAX + RPT_ID_MAX + 64];
     memset(&v, 0, sizeof(v));
-    if (!a->h) {
+    int on = !a->h                              ? 0
+             : a->cl.channel == RPT_DLV_HL7     ? a->h->hl7.on
+             : a->cl.channel == RPT_DLV_DICOM   ? a->h->dicom.on
+             : a->cl.channel == RPT_DLV_WEBHOOK ? a->h->webhook.on
+                                                : 0;
+    if (!on) {
+        /* the configuration changed since it was queued: it waits (never
+         * dropped) until the channel is configured again */
         a->prep_rc = HR_ECONFIG;
-        snprintf(a->detail, sizeof(a->detail), "hospital %s has no delivery channels any more",
-                 a->cl.hospital);
+        snprintf(a->detail, sizeof(a->detail), "delivery.hospitals.%s.%s is not configured",
+                 a->cl.hospital, rpt_dlv_channel_name(a->cl.channel));
         return;
     }
     if (!c) {

@@ -70,11 +70,15 @@ void rpt_delivery_control_id(const char *report, int version, char *out);
 int rpt_delivery_expand(redisContext *c, const hr_config *cfg, const char *report, int version,
                         const char *hospital, long long now_ms, int *created);
 
-/* Takes up to max entries of hr:rpt:outbox (oldest first): reads each
- * version (rpt_version_get) for its source hospital, expands it and removes
- * the entry. An entry whose version does not exist or is not delivered
- * (draft, preliminary) is removed with a warning. *taken (may be NULL) =
- * entries removed. 0, HR_EREDIS. */
+/* Takes up to max entries of hr:rpt:outbox whose score is <= now_ms,
+ * oldest first: reads each version (rpt_version_get) for its source
+ * hospital, expands it and removes the entry. An entry whose version does
+ * not exist or is not delivered (draft, preliminary) is removed with a
+ * warning; one that cannot be read or expanded while the connection is fine
+ * (a stored version that does not decode) stays, its score moved
+ * RPT_DLV_OUTBOX_RETRY_S ahead, so that it never blocks the others.
+ * *taken (may be NULL) = entries removed. 0, HR_EREDIS. */
+#define RPT_DLV_OUTBOX_RETRY_S 3600
 int rpt_delivery_take_outbox(redisContext *c, const hr_config *cfg, long long now_ms, int max,
                              int *taken);
 

@@ -40,7 +40,8 @@ int rpt_delivery_take_outbox(redisContext *c, const hr_config *cfg, long long no
         max = 1;
     if (max > 1000)
         max = 1000;
-    redisReply *r = redisCommand(c, "ZRANGE %s 0 %d", RPT_DLV_OUTBOX, max - 1);
+    redisReply *r =
+        redisCommand(c, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %d", RPT_DLV_OUTBOX, now_ms, max);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return HR_EREDIS;
@@ -82,6 +83,17 @@ int rpt_delivery_take_outbox(redisContext *c, const hr_config *cfg, long long no
                 }
             }
             rpt_version_free(&v);
+            if (rc && !c->err) {
+                /* this entry's data, not the connection: the others go on,
+                 * it is tried again later (never dropped) */
+                hr_error("delivery", "outbox: %s version %d cannot be queued (%s); retried in %d s",
+                         report, version, hr_strerror(rc), RPT_DLV_OUTBOX_RETRY_S);
+                redisReply *z = redisCommand(c, "ZADD %s XX %lld %s", RPT_DLV_OUTBOX,
+                                             now_ms + RPT_DLV_OUTBOX_RETRY_S * 1000LL, e->str);
+                rc = z && z->type != REDIS_REPLY_ERROR ? 0 : HR_EREDIS;
+                freeReplyObject(z);
+                continue;
+            }
             if (rc)
                 break;
         }

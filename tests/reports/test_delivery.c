@@ -367,3 +367,63 @@ Test(delivery, list)
     cr_expect_eq(l.n, 0);
     cr_expect_eq(rpt_delivery_list(rc_, "bogus", T0, on_delivery, &l), -EINVAL);
 }
+
+/* The outbox the report script fills: delivered versions become deliveries,
+ * others are dropped with a warning, an entry whose version cannot be read
+ * waits without blocking the rest. Versions are written as the report
+ * script stores them (hr:rpt:{S}:<n>:v:<k>: status and compact JWS). */
+static void put_version(const char *study, int k, const char *status, const char *jws)
+{
+    char v[64];
+    cr_assert_eq(
+        ts_redis_get(&redis, v, sizeof(v),
+                     "HSET hr:rpt:{%s}:1:v:%d status %s jws %s digest 00 signed_ms 1 tsr \"\"",
+                     study, k, status, jws),
+        0);
+}
+
+static void put_entry(const char *entry, long long score)
+{
+    char v[64];
+    cr_assert_eq(
+        ts_redis_get(&redis, v, sizeof(v), "ZADD %s %lld %s", RPT_DLV_OUTBOX, score, entry), 0);
+}
+
+#define P_T1                                                                                       \
+    "eyJleGFtIjogeyJob3NwaXRhbCI6ICJ0b3duc2hpcDEifX0" /* {"exam": {"hospital": "township1"}} */
+#define P_T3 "eyJleGFtIjogeyJob3NwaXRhbCI6ICJ0b3duc2hpcDMifX0" /* ... "township3" */
+
+Test(delivery, outbox)
+{
+    put_version("1.2.3", 2, "final", "e30." P_T1 ".c2ln");
+    put_version("1.2.4", 1, "preliminary", "e30." P_T1 ".c2ln");
+    put_version("1.2.6", 1, "final", "e30.!!!.c2ln");
+    put_version("1.2.7", 1, "amended", "e30." P_T3 ".c2ln");
+    put_entry("r1-1.2.6/1", T0 - 10); /* first: it must not block the others */
+    put_entry("r1-1.2.3/2", T0 - 5);
+    put_entry("r1-1.2.4/1", T0 - 4);
+    put_entry("r1-1.2.5/1", T0 - 3); /* no such version */
+    put_entry("garbage", T0 - 2);
+    put_entry("r1-1.2.7/1", T0 - 1);
+    put_entry("r1-1.2.8/1", T0 + 1000); /* not yet */
+    int taken = -1;
+    cr_assert_eq(rpt_delivery_take_outbox(rc_, &cfg, T0, 100, &taken), 0);
+    cr_expect_eq(taken, 5);
+    cr_expect_eq(zcard(RPT_DLV_DUE), 3, "township1's three channels for r1-1.2.3/2");
+    cr_expect_eq(zscore(RPT_DLV_DUE, "r1-1.2.3/2/webhook"), T0);
+    cr_expect_eq(zcard(RPT_DLV_OUTBOX), 2);
+    cr_expect_eq(zscore(RPT_DLV_OUTBOX, "r1-1.2.6/1"), T0 + RPT_DLV_OUTBOX_RETRY_S * 1000LL,
+                 "the unreadable one waits");
+    cr_expect_eq(zscore(RPT_DLV_OUTBOX, "r1-1.2.8/1"), T0 + 1000);
+    cr_assert_eq(rpt_delivery_take_outbox(rc_, &cfg, T0 + 1, 100, &taken), 0);
+    cr_expect_eq(taken, 0);
+    rpt_dlv_stats st;
+    cr_assert_eq(rpt_delivery_stats(rc_, &st), 0);
+    cr_expect_eq(st.outbox, 2);
+    cr_expect_eq(st.pending, 3);
+    /* taken twice (two nodes, or a stop between expansion and removal) */
+    put_entry("r1-1.2.3/2", T0 + 5);
+    cr_assert_eq(rpt_delivery_take_outbox(rc_, &cfg, T0 + 10, 100, &taken), 0);
+    cr_expect_eq(taken, 1);
+    cr_expect_eq(zcard(RPT_DLV_DUE), 3, "no second set of deliveries");
+}
