@@ -93,9 +93,9 @@ static const va_route k_routes[] = {
 static int reads_patient_data(const va_route *rt)
 {
     static const char *const k[] = {
-        "qido",        "wado",          "metadata",     "frames",        "bulk",
-        "wado-uri",    "worklist",      "exams",        "events",        "exam",
-        "reports",     "report",        "report-jws",   "report-create", "report-save",
+        "qido",        "wado",          "metadata",     "frames",         "bulk",
+        "wado-uri",    "worklist",      "exams",        "events",         "exam",
+        "reports",     "report",        "report-jws",   "report-create",  "report-save",
         "report-sign", "report-cosign", "report-amend", "report-retract", "deliveries"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
