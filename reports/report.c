@@ -11,8 +11,6 @@
 #include "../common/hr_log.h"
 #include "../worklist/worklist.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -477,39 +475,6 @@ void rpt_info_free(rpt_info *r)
     r->draft = NULL;
 }
 
-/* base64url (no padding) of n bytes at s, decoded into a malloc'd buffer. */
-static unsigned char *b64url_decode(const char *s, size_t n, size_t *out_len)
-{
-    size_t padded = (n + 3) / 4 * 4;
-    char *t = malloc(padded + 1);
-    unsigned char *out = malloc(padded / 4 * 3 + 1);
-    if (!t || !out || n % 4 == 1)
-        goto fail;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '-')
-            ch = '+';
-        else if (ch == '_')
-            ch = '/';
-        else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                   (ch >= '0' && ch <= '9')))
-            goto fail;
-        t[i] = ch;
-    }
-    for (size_t i = n; i < padded; i++)
-        t[i] = '=';
-    int got = EVP_DecodeBlock(out, (const unsigned char *)t, (int)padded);
-    if (got < 0)
-        goto fail;
-    *out_len = (size_t)got - (padded - n);
-    free(t);
-    return out;
-fail:
-    free(t);
-    free(out);
-    return NULL;
-}
-
 /* The payload of a compact JWS (a new reference), NULL when malformed. */
 static json_t *jws_payload(const char *jws)
 {
@@ -517,9 +482,11 @@ static json_t *jws_payload(const char *jws)
     const char *b = a ? strchr(a + 1, '.') : NULL;
     if (!b)
         return NULL;
-    size_t len;
-    unsigned char *p = b64url_decode(a + 1, (size_t)(b - a - 1), &len);
-    json_t *doc = p ? json_loadb((const char *)p, len, 0, NULL) : NULL;
+    size_t n = (size_t)(b - a - 1), len;
+    uint8_t *p = malloc(3 * (n / 4) + 2);
+    json_t *doc = NULL;
+    if (p && rpt_b64url_decode(a + 1, n, p, &len) == 0)
+        doc = json_loadb((const char *)p, len, 0, NULL);
     free(p);
     if (doc && !json_is_object(doc)) {
         json_decref(doc);

@@ -328,7 +328,11 @@ if op == 'set_state' then -- study to user (to: reported final amended, or ready
     -- the report was retracted (entered-in-error): the exam is read again
     if it.state ~= 'reported' and not past(it.state) then return STATE end
     move(it, 'ready', user)
-    if it.overdue ~= '1' then redis.call('ZADD', 'hr:wl:due', it.due_ms, it.study) end
+    if it.overdue ~= '1' then
+      redis.call('ZADD', 'hr:wl:due', it.due_ms, it.study)
+    else -- still overdue: back in the center's overdue set (final/amended left it)
+      redis.call('ZADD', ckey(it.center, 'overdue'), score(it), it.study)
+    end
     event(it, 'reopened', user, it.reported_by or '')
     return OK
   else

@@ -542,6 +542,36 @@ static int collect_hist(void *arg, const wl_event *ev)
     return 0;
 }
 
+/* A retracted report sends the item back to ready (decision 0024). */
+Test(worklist, reopen_after_retraction)
+{
+    arrive("1.2.1", "CT", T0);
+    cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_READY, "alice", T0 + 1), HR_ESTATE, "receiving");
+    cr_assert_eq(wl_complete(rc_, "1.2.1", "", T0 + 2), 0);
+    cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_READY, "alice", T0 + 3), HR_ESTATE, "ready");
+    cr_assert_eq(wl_claim(rc_, &cfg, "1.2.1", "alice", T0 + 4), 0);
+    cr_assert_eq(wl_set_state(rc_, "1.2.1", WL_REPORTED, "alice", T0 + 5), 0);
+    cr_assert_eq(wl_set_state(rc_, "1.2.1", WL_FINAL, "lead", T0 + 6), 0);
+    cr_expect_eq(zscore("hr:wl:due", "1.2.1"), -1);
+    cr_assert_eq(wl_set_state(rc_, "1.2.1", WL_READY, "lead", T0 + 7), 0);
+    wl_item it = get("1.2.1");
+    cr_expect_eq(it.state, WL_READY);
+    cr_expect_str_eq(it.claimed_by, "");
+    cr_expect_eq(zscore("hr:wl:due", "1.2.1"), T0 + 1440 * MIN, "due again");
+    cr_expect_eq(zcard("hr:wl:c:imaging:s:final"), 0);
+    cr_expect_eq(zscore("hr:wl:c:imaging:work", "1.2.1") > 0, 1, "on the working list");
+    cr_expect_eq(events_of("reopened", "1.2.1"), 1);
+    cr_expect_eq(wl_claim(rc_, &cfg, "1.2.1", "bob", T0 + 8), 0, "read again");
+    /* from reported too (a retracted preliminary), and an overdue item stays
+     * out of the due set */
+    cr_assert_eq(wl_set_state(rc_, "1.2.1", WL_REPORTED, "bob", T0 + 9), 0);
+    cr_assert_eq(sweep(T0 + 1441 * MIN).overdue, 1);
+    cr_assert_eq(wl_set_state(rc_, "1.2.1", WL_READY, "lead", T0 + 1442 * MIN), 0);
+    cr_expect_eq(zscore("hr:wl:due", "1.2.1"), -1, "flagged once, not due again");
+    cr_expect_eq(zcard("hr:wl:c:imaging:overdue"), 1, "still listed as overdue");
+    cr_expect_eq(get("1.2.1").state, WL_READY);
+}
+
 Test(worklist, set_state_transitions_and_refusals)
 {
     arrive("1.2.1", "CT", T0);
@@ -553,7 +583,8 @@ Test(worklist, set_state_transitions_and_refusals)
     cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_REPORTED, "bob", T0 + 5), -EBUSY);
     cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_FINAL, "alice", T0 + 5), HR_ESTATE);
     cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_AMENDED, "alice", T0 + 5), HR_ESTATE);
-    cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_READY, "alice", T0 + 5), -EINVAL);
+    cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_READY, "alice", T0 + 5), HR_ESTATE,
+                 "reopening is for reported, final and amended items");
     cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_CLAIMED, "alice", T0 + 5), -EINVAL);
     cr_expect_eq(wl_set_state(rc_, "1.2.1", WL_REPORTED, "alice", T0 + 6), 0);
     wl_item it = get("1.2.1");
