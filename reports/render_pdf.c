@@ -39,6 +39,7 @@ typedef struct rec_item {
 
 typedef struct signer {
     const char *user, *name, *role, *center, *hospital, *signed_at;
+    char name_buf[RPT_RENDER_FIELD_MAX + 1]; /* name as read (fmt_pn) */
 } signer;
 
 typedef struct doc {
@@ -49,6 +50,7 @@ typedef struct doc {
     const char *study_uid, *accession, *hospital, *hospital_name, *modality, *procedure,
         *study_date, *center, *center_name;
     const char *pt_id, *pt_name, *pt_sex, *pt_birth;
+    char pt_name_buf[RPT_RENDER_FIELD_MAX + 1]; /* pt_name as read (fmt_pn) */
     const char *findings, *impression;
     int critical;
     long long image_count;
@@ -87,6 +89,8 @@ static int get_int(const json_t *obj, const char *key, long long *out)
     *out = json_integer_value(v);
     return 0;
 }
+
+static void fmt_pn(const char *pn, char *out, size_t cap);
 
 #define F RPT_RENDER_FIELD_MAX
 
@@ -142,6 +146,8 @@ static int read_doc(const json_t *p, doc *d)
         (rc = get_str(pt, "sex", F, &d->pt_sex)) ||
         (rc = get_str(pt, "birth_date", F, &d->pt_birth)))
         return rc;
+    fmt_pn(d->pt_name, d->pt_name_buf, sizeof(d->pt_name_buf));
+    d->pt_name = d->pt_name_buf;
     if (!json_object_get(content, "findings") || !json_object_get(content, "impression"))
         return -EINVAL;
     if ((rc = get_str(content, "findings", RPT_RENDER_TEXT_MAX, &d->findings)) ||
@@ -192,6 +198,8 @@ static int read_doc(const json_t *p, doc *d)
             (rc = get_str(it, "hospital", F, &s->hospital)) ||
             (rc = get_str(it, "signed_at", F, &s->signed_at)))
             return rc;
+        fmt_pn(s->name, s->name_buf, sizeof(s->name_buf));
+        s->name = s->name_buf;
     }
     return 0;
 }
@@ -259,6 +267,35 @@ static const char *kind_label(enum hr_center_kind k)
         return "检验报告";
     }
     return "诊断报告";
+}
+
+/* A DICOM person name as a person reads it (out: cap >= strlen(pn) + 1):
+ * the ideographic group when there is one ("Zhao^Liu=赵^六" -> "赵六"),
+ * components joined without a separator when non-ASCII (Chinese: family name
+ * first), else with spaces ("ZHAO^LIU" -> "ZHAO LIU"). */
+static void fmt_pn(const char *pn, char *out, size_t cap)
+{
+    const char *g = pn, *eq = strchr(pn, '='), *end;
+    size_t o = 0;
+    int wide = 0;
+
+    if (eq && eq[1] && eq[1] != '=')
+        g = eq + 1;
+    end = strchr(g, '=');
+    if (!end)
+        end = g + strlen(g);
+    for (const char *p = g; p < end; p++)
+        if ((unsigned char)*p >= 0x80)
+            wide = 1;
+    for (const char *p = g; p < end && o + 1 < cap; p++) {
+        if (*p != '^')
+            out[o++] = *p;
+        else if (!wide && o > 0 && out[o - 1] != ' ')
+            out[o++] = ' ';
+    }
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    out[o] = '\0';
 }
 
 /* "YYYYMMDD" -> "YYYY-MM-DD"; anything else as it is. */

@@ -83,6 +83,8 @@ static const va_route k_routes[] = {
      VA_BODY_SMALL},
     {"GET", "/api/v1/reports/{}/versions/{}/jws", 0, va_handle_report_jws, "report-jws",
      VA_BODY_NONE},
+    {"GET", "/api/v1/reports/{}/versions/{}/pdf", 0, va_handle_report_pdf, "report-pdf",
+     VA_BODY_NONE},
     {"GET", "/api/v1/events", 0, va_handle_events, "events", VA_BODY_NONE},
     {"GET", "/api/v1/deliveries", 0, va_handle_deliveries, "deliveries", VA_BODY_NONE},
 };
@@ -96,7 +98,8 @@ static int reads_patient_data(const va_route *rt)
         "qido",        "wado",          "metadata",     "frames",         "bulk",
         "wado-uri",    "worklist",      "exams",        "events",         "exam",
         "reports",     "report",        "report-jws",   "report-create",  "report-save",
-        "report-sign", "report-cosign", "report-amend", "report-retract", "deliveries"};
+        "report-sign", "report-cosign", "report-amend", "report-retract", "report-pdf",
+        "deliveries"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;

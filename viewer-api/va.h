@@ -323,6 +323,8 @@ void va_handle_report_amend(va_req *r);
 void va_handle_report_retract(va_req *r);
 void va_handle_report_get(va_req *r);
 void va_handle_report_jws(va_req *r);
+/* GET /api/v1/reports/{id}/versions/{n}/pdf (api_report_pdf.c) */
+void va_handle_report_pdf(va_req *r);
 void va_handle_reports(va_req *r);
 void va_handle_exam(va_req *r);
 /* How much of a study's reports the principal of r may see: the one access
