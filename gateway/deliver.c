@@ -118,20 +118,23 @@ static redisContext *worker_redis(gw_deliver *d)
     return sto_worker_redis(&d->redis, d->redis_timeout_ms);
 }
 
-/* The report's JWS URL: <base>/api/v1/reports/<id>/versions/<k>/jws. */
-static void report_url(const hr_config *cfg, const char *report, int version, char *out, size_t cap)
+/* The hub's public base URL: delivery.report_base_url without trailing
+ * slashes, else http://<http.listen>:<http.port> (IPv6 in brackets). */
+static void base_url(const hr_config *cfg, char *out, size_t cap)
 {
     const char *base = cfg->delivery->report_base_url;
     size_t n = strlen(base);
     while (n && base[n - 1] == '/')
         n--;
-    if (n)
-        snprintf(out, cap, "%.*s/api/v1/reports/%s/versions/%d/jws", (int)n, base, report, version);
-    else
-        snprintf(out, cap, "http://%s:%d/api/v1/reports/%s/versions/%d/jws",
-                 strcmp(cfg->http.listen.host, "0.0.0.0") == 0 ? "127.0.0.1"
-                                                               : cfg->http.listen.host,
-                 cfg->http.listen.port, report, version);
+    if (n) {
+        snprintf(out, cap, "%.*s", (int)n, base);
+        return;
+    }
+    const char *h = cfg->http.listen.host;
+    if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+        h = "127.0.0.1";
+    snprintf(out, cap, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h,
+             cfg->http.listen.port);
 }
 
 /* OBR-24 (HL7 Table 0074) of the center that read the exam. */
@@ -159,7 +162,8 @@ static void prepare(dlv_attempt *a, redisContext *c)
     gw_deliver *d = a->d;
     const hr_config *cfg = d->cfg;
     rpt_version v;
-    char url[DLV_URL_MAX + RPT_ID_MAX + 64];
+    char base[DLV_URL_MAX + HR_ADDR_MAX + 16], url[sizeof(base) + RPT_ID_MAX + 64],
+        verify[sizeof(url)];
     memset(&v, 0, sizeof(v));
     int on = !a->h                              ? 0
              : a->cl.channel == RPT_DLV_HL7     ? a->h->hl7.on
@@ -188,7 +192,13 @@ static void prepare(dlv_attempt *a, redisContext *c)
         goto out;
     }
     snprintf(a->status, sizeof(a->status), "%s", rpt_status_name(v.status));
-    report_url(cfg, a->cl.report, a->cl.version, url, sizeof(url));
+    /* the JWS (ORU), and the verification URL printed on the PDF: the same
+     * as GET .../versions/<k>/pdf prints (decision 0025) */
+    base_url(cfg, base, sizeof(base));
+    snprintf(url, sizeof(url), "%s/api/v1/reports/%s/versions/%d/jws", base, a->cl.report,
+             a->cl.version);
+    snprintf(verify, sizeof(verify), "%s/verify?report=%s&v=%d&d=%.16s", base, a->cl.report,
+             a->cl.version, v.digest);
     switch (a->cl.channel) {
     case RPT_DLV_HL7: {
         const char *center =
@@ -211,7 +221,7 @@ static void prepare(dlv_attempt *a, redisContext *c)
             snprintf(a->detail, sizeof(a->detail), "JWS too large: %s", hr_strerror(rc));
         break;
     case RPT_DLV_DICOM:
-        rc = gw__dlv_dicom_prepare(cfg, d->tmp_dir, c, &v, a->h, url, &a->dicom, a->detail,
+        rc = gw__dlv_dicom_prepare(cfg, d->tmp_dir, c, &v, a->h, verify, &a->dicom, a->detail,
                                    sizeof(a->detail));
         break;
     default:

@@ -37,10 +37,11 @@ typedef struct gw__dlv_dicom gw__dlv_dicom;
 
 /* On the pool: writes the version's Basic Text SR and/or Encapsulated PDF
  * (h->dicom.what) into temp files under tmp_dir, with UIDs that are a
- * function of the report, version and kind (a resend is the same instance).
+ * function of the report, version and kind (a resend is the same instance);
+ * verify_url is printed on the PDF and encoded in its QR code.
  * *out: free with gw__dlv_dicom_cleanup. 0, or a code with why (cap) set. */
 int gw__dlv_dicom_prepare(const hr_config *cfg, const char *tmp_dir, redisContext *c,
-                          const rpt_version *v, const dlv_hospital *h, const char *report_url,
+                          const rpt_version *v, const dlv_hospital *h, const char *verify_url,
                           gw__dlv_dicom **out, char *why, size_t cap);
 /* On the loop: C-STORE of the files to h->dicom.ae_title (one
  * association); done(arg, ok, detail) once (detail valid during the call;

@@ -64,7 +64,7 @@ static int temp_path(const char *tmp_dir, const char *kind, char *out)
 }
 
 int gw__dlv_dicom_prepare(const hr_config *cfg, const char *tmp_dir, redisContext *c,
-                          const rpt_version *v, const dlv_hospital *h, const char *report_url,
+                          const rpt_version *v, const dlv_hospital *h, const char *verify_url,
                           gw__dlv_dicom **out, char *why, size_t cap)
 {
     rpt_obj_ref *refs = NULL;
@@ -98,7 +98,7 @@ int gw__dlv_dicom_prepare(const hr_config *cfg, const char *tmp_dir, redisContex
     }
     if (h->dicom.what & DLV_WHAT_PDF) {
         dlv_file *f = &x->f[x->n];
-        rpt_render_in in = {.payload = v->payload, .digest = v->digest, .verify_url = report_url};
+        rpt_render_in in = {.payload = v->payload, .digest = v->digest, .verify_url = verify_url};
         rc = rpt_obj_uids(v->report, v->version, RPT_OBJ_PDF, NULL, f->sop_uid);
         if (!rc)
             rc = rpt_render_pdf(cfg, &in, &pdf, NULL);
