@@ -3,8 +3,10 @@
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../common/hr_time.h"
+#include "../gateway/deliver.h"
 #include "../gateway/dicom_server.h"
 #include "../reports/person.h"
+#include "../reports/dlv_config.h"
 #include "../storage/index.h"
 #include "../storage/ingest.h"
 #include "../storage/keys.h"
@@ -53,6 +55,7 @@ typedef struct serve_state {
     int sweep_busy;
     wl_sweep_stats sweep_st;
     int sweep_rc, sweep_logged;
+    gw_deliver *deliver;    /* report delivery (decision 0026) */
     redisAsyncContext *sub; /* SUBSCRIBE WL_NOTIFY_CHANNEL */
     uv_timer_t sub_retry;
     int sub_logged;
@@ -161,6 +164,8 @@ static void dicom_metrics(void *arg, hr_buf *out)
                  (unsigned long long)__atomic_load_n(&s->person_numbers_invalid, __ATOMIC_RELAXED));
     if (n > 0)
         hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
+    if (s->deliver)
+        gw_deliver_metrics(s->deliver, out);
     if (!s->http)
         return;
     int streams;
@@ -510,6 +515,15 @@ static void worklist_stop(serve_state *s)
         va_sse_close_all(s->http);
 }
 
+/* The report sender is stopped first: what it abandons is retried after
+ * its lease, by this node after a restart or by another one. */
+static void on_deliver_stopped(void *arg)
+{
+    serve_state *s = arg;
+    s->deliver = NULL;
+    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     serve_state *s = h->data;
@@ -522,7 +536,10 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->reconcile_timer, NULL);
     worklist_stop(s);
-    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+    if (s->deliver)
+        gw_deliver_stop(s->deliver, on_deliver_stopped, s);
+    else
+        gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
 }
 
 static void wait_index_ready(serve_state *s, int timeout_ms)
@@ -698,14 +715,17 @@ fail:
 /* File descriptors the configured limits can hold open at once (decision
  * 0012): admitted DICOM connections (up to twice max_associations); per
  * association an ingest temp file, an outbound C-MOVE/C-GET association and
- * the object it sends; per HTTP connection its socket and one file; Redis
- * connections (one per pool thread, the loop's own); a file per pool thread;
- * the process' own (stdio, loop, signals, lock, audit log, the embedded
- * redis' pipes). A quarter more as margin. */
+ * the object it sends; per HTTP connection its socket and one file; per
+ * report delivery under way a socket, a temp file and its converted copy
+ * (decision 0026); Redis connections (one per pool thread, the loop's own);
+ * a file per pool thread; the process' own (stdio, loop, signals, lock,
+ * audit log, the embedded redis' pipes). A quarter more as margin. */
 static rlim_t fds_needed(const hr_config *c)
 {
     rlim_t assoc = (rlim_t)c->dicom.max_associations, http = (rlim_t)c->http.max_connections;
-    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 32 /* redis */ + 16 /* pool */ + 64 /* own */;
+    rlim_t dlv = c->delivery ? (rlim_t)c->delivery->batch : 0;
+    rlim_t n =
+        2 * assoc + 3 * assoc + 2 * http + 3 * dlv + 32 /* redis */ + 16 /* pool */ + 64 /* own */;
     return n + n / 4;
 }
 
@@ -729,7 +749,7 @@ static int raise_fd_limit(const hr_config *c)
                 "huren: this configuration needs %llu open files (dicom.max_associations %d, "
                 "http.max_connections %d, Redis, files), but the hard limit is %llu: raise it "
                 "(ulimit -Hn, systemd LimitNOFILE=, docker --ulimit nofile=) or lower "
-                "dicom.max_associations / http.max_connections\n",
+                "dicom.max_associations / http.max_connections / delivery.batch\n",
                 (unsigned long long)need, c->dicom.max_associations, c->http.max_connections,
                 (unsigned long long)rl.rlim_max);
         return 1;
@@ -893,6 +913,12 @@ int cli_serve(int argc, char **argv)
         return 1;
     }
     worklist_start(&s);
+    rc = gw_deliver_start(s.loop, &s.cfg, &s.sto, &s.deliver);
+    if (rc) {
+        hr_warn("serve", "cannot start the report sender (%s); reports are not delivered",
+                hr_strerror(rc));
+        s.deliver = NULL;
+    }
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,
            s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);

@@ -99,6 +99,7 @@ static const va_route k_routes[] = {
      "recognition-decisions", VA_BODY_NONE},
     {"GET", "/api/v1/stats/recognition", 0, va_handle_recognition_stats, "recognition-stats",
      VA_BODY_NONE},
+    {"GET", "/api/v1/deliveries", 0, va_handle_deliveries, "deliveries", VA_BODY_NONE},
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
 
@@ -130,6 +131,7 @@ static int reads_patient_data(const va_route *rt)
                                     "recognition",
                                     "recognition-decision",
                                     "recognition-decisions",
+                                    "deliveries",
                                     "report-pdf"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)

@@ -350,6 +350,8 @@ void va_handle_recognition_catalogue(va_req *r);
 void va_handle_recognition_stats(va_req *r);
 /* GET /api/v1/events (sse.c) */
 void va_handle_events(va_req *r);
+/* GET /api/v1/deliveries?report= (api_deliveries.c) */
+void va_handle_deliveries(va_req *r);
 
 /* metrics text of the HTTP layer (http_server.c) */
 void va_metrics_http(va_server *s, hr_buf *out);

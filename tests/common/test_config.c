@@ -162,7 +162,8 @@ Test(config, getter_wording)
 /* Maps whose keys are data, not key names. */
 static int is_map(const char *path)
 {
-    return strcmp(path, "worklist.quiet_by_modality") == 0;
+    return strcmp(path, "worklist.quiet_by_modality") == 0 ||
+           strcmp(path, "delivery.hospitals") == 0;
 }
 
 /* Adds an unknown key to every object below v (path names v) in turn and
