@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../reports/report.h"
 #include "../storage/index.h"
 #include "../storage/redis_proc.h"
 #include "../storage/reindex.h"
@@ -83,7 +84,16 @@ int cli_reindex(int argc, char **argv)
         fprintf(stderr, "huren: reindex stopped: %s\n", hr_strerror(rc));
         goto out;
     }
-    status = st.corrupt || st.errors ? 3 : 0;
+    rpt_reconcile_stats rs;
+    rc = rpt_reconcile(c, &cfg, 1, &rs);
+    printf("reindex: %lld signed report version records: %lld restored, %lld already indexed, "
+           "%lld not applicable, %lld corrupt, %lld unreadable\n",
+           rs.files, rs.applied, rs.present, rs.refused, rs.corrupt, rs.errors);
+    if (rc) {
+        fprintf(stderr, "huren: reindex of report versions stopped: %s\n", hr_strerror(rc));
+        goto out;
+    }
+    status = st.corrupt || st.errors || rs.corrupt || rs.errors ? 3 : 0;
 out:
     if (c)
         redisFree(c);

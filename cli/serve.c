@@ -7,6 +7,7 @@
 #include "../gateway/dicom_server.h"
 #include "../reports/person.h"
 #include "../reports/dlv_config.h"
+#include "../reports/report.h"
 #include "../storage/index.h"
 #include "../storage/ingest.h"
 #include "../storage/keys.h"
@@ -589,6 +590,18 @@ static int reconcile(serve_state *s)
     if (upgraded_rounds > 1)
         hr_info("serve", "worklist items of before decision 0015 indexed (%ld rounds)",
                 upgraded_rounds - 1);
+    /* signed report versions the index lost with the same second (decision 0024) */
+    rpt_reconcile_stats rs;
+    if (!rc)
+        rc = rpt_reconcile(c, &s->cfg, 0, &rs);
+    if (!rc && (rs.applied || rs.refused || rs.corrupt || rs.errors))
+        hr_warn("serve",
+                "reconciled signed report versions: %lld records examined, %lld restored, "
+                "%lld not applicable, %lld corrupt, %lld unreadable",
+                rs.files, rs.applied, rs.refused, rs.corrupt, rs.errors);
+    else if (!rc)
+        hr_info("serve", "reconciled signed report versions: %lld records examined, none lost",
+                rs.files);
     redisFree(c);
     if (rc)
         return rc;

@@ -10,16 +10,23 @@
 #include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_hash.h"
+#include "../common/hr_io.h"
 #include "../common/hr_log.h"
 #include "../worklist/worklist.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ARGS_MAX 40
 #define NUM_MAX  24
@@ -1227,7 +1234,7 @@ typedef struct commit {
     enum rpt_status vstatus;
     const char *jws, *digest;
     long long signed_ms;
-    const char *signer;
+    const char *signer;     /* also the user who moves the worklist item */
     const char *tsr;        /* NULL: none */
     enum rpt_status status; /* the report's status after */
     int current, pending;
@@ -1235,19 +1242,42 @@ typedef struct commit {
     const char *author;
     int clear_draft, clear_open, outbox;
     const json_t *payload; /* signers, supersedes, cosigns, reason copied for listings */
+    enum wl_state to[2];   /* the worklist item follows the report ... */
+    int n_to;              /* ... through to[0..n_to) */
+    const char *signers;   /* copied from payload by commit_run (or from a record) */
+    long long supersedes;  /* likewise */
+    int cosigned;          /* likewise */
+    const char *reason;    /* likewise ("" when none) */
 } commit;
 
-static int commit_run(redisContext *c, const commit *m, long long now_ms, rpt_why *why)
+/* The worklist follows the report; the report is committed already, so a
+ * failure here is logged, not returned (the item can be moved again). */
+static void follow(redisContext *c, const char *study, const enum wl_state *to, int n,
+                   const char *user, long long now_ms)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = wl_set_state(c, study, to[i], user, now_ms);
+        if (rc)
+            hr_warn("reports", "study %s: worklist item not moved to %s: %s", study,
+                    wl_state_name(to[i]), hr_strerror(rc));
+    }
+}
+
+/* The EVALSHA of a commit (op "commit") or of its replay (op "replay": no
+ * draft-revision or claim guard, and the report's identity for recreating a
+ * report lost with its first version). */
+static redisReply *commit_eval(redisContext *c, const commit *m, const char *op, long long now_ms)
 {
     rpt_call k;
     char revs[NUM_MAX];
+    int replay = strcmp(op, "replay") == 0;
     snprintf(revs, sizeof(revs), "%lld", m->info->rev);
-    call_study(&k, "commit", m->info->study, now_ms, 1);
+    call_study(&k, op, m->info->study, now_ms, 1);
     call_num(&k, m->info->n);
     call_num(&k, m->info->versions);
     call_num(&k, m->info->pending);
-    call_str(&k, m->guard_rev ? revs : "");
-    call_str(&k, m->claim_user ? m->claim_user : "");
+    call_str(&k, m->guard_rev && !replay ? revs : "");
+    call_str(&k, m->claim_user && !replay ? m->claim_user : "");
     call_num(&k, m->k);
     call_str(&k, rpt_status_name(m->vstatus));
     call_str(&k, m->jws);
@@ -1263,33 +1293,208 @@ static int commit_run(redisContext *c, const commit *m, long long now_ms, rpt_wh
     call_str(&k, m->clear_draft ? "1" : "0");
     call_str(&k, m->clear_open ? "clear" : "keep");
     call_str(&k, m->outbox ? "1" : "0");
+    call_str(&k, m->signers);
+    call_num(&k, m->supersedes);
+    call_str(&k, m->cosigned ? "1" : "0");
+    call_str(&k, m->reason);
+    if (replay) {
+        call_str(&k, m->info->center);
+        call_str(&k, m->info->hospital);
+        call_str(&k, m->info->created_by);
+        call_num(&k, m->info->created_ms);
+    }
+    return call_run(c, &k);
+}
+
+/* ---- version record files (decision 0024: durable before visible) ---- */
+
+#define RECORD_MAX (RPT_JWS_MAX + 4 * RPT_TSR_MAX + (1u << 20))
+
+static int mkdir_new(const char *dir, int *created)
+{
+    *created = 0;
+    if (mkdir(dir, 0750) == 0) {
+        *created = 1;
+        return 0;
+    }
+    return errno == EEXIST ? 0 : -errno;
+}
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* <data_dir>/reports[/aa[/bb[/<digest>.json]]] into out (cap HR_PATH_MAX + 96). */
+static void record_path(const hr_config *cfg, const char *digest, int depth, char *out)
+{
+    size_t cap = HR_PATH_MAX + 96;
+    if (depth == 0)
+        snprintf(out, cap, "%s/reports", cfg->data_dir);
+    else if (depth == 1)
+        snprintf(out, cap, "%s/reports/%.2s", cfg->data_dir, digest);
+    else if (depth == 2)
+        snprintf(out, cap, "%s/reports/%.2s/%.2s", cfg->data_dir, digest, digest + 2);
+    else
+        snprintf(out, cap, "%s/reports/%.2s/%.2s/%s.json", cfg->data_dir, digest, digest + 2,
+                 digest);
+}
+
+/* The record of m: everything the commit's script was given. */
+static json_t *record_json(const commit *m, long long now_ms)
+{
+    json_t *to = json_array();
+    for (int i = 0; to && i < m->n_to; i++)
+        if (json_array_append_new(to, json_string(wl_state_name(m->to[i]))))
+            goto fail;
+    json_t *o = json_pack(
+        "{s:i, s:s, s:s, s:i, s:i, s:i, s:I, s:i, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:i, "
+        "s:s, s:s, s:b, s:b, s:b, s:s, s:I, s:b, s:s, s:o, s:s, s:s, s:s, s:I, s:I}",
+        "record", 1, "report", m->info->id, "study", m->info->study, "n", m->info->n,
+        "guard_versions", m->info->versions, "guard_pending", m->info->pending, "guard_rev",
+        (json_int_t)m->info->rev, "version", m->k, "vstatus", rpt_status_name(m->vstatus), "jws",
+        m->jws, "digest", m->digest, "signed_ms", (json_int_t)m->signed_ms, "signer", m->signer,
+        "tsr", m->tsr ? m->tsr : "", "status", rpt_status_name(m->status), "current", m->current,
+        "pending", m->pending, "pending_kind", m->pending_kind ? m->pending_kind : "", "author",
+        m->author, "clear_draft", m->clear_draft, "clear_open", m->clear_open, "outbox", m->outbox,
+        "signers", m->signers, "supersedes", (json_int_t)m->supersedes, "cosigned", m->cosigned,
+        "reason", m->reason, "worklist", to, "center", m->info->center, "hospital",
+        m->info->hospital, "created_by", m->info->created_by, "created_ms",
+        (json_int_t)m->info->created_ms, "committed_ms", (json_int_t)now_ms);
+    return o;
+fail:
+    json_decref(to);
+    return NULL;
+}
+
+/* Writes the record of m durably (temp file, fdatasync, rename without
+ * replacing, directory fsync) into path. An existing record of that name
+ * (the same JWS) is left as it is. 0 or -errno. */
+static int record_write(const hr_config *cfg, const commit *m, long long now_ms, char *path)
+{
+    static atomic_ulong seq;
+    char d0[HR_PATH_MAX + 96], d1[HR_PATH_MAX + 96], d2[HR_PATH_MAX + 96];
+    char tmp[HR_PATH_MAX + 160];
+    char *text = NULL;
+    int fd = -1, new0 = 0, new1 = 0, new2 = 0, rc;
+    json_t *o = record_json(m, now_ms);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return -ENOMEM;
+    record_path(cfg, m->digest, 0, d0);
+    record_path(cfg, m->digest, 1, d1);
+    record_path(cfg, m->digest, 2, d2);
+    record_path(cfg, m->digest, 3, path);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.%lu.part", d2, m->digest, (long)getpid(),
+             (unsigned long)atomic_fetch_add(&seq, 1));
+    rc = mkdir_new(d0, &new0);
+    if (!rc)
+        rc = mkdir_new(d1, &new1);
+    if (!rc)
+        rc = mkdir_new(d2, &new2);
+    if (!rc && new0)
+        rc = fsync_dir(cfg->data_dir);
+    if (!rc && new1)
+        rc = fsync_dir(d0);
+    if (!rc && new2)
+        rc = fsync_dir(d1);
+    if (rc)
+        goto out;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = hr_write_all(fd, text, strlen(text));
+    if (!rc && fdatasync(fd))
+        rc = -errno;
+    if (close(fd) && !rc)
+        rc = -errno;
+    fd = -1;
+    if (rc)
+        goto out;
+    rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) ? -errno : 0;
+    if (rc == -EINVAL) /* no RENAME_NOREPLACE here: link is exclusive too */
+        rc = link(tmp, path) ? -errno : 0;
+    if (rc == -EEXIST)
+        rc = 0; /* the same JWS recorded already: records are never rewritten */
+    if (!rc)
+        rc = fsync_dir(d2);
+out:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    free(text);
+    if (rc)
+        hr_error("reports", "version record %s not written: %s", path, hr_strerror(rc));
+    return rc;
+}
+
+/* Drops the record of a commit the script refused (it never became
+ * visible), making the removal durable too. */
+static void record_drop(const hr_config *cfg, const char *path, const char *digest)
+{
+    char d2[HR_PATH_MAX + 96];
+    record_path(cfg, digest, 2, d2);
+    if (unlink(path) == 0)
+        fsync_dir(d2);
+}
+
+/* 1 when version k of the report holds digest (a commit that went through
+ * although its reply says otherwise: the start-up replay of its record). */
+static int version_is(redisContext *c, const commit *m)
+{
+    redisReply *r =
+        redisCommand(c, "HGET hr:rpt:{%s}:%d:v:%d digest", m->info->study, m->info->n, m->k);
+    int yes = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, m->digest) == 0;
+    freeReplyObject(r);
+    return yes;
+}
+
+/* Writes the version record, then commits; the worklist follows. */
+static int commit_run(redisContext *c, const hr_config *cfg, commit *m, long long now_ms,
+                      rpt_why *why)
+{
+    char path[HR_PATH_MAX + 96];
     const json_t *rep = json_object_get(m->payload, "report");
     char *signers = json_dumps(json_object_get(m->payload, "signers"), JSON_COMPACT);
     if (!signers)
         return -ENOMEM;
-    call_str(&k, signers);
-    call_num(&k,
-             json_integer_value(json_object_get(json_object_get(rep, "supersedes"), "version")));
-    call_str(&k, json_object_get(m->payload, "cosigns") ? "1" : "0");
-    call_str(&k, json_string_value(json_object_get(rep, "reason")));
-    redisReply *r = call_run(c, &k);
-    int rc = script_rc(reply_code(r), why);
-    freeReplyObject(r);
-    free(signers);
-    return rc;
-}
-
-/* The worklist follows the report; the report is committed already, so a
- * failure here is logged, not returned (the item can be moved again). */
-static void follow(redisContext *c, const char *study, const enum wl_state *to, int n,
-                   const char *user, long long now_ms)
-{
-    for (int i = 0; i < n; i++) {
-        int rc = wl_set_state(c, study, to[i], user, now_ms);
-        if (rc)
-            hr_warn("reports", "study %s: worklist item not moved to %s: %s", study,
-                    wl_state_name(to[i]), hr_strerror(rc));
+    m->signers = signers;
+    m->supersedes =
+        json_integer_value(json_object_get(json_object_get(rep, "supersedes"), "version"));
+    m->cosigned = json_object_get(m->payload, "cosigns") != NULL;
+    m->reason = json_string_value(json_object_get(rep, "reason"));
+    if (!m->reason)
+        m->reason = "";
+    int rc = record_write(cfg, m, now_ms, path);
+    if (rc) {
+        why_set(why, "storage", "the signed version could not be made durable (%s)",
+                hr_strerror(rc));
+        goto out;
     }
+    redisReply *r = commit_eval(c, m, "commit", now_ms);
+    int code = reply_code(r);
+    freeReplyObject(r);
+    rc = script_rc(code, why);
+    if (rc && code > S_OK && version_is(c, m)) {
+        memset(why, 0, sizeof(*why));
+        rc = 0;
+    } else if (rc && code > S_OK) {
+        record_drop(cfg, path, m->digest); /* refused: never visible, never to be replayed */
+    } /* no answer: the commit may have run; the record stays for the replay */
+    if (!rc)
+        follow(c, m->info->study, m->to, m->n_to, m->signer, now_ms);
+out:
+    free(signers);
+    m->signers = NULL;
+    return rc;
 }
 
 /* The skeleton of a payload: typ, schema, report, and the study's exam,
@@ -1395,13 +1600,13 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
                 .clear_draft = 1,
                 .clear_open = !audit,
                 .outbox = !audit,
-                .payload = p};
-    rc = commit_run(c, &m, now_ms, why);
+                .payload = p,
+                .to = {WL_REPORTED, WL_FINAL},
+                .n_to = audit ? 1 : 2};
+    rc = commit_run(c, cfg, &m, now_ms, why);
     if (rc)
         goto out;
     *version = 1;
-    enum wl_state to[2] = {WL_REPORTED, WL_FINAL};
-    follow(c, info.study, to, audit ? 1 : 2, who->user, now_ms);
 out:
     sealed_free(&sd);
     json_decref(p);
@@ -1491,13 +1696,13 @@ int rpt_cosign(redisContext *c, const hr_config *cfg, const char *id, const rpt_
                 .author = info.author,
                 .clear_open = 1,
                 .outbox = 1,
-                .payload = p};
-    rc = commit_run(c, &m, now_ms, why);
+                .payload = p,
+                .to = {st == RPT_FINAL ? WL_FINAL : WL_AMENDED},
+                .n_to = 1};
+    rc = commit_run(c, cfg, &m, now_ms, why);
     if (rc)
         goto out;
     *version = m.k;
-    enum wl_state to = st == RPT_FINAL ? WL_FINAL : WL_AMENDED;
-    follow(c, info.study, &to, 1, who->user, now_ms);
 out:
     sealed_free(&sd);
     json_decref(p);
@@ -1598,15 +1803,13 @@ int rpt_amend(redisContext *c, const hr_config *cfg, const char *id, const rpt_a
                 .pending_kind = effective ? "" : rpt_status_name(kind),
                 .author = info.author,
                 .outbox = effective,
-                .payload = p};
-    rc = commit_run(c, &m, now_ms, why);
+                .payload = p,
+                .to = {WL_AMENDED},
+                .n_to = effective ? 1 : 0};
+    rc = commit_run(c, cfg, &m, now_ms, why);
     if (rc)
         goto out;
     *version = m.k;
-    if (effective) {
-        enum wl_state to = WL_AMENDED;
-        follow(c, info.study, &to, 1, who->user, now_ms);
-    }
 out:
     sealed_free(&sd);
     json_decref(p);
@@ -1681,17 +1884,275 @@ int rpt_retract(redisContext *c, const hr_config *cfg, const char *id, const rpt
                 .author = info.author,
                 .clear_open = 1,
                 .outbox = info.current > 0,
-                .payload = p};
-    rc = commit_run(c, &m, now_ms, why);
+                .payload = p,
+                .to = {WL_READY},
+                .n_to = 1};
+    rc = commit_run(c, cfg, &m, now_ms, why);
     if (rc)
         goto out;
     *version = m.k;
-    enum wl_state to = WL_READY;
-    follow(c, info.study, &to, 1, who->user, now_ms);
 out:
     sealed_free(&sd);
     json_decref(p);
     rpt_version_free(&last);
     rpt_info_free(&info);
+    return rc;
+}
+
+/* ---- start-up replay of version records (decision 0024) ---- */
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static long long jint(const json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static int jbool(const json_t *o, const char *key)
+{
+    return json_is_true(json_object_get(o, key));
+}
+
+static int hex_name(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* Checks a record against its name and itself; fills info and m (pointing
+ * into rec). 0 or HR_EPARSE. */
+static int record_parse(const json_t *rec, const char *digest, rpt_info *info, commit *m)
+{
+    char hex[65];
+    memset(info, 0, sizeof(*info));
+    memset(m, 0, sizeof(*m));
+    const char *id = jstr(rec, "report"), *jws = jstr(rec, "jws");
+    const char *sv[5] = {jstr(rec, "vstatus"), jstr(rec, "status"), jstr(rec, "signer"),
+                         jstr(rec, "author"), jstr(rec, "signers")};
+    int vst = rpt_status_parse(sv[0]), st = rpt_status_parse(sv[1]);
+    const json_t *to = json_object_get(rec, "worklist");
+    if (jint(rec, "record") != 1 || !id || !jws || vst < 0 || st < 0 || !sv[2] || !sv[3] ||
+        !sv[4] || rpt_id_parse(id, &info->n, info->study) || !json_is_array(to) ||
+        json_array_size(to) > 2 || strlen(jws) > RPT_JWS_MAX)
+        return HR_EPARSE;
+    hr_sha256 *h = hr_sha256_new();
+    if (!h)
+        return -ENOMEM;
+    hr_sha256_update(h, jws, strlen(jws));
+    hr_sha256_final_hex(h, hex);
+    hr_sha256_free(h);
+    const char *dg = jstr(rec, "digest");
+    if (strcmp(hex, digest) != 0 || !dg || strcmp(dg, digest) != 0)
+        return HR_EPARSE;
+    long long k = jint(rec, "version");
+    if (k < 1 || k > RPT_VERSIONS_MAX || jint(rec, "guard_versions") != k - 1)
+        return HR_EPARSE;
+    for (size_t i = 0; i < json_array_size(to); i++) {
+        int w = wl_state_parse(json_string_value(json_array_get(to, i)));
+        if (w < 0)
+            return HR_EPARSE;
+        m->to[i] = (enum wl_state)w;
+    }
+    m->n_to = (int)json_array_size(to);
+    copy_cut(info->id, sizeof(info->id), id);
+    copy_cut(info->center, sizeof(info->center), jstr(rec, "center"));
+    copy_cut(info->hospital, sizeof(info->hospital), jstr(rec, "hospital"));
+    copy_cut(info->created_by, sizeof(info->created_by), jstr(rec, "created_by"));
+    info->created_ms = jint(rec, "created_ms");
+    info->versions = (int)k - 1;
+    info->pending = (int)jint(rec, "guard_pending");
+    info->rev = jint(rec, "guard_rev");
+    m->info = info;
+    m->k = (int)k;
+    m->vstatus = (enum rpt_status)vst;
+    m->jws = jws;
+    m->digest = digest;
+    m->signed_ms = jint(rec, "signed_ms");
+    m->signer = sv[2];
+    m->tsr = jstr(rec, "tsr");
+    m->status = (enum rpt_status)st;
+    m->current = (int)jint(rec, "current");
+    m->pending = (int)jint(rec, "pending");
+    m->pending_kind = jstr(rec, "pending_kind");
+    m->author = sv[3];
+    m->clear_draft = jbool(rec, "clear_draft");
+    m->clear_open = jbool(rec, "clear_open");
+    m->outbox = jbool(rec, "outbox");
+    m->signers = sv[4];
+    m->supersedes = jint(rec, "supersedes");
+    m->cosigned = jbool(rec, "cosigned");
+    m->reason = jstr(rec, "reason") ? jstr(rec, "reason") : "";
+    return 0;
+}
+
+/* Replays one record file. *later is set when its report is not (yet) in
+ * the state the commit found (an earlier lost version is replayed first).
+ * 0, or HR_EREDIS (fatal). */
+static int replay_file(redisContext *c, const char *path, rpt_reconcile_stats *st, int *later)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    json_t *rec = NULL;
+    rpt_info info;
+    commit m;
+    char digest[65];
+    *later = 0;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(digest, sizeof(digest), "%.64s", base);
+    int rc = hr_read_file(path, RECORD_MAX, &buf, &len);
+    if (rc) {
+        hr_error("reports", "version record %s: %s", path, hr_strerror(rc));
+        if (rc == HR_ETOOBIG)
+            st->corrupt++;
+        else
+            st->errors++;
+        return 0;
+    }
+    rec = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!rec || (rc = record_parse(rec, digest, &info, &m)) != 0) {
+        hr_error("reports", "version record %s: malformed, or not the version its name says", path);
+        st->corrupt++;
+        rc = 0;
+        goto out;
+    }
+    long long at = jint(rec, "committed_ms");
+    redisReply *r = commit_eval(c, &m, "replay", at);
+    if (!r) {
+        rc = HR_EREDIS;
+        goto out;
+    }
+    int code = reply_code(r);
+    if (code == S_OK) {
+        st->applied++;
+        hr_warn("reports", "signed version %d of %s (%s) was lost by the index: restored", m.k,
+                info.id, digest);
+        follow(c, info.study, m.to, m.n_to, m.signer, at);
+    } else if (code == S_STATE && strcmp(reply_str(r, 1), "present") == 0) {
+        st->present++;
+    } else if (code == S_STATE || code == S_NOTFOUND) {
+        *later = 1;
+    } else {
+        hr_error("reports", "version record %s: replay refused (code %d)", path, code);
+        st->refused++;
+    }
+    freeReplyObject(r);
+out:
+    json_decref(rec);
+    free(buf);
+    return rc;
+}
+
+#define REPLAY_LATER_MAX 4096
+
+static long long mtime_ms(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return -1;
+    return (long long)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+}
+
+int rpt_reconcile(redisContext *c, const hr_config *cfg, int all, rpt_reconcile_stats *st)
+{
+    char root[HR_PATH_MAX + 96];
+    char *later[REPLAY_LATER_MAX];
+    int n_later = 0, rc = 0;
+    long long since = 0;
+    memset(st, 0, sizeof(*st));
+    if (!all) {
+        redisReply *r = redisCommand(c, "GET hr:meta:checkpoint");
+        if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+            freeReplyObject(r);
+            return HR_EREDIS;
+        }
+        if (r->type == REDIS_REPLY_STRING) { /* else: no checkpoint, every record */
+            since = strtoll(r->str, NULL, 10) - RPT_RECONCILE_MARGIN_MS;
+            since = since > 0 ? since : 1;
+        }
+        freeReplyObject(r);
+    }
+    record_path(cfg, "", 0, root);
+    DIR *d1 = opendir(root);
+    if (!d1)
+        return errno == ENOENT ? 0 : -errno;
+    struct dirent *e1;
+    while (!rc && (e1 = readdir(d1)) != NULL) {
+        if (strlen(e1->d_name) != 2 || !hex_name(e1->d_name, 2))
+            continue;
+        char p1[HR_PATH_MAX + 100];
+        snprintf(p1, sizeof(p1), "%s/%s", root, e1->d_name);
+        DIR *d2 = opendir(p1);
+        if (!d2)
+            continue;
+        struct dirent *e2;
+        while (!rc && (e2 = readdir(d2)) != NULL) {
+            if (strlen(e2->d_name) != 2 || !hex_name(e2->d_name, 2))
+                continue;
+            char p2[HR_PATH_MAX + 104];
+            snprintf(p2, sizeof(p2), "%s/%s", p1, e2->d_name);
+            if (since > 0 && mtime_ms(p2) < since)
+                continue;
+            DIR *d3 = opendir(p2);
+            if (!d3)
+                continue;
+            struct dirent *e3;
+            while (!rc && (e3 = readdir(d3)) != NULL) {
+                const char *nm = e3->d_name;
+                if (strlen(nm) != 69 || !hex_name(nm, 64) || strcmp(nm + 64, ".json") != 0)
+                    continue;
+                char p3[HR_PATH_MAX + 180];
+                snprintf(p3, sizeof(p3), "%s/%s", p2, nm);
+                if (since > 0 && mtime_ms(p3) < since)
+                    continue;
+                st->files++;
+                int again = 0;
+                rc = replay_file(c, p3, st, &again);
+                if (!rc && again) {
+                    char *dup = n_later < REPLAY_LATER_MAX ? strdup(p3) : NULL;
+                    if (dup)
+                        later[n_later++] = dup;
+                    else {
+                        hr_error("reports", "version record %s: not replayed (too many)", p3);
+                        st->errors++;
+                    }
+                }
+            }
+            closedir(d3);
+        }
+        closedir(d2);
+    }
+    closedir(d1);
+    /* versions lost together are replayed in their order: each round
+     * applies those whose predecessor is back */
+    for (int round = 0; !rc && n_later > 0 && round <= RPT_VERSIONS_MAX; round++) {
+        int kept = 0;
+        long long applied = st->applied;
+        for (int i = 0; i < n_later; i++) {
+            int again = 0;
+            if (!rc)
+                rc = replay_file(c, later[i], st, &again);
+            if (!rc && again)
+                later[kept++] = later[i];
+            else
+                free(later[i]);
+        }
+        n_later = kept;
+        if (st->applied == applied)
+            break;
+    }
+    for (int i = 0; i < n_later; i++) {
+        hr_warn("reports",
+                "version record %s: not replayed, its report has moved on (or is gone) since "
+                "(the commit never happened)",
+                later[i]);
+        st->refused++;
+        free(later[i]);
+    }
     return rc;
 }

@@ -221,4 +221,24 @@ int rpt_latest(redisContext *c, const char *const *studies, size_t n, char (*ids
  * <data_dir>/keys (cap >= HR_PATH_MAX). */
 void rpt_keys_dir(const hr_config *cfg, char *out, size_t cap);
 
+/* Start-up reconciliation of signed versions (decision 0024). Each signed
+ * version is first written to <data_dir>/reports/aa/bb/<digest>.json (fsync,
+ * rename, directory fsync) and only then committed to Redis; this replays the
+ * records whose version Redis lost (its AOF's last second): the version hash,
+ * the report's fields, the outbox entry and the worklist move, as the commit
+ * did, and only when the report is still where the commit found it. all: every
+ * record; else those in directories and files modified since hr:meta:checkpoint
+ * - RPT_RECONCILE_MARGIN_MS (all of them without a checkpoint). Blocking (CLI,
+ * thread pool). 0 (malformed records are counted), HR_EREDIS, -errno. */
+#define RPT_RECONCILE_MARGIN_MS (120 * 1000)
+typedef struct rpt_reconcile_stats {
+    long long files;   /* records examined */
+    long long applied; /* versions restored */
+    long long present; /* versions Redis has */
+    long long refused; /* not applicable: the report moved on (a commit that never ran) */
+    long long corrupt; /* malformed, or not matching their name */
+    long long errors;  /* unreadable */
+} rpt_reconcile_stats;
+int rpt_reconcile(redisContext *c, const hr_config *cfg, int all, rpt_reconcile_stats *st);
+
 #endif

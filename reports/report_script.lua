@@ -64,12 +64,30 @@ if op == 'save' then -- n user rev draft
   return {OK, nrev}
 end
 
-if op == 'commit' then
+if op == 'commit' or op == 'replay' then
   -- n guard_versions guard_pending guard_rev ('' = none) claim_user ('' = none)
   -- k vstatus jws digest signed_ms signer tsr
   -- status current pending pending_kind author clear_draft(0|1) open(keep|clear) outbox(0|1)
   -- signers (JSON) supersedes (version or 0) cosigned (0|1) reason
+  -- replay (start-up reconciliation of a version record file, decision 0024)
+  -- adds: center hospital created_by created_ms, and answers {STATE, 'present'}
+  -- when the version exists; a report whose hash was lost with its first
+  -- version is recreated when it is the study's next one.
   local n = ARGV[4]
+  if op == 'replay' then
+    if redis.call('EXISTS', vkey(n, ARGV[9])) == 1 then return {STATE, 'present'} end
+    if redis.call('EXISTS', rkey(n)) == 0 and ARGV[9] == '1' and ARGV[5] == '0'
+      and redis.call('LLEN', ids_key()) == tonumber(n) - 1 then
+      local id = 'r' .. n .. '-' .. study
+      redis.call('HSET', rkey(n), 'id', id, 'study', study, 'n', n, 'center', ARGV[28],
+        'hospital', ARGV[29], 'status', 'draft', 'versions', '0', 'current', '0',
+        'pending', '0', 'pending_kind', '', 'author', ARGV[20], 'created_by', ARGV[30],
+        'created_ms', ARGV[31], 'updated_ms', num(now), 'draft', '', 'rev', '0',
+        'draft_by', ARGV[20], 'draft_ms', ARGV[31])
+      redis.call('RPUSH', ids_key(), id)
+      redis.call('HSET', KEYS[1], 'latest', id, 'status', 'draft', 'open', id)
+    end
+  end
   local f = redis.call('HMGET', rkey(n), 'versions', 'pending', 'rev', 'status')
   if not f[1] then return {NOTFOUND} end
   if f[1] ~= ARGV[5] or f[2] ~= ARGV[6] then return {STATE} end
