@@ -1,6 +1,8 @@
 /* Compact JWS with x5c: signing and verification (decision 0022). */
 #include "jws.h"
+#include "jws_cache.h"
 #include "pkey.h"
+#include "../common/hr_buf.h"
 #include "../common/hr_err.h"
 
 #include <errno.h>
@@ -9,10 +11,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define HEADER_B64_MAX (256u << 10) /* 8 certificates of 16 KiB in base64, twice */
 #define SIG_B64_MAX    ((RPT_SIG_MAX * 4 + 2) / 3)
@@ -79,59 +83,52 @@ int rpt_b64url_decode(const char *in, size_t n, uint8_t *out, size_t *olen)
     return rc;
 }
 
-/* Standard padded base64 (x5c) into a malloc'd buffer; NULL when malformed. */
-static uint8_t *b64_decode(const char *in, size_t n, size_t *olen)
-{
-    size_t pad = 0;
-    if (n == 0 || n % 4)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        char c = in[i];
-        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 c == '+' || c == '/' || (c == '=' && i >= n - 2);
-        if (!ok)
-            return NULL;
-    }
-    pad = in[n - 1] == '=' ? (in[n - 2] == '=' ? 2 : 1) : 0;
-    if (pad == 1 && in[n - 2] == '=')
-        return NULL;
-    uint8_t *out = malloc(n / 4 * 3 + 1);
-    if (!out)
-        return NULL;
-    int len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
-    if (len < 0 || (size_t)len < pad) {
-        free(out);
-        return NULL;
-    }
-    *olen = (size_t)len - pad;
-    return out;
-}
-
 /* ---- signing ---- */
+
+/* The protected header in its JCS form, written directly (it is the same
+ * signature after signature but for iat): the members sort as alg < iat <
+ * typ < x5c, and base64 text needs no escaping (checked). */
+static int header_jcs(const rpt_signer *s, long long iat, hr_buf *b)
+{
+    char head[96];
+    int n = snprintf(head, sizeof(head), "{\"alg\":\"%s\",\"iat\":%lld,\"typ\":\"JOSE\",\"x5c\":[",
+                     rpt_alg_name(s->alg), iat);
+    int rc = hr_buf_append(b, head, (size_t)n);
+    for (size_t i = 0; !rc && i < s->n_x5c; i++) {
+        size_t len = strlen(s->x5c[i]);
+        if (len == 0 || strspn(s->x5c[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                          "0123456789+/=") != len)
+            return -EINVAL;
+        rc = hr_buf_append(b, i ? ",\"" : "\"", i ? 2 : 1);
+        if (!rc)
+            rc = hr_buf_append(b, s->x5c[i], len);
+        if (!rc)
+            rc = hr_buf_append(b, "\"", 1);
+    }
+    if (!rc)
+        rc = hr_buf_append(b, "]}", 2);
+    return rc;
+}
 
 int rpt_jws_sign(rpt_signer *s, const json_t *payload, long long signed_s, char **compact)
 {
-    json_t *hdr = NULL, *x5c = NULL;
-    char *hjcs = NULL, *pjcs = NULL, *out = NULL;
+    char *pjcs = NULL, *out = NULL, *hjcs;
     size_t hlen, plen, sig_len = 0;
     uint8_t sig[RPT_SIG_MAX];
-    int rc = -ENOMEM;
+    hr_buf hb;
+    int rc;
     *compact = NULL;
-    if (!s || !s->sign || s->n_x5c == 0 || !json_is_object(payload) || signed_s < 0)
+    if (!s || !s->sign || s->n_x5c == 0 || s->n_x5c > RPT_X5C_MAX || !json_is_object(payload) ||
+        signed_s < 0 || signed_s > 9007199254740991LL)
         return -EINVAL;
-    x5c = json_array();
-    for (size_t i = 0; x5c && i < s->n_x5c; i++)
-        if (json_array_append_new(x5c, json_string(s->x5c[i])) != 0)
-            goto out;
-    hdr = json_pack("{s:s, s:s, s:O, s:I}", "alg", rpt_alg_name(s->alg), "typ", "JOSE", "x5c", x5c,
-                    "iat", (json_int_t)signed_s);
-    if (!hdr)
-        goto out;
-    rc = rpt_jcs(hdr, &hjcs, &hlen);
+    hr_buf_init(&hb, HEADER_B64_MAX);
+    rc = header_jcs(s, signed_s, &hb);
     if (!rc)
         rc = rpt_jcs(payload, &pjcs, &plen);
     if (rc)
         goto out;
+    hjcs = (char *)hb.data;
+    hlen = hb.len;
     size_t cap = (hlen + 2) / 3 * 4 + 1 + (plen + 2) / 3 * 4 + 1 + SIG_B64_MAX + 8;
     out = malloc(cap);
     if (!out) {
@@ -153,12 +150,10 @@ int rpt_jws_sign(rpt_signer *s, const json_t *payload, long long signed_s, char 
     *compact = out;
     out = NULL;
 out:
-    json_decref(hdr);
-    json_decref(x5c);
-    free(hjcs);
+    hr_buf_free(&hb);
     free(pjcs);
     free(out);
-    return rc;
+    return rc == HR_ETOOBIG ? -EINVAL : rc;
 }
 
 /* ---- verification ---- */
@@ -180,20 +175,6 @@ __attribute__((format(printf, 4, 5))) static void fail(rpt_verify_result *res, i
     va_end(ap);
 }
 
-static void name_oneline(X509_NAME *name, char *out, size_t cap)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    out[0] = '\0';
-    if (!b)
-        return;
-    unsigned long flags = (XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) | ASN1_STRFLGS_UTF8_CONVERT;
-    if (X509_NAME_print_ex(b, name, 0, flags) >= 0) {
-        int n = BIO_read(b, out, (int)cap - 1);
-        out[n > 0 ? n : 0] = '\0';
-    }
-    BIO_free(b);
-}
-
 static const char *key_kind(EVP_PKEY *k)
 {
     switch (rpt_pkey_alg(k)) {
@@ -207,8 +188,11 @@ static const char *key_kind(EVP_PKEY *k)
     return EVP_PKEY_get0_type_name(k) ? EVP_PKEY_get0_type_name(k) : "an unknown key";
 }
 
-/* The certificates of header "x5c" into *chain (leaf first). */
-static int parse_x5c(json_t *x5c, STACK_OF(X509) * *chain, rpt_verify_result *res, int *rc)
+/* The certificates of header "x5c": *chain (leaf first; its own references)
+ * and the cache entries in ents (cap RPT_X5C_MAX; release them), *id the
+ * SHA-256 of their texts after gen (filled by check_chain). */
+static int parse_x5c(json_t *x5c, STACK_OF(X509) * *chain, rpt__cert **ents, rpt_verify_result *res,
+                     int *rc)
 {
     size_t n = json_array_size(x5c);
     if (!json_is_array(x5c) || n == 0) {
@@ -226,17 +210,15 @@ static int parse_x5c(json_t *x5c, STACK_OF(X509) * *chain, rpt_verify_result *re
     }
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(x5c, i);
-        size_t blen = json_string_length(v), dlen = 0;
-        uint8_t *der = NULL;
-        if (json_is_string(v) && blen <= (RPT_X5C_CERT_MAX + 2) / 3 * 4)
-            der = b64_decode(json_string_value(v), blen, &dlen);
-        const unsigned char *p = der;
-        X509 *c = der ? d2i_X509(NULL, &p, (long)dlen) : NULL;
-        int whole = c && p == der + dlen;
-        free(der);
-        if (!whole || rpt_x509_set_sm2_id(c) != 0 || !sk_X509_push(*chain, c)) {
-            X509_free(c);
+        ents[i] =
+            json_is_string(v) ? rpt__cert_get(json_string_value(v), json_string_length(v)) : NULL;
+        if (!ents[i] || X509_up_ref(ents[i]->cert) != 1) {
             fail(res, rc, HR_ECERT, "certificate %zu of \"x5c\" is not a DER certificate", i + 1);
+            return -1;
+        }
+        if (!sk_X509_push(*chain, ents[i]->cert)) {
+            X509_free(ents[i]->cert);
+            fail(res, rc, -ENOMEM, "out of memory");
             return -1;
         }
     }
@@ -290,20 +272,55 @@ static const char *chain_error(int err)
     return NULL;
 }
 
-/* The chain of x5c up to an anchor of trust_pem, at time t. */
-static void check_chain(STACK_OF(X509) * chain, const char *trust_pem, time_t t,
+static long long asn1_epoch(const ASN1_TIME *t)
+{
+    struct tm tm;
+    return t && ASN1_TIME_to_tm(t, &tm) == 1 ? (long long)timegm(&tm) : -1;
+}
+
+/* The chain of x5c up to an anchor of trust_pem, at time t; a chain found
+ * good before (same texts, same trust file) is not verified again while t
+ * is within the validity of every certificate of its path. */
+static void check_chain(STACK_OF(X509) * chain, json_t *x5c, const char *trust_pem, time_t t,
                         rpt_verify_result *res, int *rc)
 {
-    X509_STORE *store = X509_STORE_new();
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    STACK_OF(X509) *untrusted = sk_X509_new_null();
+    unsigned long long gen = 0;
+    X509_STORE *store = rpt__store_get(trust_pem, &gen);
+    X509_STORE_CTX *ctx = NULL;
+    STACK_OF(X509) *untrusted = NULL;
+    uint8_t id[32];
     res->chain = 0;
-    if (!store || !ctx || !untrusted) {
-        fail(res, rc, -ENOMEM, "out of memory");
+    if (!store) {
+        fail(res, rc, -EIO, "cannot read trust anchors from %s", trust_pem);
         goto out;
     }
-    if (X509_STORE_load_file(store, trust_pem) != 1) {
-        fail(res, rc, -EIO, "cannot read trust anchors from %s", trust_pem);
+    /* id: SHA-256 of gen and the length-prefixed x5c texts */
+    size_t total = sizeof(gen);
+    for (size_t i = 0; i < json_array_size(x5c); i++)
+        total += sizeof(uint64_t) + json_string_length(json_array_get(x5c, i));
+    uint8_t *idin = malloc(total);
+    int ok = idin != NULL;
+    if (ok) {
+        size_t at = 0;
+        memcpy(idin, &gen, sizeof(gen));
+        at += sizeof(gen);
+        for (size_t i = 0; i < json_array_size(x5c); i++) {
+            uint64_t n = json_string_length(json_array_get(x5c, i));
+            memcpy(idin + at, &n, sizeof(n));
+            memcpy(idin + at + sizeof(n), json_string_value(json_array_get(x5c, i)), n);
+            at += sizeof(n) + n;
+        }
+        rpt__sha256(idin, total, id);
+        free(idin);
+    }
+    if (ok && rpt__chain_known(id, (long long)t)) {
+        res->chain = 1;
+        goto out;
+    }
+    ctx = X509_STORE_CTX_new();
+    untrusted = sk_X509_new_null();
+    if (!ctx || !untrusted) {
+        fail(res, rc, -ENOMEM, "out of memory");
         goto out;
     }
     for (int i = 1; i < sk_X509_num(chain); i++)
@@ -318,6 +335,16 @@ static void check_chain(STACK_OF(X509) * chain, const char *trust_pem, time_t t,
     X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), t);
     if (X509_verify_cert(ctx) == 1) {
         res->chain = 1;
+        STACK_OF(X509) *path = X509_STORE_CTX_get0_chain(ctx);
+        long long nb = LLONG_MIN, na = LLONG_MAX;
+        for (int i = 0; i < sk_X509_num(path); i++) {
+            long long b = asn1_epoch(X509_get0_notBefore(sk_X509_value(path, i)));
+            long long a = asn1_epoch(X509_get0_notAfter(sk_X509_value(path, i)));
+            nb = b > nb ? b : nb;
+            na = a < na ? a : na;
+        }
+        if (ok && nb >= 0 && na >= nb)
+            rpt__chain_add(id, nb, na);
         goto out;
     }
     int err = X509_STORE_CTX_get_error(ctx);
@@ -355,6 +382,7 @@ int rpt_jws_verify(const char *compact, size_t len, const char *trust_pem, rpt_v
     size_t hlen = 0, plen = 0, slen = 0;
     json_t *hdr = NULL;
     STACK_OF(X509) *chain = NULL;
+    rpt__cert *ents[RPT_X5C_MAX] = {NULL};
     int rc = 0;
     memset(res, 0, sizeof(*res));
     res->sig = res->valid = res->chain = -1;
@@ -421,18 +449,19 @@ int rpt_jws_verify(const char *compact, size_t len, const char *trust_pem, rpt_v
         goto out;
     }
     res->signed_s = json_integer_value(jiat);
-    if (parse_x5c(json_object_get(hdr, "x5c"), &chain, res, &rc) != 0)
+    json_t *x5c = json_object_get(hdr, "x5c");
+    if (parse_x5c(x5c, &chain, ents, res, &rc) != 0)
         goto out;
     X509 *leaf = sk_X509_value(chain, 0);
     EVP_PKEY *key = X509_get0_pubkey(leaf);
-    name_oneline(X509_get_subject_name(leaf), res->signer_subject, sizeof(res->signer_subject));
-    if (!key || rpt_pkey_alg(key) != a) {
+    snprintf(res->signer_subject, sizeof(res->signer_subject), "%s", ents[0]->subject);
+    if (!key || ents[0]->alg != a) {
         fail(res, &rc, HR_ESIG, "algorithm %s does not match the certificate's key (%s)", alg,
              key ? key_kind(key) : "unreadable");
         res->sig = 0;
     } else {
-        int v = rpt_pkey_verify(key, res->alg, (const uint8_t *)compact, (size_t)(d2 - compact),
-                                sig, slen);
+        int v = rpt_pkey_ctx_verify(ents[0]->vctx, (const uint8_t *)compact, (size_t)(d2 - compact),
+                                    sig, slen);
         res->sig = v == 0;
         if (v)
             fail(res, &rc, HR_ESIG, "signature does not match the payload");
@@ -440,8 +469,10 @@ int rpt_jws_verify(const char *compact, size_t len, const char *trust_pem, rpt_v
     time_t t = (time_t)res->signed_s;
     check_validity(chain, t, res, &rc);
     if (trust_pem)
-        check_chain(chain, trust_pem, t, res, &rc);
+        check_chain(chain, x5c, trust_pem, t, res, &rc);
 out:
+    for (int i = 0; i < RPT_X5C_MAX; i++)
+        rpt__cert_put(ents[i]);
     json_decref(hdr);
     sk_X509_pop_free(chain, X509_free);
     free(hraw);

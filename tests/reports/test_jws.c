@@ -115,10 +115,18 @@ static void round_trip(const char *user, enum rpt_alg alg)
     json_decref(r.payload);
     /* the header names the alg and carries typ, x5c and iat */
     char *dot = strchr(jws, '.');
-    uint8_t hdr[4096];
+    uint8_t hdr[8192];
     size_t hl = 0;
     cr_assert_eq(rpt_b64url_decode(jws, (size_t)(dot - jws), hdr, &hl), 0);
     json_t *h = json_loadb((char *)hdr, hl, 0, NULL);
+    cr_assert_not_null(h);
+    /* the header is written in its canonical (JCS) form */
+    char *canon = NULL;
+    size_t cl = 0;
+    cr_assert_eq(rpt_jcs(h, &canon, &cl), 0);
+    cr_expect(cl == hl && memcmp(canon, hdr, hl) == 0, "header not canonical: %.*s", (int)hl,
+              (char *)hdr);
+    free(canon);
     cr_expect_str_eq(json_string_value(json_object_get(h, "alg")), rpt_alg_name(alg));
     cr_expect_str_eq(json_string_value(json_object_get(h, "typ")), "JOSE");
     cr_expect_eq(json_array_size(json_object_get(h, "x5c")), 2);
