@@ -683,3 +683,38 @@ Test(jws, cert_import)
                  HR_ECERT);
     cr_expect_str_eq(why, "the key does not match the leaf certificate");
 }
+
+/* The caches of verification: a chain found good is not trusted any longer
+ * once the trust file changes. */
+Test(jws, caches_follow_the_trust_file)
+{
+    rpt_signer *s = open_user("cache", RPT_ALG_ES256);
+    char *jws = sign(s, (long long)time(NULL));
+    rpt_verify_result r;
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(verify(jws, g_trust, &r), 0, "%s", r.why);
+    /* the trust file now holds another CA only */
+    char other[700], otrust[800];
+    snprintf(other, sizeof(other), "%s/other", g_dir);
+    snprintf(otrust, sizeof(otrust), "%s/trust.pem", other);
+    rpt_subject ca = {.cn = "Replacement CA"};
+    cr_assert_eq(rpt_ca_init(other, RPT_ALG_ES256, CA_PASS, &ca, 30), 0);
+    STACK_OF(X509) *t = NULL;
+    cr_assert_eq(rpt_certs_read(otrust, 8, &t), 0);
+    cr_assert_eq(rpt_certs_write(g_trust, t, 0644, 0), 0);
+    sk_X509_pop_free(t, X509_free);
+    cr_expect_eq(verify(jws, g_trust, &r), HR_ECERT);
+    cr_expect_str_eq(r.why, "certificate not issued by a trusted CA");
+    /* and the original anchor back: good again */
+    EVP_PKEY *ck = NULL;
+    X509 *c = NULL;
+    cr_assert_eq(rpt_ca_load(g_ca, CA_PASS, &ck, &c), 0);
+    t = sk_X509_new_null();
+    sk_X509_push(t, c);
+    cr_assert_eq(rpt_certs_write(g_trust, t, 0644, 0), 0);
+    sk_X509_pop_free(t, X509_free);
+    EVP_PKEY_free(ck);
+    cr_expect_eq(verify(jws, g_trust, &r), 0, "%s", r.why);
+    free(jws);
+    s->free(s);
+}
