@@ -477,7 +477,7 @@ static const char k_verify_usage[] =
     "the images digest, and with --images (DICOM files, any names) or --hub (a\n"
     "huren's DICOMweb, bearer token T) the SHA-256 of every instance. A co-signed\n"
     "final report's embedded preliminary is verified too. --tsr: an RFC 3161\n"
-    "timestamp token (DER) of the signature. One line per check; exit 0 only when\n"
+    "timestamp token (DER) of the compact JWS. One line per check; exit 0 only when\n"
     "every check passes, 1 otherwise, 2 on usage errors.";
 
 typedef struct vstate {
@@ -1072,6 +1072,8 @@ int cli_verify(int argc, char **argv)
         fprintf(stderr, "%s\n", k_verify_usage);
         return 2;
     }
+    if (hub)
+        curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = hr_read_file(file, RPT_JWS_MAX, &jws, &len);
     if (rc) {
         printf("FAIL  read %s: %s\n", file,
