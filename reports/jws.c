@@ -158,21 +158,33 @@ out:
 
 /* ---- verification ---- */
 
-/* Appends one reason line to res->why and keeps the first code in *rc. */
-__attribute__((format(printf, 4, 5))) static void fail(rpt_verify_result *res, int *rc, int code,
-                                                       const char *fmt, ...)
+/* Appends one line to buf (cap). */
+static void add_line(char *buf, size_t cap, const char *line)
 {
-    size_t used = strlen(res->why);
-    if (!*rc)
-        *rc = code;
-    if (used && used + 1 < sizeof(res->why))
-        res->why[used++] = '\n';
-    if (used + 1 >= sizeof(res->why))
-        return;
+    size_t used = strlen(buf);
+    if (used && used + 1 < cap)
+        buf[used++] = '\n';
+    if (used + 1 < cap)
+        snprintf(buf + used, cap - used, "%s", line);
+}
+
+/* One reason of a failure: a line of res->why, and of why_valid (cat 1) or
+ * why_chain (cat 2); keeps the first code in *rc. */
+__attribute__((format(printf, 5, 6))) static void fail(rpt_verify_result *res, int *rc, int cat,
+                                                       int code, const char *fmt, ...)
+{
+    char line[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(res->why + used, sizeof(res->why) - used, fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (!*rc)
+        *rc = code;
+    add_line(res->why, sizeof(res->why), line);
+    if (cat == 1)
+        add_line(res->why_valid, sizeof(res->why_valid), line);
+    else if (cat == 2)
+        add_line(res->why_chain, sizeof(res->why_chain), line);
 }
 
 static const char *key_kind(EVP_PKEY *k)
@@ -196,16 +208,16 @@ static int parse_x5c(json_t *x5c, STACK_OF(X509) * *chain, rpt__cert **ents, rpt
 {
     size_t n = json_array_size(x5c);
     if (!json_is_array(x5c) || n == 0) {
-        fail(res, rc, HR_ECERT, "no signer certificate (header \"x5c\" missing or empty)");
+        fail(res, rc, 0, HR_ECERT, "no signer certificate (header \"x5c\" missing or empty)");
         return -1;
     }
     if (n > RPT_X5C_MAX) {
-        fail(res, rc, HR_ETOOBIG, "more than %d certificates in \"x5c\"", RPT_X5C_MAX);
+        fail(res, rc, 0, HR_ETOOBIG, "more than %d certificates in \"x5c\"", RPT_X5C_MAX);
         return -1;
     }
     *chain = sk_X509_new_null();
     if (!*chain) {
-        fail(res, rc, -ENOMEM, "out of memory");
+        fail(res, rc, 0, -ENOMEM, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -213,12 +225,13 @@ static int parse_x5c(json_t *x5c, STACK_OF(X509) * *chain, rpt__cert **ents, rpt
         ents[i] =
             json_is_string(v) ? rpt__cert_get(json_string_value(v), json_string_length(v)) : NULL;
         if (!ents[i] || X509_up_ref(ents[i]->cert) != 1) {
-            fail(res, rc, HR_ECERT, "certificate %zu of \"x5c\" is not a DER certificate", i + 1);
+            fail(res, rc, 0, HR_ECERT, "certificate %zu of \"x5c\" is not a DER certificate",
+                 i + 1);
             return -1;
         }
         if (!sk_X509_push(*chain, ents[i]->cert)) {
             X509_free(ents[i]->cert);
-            fail(res, rc, -ENOMEM, "out of memory");
+            fail(res, rc, 0, -ENOMEM, "out of memory");
             return -1;
         }
     }
@@ -233,17 +246,17 @@ static void check_validity(STACK_OF(X509) * chain, time_t t, rpt_verify_result *
         X509 *c = sk_X509_value(chain, i);
         const char *who = i == 0 ? "certificate" : "issuer certificate";
         if (X509_cmp_time(X509_get0_notAfter(c), &t) < 0) {
-            fail(res, rc, HR_ECERT, "%s expired at signing time", who);
+            fail(res, rc, 1, HR_ECERT, "%s expired at signing time", who);
             res->valid = 0;
         } else if (X509_cmp_time(X509_get0_notBefore(c), &t) > 0) {
-            fail(res, rc, HR_ECERT, "%s not yet valid at signing time", who);
+            fail(res, rc, 1, HR_ECERT, "%s not yet valid at signing time", who);
             res->valid = 0;
         }
     }
     X509 *leaf = sk_X509_value(chain, 0);
     if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) &&
         !(X509_get_key_usage(leaf) & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION))) {
-        fail(res, rc, HR_ECERT, "certificate key usage does not allow signing");
+        fail(res, rc, 1, HR_ECERT, "certificate key usage does not allow signing");
         res->valid = 0;
     }
 }
@@ -291,7 +304,7 @@ static void check_chain(STACK_OF(X509) * chain, json_t *x5c, const char *trust_p
     uint8_t id[32];
     res->chain = 0;
     if (!store) {
-        fail(res, rc, -EIO, "cannot read trust anchors from %s", trust_pem);
+        fail(res, rc, 2, -EIO, "cannot read trust anchors from %s", trust_pem);
         goto out;
     }
     /* id: SHA-256 of gen and the length-prefixed x5c texts */
@@ -320,16 +333,16 @@ static void check_chain(STACK_OF(X509) * chain, json_t *x5c, const char *trust_p
     ctx = X509_STORE_CTX_new();
     untrusted = sk_X509_new_null();
     if (!ctx || !untrusted) {
-        fail(res, rc, -ENOMEM, "out of memory");
+        fail(res, rc, 2, -ENOMEM, "out of memory");
         goto out;
     }
     for (int i = 1; i < sk_X509_num(chain); i++)
         if (!sk_X509_push(untrusted, sk_X509_value(chain, i))) {
-            fail(res, rc, -ENOMEM, "out of memory");
+            fail(res, rc, 2, -ENOMEM, "out of memory");
             goto out;
         }
     if (X509_STORE_CTX_init(ctx, store, sk_X509_value(chain, 0), untrusted) != 1) {
-        fail(res, rc, -ENOMEM, "out of memory");
+        fail(res, rc, 2, -ENOMEM, "out of memory");
         goto out;
     }
     X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), t);
@@ -350,9 +363,9 @@ static void check_chain(STACK_OF(X509) * chain, json_t *x5c, const char *trust_p
     int err = X509_STORE_CTX_get_error(ctx);
     const char *why = chain_error(err);
     if (why)
-        fail(res, rc, HR_ECERT, "%s", why);
+        fail(res, rc, 2, HR_ECERT, "%s", why);
     else
-        fail(res, rc, HR_ECERT, "certificate chain: %s", X509_verify_cert_error_string(err));
+        fail(res, rc, 2, HR_ECERT, "certificate chain: %s", X509_verify_cert_error_string(err));
 out:
     sk_X509_free(untrusted); /* the certificates belong to chain */
     X509_STORE_CTX_free(ctx);
@@ -387,46 +400,46 @@ int rpt_jws_verify(const char *compact, size_t len, const char *trust_pem, rpt_v
     memset(res, 0, sizeof(*res));
     res->sig = res->valid = res->chain = -1;
     if (len > RPT_JWS_MAX) {
-        fail(res, &rc, HR_ETOOBIG, "JWS larger than %u MiB", RPT_JWS_MAX >> 20);
+        fail(res, &rc, 0, HR_ETOOBIG, "JWS larger than %u MiB", RPT_JWS_MAX >> 20);
         goto out;
     }
     /* a compact JWS: three base64url parts, two dots, nothing else */
     const char *d1 = memchr(compact, '.', len);
     const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - compact)) : NULL;
     if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - compact))) {
-        fail(res, &rc, HR_EPARSE, "not a compact JWS (three parts separated by dots)");
+        fail(res, &rc, 0, HR_EPARSE, "not a compact JWS (three parts separated by dots)");
         goto out;
     }
     size_t hn = (size_t)(d1 - compact), pn = (size_t)(d2 - d1 - 1),
            sn = len - (size_t)(d2 + 1 - compact);
     if (hn > HEADER_B64_MAX) {
-        fail(res, &rc, HR_ETOOBIG, "JWS header larger than %u KiB", HEADER_B64_MAX >> 10);
+        fail(res, &rc, 0, HR_ETOOBIG, "JWS header larger than %u KiB", HEADER_B64_MAX >> 10);
         goto out;
     }
     if (sn > SIG_B64_MAX || rpt_b64url_decode(d2 + 1, sn, sig, &slen) != 0) {
-        fail(res, &rc, HR_EPARSE, "JWS signature is not base64url of at most %d bytes",
+        fail(res, &rc, 0, HR_EPARSE, "JWS signature is not base64url of at most %d bytes",
              RPT_SIG_MAX);
         goto out;
     }
     if (decode_part(compact, hn, &hraw, &hlen) != 0 || decode_part(d1 + 1, pn, &praw, &plen)) {
-        fail(res, &rc, HR_EPARSE, "JWS header or payload is not base64url");
+        fail(res, &rc, 0, HR_EPARSE, "JWS header or payload is not base64url");
         goto out;
     }
     json_error_t je;
     hdr = json_loadb((const char *)hraw, hlen, JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(hdr)) {
-        fail(res, &rc, HR_EPARSE, "JWS header is not a JSON object");
+        fail(res, &rc, 0, HR_EPARSE, "JWS header is not a JSON object");
         goto out;
     }
     res->payload = json_loadb((const char *)praw, plen, JSON_REJECT_DUPLICATES, &je);
     if (!json_is_object(res->payload)) {
         json_decref(res->payload);
         res->payload = NULL;
-        fail(res, &rc, HR_EPARSE, "JWS payload is not a JSON object");
+        fail(res, &rc, 0, HR_EPARSE, "JWS payload is not a JSON object");
         goto out;
     }
     if (json_object_get(hdr, "crit")) {
-        fail(res, &rc, HR_EPARSE, "JWS header has critical extensions (\"crit\") huren ignores");
+        fail(res, &rc, 0, HR_EPARSE, "JWS header has critical extensions (\"crit\") huren ignores");
         goto out;
     }
     json_t *jalg = json_object_get(hdr, "alg"), *jiat = json_object_get(hdr, "iat");
@@ -436,16 +449,16 @@ int rpt_jws_verify(const char *compact, size_t len, const char *trust_pem, rpt_v
         if (strcmp(alg, rpt_alg_name((enum rpt_alg)i)) == 0)
             a = i;
     if (!alg) {
-        fail(res, &rc, HR_EPARSE, "JWS header has no \"alg\"");
+        fail(res, &rc, 0, HR_EPARSE, "JWS header has no \"alg\"");
         goto out;
     }
     if (a < 0) {
-        fail(res, &rc, HR_ESIG, "algorithm \"%.32s\" refused (only ES256, EdDSA, SM2)", alg);
+        fail(res, &rc, 0, HR_ESIG, "algorithm \"%.32s\" refused (only ES256, EdDSA, SM2)", alg);
         goto out;
     }
     res->alg = (enum rpt_alg)a;
     if (!json_is_integer(jiat) || json_integer_value(jiat) < 0) {
-        fail(res, &rc, HR_EPARSE, "JWS header has no signing time (\"iat\")");
+        fail(res, &rc, 0, HR_EPARSE, "JWS header has no signing time (\"iat\")");
         goto out;
     }
     res->signed_s = json_integer_value(jiat);
@@ -456,7 +469,7 @@ int rpt_jws_verify(const char *compact, size_t len, const char *trust_pem, rpt_v
     EVP_PKEY *key = X509_get0_pubkey(leaf);
     snprintf(res->signer_subject, sizeof(res->signer_subject), "%s", ents[0]->subject);
     if (!key || ents[0]->alg != a) {
-        fail(res, &rc, HR_ESIG, "algorithm %s does not match the certificate's key (%s)", alg,
+        fail(res, &rc, 0, HR_ESIG, "algorithm %s does not match the certificate's key (%s)", alg,
              key ? key_kind(key) : "unreadable");
         res->sig = 0;
     } else {
@@ -464,7 +477,7 @@ int rpt_jws_verify(const char *compact, size_t len, const char *trust_pem, rpt_v
                                     sig, slen);
         res->sig = v == 0;
         if (v)
-            fail(res, &rc, HR_ESIG, "signature does not match the payload");
+            fail(res, &rc, 0, HR_ESIG, "signature does not match the payload");
     }
     time_t t = (time_t)res->signed_s;
     check_validity(chain, t, res, &rc);
