@@ -39,6 +39,8 @@ typedef struct rpt_verify_result {
     int valid;                /* every x5c certificate valid at iat, leaf usage allows signing */
     int chain;                /* x5c chains to a trust anchor at iat */
     char why[512];            /* one line ('\n'-separated) per failure reason, "" on success */
+    char why_valid[256];      /* the lines of why about validity at iat and key usage */
+    char why_chain[256];      /* the lines of why about the chain to the anchors */
 } rpt_verify_result;
 
 /* Verifies a compact JWS: the signature with the leaf key of x5c (alg must be

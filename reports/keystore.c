@@ -16,9 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* PBKDF2-HMAC-SHA256 iterations of key.p8: a PIN is short, so well above
- * OpenSSL's default of 2048 (about 50 ms per unlock; decision 0023). */
-#define KEY_PBKDF2_ITER 100000
+static int g_kdf_iter = RPT_KEY_KDF_ITER;
+
+void rpt_key_set_kdf_iter(int iter)
+{
+    g_kdf_iter = iter >= 1000 ? iter : RPT_KEY_KDF_ITER;
+}
 
 int rpt_pin_valid(const char *pin, char *why, size_t cap)
 {
@@ -127,8 +130,7 @@ int rpt_key_write(const char *path, EVP_PKEY *key, const char *pass)
     if (!p8 || !b)
         goto out;
     /* PBES2: PBKDF2-HMAC-SHA256 (OpenSSL's PBES2 default PRF), AES-256-CBC */
-    enc = PKCS8_encrypt(-1, EVP_aes_256_cbc(), pass, (int)strlen(pass), NULL, 16, KEY_PBKDF2_ITER,
-                        p8);
+    enc = PKCS8_encrypt(-1, EVP_aes_256_cbc(), pass, (int)strlen(pass), NULL, 16, g_kdf_iter, p8);
     if (!enc || PEM_write_bio_PKCS8(b, enc) != 1)
         goto out;
     rc = write_bio(b, path, 0600);

@@ -8,6 +8,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/obj_mac.h>
+#include <stdlib.h>
 #include <string.h>
 
 int rpt_pkey_generate(enum rpt_alg alg, EVP_PKEY **out)
@@ -118,56 +119,90 @@ out:
     return rc;
 }
 
-int rpt_pkey_sign(EVP_PKEY *key, enum rpt_alg alg, const uint8_t *in, size_t n, uint8_t *sig,
-                  size_t *sig_len)
+struct rpt_pkey_ctx {
+    enum rpt_alg alg;
+    int sign;
+    EVP_MD_CTX *tpl;    /* initialized once, copied for each use */
+    EVP_PKEY_CTX *pctx; /* SM2: the context holding the ID (tpl does not own it) */
+};
+
+void rpt_pkey_ctx_free(rpt_pkey_ctx *c)
 {
-    EVP_MD_CTX *m = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    uint8_t der[RPT_SIG_MAX];
-    size_t dlen = sizeof(der);
+    if (!c)
+        return;
+    EVP_MD_CTX_free(c->tpl);
+    EVP_PKEY_CTX_free(c->pctx);
+    free(c);
+}
+
+int rpt_pkey_ctx_new(EVP_PKEY *key, enum rpt_alg alg, int sign, rpt_pkey_ctx **out)
+{
+    rpt_pkey_ctx *c;
     int rc;
+    *out = NULL;
     if (rpt_pkey_alg(key) != (int)alg)
         return -EINVAL;
-    rc = init_ctx(key, alg, 1, &m, &pctx);
-    if (rc)
-        goto out;
-    if (EVP_DigestSign(m, der, &dlen, in, n) != 1) {
-        rc = -EIO;
-        goto out;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->alg = alg;
+    c->sign = sign;
+    rc = init_ctx(key, alg, sign, &c->tpl, &c->pctx);
+    ERR_clear_error();
+    if (rc) {
+        rpt_pkey_ctx_free(c);
+        return rc;
     }
-    if (alg == RPT_ALG_EDDSA) {
-        if (dlen != 64) {
-            rc = -EIO;
+    *out = c;
+    return 0;
+}
+
+/* A fresh copy of the template (the template itself is never consumed). */
+static EVP_MD_CTX *ctx_copy(const rpt_pkey_ctx *c)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    if (m && EVP_MD_CTX_copy_ex(m, c->tpl) != 1) {
+        EVP_MD_CTX_free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+int rpt_pkey_ctx_sign(const rpt_pkey_ctx *c, const uint8_t *in, size_t n, uint8_t *sig,
+                      size_t *sig_len)
+{
+    uint8_t der[RPT_SIG_MAX];
+    size_t dlen = sizeof(der);
+    int rc = -EIO;
+    EVP_MD_CTX *m = c->sign ? ctx_copy(c) : NULL;
+    if (!m || EVP_DigestSign(m, der, &dlen, in, n) != 1)
+        goto out;
+    if (c->alg == RPT_ALG_EDDSA) {
+        if (dlen != 64)
             goto out;
-        }
         memcpy(sig, der, 64);
+        rc = 0;
     } else {
         rc = der_to_raw(der, dlen, sig);
-        if (rc)
-            goto out;
     }
-    *sig_len = 64;
+    if (!rc)
+        *sig_len = 64;
 out:
     EVP_MD_CTX_free(m);
-    EVP_PKEY_CTX_free(pctx);
     OPENSSL_cleanse(der, sizeof(der));
     ERR_clear_error();
     return rc;
 }
 
-int rpt_pkey_verify(EVP_PKEY *key, enum rpt_alg alg, const uint8_t *in, size_t n,
-                    const uint8_t *sig, size_t sig_len)
+int rpt_pkey_ctx_verify(const rpt_pkey_ctx *c, const uint8_t *in, size_t n, const uint8_t *sig,
+                        size_t sig_len)
 {
-    EVP_MD_CTX *m = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
     uint8_t der[96];
     size_t dlen = 0;
     int rc;
-    if (rpt_pkey_alg(key) != (int)alg)
-        return -EINVAL;
     if (sig_len != 64)
         return HR_ESIG;
-    if (alg == RPT_ALG_EDDSA) {
+    if (c->alg == RPT_ALG_EDDSA) {
         memcpy(der, sig, 64);
         dlen = 64;
     } else {
@@ -175,14 +210,34 @@ int rpt_pkey_verify(EVP_PKEY *key, enum rpt_alg alg, const uint8_t *in, size_t n
         if (rc)
             return rc;
     }
-    rc = init_ctx(key, alg, 0, &m, &pctx);
-    if (rc)
-        goto out;
+    EVP_MD_CTX *m = !c->sign ? ctx_copy(c) : NULL;
+    if (!m)
+        return -EIO;
     rc = EVP_DigestVerify(m, der, dlen, in, n) == 1 ? 0 : HR_ESIG;
-out:
     EVP_MD_CTX_free(m);
-    EVP_PKEY_CTX_free(pctx);
     ERR_clear_error();
+    return rc;
+}
+
+int rpt_pkey_sign(EVP_PKEY *key, enum rpt_alg alg, const uint8_t *in, size_t n, uint8_t *sig,
+                  size_t *sig_len)
+{
+    rpt_pkey_ctx *c = NULL;
+    int rc = rpt_pkey_ctx_new(key, alg, 1, &c);
+    if (!rc)
+        rc = rpt_pkey_ctx_sign(c, in, n, sig, sig_len);
+    rpt_pkey_ctx_free(c);
+    return rc;
+}
+
+int rpt_pkey_verify(EVP_PKEY *key, enum rpt_alg alg, const uint8_t *in, size_t n,
+                    const uint8_t *sig, size_t sig_len)
+{
+    rpt_pkey_ctx *c = NULL;
+    int rc = rpt_pkey_ctx_new(key, alg, 0, &c);
+    if (!rc)
+        rc = rpt_pkey_ctx_verify(c, in, n, sig, sig_len);
+    rpt_pkey_ctx_free(c);
     return rc;
 }
 

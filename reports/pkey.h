@@ -34,6 +34,19 @@ int rpt_pkey_sign(EVP_PKEY *key, enum rpt_alg alg, const uint8_t *in, size_t n, 
 int rpt_pkey_verify(EVP_PKEY *key, enum rpt_alg alg, const uint8_t *in, size_t n,
                     const uint8_t *sig, size_t sig_len);
 
+/* A signing (sign 1) or verifying context of key under alg, prepared once
+ * (algorithm fetch, SM2 ID) and copied for each use: the fast path of a
+ * signer and of repeated verifications with one certificate. Uses of one
+ * context may run on several threads at once. 0, -EINVAL, -EIO, -ENOMEM. */
+typedef struct rpt_pkey_ctx rpt_pkey_ctx;
+int rpt_pkey_ctx_new(EVP_PKEY *key, enum rpt_alg alg, int sign, rpt_pkey_ctx **out);
+void rpt_pkey_ctx_free(rpt_pkey_ctx *c);
+/* As rpt_pkey_sign and rpt_pkey_verify, with a context of the right kind. */
+int rpt_pkey_ctx_sign(const rpt_pkey_ctx *c, const uint8_t *in, size_t n, uint8_t *sig,
+                      size_t *sig_len);
+int rpt_pkey_ctx_verify(const rpt_pkey_ctx *c, const uint8_t *in, size_t n, const uint8_t *sig,
+                        size_t sig_len);
+
 /* Marks cert so that OpenSSL checks an SM2 signature on it with
  * RPT_SM2_ID (no-op for other signature algorithms). 0, -ENOMEM. */
 int rpt_x509_set_sm2_id(X509 *cert);

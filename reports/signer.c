@@ -40,12 +40,13 @@ int rpt_alg_parse(const char *s)
 
 typedef struct key_impl {
     EVP_PKEY *key;
+    rpt_pkey_ctx *ctx;
 } key_impl;
 
 static int key_sign(rpt_signer *s, const uint8_t *in, size_t n, uint8_t *sig, size_t *sig_len)
 {
     key_impl *k = s->impl;
-    return rpt_pkey_sign(k->key, s->alg, in, n, sig, sig_len) ? -EIO : 0;
+    return rpt_pkey_ctx_sign(k->ctx, in, n, sig, sig_len) ? -EIO : 0;
 }
 
 static void key_free(rpt_signer *s)
@@ -53,8 +54,10 @@ static void key_free(rpt_signer *s)
     if (!s)
         return;
     key_impl *k = s->impl;
-    if (k)
+    if (k) {
+        rpt_pkey_ctx_free(k->ctx);
         EVP_PKEY_free(k->key);
+    }
     free(k);
     for (size_t i = 0; i < s->n_x5c; i++)
         free(s->x5c[i]);
@@ -104,6 +107,9 @@ int rpt_pkey_signer_new(EVP_PKEY *key, STACK_OF(X509) * chain, rpt_signer **out)
     if (EVP_PKEY_up_ref(key) != 1)
         goto out;
     ((key_impl *)s->impl)->key = key;
+    rc = rpt_pkey_ctx_new(key, s->alg, 1, &((key_impl *)s->impl)->ctx);
+    if (rc)
+        goto out;
     *out = s;
     s = NULL;
     rc = 0;

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 #include <openssl/ts.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,15 @@ __attribute__((format(printf, 4, 5))) static int fail(char *why, size_t cap, int
         vsnprintf(why, cap, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+/* libcurl's global state, once per process (curl_easy_init would do it on
+ * first use, racily when two pool threads get there together). */
+static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 static size_t collect(char *p, size_t size, size_t nm, void *arg)
@@ -99,6 +109,7 @@ int rpt_tsa_request(const char *url, int timeout_ms, const char *jws, size_t len
         rc = fail(why, cap, -ENOMEM, "cannot build the timestamp request");
         goto out;
     }
+    pthread_once(&g_curl_once, curl_init);
     c = curl_easy_init();
     hdr = curl_slist_append(NULL, "Content-Type: application/timestamp-query");
     if (!c || !hdr) {

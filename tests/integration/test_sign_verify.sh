@@ -42,6 +42,8 @@ done
 check_eq "key.p8 and chain.pem are 0600" "600 600" \
   "$(stat -c %a "$KEYS/dr-es256/key.p8" "$KEYS/dr-es256/chain.pem" | xargs)"
 check "key.p8 is an encrypted PKCS#8 PEM" grep -q 'BEGIN ENCRYPTED PRIVATE KEY' "$KEYS/dr-es256/key.p8"
+check "key.p8: PBKDF2 with 100000 iterations (0x186A0)" \
+  grep -q 'INTEGER *:0186A0' <(openssl asn1parse -in "$KEYS/dr-es256/key.p8")
 check "openssl opens key.p8 with the PIN" openssl pkey -in "$KEYS/dr-es256/key.p8" -passin "pass:$PIN" -noout
 check_eq "keygen refuses a 5-byte PIN" 1 "$(status keygen dr-short es256 12345)"
 check_eq "keygen refuses a user name with a slash" 2 "$(status keygen ../etc es256)"
@@ -168,7 +170,7 @@ PY
 out=$("$HUREN" verify "$T/es256.recert.jws" --trust "$TRUST" || true)
 check "re-signed altered certificate: the signature itself verifies" grep -q '^ok    signature' <<<"$out"
 check "re-signed altered certificate: huren verify names the altered certificate" \
-  grep -q 'FAIL  certificate: certificate signature does not verify' <<<"$out"
+  grep -q 'FAIL  certificate chain: certificate signature does not verify' <<<"$out"
 check_eq "re-signed altered certificate: openssl's chain check refuses it" 1 \
   "$(status "$OSSL" "$T/es256.recert.jws" "$TRUST" "$T/ossl.recert")"
 

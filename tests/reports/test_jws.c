@@ -28,6 +28,9 @@ static char g_dir[512], g_ca[600], g_keys[600], g_trust[700];
 
 static void setup(void)
 {
+    /* keys of 2048 iterations: the suite runs under ASan, where OpenSSL's
+     * PBKDF2 costs about 1 s at the product's 100000 (one test keeps it) */
+    rpt_key_set_kdf_iter(2048);
     cr_assert_eq(ts_tmpdir(g_dir), 0);
     snprintf(g_ca, sizeof(g_ca), "%s/ca", g_dir);
     snprintf(g_keys, sizeof(g_keys), "%s/keys", g_dir);
@@ -115,10 +118,18 @@ static void round_trip(const char *user, enum rpt_alg alg)
     json_decref(r.payload);
     /* the header names the alg and carries typ, x5c and iat */
     char *dot = strchr(jws, '.');
-    uint8_t hdr[4096];
+    uint8_t hdr[8192];
     size_t hl = 0;
     cr_assert_eq(rpt_b64url_decode(jws, (size_t)(dot - jws), hdr, &hl), 0);
     json_t *h = json_loadb((char *)hdr, hl, 0, NULL);
+    cr_assert_not_null(h);
+    /* the header is written in its canonical (JCS) form */
+    char *canon = NULL;
+    size_t cl = 0;
+    cr_assert_eq(rpt_jcs(h, &canon, &cl), 0);
+    cr_expect(cl == hl && memcmp(canon, hdr, hl) == 0, "header not canonical: %.*s", (int)hl,
+              (char *)hdr);
+    free(canon);
     cr_expect_str_eq(json_string_value(json_object_get(h, "alg")), rpt_alg_name(alg));
     cr_expect_str_eq(json_string_value(json_object_get(h, "typ")), "JOSE");
     cr_expect_eq(json_array_size(json_object_get(h, "x5c")), 2);
@@ -173,6 +184,7 @@ Test(jws, sm2_ca_chain)
 /* Key files: 0600, an encrypted PKCS#8 PEM; the wrong PIN opens nothing. */
 Test(jws, key_files_and_wrong_pin)
 {
+    rpt_key_set_kdf_iter(0); /* the product's count */
     rpt_signer *s = open_user("wang", RPT_ALG_ES256);
     s->free(s);
     char path[800];
@@ -674,4 +686,39 @@ Test(jws, cert_import)
     cr_expect_eq(rpt_cert_import(g_keys, g_trust, "wu", chainf, NULL, PIN, why, sizeof(why)),
                  HR_ECERT);
     cr_expect_str_eq(why, "the key does not match the leaf certificate");
+}
+
+/* The caches of verification: a chain found good is not trusted any longer
+ * once the trust file changes. */
+Test(jws, caches_follow_the_trust_file)
+{
+    rpt_signer *s = open_user("cache", RPT_ALG_ES256);
+    char *jws = sign(s, (long long)time(NULL));
+    rpt_verify_result r;
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(verify(jws, g_trust, &r), 0, "%s", r.why);
+    /* the trust file now holds another CA only */
+    char other[700], otrust[800];
+    snprintf(other, sizeof(other), "%s/other", g_dir);
+    snprintf(otrust, sizeof(otrust), "%s/trust.pem", other);
+    rpt_subject ca = {.cn = "Replacement CA"};
+    cr_assert_eq(rpt_ca_init(other, RPT_ALG_ES256, CA_PASS, &ca, 30), 0);
+    STACK_OF(X509) *t = NULL;
+    cr_assert_eq(rpt_certs_read(otrust, 8, &t), 0);
+    cr_assert_eq(rpt_certs_write(g_trust, t, 0644, 0), 0);
+    sk_X509_pop_free(t, X509_free);
+    cr_expect_eq(verify(jws, g_trust, &r), HR_ECERT);
+    cr_expect_str_eq(r.why, "certificate not issued by a trusted CA");
+    /* and the original anchor back: good again */
+    EVP_PKEY *ck = NULL;
+    X509 *c = NULL;
+    cr_assert_eq(rpt_ca_load(g_ca, CA_PASS, &ck, &c), 0);
+    t = sk_X509_new_null();
+    sk_X509_push(t, c);
+    cr_assert_eq(rpt_certs_write(g_trust, t, 0644, 0), 0);
+    sk_X509_pop_free(t, X509_free);
+    EVP_PKEY_free(ck);
+    cr_expect_eq(verify(jws, g_trust, &r), 0, "%s", r.why);
+    free(jws);
+    s->free(s);
 }
