@@ -5,6 +5,7 @@
 #include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../storage/sto_script.h"
 
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -109,9 +110,7 @@ static pthread_once_t g_sha_once = PTHREAD_ONCE_INIT;
 
 static void sha_init(void)
 {
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)k_delivery_script, strlen(k_delivery_script), md);
-    hr_hex_encode(md, sizeof(md), g_sha);
+    sto_script_sha1(k_delivery_script, g_sha);
 }
 
 typedef struct call {
@@ -160,15 +159,7 @@ static redisReply *call_run(redisContext *c, call *k)
 {
     for (int i = 0; i < k->argc; i++)
         k->len[i] = strlen(k->argv[i]);
-    redisReply *r = redisCommandArgv(c, k->argc, k->argv, k->len);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        k->argv[0] = "EVAL";
-        k->argv[1] = k_delivery_script;
-        k->len[0] = 4;
-        k->len[1] = strlen(k_delivery_script);
-        r = redisCommandArgv(c, k->argc, k->argv, k->len);
-    }
+    redisReply *r = sto_script_call(c, k_delivery_script, k->argc, k->argv, k->len);
     if (r && r->type == REDIS_REPLY_ERROR) {
         hr_error("delivery", "script failed: %s", r->str);
         freeReplyObject(r);

@@ -12,12 +12,12 @@
 #include "../common/hr_hash.h"
 #include "../common/hr_io.h"
 #include "../common/hr_log.h"
+#include "../storage/sto_script.h"
 #include "../worklist/worklist.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -103,9 +103,7 @@ static pthread_once_t g_sha_once = PTHREAD_ONCE_INIT;
 
 static void sha_init(void)
 {
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)k_report_script, strlen(k_report_script), md);
-    hr_hex_encode(md, sizeof(md), g_sha);
+    sto_script_sha1(k_report_script, g_sha);
 }
 
 typedef struct rpt_call {
@@ -167,15 +165,7 @@ static redisReply *call_run(redisContext *c, rpt_call *k)
 {
     for (int i = 0; i < k->argc; i++)
         k->len[i] = strlen(k->argv[i]);
-    redisReply *r = redisCommandArgv(c, k->argc, k->argv, k->len);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        k->argv[0] = "EVAL";
-        k->argv[1] = k_report_script;
-        k->len[0] = 4;
-        k->len[1] = strlen(k_report_script);
-        r = redisCommandArgv(c, k->argc, k->argv, k->len);
-    }
+    redisReply *r = sto_script_call(c, k_report_script, k->argc, k->argv, k->len);
     int op = k->argv[2][0] == '2' ? 5 : 4;
     if (r && r->type == REDIS_REPLY_ERROR) {
         hr_error("reports", "%s failed: %s", k->argv[op], r->str);

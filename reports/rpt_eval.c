@@ -1,10 +1,9 @@
 #include "rpt_eval.h"
-#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../storage/sto_script.h"
 
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,6 @@
 int rpt__eval(redisContext *c, const char *script, int nkeys, int nargs, const char **argv,
               const size_t *len, redisReply **out)
 {
-    unsigned char md[SHA_DIGEST_LENGTH];
     char sha[41], nk[16];
     int argc = 3 + nkeys + nargs, rc = 0;
     const char **av = calloc((size_t)argc, sizeof(*av));
@@ -23,8 +21,7 @@ int rpt__eval(redisContext *c, const char *script, int nkeys, int nargs, const c
         rc = -ENOMEM;
         goto out;
     }
-    SHA1((const unsigned char *)script, strlen(script), md);
-    hr_hex_encode(md, sizeof(md), sha);
+    sto_script_sha1(script, sha);
     snprintf(nk, sizeof(nk), "%d", nkeys);
     av[0] = "EVALSHA";
     av[1] = sha;
@@ -35,15 +32,7 @@ int rpt__eval(redisContext *c, const char *script, int nkeys, int nargs, const c
     }
     for (int i = 0; i < 3; i++)
         al[i] = strlen(av[i]);
-    r = redisCommandArgv(c, argc, av, al);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        av[0] = "EVAL";
-        av[1] = script;
-        al[0] = 4;
-        al[1] = strlen(script);
-        r = redisCommandArgv(c, argc, av, al);
-    }
+    r = sto_script_call(c, script, argc, av, al);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         hr_error("reports", "script failed: %s",
                  r              ? r->str

@@ -1,11 +1,10 @@
 #include "worklist.h"
 #include "worklist_script.h"
 #include "../common/hr_assert.h"
-#include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../storage/sto_script.h"
 
-#include <openssl/sha.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,9 +26,7 @@ static pthread_once_t g_sha_once = PTHREAD_ONCE_INIT;
 
 static void sha_init(void)
 {
-    unsigned char md[SHA_DIGEST_LENGTH];
-    SHA1((const unsigned char *)k_worklist_script, strlen(k_worklist_script), md);
-    hr_hex_encode(md, sizeof(md), g_sha);
+    sto_script_sha1(k_worklist_script, g_sha);
 }
 
 /* One EVALSHA of the worklist script (EVAL when the server lacks it). */
@@ -80,15 +77,7 @@ static redisReply *call_run(redisContext *c, wl_call *k)
 {
     for (int i = 0; i < k->argc; i++)
         k->len[i] = strlen(k->argv[i]);
-    redisReply *r = redisCommandArgv(c, k->argc, k->argv, k->len);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        k->argv[0] = "EVAL";
-        k->argv[1] = k_worklist_script;
-        k->len[0] = 4;
-        k->len[1] = strlen(k_worklist_script);
-        r = redisCommandArgv(c, k->argc, k->argv, k->len);
-    }
+    redisReply *r = sto_script_call(c, k_worklist_script, k->argc, k->argv, k->len);
     if (r && r->type == REDIS_REPLY_ERROR)
         hr_error("worklist", "%s failed: %s", k->argv[k->argv[2][0] == '1' ? 4 : 3], r->str);
     else if (!r)
