@@ -20,12 +20,6 @@ typedef struct dlv_state {
     int rc;
 } dlv_state;
 
-static json_t *jstr(const char *s)
-{
-    json_t *j = json_string(s ? s : "");
-    return j ? j : json_string("");
-}
-
 static int may_see(const va_principal *w, const rpt_info *ri)
 {
     switch (w->role) {
@@ -60,14 +54,14 @@ static int on_delivery(void *arg, const rpt_delivery *d)
             return -ENOMEM;
         }
         json_object_set_new(x, "time_ms", json_integer(e->time_ms));
-        json_object_set_new(x, "outcome", jstr(e->outcome));
+        json_object_set_new(x, "outcome", va__jstr(e->outcome));
         json_object_set_new(x, "attempt", json_integer(e->attempt));
-        json_object_set_new(x, "detail", jstr(e->detail));
+        json_object_set_new(x, "detail", va__jstr(e->detail));
     }
     json_object_set_new(o, "version", json_integer(d->version));
-    json_object_set_new(o, "channel", jstr(rpt_dlv_channel_name(d->channel)));
-    json_object_set_new(o, "hospital", jstr(d->hospital));
-    json_object_set_new(o, "state", jstr(d->delivered ? "delivered" : "pending"));
+    json_object_set_new(o, "channel", va__jstr(rpt_dlv_channel_name(d->channel)));
+    json_object_set_new(o, "hospital", va__jstr(d->hospital));
+    json_object_set_new(o, "state", va__jstr(d->delivered ? "delivered" : "pending"));
     json_object_set_new(o, "attempts", json_integer(d->attempts));
     json_object_set_new(o, "in_progress", json_boolean(d->leased));
     json_object_set_new(o, "created_ms", json_integer(d->created_ms));
@@ -75,7 +69,7 @@ static int on_delivery(void *arg, const rpt_delivery *d)
     json_object_set_new(o, "delivered_ms",
                         d->delivered ? json_integer(d->delivered_ms) : json_null());
     json_object_set_new(o, "last_attempt_ms", d->last_ms ? json_integer(d->last_ms) : json_null());
-    json_object_set_new(o, "last_error", jstr(d->last_error));
+    json_object_set_new(o, "last_error", va__jstr(d->last_error));
     json_object_set_new(o, "log", log);
     return json_array_append_new(st->items, o) ? -ENOMEM : 0;
 }

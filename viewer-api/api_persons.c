@@ -20,24 +20,6 @@
 #define PERSON_STUDIES_MAX 200 /* studies listed by GET /api/v1/persons/{id} */
 #define OWNED_CHECK_MAX    50  /* newest studies of a patient checked for the hospital */
 
-typedef struct denial {
-    int status;
-    const char *code;
-    char detail[200];
-} denial;
-
-static void deny(denial *d, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void deny(denial *d, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    d->status = status;
-    d->code = code;
-    va_start(ap, fmt);
-    vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
-    va_end(ap);
-}
-
 /* ---- POST /api/v1/persons/link ---- */
 
 typedef struct link_state {
@@ -45,7 +27,7 @@ typedef struct link_state {
     char pkey[STO_PKEY_MAX];
     enum rpt_id_type type;
     char hmac[65];
-    denial d;
+    va_denial d;
     rpt_link_result res;
     int rc;
 } link_state;
@@ -85,12 +67,12 @@ static void link_work(va_req *r, redisContext *c)
     link_state *st = r->state;
     const va_principal *w = &r->who;
     if (w->role != STO_ROLE_ADMIN && w->role != STO_ROLE_TECHNICIAN) {
-        deny(&st->d, 403, "forbidden", "role %s may not link persons", sto_role_name(w->role));
+        va__deny(&st->d, 403, "forbidden", "role %s may not link persons", sto_role_name(w->role));
         return;
     }
     if (w->role == STO_ROLE_TECHNICIAN && strcmp(w->hospital, st->hospital) != 0) {
         /* another hospital's patient: as absent */
-        deny(&st->d, 404, "not_found", "no such patient");
+        va__deny(&st->d, 404, "not_found", "no such patient");
         return;
     }
     if (!c) {
@@ -104,7 +86,7 @@ static void link_work(va_req *r, redisContext *c)
         return;
     }
     if (own == HR_ENOTFOUND || (own == 0 && w->role == STO_ROLE_TECHNICIAN)) {
-        deny(&st->d, 404, "not_found", "no such patient");
+        va__deny(&st->d, 404, "not_found", "no such patient");
         return;
     }
     st->rc = rpt_person_link(c, st->pkey, st->type, st->hmac, hr_wall_ms(), &st->res);
@@ -220,7 +202,7 @@ out:
 
 typedef struct person_state {
     char person[RPT_PERSON_ID_LEN + 1];
-    denial d;
+    va_denial d;
     json_t *doc;
     int rc;
 } person_state;
@@ -229,7 +211,7 @@ static void person_work(va_req *r, redisContext *c)
 {
     person_state *st = r->state;
     if (r->who.role != STO_ROLE_ADMIN) {
-        deny(&st->d, 403, "forbidden", "only an admin may read persons");
+        va__deny(&st->d, 403, "forbidden", "only an admin may read persons");
         return;
     }
     if (!c) {

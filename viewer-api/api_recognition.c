@@ -27,26 +27,8 @@
 #define DECISIONS_MAX      1000
 #define STATS_DEFAULT_DAYS 30
 
-typedef struct denial {
-    int status;
-    const char *code;
-    char detail[200];
-} denial;
-
-static void deny(denial *d, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void deny(denial *d, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    d->status = status;
-    d->code = code;
-    va_start(ap, fmt);
-    vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
-    va_end(ap);
-}
-
 /* Answers a refused or failed step (and audits it); 1 when the caller answers. */
-static int answer_or_refuse(va_req *r, const denial *d, int rc, const char *action,
+static int answer_or_refuse(va_req *r, const va_denial *d, int rc, const char *action,
                             const char *patient, const char *study, const char *detail,
                             const char *what)
 {
@@ -74,7 +56,7 @@ typedef struct lookup_state {
     char hmac[65];
     char person[RPT_PERSON_ID_LEN + 1]; /* "" when unknown */
     char base[512];
-    denial d;
+    va_denial d;
     int rc, truncated;
     json_t *ok, *not_ok;
     long long now_ms, until_ms;
@@ -92,8 +74,8 @@ static void lookup_work(va_req *r, redisContext *c)
 {
     lookup_state *st = r->state;
     if (!may_look_up(&r->who)) {
-        deny(&st->d, 403, "forbidden", "role %s may not look up results for recognition",
-             sto_role_name(r->who.role));
+        va__deny(&st->d, 403, "forbidden", "role %s may not look up results for recognition",
+                 sto_role_name(r->who.role));
         return;
     }
     if (!c) {
@@ -284,17 +266,17 @@ static void decide_done(va_req *r)
         snprintf(detail, sizeof(detail), "result=%s %s%s%s", st->result,
                  st->accept ? "accept" : "reject", st->accept ? "" : " ",
                  st->accept ? "" : rec_reject_name(st->reason));
-        denial d = {0};
+        va_denial d = {0};
         if (st->rc == HR_ESTATE)
-            deny(&d, 409, "not_recognizable",
-                 "the result is not recognizable now: only a "
-                 "rejection can be recorded");
+            va__deny(&d, 409, "not_recognizable",
+                     "the result is not recognizable now: only a "
+                     "rejection can be recorded");
         else if (st->rc == HR_ETOOBIG)
-            deny(&d, 409, "too_many_decisions", "the result has %d decisions",
-                 REC_DECISIONS_PER_RESULT);
+            va__deny(&d, 409, "too_many_decisions", "the result has %d decisions",
+                     REC_DECISIONS_PER_RESULT);
         else if (st->rc == HR_ENOTFOUND)
-            deny(&d, 404, "not_found",
-                 "no such result, or no live grant of it: look the person up first");
+            va__deny(&d, 404, "not_found",
+                     "no such result, or no live grant of it: look the person up first");
         if (answer_or_refuse(r, &d, d.status ? 0 : st->rc, "recognition-decision", person,
                              st->study, detail, "decision")) {
             va_audit(r, "recognition-decision", person, st->study, detail, "success");
@@ -388,7 +370,7 @@ typedef struct list_state {
     char study[HR_UID_MAX];
     char person[RPT_PERSON_ID_LEN + 1];
     int limit;
-    denial d;
+    va_denial d;
     json_t *items;
     int rc;
 } list_state;
@@ -410,7 +392,7 @@ static void list_work(va_req *r, redisContext *c)
         if (!oversees(&r->who)) {
             int rc = rec_grant_get(c, r->who.user, st->study, grant_of);
             if (rc == HR_ENOTFOUND) {
-                deny(&st->d, 404, "not_found", "no such result, or no live grant of it");
+                va__deny(&st->d, 404, "not_found", "no such result, or no live grant of it");
                 return;
             }
             if (rc) {
@@ -427,7 +409,7 @@ static void list_work(va_req *r, redisContext *c)
                 goto out;
             }
             if (rc == 0) {
-                deny(&st->d, 404, "not_found", "no such person, or no recent lookup of it");
+                va__deny(&st->d, 404, "not_found", "no such person, or no recent lookup of it");
                 return;
             }
         }
@@ -559,7 +541,7 @@ void va_handle_recognition_catalogue(va_req *r)
 typedef struct stats_state {
     int from, to;
     enum rec_group group;
-    denial d;
+    va_denial d;
     json_t *doc;
     int rc;
 } stats_state;
@@ -568,7 +550,7 @@ static void stats_work(va_req *r, redisContext *c)
 {
     stats_state *st = r->state;
     if (!oversees(&r->who)) {
-        deny(&st->d, 403, "forbidden", "only admins and auditors read recognition statistics");
+        va__deny(&st->d, 403, "forbidden", "only admins and auditors read recognition statistics");
         return;
     }
     if (!c) {

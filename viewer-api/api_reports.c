@@ -117,12 +117,6 @@ static int item_of(rstate *st, redisContext *c, wl_item *it)
     return rc == -EINVAL ? HR_ENOTFOUND : rc;
 }
 
-static json_t *jstr(const char *s)
-{
-    json_t *j = json_string(s ? s : "");
-    return j ? j : json_string("");
-}
-
 static json_t *k_or_null(int k)
 {
     return k ? json_integer(k) : json_null();
@@ -163,9 +157,9 @@ static json_t *version_json(redisContext *c, const rpt_info *info, int k)
                   sup ? json_integer(sup) : json_null(), "cosigned", f[6][0] == '1', "links",
                   links_json(info->id, k));
     if (o && f[7][0])
-        json_object_set_new(o, "reason", jstr(f[7]));
+        json_object_set_new(o, "reason", va__jstr(f[7]));
     if (o) /* the RFC 3161 token of the JWS (base64 DER), null without a TSA */
-        json_object_set_new(o, "timestamp_token", f[8][0] ? jstr(f[8]) : json_null());
+        json_object_set_new(o, "timestamp_token", f[8][0] ? va__jstr(f[8]) : json_null());
 out:
     freeReplyObject(r);
     return o;
@@ -226,7 +220,7 @@ static int report_json(redisContext *c, const rpt_info *info, enum va_report_acc
         json_t *d = json_deep_copy(info->draft);
         if (d) {
             json_object_set_new(d, "rev", json_integer(info->rev));
-            json_object_set_new(d, "saved_by", jstr(info->draft_by));
+            json_object_set_new(d, "saved_by", va__jstr(info->draft_by));
             json_object_set_new(d, "saved_ms", json_integer(info->draft_ms));
             json_object_set_new(o, "draft", d);
         }
@@ -354,9 +348,9 @@ static void send_why(va_req *r, int status, const char *code, const char *detail
         va_send_error(r, 500, "internal", "out of memory");
         return;
     }
-    json_object_set_new(doc, "error", jstr(code));
-    json_object_set_new(doc, "detail", jstr(detail));
-    json_object_set_new(doc, "request_id", jstr(r->id));
+    json_object_set_new(doc, "error", va__jstr(code));
+    json_object_set_new(doc, "detail", va__jstr(detail));
+    json_object_set_new(doc, "request_id", va__jstr(r->id));
     va_send_json(r, status, doc);
 }
 
@@ -849,7 +843,7 @@ static void study_work(va_req *r, redisContext *c)
             (json_int_t)it->due_ms, "overdue", it->overdue, "procedure", it->procedure, "reports",
             arr);
         if (st->doc)
-            json_object_set_new(st->doc, "patient_name", jstr(it->patient_name));
+            json_object_set_new(st->doc, "patient_name", va__jstr(it->patient_name));
     }
     st->rc = st->doc ? 0 : -ENOMEM;
 out:

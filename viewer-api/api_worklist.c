@@ -31,32 +31,6 @@ enum wl_action { ACT_CLAIM, ACT_RELEASE, ACT_RENEW, ACT_REASSIGN, ACT_COMPLETE }
 static const char *const k_action_names[] = {"worklist-claim", "worklist-release", "worklist-renew",
                                              "worklist-reassign", "exam-complete"};
 
-/* Why the pool step refused: answered on the loop. */
-typedef struct denial {
-    int status; /* 0 = allowed */
-    const char *code;
-    char detail[200];
-} denial;
-
-static void deny(denial *d, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void deny(denial *d, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    d->status = status;
-    d->code = code;
-    va_start(ap, fmt);
-    vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
-    va_end(ap);
-}
-
-/* A JSON string of s; "" when s is not valid UTF-8 (never fails the document). */
-static json_t *jstr(const char *s)
-{
-    json_t *j = json_string(s ? s : "");
-    return j ? j : json_string("");
-}
-
 static int is_center_member(const va_principal *w, const char *center)
 {
     return (w->role == STO_ROLE_READER || w->role == STO_ROLE_AUDITOR) &&
@@ -64,15 +38,15 @@ static int is_center_member(const va_principal *w, const char *center)
 }
 
 /* May see the worklist of center: its readers and auditors, and admins. */
-static int may_view(const va_principal *w, const char *center, denial *d)
+static int may_view(const va_principal *w, const char *center, va_denial *d)
 {
     if (w->role == STO_ROLE_ADMIN || is_center_member(w, center))
         return 1;
     if (w->role == STO_ROLE_READER || w->role == STO_ROLE_AUDITOR)
-        deny(d, 403, "forbidden", "%s is a %s of center \"%s\", not of \"%s\"", w->user,
-             sto_role_name(w->role), w->center, center);
+        va__deny(d, 403, "forbidden", "%s is a %s of center \"%s\", not of \"%s\"", w->user,
+                 sto_role_name(w->role), w->center, center);
     else
-        deny(d, 403, "forbidden", "role %s has no worklist", sto_role_name(w->role));
+        va__deny(d, 403, "forbidden", "role %s has no worklist", sto_role_name(w->role));
     return 0;
 }
 
@@ -81,17 +55,17 @@ static json_t *item_json(const wl_item *it)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    json_object_set_new(o, "study", jstr(it->study));
-    json_object_set_new(o, "center", jstr(it->center));
-    json_object_set_new(o, "state", jstr(wl_state_name(it->state)));
-    json_object_set_new(o, "priority", jstr(wl_priority_name(it->priority)));
-    json_object_set_new(o, "hospital", jstr(it->hospital));
-    json_object_set_new(o, "modality", jstr(it->modality));
-    json_object_set_new(o, "patient", jstr(it->patient));
-    json_object_set_new(o, "patient_name", jstr(it->patient_name));
-    json_object_set_new(o, "accession", jstr(it->accession));
-    json_object_set_new(o, "study_date", jstr(it->study_date));
-    json_object_set_new(o, "procedure", jstr(it->procedure));
+    json_object_set_new(o, "study", va__jstr(it->study));
+    json_object_set_new(o, "center", va__jstr(it->center));
+    json_object_set_new(o, "state", va__jstr(wl_state_name(it->state)));
+    json_object_set_new(o, "priority", va__jstr(wl_priority_name(it->priority)));
+    json_object_set_new(o, "hospital", va__jstr(it->hospital));
+    json_object_set_new(o, "modality", va__jstr(it->modality));
+    json_object_set_new(o, "patient", va__jstr(it->patient));
+    json_object_set_new(o, "patient_name", va__jstr(it->patient_name));
+    json_object_set_new(o, "accession", va__jstr(it->accession));
+    json_object_set_new(o, "study_date", va__jstr(it->study_date));
+    json_object_set_new(o, "procedure", va__jstr(it->procedure));
     json_object_set_new(o, "rule", json_integer(it->rule));
     json_object_set_new(o, "instances", json_integer(it->instances));
     json_object_set_new(o, "arrived_ms", json_integer(it->arrived_ms));
@@ -102,9 +76,9 @@ static json_t *item_json(const wl_item *it)
     json_object_set_new(o, "changed_after_ready", json_boolean(it->changed_after_ready));
     json_object_set_new(o, "changed_since_read", json_boolean(it->changed_since_read));
     json_object_set_new(o, "patient_conflict", json_boolean(it->patient_conflict));
-    json_object_set_new(o, "claimed_by", jstr(it->claimed_by));
+    json_object_set_new(o, "claimed_by", va__jstr(it->claimed_by));
     json_object_set_new(o, "lease_until_ms", json_integer(it->lease_until_ms));
-    json_object_set_new(o, "reported_by", jstr(it->reported_by));
+    json_object_set_new(o, "reported_by", va__jstr(it->reported_by));
     return o;
 }
 
@@ -156,7 +130,7 @@ static int parse_page(const va_req *r, long *limit, long *offset, char *cursor, 
 /* The next page's cursor, null after the last page. */
 static json_t *next_json(const char *next)
 {
-    return next[0] ? jstr(next) : json_null();
+    return next[0] ? va__jstr(next) : json_null();
 }
 
 static int digits(const char *s, int n, int *out)
@@ -279,7 +253,7 @@ typedef struct list_state {
     int want_mine;
     wl_filter f;
     /* results */
-    denial d;
+    va_denial d;
     json_t *items;
     wl_counts counts;
     int rc;
@@ -329,8 +303,8 @@ static json_t *counts_json(const wl_counts *k)
 /* The common answers of a listing: nothing when the client left, the
  * refusal, the failure, or (returns 1) the caller sends the document.
  * Each outcome is audited as action with detail. */
-static int list_answer(va_req *r, const denial *d, int rc, const char *action, const char *detail,
-                       const char *what)
+static int list_answer(va_req *r, const va_denial *d, int rc, const char *action,
+                       const char *detail, const char *what)
 {
     if (va_req_gone(r))
         return 0;
@@ -442,7 +416,7 @@ typedef struct act_state {
     char center[HR_ID_MAX]; /* "" for complete */
     char study[65];
     char to[VA_USER_MAX + 1]; /* reassign */
-    denial d;
+    va_denial d;
     int rc;
     wl_item it;
     int have_item;
@@ -472,7 +446,7 @@ out:
 }
 
 /* Role and center rules; 1 when allowed. */
-static int may_act(const va_principal *w, const act_state *st, denial *d)
+static int may_act(const va_principal *w, const act_state *st, va_denial *d)
 {
     switch (st->act) {
     case ACT_CLAIM:
@@ -481,23 +455,23 @@ static int may_act(const va_principal *w, const act_state *st, denial *d)
         if (w->role == STO_ROLE_ADMIN || is_center_member(w, st->center))
             return 1;
         if (w->role == STO_ROLE_READER || w->role == STO_ROLE_AUDITOR)
-            deny(d, 403, "forbidden", "%s reads for center \"%s\", not \"%s\"", w->user, w->center,
-                 st->center);
+            va__deny(d, 403, "forbidden", "%s reads for center \"%s\", not \"%s\"", w->user,
+                     w->center, st->center);
         else
-            deny(d, 403, "forbidden", "role %s does not read exams", sto_role_name(w->role));
+            va__deny(d, 403, "forbidden", "role %s does not read exams", sto_role_name(w->role));
         return 0;
     case ACT_REASSIGN:
         if (w->role == STO_ROLE_ADMIN ||
             (w->role == STO_ROLE_AUDITOR && strcmp(w->center, st->center) == 0))
             return 1;
-        deny(d, 403, "forbidden", "only an auditor (lead) of center \"%s\" or an admin reassigns",
-             st->center);
+        va__deny(d, 403, "forbidden",
+                 "only an auditor (lead) of center \"%s\" or an admin reassigns", st->center);
         return 0;
     case ACT_COMPLETE:
         if (w->role == STO_ROLE_ADMIN || w->role == STO_ROLE_TECHNICIAN)
             return 1;
-        deny(d, 403, "forbidden",
-             "only the sending hospital's technicians or an admin complete an exam");
+        va__deny(d, 403, "forbidden",
+                 "only the sending hospital's technicians or an admin complete an exam");
         return 0;
     }
     return 0;
@@ -540,8 +514,9 @@ static void act_work(va_req *r, redisContext *c)
     case ACT_REASSIGN:
         st->rc = check_assignee(c, st->to, st->center);
         if (st->rc == HR_ENOTFOUND) {
-            deny(&st->d, 400, "bad_request",
-                 "\"%s\" is not an enabled reader or auditor of center \"%s\"", st->to, st->center);
+            va__deny(&st->d, 400, "bad_request",
+                     "\"%s\" is not an enabled reader or auditor of center \"%s\"", st->to,
+                     st->center);
             st->rc = 0;
             return;
         }
@@ -707,7 +682,7 @@ typedef struct exams_state {
     long limit, offset;
     char cursor[WL_CURSOR_MAX];
     char next[WL_CURSOR_MAX];
-    denial d;
+    va_denial d;
     json_t *items;
     long total;
     int rc;
@@ -719,16 +694,16 @@ static int exams_cb(void *arg, const wl_item *it)
     json_t *o = json_object();
     if (!o)
         return -ENOMEM;
-    json_object_set_new(o, "study", jstr(it->study));
-    json_object_set_new(o, "status", jstr(exam_status(it->state)));
-    json_object_set_new(o, "state", jstr(wl_state_name(it->state)));
-    json_object_set_new(o, "center", jstr(it->center));
-    json_object_set_new(o, "priority", jstr(wl_priority_name(it->priority)));
-    json_object_set_new(o, "modality", jstr(it->modality));
-    json_object_set_new(o, "patient", jstr(it->patient));
-    json_object_set_new(o, "patient_name", jstr(it->patient_name));
-    json_object_set_new(o, "accession", jstr(it->accession));
-    json_object_set_new(o, "study_date", jstr(it->study_date));
+    json_object_set_new(o, "study", va__jstr(it->study));
+    json_object_set_new(o, "status", va__jstr(exam_status(it->state)));
+    json_object_set_new(o, "state", va__jstr(wl_state_name(it->state)));
+    json_object_set_new(o, "center", va__jstr(it->center));
+    json_object_set_new(o, "priority", va__jstr(wl_priority_name(it->priority)));
+    json_object_set_new(o, "modality", va__jstr(it->modality));
+    json_object_set_new(o, "patient", va__jstr(it->patient));
+    json_object_set_new(o, "patient_name", va__jstr(it->patient_name));
+    json_object_set_new(o, "accession", va__jstr(it->accession));
+    json_object_set_new(o, "study_date", va__jstr(it->study_date));
     json_object_set_new(o, "instances", json_integer(it->instances));
     json_object_set_new(o, "arrived_ms", json_integer(it->arrived_ms));
     json_object_set_new(o, "ready_ms", json_integer(it->ready_ms));
@@ -760,7 +735,7 @@ static int add_reports(redisContext *c, json_t *items)
             ids[i][0] ? json_pack("{s:s, s:s}", "id", ids[i], "status", rpt_status_name(sts[i]))
                       : json_null());
         if (ids[i][0] && sts[i] != RPT_DRAFT && sts[i] != RPT_PRELIMINARY)
-            json_object_set_new(o, "status", jstr(report_status(sts[i])));
+            json_object_set_new(o, "status", va__jstr(report_status(sts[i])));
     }
 out:
     free(studies);
@@ -775,11 +750,12 @@ static void exams_work(va_req *r, redisContext *c)
     if (strcmp(st->hospital, "me") == 0)
         snprintf(st->hospital, sizeof(st->hospital), "%s", r->who.hospital);
     if (!hr_config_hospital(r->srv->cfg, st->hospital)) {
-        deny(&st->d, 404, "not_found", "no hospital \"%s\"", st->hospital);
+        va__deny(&st->d, 404, "not_found", "no hospital \"%s\"", st->hospital);
         return;
     }
     if (!sto_scope_allows(&r->scope, st->hospital)) {
-        deny(&st->d, 403, "forbidden", "%s may not see the exams of %s", r->who.user, st->hospital);
+        va__deny(&st->d, 403, "forbidden", "%s may not see the exams of %s", r->who.user,
+                 st->hospital);
         return;
     }
     if (!c) {

@@ -293,6 +293,24 @@ void va__kdf_rest(va_server *s, uint64_t t0_ns);
  * Any thread. */
 int va__kdf_max_running(void *arg);
 
+/* ---- shared by handlers (api_common.c) ---- */
+
+/* Why a pool step refused a request, answered later on the loop. */
+typedef struct va_denial {
+    int status; /* 0 = allowed */
+    const char *code;
+    char detail[200];
+} va_denial;
+
+/* Fills *d: HTTP status, error code (static string, borrowed) and a detail
+ * formatted into d->detail (truncated to its size). Any thread. */
+void va__deny(va_denial *d, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A new JSON string of s (NULL counts as ""); "" when s is not valid UTF-8,
+ * so it never fails the document. NULL only when out of memory. */
+json_t *va__jstr(const char *s);
+
 /* ---- handlers ---- */
 void va_handle_healthz(va_req *r);
 void va_handle_metrics(va_req *r);
