@@ -5,6 +5,7 @@
 #include "hr_err.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -137,6 +138,36 @@ int hr_cfg_get_choice(json_t *obj, const char *key, const char *where, const cha
     json_t *v = json_object_get(obj, key);
     return v ? hr_cfg_choice(v, join(path, sizeof(path), where, key), names, cap, idx, err, ecap)
              : 0;
+}
+
+int hr_cfg_get_strlist(json_t *obj, const char *key, const char *where, hr_strlist *l, size_t cap,
+                       size_t max, int (*valid)(const char *), const char *what, char *err,
+                       size_t ecap)
+{
+    json_t *a = json_object_get(obj, key);
+    if (!a)
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) == 0 || (max && json_array_size(a) > max)) {
+        if (max)
+            return hr_cfg_fail(err, ecap, "%s%s: must be a non-empty array of at most %zu strings",
+                               where, key, max);
+        return hr_cfg_fail(
+            err, ecap,
+            "%s%s: must be a non-empty array of strings (omit the key to match anything)", where,
+            key);
+    }
+    l->v = calloc(json_array_size(a), sizeof(*l->v));
+    if (!l->v)
+        return -ENOMEM;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!s || strlen(s) >= cap || !valid(s))
+            return hr_cfg_fail(err, ecap, "%s%s[%zu]: %s", where, key, i, what);
+        strcpy(l->v[i], s);
+        l->n = i + 1;
+    }
+    return 0;
 }
 
 /* ---- key tables ---- */

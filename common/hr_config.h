@@ -222,6 +222,14 @@ int hr_cidr_parse(const char *s, hr_cidr *out);
 /* 1 when ae is a valid AE title: 1-16 printable ASCII characters, no
  * backslash, no leading or trailing space. */
 int hr_ae_title_valid(const char *ae);
+/* 1 when s is a DICOM CS value as written in the configuration: 1-16
+ * printable ASCII characters without backslash (compared case-insensitively
+ * later). */
+int hr_cs_valid(const char *s);
+/* 1 when s is not empty (a validator for hr_cfg_get_strlist). */
+int hr_str_nonempty(const char *s);
+/* Frees the strings of l (allocated by hr_cfg_get_strlist); l becomes empty. */
+void hr_strlist_free(hr_strlist *l);
 
 /* ---- Sections: how a module declares its part of the file ---- */
 
@@ -336,5 +344,14 @@ int hr_cfg_get_bool(struct json_t *obj, const char *key, const char *where, int 
                     size_t ecap);
 int hr_cfg_get_choice(struct json_t *obj, const char *key, const char *where,
                       const char *const *names, size_t cap, int *idx, char *err, size_t ecap);
+/* obj[key] as a non-empty array of strings (at most max of them; max 0: no
+ * bound and the error hints that omitting the key matches anything), each
+ * accepted by valid() and shorter than cap, into *l (allocated; the caller
+ * frees it with hr_strlist_free, also after an error). A rejected string
+ * fails with "<where><key>[i]: <what>". Absent = 0, *l untouched. 0,
+ * HR_ECONFIG or -ENOMEM. */
+int hr_cfg_get_strlist(struct json_t *obj, const char *key, const char *where, hr_strlist *l,
+                       size_t cap, size_t max, int (*valid)(const char *), const char *what,
+                       char *err, size_t ecap);
 
 #endif

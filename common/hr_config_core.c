@@ -49,6 +49,29 @@ int hr_ae_title_valid(const char *ae)
     return 1;
 }
 
+int hr_cs_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 16)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7E || s[i] == '\\')
+            return 0;
+    return 1;
+}
+
+int hr_str_nonempty(const char *s)
+{
+    return *s != '\0';
+}
+
+void hr_strlist_free(hr_strlist *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 static void free_hospitals(hr_config *c)
 {
     for (size_t i = 0; i < c->n_hospitals; i++) {

@@ -89,22 +89,6 @@ static int valid_loinc(const char *s)
     return 1;
 }
 
-static int valid_cs(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 16)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7E || s[i] == '\\')
-            return 0;
-    return 1;
-}
-
-static int valid_text(const char *s)
-{
-    return *s != '\0';
-}
-
 /* YYYY-MM-DD -> YYYYMMDD number; 0 when malformed. */
 static int parse_day(const char *s)
 {
@@ -121,21 +105,14 @@ static int parse_day(const char *s)
     return y * 10000 + m * 100 + d;
 }
 
-static void free_strlist(hr_strlist *l)
-{
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
 static void free_items(rec_config *rc)
 {
     for (size_t i = 0; i < rc->n_items; i++) {
         rec_match *m = &rc->items[i].match;
-        free_strlist(&m->modalities);
-        free_strlist(&m->body_parts);
-        free_strlist(&m->procedures);
-        free_strlist(&m->codes);
+        hr_strlist_free(&m->modalities);
+        hr_strlist_free(&m->body_parts);
+        hr_strlist_free(&m->procedures);
+        hr_strlist_free(&m->codes);
     }
     free(rc->items);
     rc->items = NULL;
@@ -145,7 +122,7 @@ static void free_items(rec_config *rc)
 static void free_qc(rec_config *rc)
 {
     for (size_t i = 0; i < rc->n_qc; i++)
-        free_strlist(&rc->qc[i].items);
+        hr_strlist_free(&rc->qc[i].items);
     free(rc->qc);
     rc->qc = NULL;
     rc->n_qc = 0;
@@ -166,30 +143,6 @@ static void rec_free(hr_config *c)
     c->recognition = NULL;
 }
 
-/* A non-empty array of strings each accepted by valid() and shorter than cap. */
-static int get_strlist(json_t *o, const char *key, const char *where, hr_strlist *l, size_t cap,
-                       int (*valid)(const char *), const char *what, char *err, size_t ecap)
-{
-    json_t *a = json_object_get(o, key);
-    if (!a)
-        return 0;
-    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > 64)
-        return hr_cfg_fail(err, ecap, "%s%s: must be a non-empty array of at most 64 strings",
-                           where, key);
-    l->v = calloc(json_array_size(a), sizeof(*l->v));
-    if (!l->v)
-        return -ENOMEM;
-    for (size_t i = 0; i < json_array_size(a); i++) {
-        json_t *v = json_array_get(a, i);
-        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-        if (!s || strlen(s) >= cap || !valid(s))
-            return hr_cfg_fail(err, ecap, "%s%s[%zu]: %s", where, key, i, what);
-        strcpy(l->v[i], s);
-        l->n = i + 1;
-    }
-    return 0;
-}
-
 static int parse_match(json_t *m, const char *where, rec_match *out, char *err, size_t ecap)
 {
     static const char *const keys[] = {"modalities", "body_parts", "procedures", "codes", NULL};
@@ -199,17 +152,18 @@ static int parse_match(json_t *m, const char *where, rec_match *out, char *err, 
         return hr_cfg_fail(err, ecap, "%smatch: must be an object", where);
     int rc = hr_cfg_check_keys(m, w, keys, err, ecap);
     if (!rc)
-        rc = get_strlist(m, "modalities", w, &out->modalities, HR_CS_MAX, valid_cs,
-                         "must be 1-16 printable ASCII characters", err, ecap);
+        rc = hr_cfg_get_strlist(m, "modalities", w, &out->modalities, HR_CS_MAX, 64, hr_cs_valid,
+                                "must be 1-16 printable ASCII characters", err, ecap);
     if (!rc)
-        rc = get_strlist(m, "body_parts", w, &out->body_parts, HR_CS_MAX, valid_cs,
-                         "must be 1-16 printable ASCII characters", err, ecap);
+        rc = hr_cfg_get_strlist(m, "body_parts", w, &out->body_parts, HR_CS_MAX, 64, hr_cs_valid,
+                                "must be 1-16 printable ASCII characters", err, ecap);
     if (!rc)
-        rc = get_strlist(m, "procedures", w, &out->procedures, HR_NAME_MAX, valid_text,
-                         "must be a non-empty string shorter than 256 bytes", err, ecap);
+        rc = hr_cfg_get_strlist(m, "procedures", w, &out->procedures, HR_NAME_MAX, 64,
+                                hr_str_nonempty,
+                                "must be a non-empty string shorter than 256 bytes", err, ecap);
     if (!rc)
-        rc = get_strlist(m, "codes", w, &out->codes, 64, valid_text,
-                         "must be a non-empty string shorter than 64 bytes", err, ecap);
+        rc = hr_cfg_get_strlist(m, "codes", w, &out->codes, 64, 64, hr_str_nonempty,
+                                "must be a non-empty string shorter than 64 bytes", err, ecap);
     return rc;
 }
 
@@ -347,8 +301,8 @@ static int parse_qc_one(json_t *o, size_t i, rec_qc *q, char *err, size_t ecap)
     }
     if (!json_is_array(items))
         return hr_cfg_fail(err, ecap, "%sitems: \"*\" or a non-empty list of item codes", where);
-    return get_strlist(o, "items", where, &q->items, REC_CODE_MAX, rec_code_valid,
-                       "must be an item code", err, ecap);
+    return hr_cfg_get_strlist(o, "items", where, &q->items, REC_CODE_MAX, 64, rec_code_valid,
+                              "must be an item code", err, ecap);
 }
 
 static int parse_qc(json_t *a, const char *path, hr_config *c, char *err, size_t ecap)

@@ -71,24 +71,6 @@ static int valid_uid(const char *s)
     return !start;
 }
 
-/* A DICOM CS value as written in the configuration: 1-16 printable ASCII
- * characters without backslash (compared case-insensitively later). */
-static int valid_cs(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 16)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7E || s[i] == '\\')
-            return 0;
-    return 1;
-}
-
-static int valid_text(const char *s)
-{
-    return *s != '\0';
-}
-
 /* ---- centers[] ---- */
 
 static void free_centers(hr_config *c)
@@ -226,53 +208,20 @@ const hr_config_section wl_config_centers = {
 
 /* ---- routing ---- */
 
-static void free_strlist(hr_strlist *l)
-{
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
 static void free_rules(hr_config *c)
 {
     for (size_t i = 0; i < c->routing.n_rules; i++) {
         hr_route_rule *r = &c->routing.rules[i];
-        free_strlist(&r->sop_classes);
-        free_strlist(&r->modalities);
-        free_strlist(&r->body_parts);
-        free_strlist(&r->hospitals);
-        free_strlist(&r->procedures);
-        free_strlist(&r->calling_aes);
+        hr_strlist_free(&r->sop_classes);
+        hr_strlist_free(&r->modalities);
+        hr_strlist_free(&r->body_parts);
+        hr_strlist_free(&r->hospitals);
+        hr_strlist_free(&r->procedures);
+        hr_strlist_free(&r->calling_aes);
     }
     free(c->routing.rules);
     c->routing.rules = NULL;
     c->routing.n_rules = 0;
-}
-
-/* A non-empty array of strings, each accepted by valid() and shorter than cap. */
-static int get_strlist(json_t *o, const char *key, const char *where, hr_strlist *l, size_t cap,
-                       int (*valid)(const char *), const char *what, char *err, size_t ecap)
-{
-    json_t *a = json_object_get(o, key);
-    if (!a)
-        return 0;
-    if (!json_is_array(a) || json_array_size(a) == 0)
-        return hr_cfg_fail(
-            err, ecap,
-            "%s%s: must be a non-empty array of strings (omit the key to match anything)", where,
-            key);
-    l->n = json_array_size(a);
-    l->v = calloc(l->n, sizeof(*l->v));
-    if (!l->v)
-        return -ENOMEM;
-    for (size_t i = 0; i < l->n; i++) {
-        json_t *v = json_array_get(a, i);
-        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-        if (!s || strlen(s) >= cap || !valid(s))
-            return hr_cfg_fail(err, ecap, "%s%s[%zu]: %s", where, key, i, what);
-        strcpy(l->v[i], s);
-    }
-    return 0;
 }
 
 static int get_prio(json_t *o, const char *where, enum hr_priority *p, char *err, size_t ecap)
@@ -302,23 +251,26 @@ static int parse_rule(json_t *o, size_t idx, hr_route_rule *r, char *err, size_t
     if (!rc)
         rc = get_prio(o, where, &r->priority, err, ecap);
     if (!rc)
-        rc = get_strlist(o, "sop_classes", where, &r->sop_classes, HR_UID_MAX, valid_uid,
-                         "not a valid UID (digits and dots, at most 64 characters)", err, ecap);
+        rc = hr_cfg_get_strlist(o, "sop_classes", where, &r->sop_classes, HR_UID_MAX, 0, valid_uid,
+                                "not a valid UID (digits and dots, at most 64 characters)", err,
+                                ecap);
     if (!rc)
-        rc = get_strlist(o, "modalities", where, &r->modalities, HR_CS_MAX, valid_cs,
-                         "must be 1-16 printable ASCII characters", err, ecap);
+        rc = hr_cfg_get_strlist(o, "modalities", where, &r->modalities, HR_CS_MAX, 0, hr_cs_valid,
+                                "must be 1-16 printable ASCII characters", err, ecap);
     if (!rc)
-        rc = get_strlist(o, "body_parts", where, &r->body_parts, HR_CS_MAX, valid_cs,
-                         "must be 1-16 printable ASCII characters", err, ecap);
+        rc = hr_cfg_get_strlist(o, "body_parts", where, &r->body_parts, HR_CS_MAX, 0, hr_cs_valid,
+                                "must be 1-16 printable ASCII characters", err, ecap);
     if (!rc)
-        rc = get_strlist(o, "hospitals", where, &r->hospitals, HR_ID_MAX, valid_id,
-                         "must be a hospital id", err, ecap);
+        rc = hr_cfg_get_strlist(o, "hospitals", where, &r->hospitals, HR_ID_MAX, 0, valid_id,
+                                "must be a hospital id", err, ecap);
     if (!rc)
-        rc = get_strlist(o, "procedures", where, &r->procedures, HR_NAME_MAX, valid_text,
-                         "must be a non-empty string shorter than 256 bytes", err, ecap);
+        rc = hr_cfg_get_strlist(o, "procedures", where, &r->procedures, HR_NAME_MAX, 0,
+                                hr_str_nonempty,
+                                "must be a non-empty string shorter than 256 bytes", err, ecap);
     if (!rc)
-        rc = get_strlist(o, "calling_aes", where, &r->calling_aes, HR_AE_MAX, hr_ae_title_valid,
-                         "must be 1-16 printable ASCII characters", err, ecap);
+        rc = hr_cfg_get_strlist(o, "calling_aes", where, &r->calling_aes, HR_AE_MAX, 0,
+                                hr_ae_title_valid, "must be 1-16 printable ASCII characters", err,
+                                ecap);
     return rc;
 }
 
@@ -474,7 +426,7 @@ static int parse_quiet(json_t *q, const char *path, hr_config *c, char *err, siz
     json_object_foreach(q, mod, sec)
     {
         hr_quiet *e = &c->worklist.quiet_by_modality[c->worklist.n_quiet];
-        if (!valid_cs(mod))
+        if (!hr_cs_valid(mod))
             return hr_cfg_fail(err, ecap, "%s.%.32s: a modality is 1-16 printable ASCII characters",
                                path, mod);
         long long s = 0;
