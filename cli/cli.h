@@ -4,6 +4,8 @@
 
 #include "../common/hr_config.h"
 
+#include <stdio.h>
+
 int cli_serve(int argc, char **argv);
 int cli_reindex(int argc, char **argv);
 int cli_check_config(int argc, char **argv);
@@ -31,5 +33,15 @@ int cli_lock_data_dir(const char *data_dir);
 
 /* Redis endpoint of the configuration: the URL, or the embedded socket. */
 void cli_redis_dir(const hr_config *cfg, char *out, size_t cap);
+
+/* One line of f into out (cap bytes), its newline (and a CR before it)
+ * removed. 0, or -1 at end of file or when the line does not fit (refused,
+ * never truncated). */
+int cli_read_line(FILE *f, char *out, size_t cap);
+
+/* Shows prompt on stderr and reads one line of the terminal on standard
+ * input with echo off (restored, also when a signal ends the process). 0 or
+ * -1. */
+int cli_prompt_silent(const char *prompt, char *out, size_t cap);
 
 #endif

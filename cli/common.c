@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <termios.h>
 #include <unistd.h>
 
 int cli_load_config(int argc, char **argv, const char *usage, hr_config *cfg, int *flags,
@@ -95,4 +97,57 @@ int cli_check_config(int argc, char **argv)
     }
     hr_config_free(&cfg);
     return 0;
+}
+
+/* ---- secrets read from the terminal ---- */
+
+int cli_read_line(FILE *f, char *out, size_t cap)
+{
+    if (!fgets(out, (int)cap, f))
+        return -1;
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '\n')
+        out[--n] = '\0';
+    else if (!feof(f))
+        return -1; /* longer than the buffer: refused, never truncated */
+    if (n && out[n - 1] == '\r')
+        out[--n] = '\0';
+    return 0;
+}
+
+/* The terminal settings to put back if a signal ends us while echo is off. */
+static struct termios g_tty;
+
+static void restore_tty_and_die(int sig)
+{
+    tcsetattr(STDIN_FILENO, TCSANOW, &g_tty); /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int cli_prompt_silent(const char *prompt, char *out, size_t cap)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    struct sigaction sa = {.sa_handler = restore_tty_and_die}, prev[4];
+    struct termios silent;
+    if (tcgetattr(STDIN_FILENO, &g_tty) != 0)
+        return -1;
+    silent = g_tty;
+    silent.c_lflag &= ~(tcflag_t)ECHO;
+    silent.c_lflag |= ECHONL;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 4; i++)
+        sigaction(sigs[i], &sa, &prev[i]);
+    int rc = -1;
+    /* echo off before the prompt, and no flush: what is typed as soon as the
+     * prompt shows must not be discarded (TCSAFLUSH raced a fast typist) */
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &silent) == 0) {
+        fputs(prompt, stderr);
+        fflush(stderr);
+        rc = cli_read_line(stdin, out, cap);
+        tcsetattr(STDIN_FILENO, TCSANOW, &g_tty);
+    }
+    for (int i = 0; i < 4; i++)
+        sigaction(sigs[i], &prev[i], NULL);
+    return rc;
 }

@@ -23,12 +23,10 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,68 +58,20 @@ static int load_config(const char *config, const char *usage, hr_config *cfg)
 
 /* ---- secrets: PIN and CA passphrase ---- */
 
-static int read_line(FILE *f, char *out, size_t cap)
-{
-    if (!fgets(out, (int)cap, f))
-        return -1;
-    size_t n = strlen(out);
-    if (n && out[n - 1] == '\n')
-        out[--n] = '\0';
-    else if (!feof(f))
-        return -1; /* longer than the buffer: refused, never truncated */
-    if (n && out[n - 1] == '\r')
-        out[--n] = '\0';
-    return 0;
-}
-
-static struct termios g_tty;
-
-static void restore_tty_and_die(int sig)
-{
-    tcsetattr(STDIN_FILENO, TCSANOW, &g_tty);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static int prompt_silent(const char *prompt, char *out, size_t cap)
-{
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    struct sigaction sa = {.sa_handler = restore_tty_and_die}, prev[4];
-    struct termios silent;
-    int rc = -1;
-    if (tcgetattr(STDIN_FILENO, &g_tty) != 0)
-        return -1;
-    silent = g_tty;
-    silent.c_lflag &= ~(tcflag_t)ECHO;
-    silent.c_lflag |= ECHONL;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 4; i++)
-        sigaction(sigs[i], &sa, &prev[i]);
-    if (tcsetattr(STDIN_FILENO, TCSANOW, &silent) == 0) {
-        fputs(prompt, stderr);
-        fflush(stderr);
-        rc = read_line(stdin, out, cap);
-        tcsetattr(STDIN_FILENO, TCSANOW, &g_tty);
-    }
-    for (int i = 0; i < 4; i++)
-        sigaction(sigs[i], &prev[i], NULL);
-    return rc;
-}
-
 /* The signing PIN: one line of standard input (--pin-stdin, or when it is no
  * terminal), else asked twice (new) or once without echo. */
 static int read_pin(int from_stdin, int twice, char *out, size_t cap)
 {
     char again[RPT_PIN_MAX + 2], why[128];
     if (from_stdin || !isatty(STDIN_FILENO)) {
-        if (read_line(stdin, out, cap) != 0) {
+        if (cli_read_line(stdin, out, cap) != 0) {
             fprintf(stderr, "huren: no PIN on standard input (one line, at most %d bytes)\n",
                     RPT_PIN_MAX);
             return -1;
         }
     } else {
-        if (prompt_silent("Signing PIN: ", out, cap) != 0 ||
-            (twice && prompt_silent("Repeat the PIN: ", again, sizeof(again)) != 0)) {
+        if (cli_prompt_silent("Signing PIN: ", out, cap) != 0 ||
+            (twice && cli_prompt_silent("Repeat the PIN: ", again, sizeof(again)) != 0)) {
             fprintf(stderr, "huren: cannot read the PIN\n");
             return -1;
         }

@@ -9,11 +9,9 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 static const char k_usage[] =
@@ -95,58 +93,6 @@ static int parse(int argc, char **argv, opts *o)
     return 0;
 }
 
-/* One line of at most VA_PASSWORD_MAX bytes (newline removed). 0 or -1. */
-static int read_line(FILE *f, char *out, size_t cap)
-{
-    if (!fgets(out, (int)cap, f))
-        return -1;
-    size_t n = strlen(out);
-    if (n && out[n - 1] == '\n')
-        out[--n] = '\0';
-    else if (!feof(f))
-        return -1; /* longer than the buffer: refused, never truncated */
-    if (n && out[n - 1] == '\r')
-        out[--n] = '\0';
-    return 0;
-}
-
-/* The terminal settings to put back if a signal ends us while echo is off. */
-static struct termios g_tty;
-
-static void restore_tty_and_die(int sig)
-{
-    tcsetattr(STDIN_FILENO, TCSANOW, &g_tty); /* async-signal-safe */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static int prompt_silent(const char *prompt, char *out, size_t cap)
-{
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    struct sigaction sa = {.sa_handler = restore_tty_and_die}, prev[4];
-    struct termios silent;
-    if (tcgetattr(STDIN_FILENO, &g_tty) != 0)
-        return -1;
-    silent = g_tty;
-    silent.c_lflag &= ~(tcflag_t)ECHO;
-    silent.c_lflag |= ECHONL;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 4; i++)
-        sigaction(sigs[i], &sa, &prev[i]);
-    int rc = -1;
-    /* echo off before the prompt, and no flush: what is typed as soon as the
-     * prompt shows must not be discarded (TCSAFLUSH raced a fast typist) */
-    if (tcsetattr(STDIN_FILENO, TCSANOW, &silent) == 0) {
-        fputs(prompt, stderr);
-        fflush(stderr);
-        rc = read_line(stdin, out, cap);
-        tcsetattr(STDIN_FILENO, TCSANOW, &g_tty);
-    }
-    for (int i = 0; i < 4; i++)
-        sigaction(sigs[i], &prev[i], NULL);
-    return rc;
-}
-
 /* The new password for name into out (cap VA_PASSWORD_MAX + 2 or more).
  * 0, or the exit status. */
 static int read_password(const opts *o, char *out, size_t cap)
@@ -154,7 +100,7 @@ static int read_password(const opts *o, char *out, size_t cap)
     char again[VA_PASSWORD_MAX + 2], why[128];
     int rc = 0;
     if (o->password_stdin || !isatty(STDIN_FILENO)) {
-        if (read_line(stdin, out, cap) != 0) {
+        if (cli_read_line(stdin, out, cap) != 0) {
             fprintf(stderr, "huren: no password on standard input (one line, at most %d bytes)\n",
                     VA_PASSWORD_MAX);
             return 2;
@@ -162,8 +108,8 @@ static int read_password(const opts *o, char *out, size_t cap)
     } else {
         char prompt[128];
         snprintf(prompt, sizeof(prompt), "New password for %s: ", o->name);
-        if (prompt_silent(prompt, out, cap) != 0 ||
-            prompt_silent("Repeat the password: ", again, sizeof(again)) != 0) {
+        if (cli_prompt_silent(prompt, out, cap) != 0 ||
+            cli_prompt_silent("Repeat the password: ", again, sizeof(again)) != 0) {
             fprintf(stderr, "huren: cannot read the password\n");
             rc = 2;
         } else if (strcmp(out, again) != 0) {
