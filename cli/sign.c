@@ -8,6 +8,7 @@
 #include "../common/hr_hash.h"
 #include "../common/hr_io.h"
 #include "../dicom/p10.h"
+#include "../dicom/uids.h"
 #include "../reports/ca.h"
 #include "../reports/jws.h"
 #include "../reports/keystore.h"
@@ -523,17 +524,6 @@ static int images_digest(json_t *inst, char hex[65])
     return 0;
 }
 
-static int uid_valid(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
-            return 0;
-    return 1;
-}
-
 static int hex64_valid(const char *s)
 {
     if (!s || strlen(s) != 64)
@@ -560,7 +550,7 @@ static json_t *check_images(vstate *v, json_t *payload)
         json_t *e = json_array_get(inst, i);
         const char *sop = json_string_value(json_object_get(e, "sop"));
         const char *sha = json_string_value(json_object_get(e, "sha256"));
-        if (!uid_valid(sop) || !hex64_valid(sha)) {
+        if (!dcm_uid_key_valid(sop) || !hex64_valid(sha)) {
             check(v, "images digest", 0, "instance %zu is not a UID and a SHA-256", i + 1);
             return NULL;
         }
@@ -859,7 +849,7 @@ static int series_map(vstate *v, const char *hub, const char *token, const char 
         for (size_t i = 0; i < json_array_size(arr); i++) {
             json_t *o = json_array_get(arr, i);
             const char *sop = tag_string(o, "00080018"), *ser = tag_string(o, "0020000E");
-            if (sop && ser && uid_valid(ser))
+            if (sop && ser && dcm_uid_key_valid(ser))
                 json_object_set_new(map, sop, json_string(ser));
         }
         size_t got = json_array_size(arr);
@@ -881,7 +871,7 @@ static void check_hub(vstate *v, json_t *payload, json_t *inst, const char *hub,
         hl--;
     char base[1024];
     snprintf(base, sizeof(base), "%.*s", (int)hl, hub);
-    if (!uid_valid(study)) {
+    if (!dcm_uid_key_valid(study)) {
         check(v, "images", 0, "the payload has no exam.study_uid");
         goto out;
     }

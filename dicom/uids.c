@@ -298,6 +298,17 @@ const dcm_sop_class_info *dcm_storage_sop_classes(size_t *n)
     return k_storage;
 }
 
+int dcm_uid_key_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
+            return 0;
+    return 1;
+}
+
 int dcm_uid_valid(const char *s)
 {
     size_t n = s ? strlen(s) : 0;

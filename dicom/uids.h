@@ -51,6 +51,10 @@ const dcm_sop_class_info *dcm_storage_sop_classes(size_t *n);
 /* 1 when s is a syntactically valid UID (PS3.5 9.1: digits and dots, no
  * leading zero in a component, 1..64 chars), else 0. */
 int dcm_uid_valid(const char *s);
+/* 1 when s is 1..64 digits and dots, else 0: the looser test that Redis key
+ * names and file names of a study rely on (no component rules, unlike
+ * dcm_uid_valid). NULL: 0. */
+int dcm_uid_key_valid(const char *s);
 
 #define DCM_UID_NAMED_MAX 45 /* "2.25." + 39 digits + NUL, and a margin */
 /* A UID that is a function of name (len bytes, any content): "2.25." and the

@@ -12,6 +12,7 @@
 #include "../common/hr_hash.h"
 #include "../common/hr_io.h"
 #include "../common/hr_log.h"
+#include "../dicom/uids.h"
 #include "../storage/sto_script.h"
 #include "../worklist/worklist.h"
 
@@ -50,18 +51,6 @@ int rpt_status_parse(const char *s)
     return -1;
 }
 
-/* Study Instance UIDs name keys: digits and dots, 1-64 characters. */
-static int study_ok(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
-            return 0;
-    return 1;
-}
-
 int rpt_id_parse(const char *id, int *n, char *study)
 {
     if (!id || id[0] != 'r' || id[1] < '1' || id[1] > '9')
@@ -70,7 +59,7 @@ int rpt_id_parse(const char *id, int *n, char *study)
     const char *p = id + 1;
     while (*p >= '0' && *p <= '9' && v <= RPT_PER_STUDY_MAX)
         v = v * 10 + (*p++ - '0');
-    if (*p != '-' || v < 1 || v > RPT_PER_STUDY_MAX || !study_ok(p + 1))
+    if (*p != '-' || v < 1 || v > RPT_PER_STUDY_MAX || !dcm_uid_key_valid(p + 1))
         return -EINVAL;
     *n = (int)v;
     snprintf(study, HR_UID_MAX, "%s", p + 1);
@@ -565,7 +554,7 @@ void rpt_version_free(rpt_version *v)
 int rpt_study_reports(redisContext *c, const char *study,
                       int (*cb)(void *arg, const char *id, enum rpt_status st), void *arg)
 {
-    if (!study_ok(study))
+    if (!dcm_uid_key_valid(study))
         return -EINVAL;
     redisReply *r = redisCommand(c, "LRANGE hr:rpt:{%s}:ids 0 %d", study, RPT_PER_STUDY_MAX - 1),
                *s = NULL;
@@ -609,13 +598,13 @@ int rpt_latest(redisContext *c, const char *const *studies, size_t n, char (*ids
     for (size_t i = 0; i < n; i++) {
         ids[i][0] = '\0';
         st[i] = RPT_DRAFT;
-        if (study_ok(studies[i]) &&
+        if (dcm_uid_key_valid(studies[i]) &&
             redisAppendCommand(c, "HMGET hr:rpt:{%s} latest status", studies[i]) == REDIS_OK)
             sent++;
     }
     for (size_t i = 0, got = 0; i < n && got < sent; i++) {
         redisReply *r = NULL;
-        if (!study_ok(studies[i]))
+        if (!dcm_uid_key_valid(studies[i]))
             continue;
         got++;
         if (redisGetReply(c, (void **)&r) != REDIS_OK) {
@@ -716,7 +705,7 @@ int rpt_create(redisContext *c, const hr_config *cfg, const char *study, const r
     memset(why, 0, sizeof(*why));
     id[0] = '\0';
     *rev = 0;
-    if (!study_ok(study)) {
+    if (!dcm_uid_key_valid(study)) {
         why_set(why, "bad_request", "study: a Study Instance UID");
         goto out;
     }
@@ -896,7 +885,7 @@ static int build_study(redisContext *c, const hr_config *cfg, const char *study,
         const redisReply *a = r->element[2 + 2 * i], *b = r->element[3 + 2 * i];
         rc = HR_EREDIS;
         if (a->type != REDIS_REPLY_STRING || b->type != REDIS_REPLY_STRING || !sha_hex_ok(b->str) ||
-            !study_ok(a->str))
+            !dcm_uid_key_valid(a->str))
             goto out;
         img[i].sop = a->str;
         img[i].sha = b->str;

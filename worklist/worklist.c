@@ -3,6 +3,7 @@
 #include "../common/hr_assert.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../dicom/uids.h"
 #include "../storage/sto_script.h"
 
 #include <stddef.h>
@@ -104,18 +105,6 @@ static int code_of(const redisReply *r)
     return HR_EREDIS;
 }
 
-/* Study Instance UIDs name keys: digits and dots, 1-64 characters. */
-static int study_ok(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
-            return 0;
-    return 1;
-}
-
 /* User names: 1-64 bytes, no control characters (the history is tab-separated). */
 static int user_ok(const char *s, int allow_empty)
 {
@@ -159,7 +148,7 @@ int wl_arrive(redisContext *c, const hr_config *cfg, const wl_arrival *a, int *c
     int rc = -EINVAL;
     if (created)
         *created = 0;
-    if (!study_ok(a->study))
+    if (!dcm_uid_key_valid(a->study))
         goto out;
     rc = -ENOMEM;
     cut = calloc(1, sizeof(*cut));
@@ -202,7 +191,7 @@ out:
 int wl_complete(redisContext *c, const char *study, const char *by, long long now_ms)
 {
     wl_call k;
-    if (!study_ok(study) || !user_ok(by, 1))
+    if (!dcm_uid_key_valid(study) || !user_ok(by, 1))
         return -EINVAL;
     call_init(&k, study, "complete", now_ms);
     call_str(&k, study);
@@ -215,7 +204,7 @@ static int lease_op(redisContext *c, const hr_config *cfg, const char *op, const
                     const char *user, long long now_ms)
 {
     wl_call k;
-    if (!study_ok(study) || !user_ok(user, 0))
+    if (!dcm_uid_key_valid(study) || !user_ok(user, 0))
         return -EINVAL;
     call_init(&k, study, op, now_ms);
     call_str(&k, study);
@@ -239,7 +228,7 @@ int wl_renew(redisContext *c, const hr_config *cfg, const char *study, const cha
 int wl_release(redisContext *c, const char *study, const char *user, long long now_ms)
 {
     wl_call k;
-    if (!study_ok(study) || !user_ok(user, 0))
+    if (!dcm_uid_key_valid(study) || !user_ok(user, 0))
         return -EINVAL;
     call_init(&k, study, "release", now_ms);
     call_str(&k, study);
@@ -251,7 +240,7 @@ int wl_reassign(redisContext *c, const hr_config *cfg, const char *study, const 
                 const char *by, long long now_ms)
 {
     wl_call k;
-    if (!study_ok(study) || !user_ok(to_user, 0) || !user_ok(by, 0))
+    if (!dcm_uid_key_valid(study) || !user_ok(to_user, 0) || !user_ok(by, 0))
         return -EINVAL;
     call_init(&k, study, "reassign", now_ms);
     call_str(&k, study);
@@ -265,7 +254,7 @@ int wl_set_state(redisContext *c, const char *study, enum wl_state to, const cha
                  long long now_ms)
 {
     wl_call k;
-    if (!study_ok(study) || !user_ok(user, 0) ||
+    if (!dcm_uid_key_valid(study) || !user_ok(user, 0) ||
         (to != WL_REPORTED && to != WL_FINAL && to != WL_AMENDED && to != WL_READY))
         return -EINVAL;
     call_init(&k, study, "set_state", now_ms);
@@ -404,7 +393,7 @@ static int item_from(const redisReply *h, wl_item *it)
 
 int wl_get(redisContext *c, const char *study, wl_item *out)
 {
-    if (!study_ok(study))
+    if (!dcm_uid_key_valid(study))
         return -EINVAL;
     redisReply *r = redisCommand(c, "HGETALL hr:wl:{%s}", study);
     int rc = !r || r->type != REDIS_REPLY_ARRAY ? HR_EREDIS : item_from(r, out);
@@ -722,7 +711,7 @@ int wl_events_since(redisContext *c, const char *after_id, int max,
 int wl_history(redisContext *c, const char *study, int (*cb)(void *arg, const wl_event *ev),
                void *arg)
 {
-    if (!study_ok(study))
+    if (!dcm_uid_key_valid(study))
         return -EINVAL;
     redisReply *r = redisCommand(c, "LRANGE hr:wl:{%s}:log 0 -1", study);
     int rc = 0;
