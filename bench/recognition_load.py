@@ -12,7 +12,8 @@ and (every SECOND_EVERY-th person) one MR-HEAD result that is not recognizable
 
 With --redis-sock, the Redis commands of each phase are counted from INFO
 commandstats (minus huren's background rate, measured while idle before) and
-printed per lookup.
+printed per lookup, with the time Redis spent executing them (commandstats
+usec: inside Redis, without the round trips).
 
 Prints one JSON object per phase on stdout.
 """
@@ -38,12 +39,13 @@ def national_id(i):
 def commandstats(sock):
     out = subprocess.run(["redis-cli", "-s", sock, "INFO", "commandstats"], capture_output=True,
                          text=True, timeout=30, check=True).stdout
-    calls = {}
+    calls = {}  # name -> calls, and "usec:" + name -> microseconds inside Redis
     for line in out.splitlines():
         if line.startswith("cmdstat_"):
             name, rest = line[len("cmdstat_"):].split(":", 1)
             fields = dict(kv.split("=", 1) for kv in rest.split(","))
             calls[name] = int(fields["calls"])
+            calls["usec:" + name] = int(fields["usec"])
     return calls
 
 
@@ -131,13 +133,17 @@ def phase(cli, name, ids, check, sock, idle_rate):
     if sock:
         d = delta(before, commandstats(sock))
         d.pop("info", None)
-        per = {}
+        d.pop("usec:info", None)
+        per, usec = {}, 0.0
         for k, v in d.items():
             v -= idle_rate.get(k, 0.0) * secs
-            if v / len(lat) >= 0.05:
+            if k.startswith("usec:"):
+                usec += v
+            elif v / len(lat) >= 0.05:
                 per[k] = round(v / len(lat), 2)
         out["redis_per_lookup"] = dict(sorted(per.items(), key=lambda kv: -kv[1]))
         out["redis_cmds_per_lookup"] = round(sum(per.values()), 1)
+        out["redis_usec_per_lookup"] = round(usec / len(lat), 1)
     return out
 
 
@@ -148,7 +154,7 @@ def main():
     ap.add_argument("--persons", type=int, required=True, help="persons 0..N-1 exist")
     ap.add_argument("--second-every", type=int, default=10)
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--unknown", type=int, default=200)
+    ap.add_argument("--unknown", type=int, default=500)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--seed", type=int, default=9)
     ap.add_argument("--redis-sock", default="")
@@ -161,6 +167,7 @@ def main():
         time.sleep(3)
         idle = {k: v / 3.0 for k, v in delta(s0, commandstats(a.redis_sock)).items()}
         idle.pop("info", None)
+        idle.pop("usec:info", None)
     known = lambda i, st, body: check_known(i, a.second_every, st, body)  # noqa: E731
     unknown = lambda i, st, body: check_unknown(st, body)  # noqa: E731
     phase(cli, "warmup", [rnd.randrange(a.persons) for _ in range(a.warmup)], known, "", idle)
@@ -170,7 +177,8 @@ def main():
     ids = [999000000 + rnd.randrange(1000000) for _ in range(a.unknown)]
     print(json.dumps(phase(cli, "unknown", ids, unknown, a.redis_sock, idle)), flush=True)
     if a.redis_sock:
-        print(json.dumps({"phase": "idle", "redis_per_s": {k: round(v, 1) for k, v in idle.items()}}))
+        print(json.dumps({"phase": "idle", "redis_per_s": {
+            k: round(v, 1) for k, v in idle.items() if not k.startswith("usec:")}}))
 
 
 if __name__ == "__main__":
