@@ -134,13 +134,16 @@ def phase(cli, name, ids, check, sock, idle_rate):
         d = delta(before, commandstats(sock))
         d.pop("info", None)
         d.pop("usec:info", None)
-        per, usec = {}, 0.0
+        per, usec, by = {}, 0.0, {}
         for k, v in d.items():
             v -= idle_rate.get(k, 0.0) * secs
             if k.startswith("usec:"):
                 usec += v
+                if v / len(lat) >= 0.5:
+                    by[k[5:]] = round(v / len(lat), 1)
             elif v / len(lat) >= 0.05:
                 per[k] = round(v / len(lat), 2)
+        out["redis_usec_by_command"] = dict(sorted(by.items(), key=lambda kv: -kv[1]))
         out["redis_per_lookup"] = dict(sorted(per.items(), key=lambda kv: -kv[1]))
         out["redis_cmds_per_lookup"] = round(sum(per.values()), 1)
         out["redis_usec_per_lookup"] = round(usec / len(lat), 1)
