@@ -56,7 +56,8 @@ typedef struct serve_state {
     int sweep_busy;
     wl_sweep_stats sweep_st;
     int sweep_rc, sweep_logged;
-    gw_deliver *deliver;    /* report delivery (decision 0026) */
+    gw_deliver *deliver;    /* report delivery (decision 0026); NULL once stopped */
+    int deliver_join;       /* the stop reached the index's close and waits for the sender */
     redisAsyncContext *sub; /* SUBSCRIBE WL_NOTIFY_CHANNEL */
     uv_timer_t sub_retry;
     int sub_logged;
@@ -72,6 +73,11 @@ static void on_redis_stopped(void *arg)
 static void on_audit_closed(void *arg)
 {
     serve_state *s = arg;
+    if (s->deliver) {
+        /* the report sender's pool jobs use the index's Redis: wait for them */
+        s->deliver_join = 1;
+        return;
+    }
     sto_index_close(s->sto.index);
     s->sto.index = NULL;
     if (s->redis)
@@ -516,13 +522,16 @@ static void worklist_stop(serve_state *s)
         va_sse_close_all(s->http);
 }
 
-/* The report sender is stopped first: what it abandons is retried after
- * its lease, by this node after a restart or by another one. */
+/* The report sender stops beside DICOM and HTTP (what it abandons is retried
+ * after its lease, by this node after a restart or by another one); a pool
+ * job of its that waits on a frozen Redis must not delay their graceful stop.
+ * The index and Redis are closed only once it has stopped. */
 static void on_deliver_stopped(void *arg)
 {
     serve_state *s = arg;
     s->deliver = NULL;
-    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+    if (s->deliver_join)
+        on_audit_closed(s);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -539,8 +548,7 @@ static void on_signal(uv_signal_t *h, int signum)
     worklist_stop(s);
     if (s->deliver)
         gw_deliver_stop(s->deliver, on_deliver_stopped, s);
-    else
-        gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
 }
 
 static void wait_index_ready(serve_state *s, int timeout_ms)

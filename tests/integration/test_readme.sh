@@ -34,7 +34,7 @@ for lang, body in re.findall(r"^```(\w+)\n(.*?)^```$", text, re.M | re.S):
 print("README: %d sh blocks, %d json blocks" % (n["sh"], n["json"]))
 PY
 nsh=$(ls "$T"/sh-* | wc -l)
-check_eq "the README has the 6 sh blocks this test knows (update both together)" 6 "$nsh"
+check_eq "the README has the 7 sh blocks this test knows (update both together)" 7 "$nsh"
 has() { grep -qF -- "$2" "$T/sh-$1"; }
 check "block 0 is make run / make test (skipped: the outer commands)" has 0 "make test"
 check "block 1 sends the first study" has 1 "storescu"
@@ -42,6 +42,7 @@ check "block 2 looks into Redis" has 2 "redis-cli"
 check "block 3 is the C-FIND" has 3 "findscu"
 check "block 4 adds a user, logs in and queries DICOMweb" has 4 "dicomweb/studies"
 check "block 5 is the worklist" has 5 "/claim"
+check "block 6 signs a report and verifies it" has 6 "huren verify"
 
 # ---- the config example ----
 for j in "$T"/json-*; do
@@ -131,6 +132,21 @@ check "... the list shows the study, ready" grep -q "\"study\":\"$gen_study\",\"
 check "... the claim answers claimed by reader1" grep -q '"state":"claimed".*"claimed_by":"reader1"' <(out 5)
 check_eq "... the stream shows received, ready, claimed" "received ready claimed" \
   "$(out 5 | sed -n 's/^event: //p' | tr '\n' ' ' | sed 's/ $//')"
+
+# 6: CA, key, draft, signature, offline verification (reader1 holds the claim of block 5)
+jws_existed=0
+[ -e /tmp/report.jws ] && jws_existed=1
+check "block 6 (ca init, keygen, report, sign, verify) succeeds" run_block 6
+check "... the signature answers version 1" grep -q '"version": *1' <(out 6)
+check "... the signed version is preliminary (the imaging center needs a co-signature)" \
+  grep -q '"preliminary"' <(curl -s -H "Authorization: Bearer $(login_token http://127.0.0.1:8080 reader1 a-long-password)" \
+    "http://127.0.0.1:8080/api/v1/reports?study=$gen_study")
+check "... the JWS is compact (three base64url parts)" grep -qE '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' /tmp/report.jws
+check_eq "... huren verify checked the 20 images and exits 0 (the block's last command)" 0 \
+  "$(cd "$W" && "$HUREN" verify /tmp/report.jws --trust huren-data/ca/trust.pem --images /tmp/study >/dev/null 2>&1; echo $?)"
+check "... and refuses the report against another set of images" \
+  bash -c "! (cd '$W' && '$HUREN' verify /tmp/report.jws --trust huren-data/ca/trust.pem --images '$SRC/tests' >/dev/null 2>&1)"
+[ "$jws_existed" -eq 1 ] || rm -f /tmp/report.jws
 
 # ---- Ctrl-C stops huren and its Redis cleanly ----
 rpid=$(cat "$W/huren-data/redis/redis.pid" 2>/dev/null || echo 0)

@@ -27,9 +27,13 @@ adduser rimg 'rimg-password-1' reader county imaging
 adduser tech1 'tech1-password-1' technician township1
 adduser admin 'admin-password-1' admin county
 start_huren nodea "$cfga"
+wait_port "$(http_port nodea)" 30
+# the nodes of one hub share its person-id key (decision 0027): node A made
+# it at its first start; node B gets a copy, as an operator installs it
+mkdir -p "$T/nodeb/data/keys"
+install -m 600 "$T/nodea/data/keys/person-id.key" "$T/nodeb/data/keys/person-id.key"
 start_huren nodeb "$cfgb"
 PID_B=$HUREN_PID
-wait_port "$(http_port nodea)" 30
 wait_port "$(http_port nodeb)" 30
 
 login() { # base user password -> token
