@@ -190,6 +190,14 @@ check_eq "... its series: 200" 200 "$(req "$T/q.json" "$EB" GET "/dicomweb/studi
 check_eq "... QIDO without a study UID: nothing" "200 0" \
   "$(req "$T/q.json" "$EB" GET "/dicomweb/studies?PatientID=RG1") $(jget "$T/q.json" 'len(d)')"
 check_eq "... the signed report (JWS): 200" 200 "$(req "$T/v.jws" "$EB" GET "$R/$CTR/versions/2/jws")"
+# the receiving doctor checks it without trusting huren: huren verify against
+# the signers' certificates, the images fetched through the grant, and npm jose
+cat "$DATA/keys/rd1/chain.pem" "$DATA/keys/aud1/chain.pem" >"$T/signers.pem"
+check "... huren verify: signatures, chain, and every image hash fetched with extb's grant" \
+  "$HUREN" verify "$T/v.jws" --trust "$T/signers.pem" --hub "$U" --token "$EB"
+check "... npm jose verifies the signature too" node "$SRC/tests/js/verify_jws.mjs" "$T/v.jws"
+check "... huren verify with extc's token (no grant) cannot fetch the images" \
+  bash -c "! '$HUREN' verify '$T/v.jws' --trust '$T/signers.pem' --hub '$U' --token '$EC' >/dev/null 2>&1"
 check_eq "the patient's MR (not a result): 404" 404 "$(req "$T/e.json" "$EB" GET "/dicomweb/studies/$MR/metadata")"
 check_eq "... nor by QIDO: nothing" "200 0" \
   "$(req "$T/q.json" "$EB" GET "/dicomweb/studies?StudyInstanceUID=$MR") $(jget "$T/q.json" 'len(d)')"
