@@ -111,7 +111,7 @@ check "ingest linked the patient to a person" $PY -c 'import re,sys; sys.exit(no
 check_eq "... whose studies are the three" "$(printf '%s\n' "$CT" "$DX" "$MR" | sort | xargs)" \
   "$(rcli_raw rg ZRANGE "hr:person:{$P}:st" 0 -1 | sort | xargs)"
 check_eq "... found by the keyed hash of the number" "$P" \
-  "$(rcli rg GET "hr:pix:national_id:$(printf 'national_id:%s' "$NID" | openssl dgst -sha256 -mac HMAC -macopt hexkey:"$(xxd -p -c 64 "$KEY")" | sed 's/.*= //')")"
+  "$(rcli rg GET "hr:pix:national_id:$(printf 'national_id:%s' "$NID" | openssl dgst -sha256 -mac HMAC -macopt hexkey:"$(od -An -tx1 -v "$KEY" | tr -d " \n")" | sed 's/.*= //')")"
 check_eq "the other patient has no person" "" "$(rcli_raw rg GET 'hr:pix:pt:TOWNSHIP1|RG2')"
 check_eq "/metrics counts one new link, no failure" "1 0" \
   "$(curl -s -H "Authorization: Bearer $AD" "$U/metrics" | awk '/^huren_person_links_total /{a=$2} /^huren_person_link_failures_total /{b=$2} END{print a, b}')"
