@@ -58,41 +58,7 @@ TRUST=$DATA/ca/trust.pem
 
 # a real RFC 3161 TSA (openssl ts -reply behind http.server): every
 # signature of this hub is timestamped (reports.tsa_url)
-mkdir -p "$T/tsa"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tsa/root.key" \
-  -out "$T/tsa/root.pem" -subj "/CN=Test TSA Root" -days 30 \
-  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/tsa/tsa.key" \
-  -subj "/CN=Test TSA" -out "$T/tsa/tsa.csr" 2>/dev/null
-printf 'extendedKeyUsage=critical,timeStamping\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n' \
-  >"$T/tsa/ext"
-openssl x509 -req -in "$T/tsa/tsa.csr" -CA "$T/tsa/root.pem" -CAkey "$T/tsa/root.key" \
-  -CAcreateserial -days 30 -extfile "$T/tsa/ext" -out "$T/tsa/tsa.pem" 2>/dev/null
-echo 01 >"$T/tsa/serial"
-cat >"$T/tsa/tsa.cnf" <<CNF
-[ tsa ]
-default_tsa = tsa1
-[ tsa1 ]
-dir = $T/tsa
-serial = \$dir/serial
-crypto_device = builtin
-signer_cert = \$dir/tsa.pem
-certs = \$dir/root.pem
-signer_key = \$dir/tsa.key
-signer_digest = sha256
-default_policy = 1.2.3.4.1
-digests = sha256
-accuracy = secs:1
-ordering = yes
-tsa_name = yes
-ess_cert_id_chain = no
-ess_cert_id_alg = sha256
-CNF
-tport=$(free_port)
-"$PY" "$SRC/tests/integration/tsa_server.py" "$tport" "$T/tsa/tsa.cnf" 2>"$T/tsa/log" &
-TSA_PID=$!
-PIDS+=("$TSA_PID")
-wait_port "$tport" 10
+start_tsa
 $PY - "$cfg" "$tport" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
