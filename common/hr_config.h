@@ -137,6 +137,11 @@ typedef struct hr_config {
                                  accept or the previous response, else closed */
         size_t n_cors;
         char (*cors_origins)[HR_NAME_MAX]; /* allowed Origin values; "*" = any */
+        size_t n_trusted_proxies;
+        hr_cidr *trusted_proxies;     /* peers whose Forwarded / X-Forwarded-Host and -Proto
+                                         set the base URL of links (decision 0030) */
+        uint64_t transcode_max_bytes; /* decoded object above this: no transcoding (406) */
+        int transcode_concurrency;    /* objects decoded for WADO-RS at once; beyond: 503 */
     } http;
     struct {
         int kdf_iterations;        /* PBKDF2 iterations of new password hashes */
@@ -219,6 +224,9 @@ int hr_priority_parse(const char *s);
 int hr_addr_is_loopback(const char *host);
 /* Parses "10.0.0.0/8", "127.0.0.1", "::1", "fd00::/8". 0 or HR_ECONFIG. */
 int hr_cidr_parse(const char *s, hr_cidr *out);
+/* 1 when addr (an IPv4 or IPv6 literal; IPv4-mapped IPv6 counts as IPv4) is
+ * in one of the n networks v, else 0 (also for NULL or an unparsable addr). */
+int hr_cidr_list_has(const hr_cidr *v, size_t n, const char *addr);
 /* 1 when ae is a valid AE title: 1-16 printable ASCII characters, no
  * backslash, no leading or trailing space. */
 int hr_ae_title_valid(const char *ae);

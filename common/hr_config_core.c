@@ -312,6 +312,25 @@ static int prefix_match(const uint8_t *a, const uint8_t *b, int bits)
     return (a[full] & mask) == (b[full] & mask);
 }
 
+int hr_cidr_list_has(const hr_cidr *v, size_t n, const char *addr)
+{
+    struct sockaddr_in6 a6 = {0};
+    struct sockaddr_in a4 = {0};
+    if (!addr)
+        return 0;
+    if (inet_pton(AF_INET, addr, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        hr_hospital h = {.n_addr = n, .addresses = (hr_cidr *)v};
+        return hr_hospital_allows(&h, (const struct sockaddr *)&a4);
+    }
+    if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        hr_hospital h = {.n_addr = n, .addresses = (hr_cidr *)v};
+        return hr_hospital_allows(&h, (const struct sockaddr *)&a6);
+    }
+    return 0;
+}
+
 int hr_hospital_allows(const hr_hospital *h, const struct sockaddr *peer)
 {
     uint8_t v4[4], v6[16];

@@ -9,11 +9,14 @@ extern "C" {
 }
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dccodec.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcwcache.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -22,6 +25,7 @@ extern "C" {
 #include <dcmtk/dcmsr/dsrdoc.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -152,6 +156,190 @@ int decompress(const char *src, const char *dst, const char *ts_uid)
     st = ff.saveFile(dst, want, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
                      EWM_updateMeta);
     return st.good() ? 0 : -EIO;
+}
+
+// ---- transcoding for WADO-RS ----
+
+// DCMTK's transfer syntax of uid, or EXS_Unknown.
+E_TransferSyntax xfer_of(const char *uid)
+{
+    if (!uid || !uid[0])
+        return EXS_Unknown;
+    DcmXfer x(uid);
+    return x.getXfer();
+}
+
+bool can_decode(E_TransferSyntax from)
+{
+    if (from == EXS_Unknown)
+        return false;
+    std::call_once(g_codecs_once, register_codecs);
+    DcmXfer x(from);
+    if (!x.isEncapsulated())
+        return true; // native (or deflated) pixel data: no codec needed
+    return DcmCodecList::canChangeCoding(from, EXS_LittleEndianExplicit) != OFFalse;
+}
+
+long get_long(DcmItem *ds, const DcmTagKey &key, long dflt)
+{
+    long v = dflt;
+    Uint16 u16 = 0;
+    OFString s;
+    if (key == DCM_NumberOfFrames) {
+        if (ds->findAndGetOFString(key, s).good() && !s.empty())
+            v = std::strtol(s.c_str(), NULL, 10);
+    } else if (ds->findAndGetUint16(key, u16).good()) {
+        v = u16;
+    }
+    return v;
+}
+
+// Pixel geometry of ds: bytes of one native frame (0 when unusable) and frames.
+void frame_geometry(DcmItem *ds, uint64_t *frame_len, uint64_t *n_frames)
+{
+    long rows = get_long(ds, DCM_Rows, 0), cols = get_long(ds, DCM_Columns, 0);
+    long spp = get_long(ds, DCM_SamplesPerPixel, 1), bits = get_long(ds, DCM_BitsAllocated, 0);
+    long frames = get_long(ds, DCM_NumberOfFrames, 1);
+    *frame_len = 0;
+    *n_frames = frames > 0 ? (uint64_t)frames : 0;
+    if (rows <= 0 || cols <= 0 || spp <= 0 || spp > 4 || bits <= 0 || bits % 8 != 0 || bits > 64)
+        return;
+    *frame_len = (uint64_t)rows * (uint64_t)cols * (uint64_t)spp * (uint64_t)(bits / 8);
+}
+
+// Loads path (large values stay on disk) and checks that its pixel data can
+// be decoded within max_bytes (frames * frame length plus the file's size,
+// an upper bound of the rest).
+int load_for_decode(DcmFileFormat &ff, const char *path, uint64_t max_bytes, uint64_t *frame_len,
+                    uint64_t *n_frames)
+{
+    OFCondition st = ff.loadFile(path, EXS_Unknown, EGL_noChange, k_max_read, ERM_fileOnly);
+    if (st.bad())
+        return HR_EPARSE;
+    DcmDataset *ds = ff.getDataset();
+    if (!ds)
+        return HR_EPARSE;
+    if (!can_decode(ds->getOriginalXfer()))
+        return HR_EUNSUP;
+    *frame_len = 0;
+    *n_frames = 0;
+    if (!ds->tagExists(DCM_PixelData))
+        return 0;
+    frame_geometry(ds, frame_len, n_frames);
+    if (*frame_len == 0 || *n_frames == 0)
+        return HR_EUNSUP;
+    uint64_t fsize = 0;
+    FILE *f = std::fopen(path, "rb");
+    if (f) {
+        if (std::fseek(f, 0, SEEK_END) == 0) {
+            long e = std::ftell(f);
+            fsize = e > 0 ? (uint64_t)e : 0;
+        }
+        std::fclose(f);
+    }
+    if (*n_frames > max_bytes / *frame_len || *n_frames * *frame_len > max_bytes - fsize ||
+        fsize > max_bytes)
+        return HR_ETOOBIG;
+    return 0;
+}
+
+int decode_frames(const char *path, const uint32_t *frames, size_t n, uint64_t max_bytes,
+                  uint8_t **out, size_t *frame_len_out)
+{
+    DcmFileFormat ff;
+    uint64_t flen = 0, nf = 0;
+    int rc = load_for_decode(ff, path, max_bytes, &flen, &nf);
+    if (rc)
+        return rc;
+    if (flen == 0)
+        return HR_ENOTFOUND; // no pixel data
+    for (size_t i = 0; i < n; i++)
+        if (frames[i] == 0 || frames[i] > nf)
+            return HR_ENOTFOUND;
+    if (n > max_bytes / flen)
+        return HR_ETOOBIG;
+    DcmDataset *ds = ff.getDataset();
+    if (ds->chooseRepresentation(EXS_LittleEndianExplicit, NULL).bad() ||
+        !ds->canWriteXfer(EXS_LittleEndianExplicit))
+        return HR_EUNSUP;
+    // the decoder may have changed the photometric interpretation, never the size
+    uint64_t flen2 = 0, nf2 = 0;
+    frame_geometry(ds, &flen2, &nf2);
+    DcmElement *pd = NULL;
+    Uint8 *bytes = NULL;
+    if (flen2 != flen || nf2 != nf || ds->findAndGetElement(DCM_PixelData, pd).bad() || !pd ||
+        pd->getUint8Array(bytes).bad() || !bytes || pd->getLength() / flen < nf)
+        return HR_EPARSE;
+    uint8_t *buf = static_cast<uint8_t *>(std::malloc(n > 0 ? n * flen : 1));
+    if (!buf)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        std::memcpy(buf + i * flen, bytes + (frames[i] - 1) * flen, flen);
+    *out = buf;
+    *frame_len_out = (size_t)flen;
+    return 0;
+}
+
+int transcode_p10(const char *path, uint64_t max_bytes, uint8_t **out, size_t *len)
+{
+    DcmFileFormat ff;
+    uint64_t flen = 0, nf = 0;
+    int rc = load_for_decode(ff, path, max_bytes, &flen, &nf);
+    if (rc)
+        return rc;
+    DcmDataset *ds = ff.getDataset();
+    const E_TransferSyntax want = EXS_LittleEndianExplicit;
+    if (ds->chooseRepresentation(want, NULL).bad() || !ds->canWriteXfer(want))
+        return HR_EUNSUP;
+    std::vector<char> chunk(1u << 20);
+    DcmOutputBufferStream os(chunk.data(), static_cast<offile_off_t>(chunk.size()));
+    DcmWriteCache wcache;
+    uint8_t *buf = NULL;
+    size_t used = 0, cap = 0;
+    rc = 0;
+    ff.transferInit();
+    for (bool last = false; !last && !rc;) {
+        OFCondition st = ff.write(os, want, EET_ExplicitLength, &wcache, EGL_recalcGL, EPD_noChange,
+                                  0, 0, 0, EWM_updateMeta);
+        if (st == EC_Normal)
+            last = true;
+        else if (st != EC_StreamNotifyClient)
+            rc = HR_EPARSE;
+        os.flush();
+        void *p = NULL;
+        offile_off_t n = 0;
+        os.flushBuffer(p, n);
+        if (rc || n <= 0)
+            continue;
+        if ((uint64_t)n > max_bytes - used) {
+            rc = HR_ETOOBIG;
+        } else if (used + (size_t)n > cap) {
+            size_t ncap = cap ? cap * 2 : (4u << 20);
+            while (ncap < used + (size_t)n)
+                ncap *= 2;
+            if (ncap > max_bytes)
+                ncap = (size_t)max_bytes;
+            uint8_t *nb = static_cast<uint8_t *>(std::realloc(buf, ncap));
+            if (!nb)
+                rc = -ENOMEM;
+            else {
+                buf = nb;
+                cap = ncap;
+            }
+        }
+        if (!rc) {
+            std::memcpy(buf + used, p, (size_t)n);
+            used += (size_t)n;
+        }
+    }
+    ff.transferEnd();
+    if (rc) {
+        std::free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = used;
+    return 0;
 }
 
 // ---- report objects ----
@@ -421,5 +609,41 @@ extern "C" int dcm_shim_write_pdf(const dcm_report_obj *r, const uint8_t *pdf, s
         return -ENOMEM;
     } catch (...) {
         return HR_EPARSE;
+    }
+}
+
+extern "C" int dcm_shim_can_decode(const char *ts_uid)
+{
+    try {
+        return can_decode(xfer_of(ts_uid)) ? 1 : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
+extern "C" int dcm_shim_decode_frames(const char *path, const uint32_t *frames, size_t n,
+                                      uint64_t max_bytes, uint8_t **out, size_t *frame_len)
+{
+    *out = NULL;
+    *frame_len = 0;
+    try {
+        return decode_frames(path, frames, n, max_bytes, out, frame_len);
+    } catch (const std::bad_alloc &) {
+        return -ENOMEM;
+    } catch (...) {
+        return HR_EUNSUP;
+    }
+}
+
+extern "C" int dcm_shim_transcode(const char *path, uint64_t max_bytes, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    try {
+        return transcode_p10(path, max_bytes, out, len);
+    } catch (const std::bad_alloc &) {
+        return -ENOMEM;
+    } catch (...) {
+        return HR_EUNSUP;
     }
 }

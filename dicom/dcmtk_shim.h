@@ -35,6 +35,34 @@ int dcm_shim_read_attrs(const char *path, dcm_attrs *out);
  * transfer syntax, or ts_uid not one of the two), -EIO (cannot write dst). */
 int dcm_shim_decompress(const char *src, const char *dst, const char *ts_uid);
 
+/* 1 when this build's DCMTK decodes pixel data of transfer syntax ts_uid
+ * to native Explicit VR Little Endian: the uncompressed ones, deflated,
+ * JPEG baseline/extended/lossless, JPEG-LS, RLE (not JPEG 2000 in DCMTK
+ * 3.6.7); else 0 (unknown UIDs too). */
+int dcm_shim_can_decode(const char *ts_uid);
+
+/* Decodes the pixel data of the Part 10 file at path (WADO-RS frames in
+ * Explicit VR Little Endian, PS3.18 8.7.3.3.2) and copies frames[0..n)
+ * (1-based) into a new buffer *out (malloc'd, the caller frees) of
+ * n * *frame_len bytes, frame after frame, native little endian, as DCMTK's
+ * dcmdjpeg/dcmdjpls/dcmdrle would write them. The decoded object must not
+ * exceed max_bytes (frames times frame length, plus the file's size), else
+ * HR_ETOOBIG before anything is decoded. Blocking, memory up to ~2x
+ * max_bytes: run on the thread pool. 0; HR_EUNSUP (no decoder, BitsAllocated
+ * not a multiple of 8, or geometry unusable); HR_ENOTFOUND (no pixel data, a
+ * frame number 0 or beyond NumberOfFrames); HR_ETOOBIG; HR_EPARSE (DCMTK
+ * cannot read the file or decode it); -ENOMEM. */
+int dcm_shim_decode_frames(const char *path, const uint32_t *frames, size_t n, uint64_t max_bytes,
+                           uint8_t **out, size_t *frame_len);
+
+/* The Part 10 file at path as a Part 10 file in Explicit VR Little Endian
+ * (pixel data decoded, File Meta Information updated by DCMTK) in a new
+ * buffer *out (malloc'd, the caller frees) of *len bytes, at most max_bytes
+ * (checked before decoding as for dcm_shim_decode_frames, and while
+ * writing). Blocking: thread pool. 0, HR_EUNSUP, HR_ETOOBIG, HR_EPARSE,
+ * -ENOMEM. */
+int dcm_shim_transcode(const char *path, uint64_t max_bytes, uint8_t **out, size_t *len);
+
 /* DCMTK's own list of Storage SOP class UIDs (dcmAllStorageSOPClassUIDs), to
  * cross-check dicom/uids.c in tests. *n receives the count; the array and its
  * strings are DCMTK's static storage. */

@@ -12,6 +12,9 @@
  *   http.max_per_address      128                     0 (no limit)..100000
  *   http.header_timeout_s     20                      1..3600
  *   http.cors_origins         []                      non-empty origins, "*" = any
+ *   http.trusted_proxies      []                      IP literals or CIDR networks
+ *   http.transcode_max_bytes  256 MiB                 1 MiB..64 GiB
+ *   http.transcode_concurrency 2                      1..64
  *   auth.kdf_iterations       600000                  1000..10000000
  *   auth.kdf_threads          2                       1..64
  *   auth.kdf_queue            32                      1..100000
@@ -37,6 +40,40 @@ static void free_cors(hr_config *c)
     free(c->http.cors_origins);
     c->http.cors_origins = NULL;
     c->http.n_cors = 0;
+}
+
+static void free_proxies(hr_config *c)
+{
+    free(c->http.trusted_proxies);
+    c->http.trusted_proxies = NULL;
+    c->http.n_trusted_proxies = 0;
+}
+
+static void free_http(hr_config *c)
+{
+    free_cors(c);
+    free_proxies(c);
+}
+
+/* The file's list replaces the default list; each entry is an address or a
+ * network (hr_cidr_parse), at most 1024 of them. */
+static int parse_proxies(json_t *v, const char *path, hr_config *c, char *err, size_t ecap)
+{
+    if (!json_is_array(v) || json_array_size(v) > 1024)
+        return hr_cfg_fail(err, ecap, "%s: must be an array of at most 1024 addresses or networks",
+                           path);
+    free_proxies(c);
+    size_t n = json_array_size(v);
+    c->http.trusted_proxies = calloc(n ? n : 1, sizeof(hr_cidr));
+    if (!c->http.trusted_proxies)
+        return -ENOMEM;
+    c->http.n_trusted_proxies = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e) || hr_cidr_parse(json_string_value(e), &c->http.trusted_proxies[i]))
+            return hr_cfg_fail(err, ecap, "%s[%zu]: not an IP address or CIDR network", path, i);
+    }
+    return 0;
 }
 
 /* The file's list replaces the default list. */
@@ -71,6 +108,9 @@ static const hr_cfg_key k_http_keys[] = {
     HR_CFG_KEY_INT("max_per_address", http.max_per_address, 0, 100000),
     HR_CFG_KEY_INT("header_timeout_s", http.header_timeout_s, 1, 3600),
     HR_CFG_KEY_CUSTOM("cors_origins", parse_cors),
+    HR_CFG_KEY_CUSTOM("trusted_proxies", parse_proxies),
+    HR_CFG_KEY_INT("transcode_max_bytes", http.transcode_max_bytes, 1 << 20, (long long)64 << 30),
+    HR_CFG_KEY_INT("transcode_concurrency", http.transcode_concurrency, 1, 64),
     HR_CFG_KEY_END,
 };
 
@@ -100,10 +140,11 @@ const hr_config_section api_config_http = {
         "{\"port\": 8080, \"tls_cert\": \"\", \"tls_key\": \"\", \"insecure_listen\": false,"
         " \"max_body_bytes\": 4294967296, \"token_ttl_s\": 28800,"
         " \"max_connections\": 1024, \"max_per_address\": 128, \"header_timeout_s\": 20,"
-        " \"cors_origins\": []}",
+        " \"cors_origins\": [], \"trusted_proxies\": [], \"transcode_max_bytes\": 268435456,"
+        " \"transcode_concurrency\": 2}",
     .keys = k_http_keys,
     .validate = http_validate,
-    .free = free_cors,
+    .free = free_http,
 };
 
 static const hr_cfg_key k_auth_keys[] = {

@@ -58,6 +58,7 @@ static const va_route k_routes[] = {
     {"POST", "/dicomweb/studies/{}", 0, va_handle_stow, "stow", VA_BODY_STREAM},
     {"GET", "/wado", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
     {"GET", "/dicomweb/wado", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
+    {"GET", "/dicomweb", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
     {"GET", "/api/v1/worklists/{}", 0, va_handle_worklist, "worklist", VA_BODY_NONE},
     {"POST", "/api/v1/worklists/{}/items/{}/claim", 0, va_handle_worklist_claim, "worklist-claim",
      VA_BODY_SMALL},
@@ -560,10 +561,131 @@ const char *va_path(const va_req *r, size_t *len)
     return r->uri ? r->uri : "";
 }
 
+/* 1 when h (len bytes) is host[:port]: a DNS name or IPv4 literal of
+ * letters, digits, '-' and '.', or an IPv6 literal in brackets, then an
+ * optional port of 1-5 digits; at most 255 bytes. Nothing else can reach a
+ * URL or a JSON document. */
+static int host_valid(const char *h, size_t len)
+{
+    size_t i = 0;
+    if (len == 0 || len > 255)
+        return 0;
+    if (h[0] == '[') {
+        for (i = 1; i < len && h[i] != ']'; i++)
+            if (!strchr("0123456789abcdefABCDEF:.", h[i]))
+                return 0;
+        if (i == len || i == 1)
+            return 0;
+        i++;
+    } else {
+        for (; i < len && h[i] != ':'; i++)
+            if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+                  (h[i] >= '0' && h[i] <= '9') || h[i] == '-' || h[i] == '.'))
+                return 0;
+        if (i == 0)
+            return 0;
+    }
+    if (i == len)
+        return 1;
+    if (h[i] != ':' || len - i < 2 || len - i > 6)
+        return 0;
+    for (i++; i < len; i++)
+        if (h[i] < '0' || h[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* The last comma-separated element of a header value, blanks trimmed. */
+static void last_element(const char *v, const char **p, size_t *len)
+{
+    const char *c = strrchr(v, ',');
+    const char *b = c ? c + 1 : v;
+    while (*b == ' ' || *b == '\t')
+        b++;
+    size_t n = strlen(b);
+    while (n && (b[n - 1] == ' ' || b[n - 1] == '\t'))
+        n--;
+    *p = b;
+    *len = n;
+}
+
+/* Parameter name (host, proto) of a Forwarded element (RFC 7239), quotes
+ * removed, into out; 1 when present and it fits. */
+static int forwarded_param(const char *el, size_t len, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name), i = 0;
+    while (i < len) {
+        while (i < len && (el[i] == ' ' || el[i] == ';'))
+            i++;
+        size_t j = i;
+        while (j < len && el[j] != ';')
+            j++;
+        if (j - i > nl && strncasecmp(el + i, name, nl) == 0 && el[i + nl] == '=') {
+            const char *v = el + i + nl + 1;
+            size_t vl = j - i - nl - 1;
+            if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+                v++;
+                vl -= 2;
+            }
+            if (vl >= cap)
+                return 0;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return 1;
+        }
+        i = j;
+    }
+    return 0;
+}
+
 void va_base_url(va_req *r, char *out, size_t cap)
 {
+    const char *scheme = r->srv->tls ? "https" : "http";
     const char *host = va_header(r, "host");
-    snprintf(out, cap, "%s://%.400s", r->srv->tls ? "https" : "http", host ? host : "localhost");
+    size_t host_len = host ? strlen(host) : 0;
+    char fhost[256] = "", fproto[16] = "";
+    const hr_config *cfg = r->srv->cfg;
+    if (cfg->http.n_trusted_proxies &&
+        hr_cidr_list_has(cfg->http.trusted_proxies, cfg->http.n_trusted_proxies, r->peer)) {
+        /* set by the trusted proxy in front of huren: its own element is the last */
+        const char *fwd = va_header(r, "forwarded");
+        const char *xh = va_header(r, "x-forwarded-host");
+        const char *xp = va_header(r, "x-forwarded-proto");
+        const char *p;
+        size_t n;
+        if (fwd) {
+            last_element(fwd, &p, &n);
+            forwarded_param(p, n, "host", fhost, sizeof(fhost));
+            forwarded_param(p, n, "proto", fproto, sizeof(fproto));
+        }
+        if (!fhost[0] && xh) {
+            last_element(xh, &p, &n);
+            if (n < sizeof(fhost)) {
+                memcpy(fhost, p, n);
+                fhost[n] = '\0';
+            }
+        }
+        if (!fproto[0] && xp) {
+            last_element(xp, &p, &n);
+            if (n < sizeof(fproto)) {
+                memcpy(fproto, p, n);
+                fproto[n] = '\0';
+            }
+        }
+        if (fhost[0] && host_valid(fhost, strlen(fhost))) {
+            host = fhost;
+            host_len = strlen(fhost);
+        } else if (fhost[0]) {
+            hr_warn("http", "%s %s: forwarded host ignored (not host[:port])", r->id, r->peer);
+        }
+        if (strcasecmp(fproto, "https") == 0)
+            scheme = "https";
+        else if (strcasecmp(fproto, "http") == 0)
+            scheme = "http";
+    }
+    if (!host || !host_valid(host, host_len))
+        host = "localhost";
+    snprintf(out, cap, "%s://%s", scheme, host);
 }
 
 void va_body_stream(va_req *r, va_body_fn fn, void (*on_gone)(va_req *r))

@@ -14,6 +14,7 @@
 typedef struct piece {
     char *text; /* literal, or NULL for a file range */
     size_t text_len;
+    int sealed;   /* a buffer taken whole (va_stream_take): nothing is appended to it */
     char *path;   /* file range: shared with the previous range of the same file */
     int own_path; /* this piece frees path */
     uint64_t offset, length;
@@ -87,7 +88,7 @@ static int add_failed(const va_stream *s)
 int va_stream_text(va_stream *s, const char *text, size_t len)
 {
     /* consecutive literals are merged */
-    if (s->n && s->v[s->n - 1].text) {
+    if (s->n && s->v[s->n - 1].text && !s->v[s->n - 1].sealed) {
         piece *p = &s->v[s->n - 1];
         char *t = realloc(p->text, p->text_len + len);
         if (!t)
@@ -108,6 +109,20 @@ int va_stream_text(va_stream *s, const char *text, size_t len)
     }
     memcpy(p->text, text, len);
     p->text_len = len;
+    s->total += len;
+    return 0;
+}
+
+int va_stream_take(va_stream *s, uint8_t *buf, size_t len)
+{
+    piece *p = add(s);
+    if (!p) {
+        free(buf);
+        return add_failed(s);
+    }
+    p->text = (char *)buf;
+    p->text_len = len;
+    p->sealed = 1;
     s->total += len;
     return 0;
 }

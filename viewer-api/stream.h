@@ -35,6 +35,10 @@ va_stream *va_stream_new(void);
 int va_stream_text(va_stream *s, const char *text, size_t len);
 int va_stream_printf(va_stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int va_stream_file(va_stream *s, const char *path, uint64_t offset, uint64_t length);
+/* Appends len bytes of buf (malloc'd) as one piece without copying: the
+ * stream owns buf from the call on (freed with the stream, or at once when
+ * this fails). 0, HR_ETOOBIG (too many pieces). */
+int va_stream_take(va_stream *s, uint8_t *buf, size_t len);
 /* Total bytes of the body. */
 uint64_t va_stream_length(const va_stream *s);
 /* Starts the response (status, content type; Content-Length set) and sends

@@ -255,8 +255,13 @@ void va_send_rc(va_req *r, int rc, const char *what);
 va_iovec va_body(va_req *r);
 /* The request target as sent (path and query, not decoded), for logs. */
 const char *va_path(const va_req *r, size_t *len);
-/* "http://host" or "https://host" from the Host header (at most 400 bytes
- * of it) into out. */
+/* "http://host" or "https://host" into out (cap >= 272 holds any): the
+ * scheme of the listener and the Host header, or, when the peer is one of
+ * http.trusted_proxies, the host and proto of its Forwarded element or else
+ * X-Forwarded-Host / X-Forwarded-Proto (the last value of each: the one the
+ * proxy in front set). A host that is not host[:port] (letters, digits, '-',
+ * '.', a bracketed IPv6 literal, port digits; at most 255 bytes) is ignored:
+ * an invalid Host gives "localhost" (decision 0030). */
 void va_base_url(va_req *r, char *out, size_t cap);
 /* VA_BODY_STREAM routes: the handler (called once the token was checked,
  * before any body byte is read) installs its consumer; on_gone runs instead

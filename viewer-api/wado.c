@@ -1,16 +1,23 @@
 /* WADO-RS (PS3.18 10.4): instances of a study/series/instance as
  * multipart/related application/dicom, metadata (from the sidecar JSON built
  * at ingest), frames, bulk data; and WADO-URI (PS3.18 9) for older viewers.
- * Objects are sent as stored (docs/decisions/0007-dicomweb-choices.md): a
- * request for another transfer syntax gets 406. */
+ * Objects and frames are sent as stored (docs/decisions/0007-dicomweb-choices.md)
+ * unless the request asks for Explicit VR Little Endian (transfer-syntax=
+ * 1.2.840.10008.1.2.1, or application/octet-stream frames without a
+ * transfer-syntax, PS3.18 8.7.3.3.2) of a compressed object: then it is
+ * decoded with DCMTK on the pool, one object at a time, within
+ * http.transcode_max_bytes and http.transcode_concurrency (decision 0030).
+ * Any other transfer syntax gets 406 with the reason. */
 #include "stream.h"
 #include "../common/hr_err.h"
+#include "../dicom/dcmtk_shim.h"
 #include "../dicom/uids.h"
 #include "../storage/index.h"
 #include "../storage/meta.h"
 #include "../storage/retrieve.h"
 
 #include <openssl/rand.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +45,11 @@ typedef struct wado_state {
     va_stream *stream;
     char ctype[160];
     int status;
+    int transcoded; /* the answer was decoded (audit detail) */
 } wado_state;
+
+/* Objects being decoded for WADO-RS now, all servers of the process. */
+static atomic_int g_transcoding;
 
 static void state_free(wado_state *st)
 {
@@ -83,6 +94,17 @@ static int media_is(const char *range, size_t len, const char *type)
            (i + tl == len || range[i + tl] == ';' || range[i + tl] == ' ');
 }
 
+/* A transfer-syntax parameter is "*" or a UID; anything else is refused
+ * (406 with why) before any lookup. */
+static int ts_param_ok(const char *ts, wado_state *st)
+{
+    if (!ts[0] || strcmp(ts, "*") == 0 || dcm_uid_valid(ts))
+        return 1;
+    snprintf(st->detail, sizeof(st->detail),
+             "transfer-syntax=\"%.64s\" is neither * nor a transfer syntax UID", ts);
+    return 0;
+}
+
 /* Accept for instances: multipart/related; type="application/dicom"
  * [; transfer-syntax=...], application/dicom (single instance), or any.
  * Returns 0 or -1 (406). */
@@ -96,6 +118,8 @@ static int negotiate_instances(const char *accept, wado_state *st, int single_al
         size_t len = e ? (size_t)(e - p) : strlen(p);
         char type[64] = "", ts[65] = "";
         media_param(p, len, "transfer-syntax", ts, sizeof(ts));
+        if (!ts_param_ok(ts, st))
+            return -1;
         if (media_is(p, len, "*/*") || media_is(p, len, "multipart/*")) {
             return 0;
         }
@@ -156,6 +180,8 @@ static int negotiate_frames(const char *accept, wado_state *st)
         size_t len = e ? (size_t)(e - p) : strlen(p);
         char type[64] = "", ts[65] = "";
         media_param(p, len, "transfer-syntax", ts, sizeof(ts));
+        if (!ts_param_ok(ts, st))
+            return -1;
         if (media_is(p, len, "*/*") || media_is(p, len, "multipart/*"))
             return 0;
         if (media_is(p, len, "multipart/related")) {
@@ -191,21 +217,170 @@ static void boundary_new(char out[40])
         n += snprintf(out + n, (size_t)(40 - n), "%02x", rnd[i]);
 }
 
+/* ---- transcoding (decision 0030) ---- */
+
+/* Takes one of the http.transcode_concurrency decoding slots; 0 or -EBUSY. */
+static int slot_take(const va_req *r)
+{
+    int limit = r->srv->cfg->http.transcode_concurrency;
+    if (atomic_fetch_add(&g_transcoding, 1) >= limit) {
+        atomic_fetch_sub(&g_transcoding, 1);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+static void slot_give(void)
+{
+    atomic_fetch_sub(&g_transcoding, 1);
+}
+
+/* Maps the decoder's refusals to -EPROTO (406, st->detail says why);
+ * HR_ENOTFOUND, -EBUSY and -ENOMEM pass. */
+static int decode_refused(const va_req *r, wado_state *st, int rc, const char *ts)
+{
+    if (rc == HR_ETOOBIG)
+        snprintf(st->detail, sizeof(st->detail),
+                 "decoded, this object would exceed http.transcode_max_bytes (%llu bytes); ask "
+                 "for transfer-syntax=* (as stored, %s)",
+                 (unsigned long long)r->srv->cfg->http.transcode_max_bytes, ts);
+    else if (rc == HR_EUNSUP)
+        snprintf(st->detail, sizeof(st->detail),
+                 "transfer syntax %s cannot be decoded by this server; ask for "
+                 "transfer-syntax=* (as stored)",
+                 ts);
+    else if (rc == HR_EPARSE)
+        snprintf(st->detail, sizeof(st->detail),
+                 "the pixel data (transfer syntax %s) could not be decoded; ask for "
+                 "transfer-syntax=* (as stored)",
+                 ts);
+    else
+        return rc;
+    return -EPROTO;
+}
+
+/* The one instance of st->list as a Part 10 file in Explicit VR Little Endian. */
+static int build_transcoded_instance(va_req *r, wado_state *st, const char *path)
+{
+    sto_rinst *it = &st->list.v[0];
+    if (!dcm_shim_can_decode(it->ts))
+        return decode_refused(r, st, HR_EUNSUP, it->ts);
+    int rc = slot_take(r);
+    if (rc)
+        return rc;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    rc = dcm_shim_transcode(path, r->srv->cfg->http.transcode_max_bytes, &buf, &len);
+    slot_give();
+    if (rc)
+        return decode_refused(r, st, rc, it->ts);
+    st->transcoded = 1;
+    char bnd[40];
+    if (st->single_part) {
+        snprintf(st->ctype, sizeof(st->ctype), "application/dicom; transfer-syntax=%s",
+                 DCM_TS_EXPLICIT_LE);
+        return va_stream_take(st->stream, buf, len);
+    }
+    boundary_new(bnd);
+    rc = va_stream_printf(st->stream,
+                          "--%s\r\nContent-Type: application/dicom; transfer-syntax=%s\r\n"
+                          "Content-Length: %zu\r\n\r\n",
+                          bnd, DCM_TS_EXPLICIT_LE, len);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    rc = va_stream_take(st->stream, buf, len);
+    if (!rc)
+        rc = va_stream_printf(st->stream, "\r\n--%s--\r\n", bnd);
+    snprintf(st->ctype, sizeof(st->ctype),
+             "multipart/related; type=\"application/dicom\"; boundary=%s", bnd);
+    return rc;
+}
+
+/* Frames st->frames of the object at path, decoded to native Explicit VR
+ * Little Endian (stored in transfer syntax ts). */
+static int build_transcoded_frames(va_req *r, wado_state *st, const char *path, const char *ts)
+{
+    if (!dcm_shim_can_decode(ts))
+        return decode_refused(r, st, HR_EUNSUP, ts);
+    if (st->single_part && st->n_frames != 1) {
+        snprintf(st->detail, sizeof(st->detail),
+                 "several frames need multipart/related; one frame may be octet-stream");
+        return -EPROTO;
+    }
+    int rc = slot_take(r);
+    if (rc)
+        return rc;
+    uint8_t *frames = NULL;
+    size_t flen = 0;
+    rc = dcm_shim_decode_frames(path, st->frames, (size_t)st->n_frames,
+                                r->srv->cfg->http.transcode_max_bytes, &frames, &flen);
+    slot_give();
+    if (rc)
+        return decode_refused(r, st, rc, ts);
+    st->transcoded = 1;
+    if (st->single_part) {
+        snprintf(st->ctype, sizeof(st->ctype), "application/octet-stream");
+        return va_stream_take(st->stream, frames, flen);
+    }
+    /* one body: each frame with its part header (frames are at most
+     * transcode_max_bytes in all, checked by the decoder) */
+    char bnd[40], head[160];
+    boundary_new(bnd);
+    int hl = snprintf(head, sizeof(head),
+                      "--%s\r\nContent-Type: application/octet-stream; transfer-syntax=%s\r\n\r\n",
+                      bnd, DCM_TS_EXPLICIT_LE);
+    size_t tail = strlen(bnd) + 6, n = (size_t)st->n_frames;
+    size_t total = n * ((size_t)hl + flen + 2) + tail;
+    uint8_t *body = malloc(total);
+    if (!body) {
+        free(frames);
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(body + k, head, (size_t)hl);
+        k += (size_t)hl;
+        memcpy(body + k, frames + i * flen, flen);
+        k += flen;
+        memcpy(body + k, "\r\n", 2);
+        k += 2;
+    }
+    free(frames);
+    memcpy(body + k, "--", 2);
+    memcpy(body + k + 2, bnd, strlen(bnd));
+    memcpy(body + k + 2 + strlen(bnd), "--\r\n", 4);
+    k += tail;
+    snprintf(st->ctype, sizeof(st->ctype),
+             "multipart/related; type=\"application/octet-stream\"; boundary=%s", bnd);
+    return va_stream_take(st->stream, body, k);
+}
+
 static int build_instances(va_req *r, wado_state *st)
 {
     const sto_objstore *store = &r->srv->sto->store;
+    int transcode = 0;
     for (size_t i = 0; i < st->list.n; i++)
         if (!ts_ok(st, st->list.v[i].ts)) {
+            if (strcmp(st->want_ts, DCM_TS_EXPLICIT_LE) == 0 && st->list.n == 1 && st->sop[0]) {
+                transcode = 1;
+                break;
+            }
             snprintf(st->detail, sizeof(st->detail),
-                     "instance %s is stored in transfer syntax %s; transcoding is not supported "
-                     "(ask for transfer-syntax=* or that syntax)",
-                     st->list.v[i].sop, st->list.v[i].ts);
+                     "instance %s is stored in transfer syntax %s; only one instance at a time "
+                     "is transcoded, to %s (ask for transfer-syntax=* or that syntax)",
+                     st->list.v[i].sop, st->list.v[i].ts, DCM_TS_EXPLICIT_LE);
             return -EPROTO;
         }
     st->stream = va_stream_new();
     if (!st->stream)
         return -ENOMEM;
     char path[HR_PATH_MAX + 128], bnd[40];
+    if (transcode) {
+        sto_objstore_path(store, st->list.v[0].sha, path);
+        return build_transcoded_instance(r, st, path);
+    }
     if (st->single_part) {
         sto_rinst *it = &st->list.v[0];
         sto_objstore_path(store, it->sha, path);
@@ -297,18 +472,33 @@ static int build_ranges(va_req *r, wado_state *st)
     int enc = pi->kind == STO_PIXEL_ENCAPSULATED;
     const char *media = frame_media(pi->ts, enc);
     const char *ft = st->frame_type;
+    int octet = !ft[0] || strcasecmp(ft, "application/octet-stream") == 0;
+    if (enc && octet &&
+        (strcmp(st->want_ts, DCM_TS_EXPLICIT_LE) == 0 || (ft[0] && !st->want_ts[0]))) {
+        /* native frames of a compressed object: decoded */
+        char ts[65];
+        snprintf(ts, sizeof(ts), "%s", pi->ts);
+        for (int i = 0; i < st->n_frames && !rc; i++)
+            if (st->frames[i] > pi->n_frames)
+                rc = HR_ENOTFOUND;
+        sto_frames_free(t);
+        return rc ? rc : build_transcoded_frames(r, st, path, ts);
+    }
     if (ft[0] && strcasecmp(ft, media) != 0 &&
         !(strcasecmp(ft, "application/octet-stream") == 0 && strcmp(st->want_ts, "*") == 0)) {
         snprintf(st->detail, sizeof(st->detail),
-                 "frames are stored as %s (transfer syntax %s); transcoding is not supported",
-                 media, pi->ts);
+                 "frames are stored as %s (transfer syntax %s); they are sent as stored or "
+                 "decoded to application/octet-stream (transfer syntax %s) only",
+                 media, pi->ts, DCM_TS_EXPLICIT_LE);
         sto_frames_free(t);
         return -EPROTO;
     }
     int native_le = !enc && strcmp(pi->ts, "1.2.840.10008.1.2.2") != 0;
     if (!ts_ok(st, pi->ts) && !(strcmp(st->want_ts, "1.2.840.10008.1.2.1") == 0 && native_le)) {
         snprintf(st->detail, sizeof(st->detail),
-                 "frames are stored in transfer syntax %s; transcoding is not supported", pi->ts);
+                 "frames are stored in transfer syntax %s; they are sent as stored or decoded "
+                 "to %s only",
+                 pi->ts, DCM_TS_EXPLICIT_LE);
         sto_frames_free(t);
         return -EPROTO;
     }
@@ -414,8 +604,9 @@ static void wado_done(va_req *r)
         return;
     }
     char detail[320];
-    snprintf(detail, sizeof(detail), "%s%s%s %zu instance(s)%s%s", st->series[0] ? "series " : "",
-             st->series, st->sop[0] ? " sop " : "", st->list.n, st->detail[0] ? "; " : "",
+    snprintf(detail, sizeof(detail), "%s%s%s %zu instance(s)%s%s%s", st->series[0] ? "series " : "",
+             st->series, st->sop[0] ? " sop " : "", st->list.n,
+             st->transcoded ? "; decoded to " DCM_TS_EXPLICIT_LE : "", st->detail[0] ? "; " : "",
              st->detail);
     const char *outcome = st->rc == 0              ? "success"
                           : st->rc == HR_ENOTFOUND ? "not-found"
@@ -426,6 +617,10 @@ static void wado_done(va_req *r)
              st->study[0] ? st->study : NULL, detail, outcome);
     if (st->rc == -EPROTO) {
         va_send_error(r, 406, "not_acceptable", "%s", st->detail);
+    } else if (st->rc == -EBUSY) {
+        va_add_header(r, "Retry-After", "1");
+        va_send_error(r, 503, "busy", "%d objects are being decoded; retry",
+                      r->srv->cfg->http.transcode_concurrency);
     } else if (st->rc == HR_ENOTFOUND) {
         va_send_error(r, 404, "not_found", "no such %s",
                       st->kind == W_FRAMES ? "frame or instance"
@@ -473,8 +668,8 @@ static wado_state *begin(va_req *r, enum wado_kind kind)
 static void run_negotiated(va_req *r, wado_state *st, int refused, const char *why)
 {
     if (refused) {
+        va_send_error(r, 406, "not_acceptable", "%s", st->detail[0] ? st->detail : why);
         free(st);
-        va_send_error(r, 406, "not_acceptable", "%s", why);
         return;
     }
     r->state = st;
@@ -521,7 +716,8 @@ void va_handle_frames(va_req *r)
     }
     run_negotiated(r, st, negotiate_frames(va_header(r, "accept"), st),
                    "supported: multipart/related with the stored media type, or "
-                   "transfer-syntax=*");
+                   "transfer-syntax=*, or application/octet-stream (decoded to "
+                   "1.2.840.10008.1.2.1)");
 }
 
 void va_handle_bulk(va_req *r)
@@ -563,6 +759,11 @@ void va_handle_wado_uri(va_req *r)
         va_send_error(r, 406, "not_acceptable",
                       "only contentType=application/dicom is supported (no rendering to %s)",
                       ct ? ct : "image/jpeg, the WADO-URI default");
+        return;
+    }
+    if (ts && strcmp(ts, "*") != 0 && !dcm_uid_valid(ts)) {
+        va_send_error(r, 406, "not_acceptable",
+                      "transferSyntax=\"%.64s\" is neither * nor a transfer syntax UID", ts);
         return;
     }
     wado_state *st = calloc(1, sizeof(*st));

@@ -677,6 +677,34 @@ static int write_pixels(gen_sink *s, const gen_pix *px, uint16_t *chunk, uint16_
     return 0;
 }
 
+/* The smallest and largest stored values write_pixels() writes with salt,
+ * from the same generator: of every pixel up to GEN_RANGE_SCAN pixels, of the
+ * first GEN_RANGE_SCAN beyond (the pattern repeats; a window need not be exact
+ * there). chunk holds GEN_PIX_CHUNK 16-bit samples. */
+#define GEN_RANGE_SCAN (64u << 20)
+static void pixel_range(const gen_pix *px, uint16_t *chunk, uint16_t salt, unsigned *lo,
+                        unsigned *hi)
+{
+    uint64_t left = px->bytes / px->bps;
+    gen_pat st = {0, 0, 0, salt};
+    unsigned mn = 0xFFFF, mx = 0;
+
+    if (left > GEN_RANGE_SCAN)
+        left = GEN_RANGE_SCAN;
+    while (left > 0) {
+        size_t n = left < GEN_PIX_CHUNK ? (size_t)left : GEN_PIX_CHUNK;
+        fill_pixels(chunk, n, &st, px, 0);
+        for (size_t i = 0; i < n; i++) {
+            unsigned v = px->bps == 1 ? ((uint8_t *)chunk)[i] : chunk[i];
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+        left -= n;
+    }
+    *lo = mn <= mx ? mn : 0;
+    *hi = mn <= mx ? mx : 0;
+}
+
 /* ---------------------------------------------------------------- content */
 
 typedef struct gen_ctx {
@@ -1061,8 +1089,15 @@ static void add_attrs(gen_ds *ds, const gen_ctx *c, unsigned st, unsigned se, un
         ds_str(ds, TAG(0x0028, 0x1040), "CS", "LIN");
     if (xray)
         ds_bytes(ds, TAG(0x0028, 0x1041), "SS", "\x01\x00", 2, 2);
-    ds_str(ds, TAG(0x0028, 0x1050), "DS", bits == 8 ? "128" : "2048");
-    ds_str(ds, TAG(0x0028, 0x1051), "DS", bits == 8 ? "256" : "4096");
+    /* a window over the values written (after the rescale below, PS3.3
+     * C.11.2.1.2), so a viewer shows the image and not a black square */
+    unsigned lo, hi;
+    int intercept = iod == IOD_CT ? -1024 : 0;
+    pixel_range(&c->px, c->chunk, (uint16_t)(st * 31 + se * 7 + in), &lo, &hi);
+    snprintf(tmp, sizeof(tmp), "%g", (lo + hi) / 2.0 + intercept);
+    ds_str(ds, TAG(0x0028, 0x1050), "DS", tmp);
+    fmt(tmp, sizeof(tmp), "%u", hi - lo + 1 > 2 ? hi - lo + 1 : 2);
+    ds_str(ds, TAG(0x0028, 0x1051), "DS", tmp);
     if (iod == IOD_CT || iod == IOD_PT || xray || iod == IOD_SCMF) {
         ds_str(ds, TAG(0x0028, 0x1052), "DS", iod == IOD_CT ? "-1024" : "0");
         ds_str(ds, TAG(0x0028, 0x1053), "DS", "1");
