@@ -37,6 +37,51 @@ Test(api_config, cors_origins_replace_the_default)
     hr_config_free(&c);
 }
 
+/* http.trusted_proxies (decision 0030): addresses and networks, matched with
+ * hr_cidr_list_has; the transcoding bounds have defaults and ranges. */
+Test(api_config, trusted_proxies_and_transcoding)
+{
+    hr_config c;
+    char err[256];
+    cr_assert_eq(hr_config_load(NULL, &c, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(c.http.n_trusted_proxies, 0);
+    cr_expect_eq(c.http.transcode_max_bytes, 268435456ULL);
+    cr_expect_eq(c.http.transcode_concurrency, 2);
+    cr_expect_eq(hr_cidr_list_has(c.http.trusted_proxies, c.http.n_trusted_proxies, "127.0.0.1"),
+                 0);
+    hr_config_free(&c);
+    cr_assert_eq(hr_config_load_string("{\"http\": {\"trusted_proxies\": [\"127.0.0.1\","
+                                       " \"10.8.0.0/16\", \"fd00::/8\"],"
+                                       " \"transcode_max_bytes\": 1048576,"
+                                       " \"transcode_concurrency\": 1}}",
+                                       &c, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_eq(c.http.n_trusted_proxies, 3);
+    const hr_cidr *v = c.http.trusted_proxies;
+    cr_expect(hr_cidr_list_has(v, 3, "127.0.0.1"));
+    cr_expect(!hr_cidr_list_has(v, 3, "127.0.0.2"));
+    cr_expect(hr_cidr_list_has(v, 3, "10.8.255.1"));
+    cr_expect(!hr_cidr_list_has(v, 3, "10.9.0.1"));
+    cr_expect(hr_cidr_list_has(v, 3, "::ffff:10.8.0.7"));
+    cr_expect(hr_cidr_list_has(v, 3, "fd12::1"));
+    cr_expect(!hr_cidr_list_has(v, 3, "fe80::1"));
+    cr_expect(!hr_cidr_list_has(v, 3, "not-an-address"));
+    cr_expect(!hr_cidr_list_has(v, 3, NULL));
+    cr_expect_eq(c.http.transcode_max_bytes, 1048576ULL);
+    cr_expect_eq(c.http.transcode_concurrency, 1);
+    hr_config_free(&c);
+    expect_config_error("{\"http\": {\"trusted_proxies\": \"127.0.0.1\"}}",
+                        "http.trusted_proxies: must be an array");
+    expect_config_error("{\"http\": {\"trusted_proxies\": [\"127.0.0.1\", \"proxy.example\"]}}",
+                        "http.trusted_proxies[1]: not an IP address or CIDR network");
+    expect_config_error("{\"http\": {\"trusted_proxies\": [\"10.0.0.0/33\"]}}",
+                        "http.trusted_proxies[0]: not an IP address or CIDR network");
+    expect_config_error("{\"http\": {\"transcode_max_bytes\": 1000}}",
+                        "http.transcode_max_bytes: 1000 is outside 1048576..");
+    expect_config_error("{\"http\": {\"transcode_concurrency\": 0}}",
+                        "http.transcode_concurrency: 0 is outside 1..64");
+}
+
 Test(api_config, http_errors_name_the_key)
 {
     expect_config_error("{\"http\": []}", "http: must be an object");
