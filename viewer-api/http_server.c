@@ -562,7 +562,7 @@ const char *va_path(const va_req *r, size_t *len)
 }
 
 /* 1 when h (len bytes) is host[:port]: a DNS name or IPv4 literal of
- * letters, digits, '-' and '.', or an IPv6 literal in brackets, then an
+ * letters, digits, '-', '.' and '_' (container names), or an IPv6 literal in brackets, then an
  * optional port of 1-5 digits; at most 255 bytes. Nothing else can reach a
  * URL or a JSON document. */
 static int host_valid(const char *h, size_t len)
@@ -580,7 +580,7 @@ static int host_valid(const char *h, size_t len)
     } else {
         for (; i < len && h[i] != ':'; i++)
             if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
-                  (h[i] >= '0' && h[i] <= '9') || h[i] == '-' || h[i] == '.'))
+                  (h[i] >= '0' && h[i] <= '9') || h[i] == '-' || h[i] == '.' || h[i] == '_'))
                 return 0;
         if (i == 0)
             return 0;

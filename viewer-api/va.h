@@ -260,7 +260,7 @@ const char *va_path(const va_req *r, size_t *len);
  * http.trusted_proxies, the host and proto of its Forwarded element or else
  * X-Forwarded-Host / X-Forwarded-Proto (the last value of each: the one the
  * proxy in front set). A host that is not host[:port] (letters, digits, '-',
- * '.', a bracketed IPv6 literal, port digits; at most 255 bytes) is ignored:
+ * '.', '_', a bracketed IPv6 literal, port digits; at most 255 bytes) is ignored:
  * an invalid Host gives "localhost" (decision 0030). */
 void va_base_url(va_req *r, char *out, size_t cap);
 /* VA_BODY_STREAM routes: the handler (called once the token was checked,
