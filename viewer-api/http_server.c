@@ -711,8 +711,12 @@ void va_base_url(va_req *r, char *out, size_t cap)
         else if (strcasecmp(fproto, "http") == 0)
             scheme = "http";
     }
-    if (!host || !host_valid(host, host_len))
+    if (!host) {
         host = "localhost";
+    } else if (!host_valid(host, host_len)) {
+        out[0] = '\0'; /* a forged Host: links stay origin-relative */
+        return;
+    }
     snprintf(out, cap, "%s://%s", scheme, host);
 }
 

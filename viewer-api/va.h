@@ -261,7 +261,8 @@ const char *va_path(const va_req *r, size_t *len);
  * X-Forwarded-Host / X-Forwarded-Proto (the last value of each: the one the
  * proxy in front set). A host that is not host[:port] (letters, digits, '-',
  * '.', '_', a bracketed IPv6 literal, port digits; at most 255 bytes) is ignored:
- * an invalid Host gives "localhost" (decision 0030). */
+ * an invalid Host gives "" (links become origin-relative), a missing one
+ * "localhost" (decision 0030). */
 void va_base_url(va_req *r, char *out, size_t cap);
 /* VA_BODY_STREAM routes: the handler (called once the token was checked,
  * before any body byte is read) installs its consumer; on_gone runs instead

@@ -247,6 +247,8 @@ for bad in 'evil.example/"><script>' 'evil.example@x' 'a b' 'host:99999999' 'x.e
   check_eq "trusted proxy: forged host ${bad} ignored" "$U$sturl" \
     "$(rurl "$U" "$T1" -H "X-Forwarded-Host: $bad")"
 done
+check_eq "a forged Host header: RetrieveURL origin-relative" "$sturl" \
+  "$(rurl "$U2" "$N1" -H 'Host: evil.example/"x')"
 check_eq "trusted proxy: unknown proto ignored" "$U$sturl" \
   "$(rurl "$U" "$T1" -H 'X-Forwarded-Proto: javascript')"
 check_eq "untrusted peer (only 10/8 trusted): X-Forwarded-* ignored" "$U2$sturl" \
