@@ -108,7 +108,6 @@ dcmcjpeg +ee "$(gen ct2 --modality CT --seed 42 --bytes 20000)" "$T/c/ct_jpext.d
 dcmcjpls "$(gen ct3 --modality CT --seed 43 --bytes 20000)" "$T/c/ct_jls.dcm"         # 4.80
 dcmcjpeg +eb "$(gen us1 --modality US --frames 4 --bytes 30000 --seed 44)" "$T/c/us_jpb.dcm" # 4.50
 dcmcrle "$(gen us2 --modality US --frames 4 --bytes 30000 --seed 45)" "$T/c/us_rle.dcm"      # 1.2.5
-dcmcjpls "$(gen us3 --modality US --frames 3 --bytes 30000 --seed 46)" "$T/c/us_jls.dcm"     # 4.80
 dcmcrle "$(gen big --modality US --frames 2 --bytes 1200000 --seed 47)" "$T/c/big_rle.dcm"   # > 1 MiB decoded
 cp "$P/SC_rgb_jpeg_dcmtk.dcm" "$T/c/sc_jpeg_ybr.dcm"
 cp "$P/SC_rgb_rle_2frame.dcm" "$T/c/sc_rle2.dcm"
@@ -182,6 +181,8 @@ for f in "$T"/c/*.dcm; do
   check_eq "$b: multipart instance: 200" 200 "${r%% *}"
   check_eq "$b: its one part is the transcoded object" "$($DW file-sha "$T/i.dcm")" \
     "$($DW part-shas "$T/m.bin" "${r#* }")"
+  # WADO-URI and the scope, on two of the objects (the same handler for all)
+  case $b in ct_jpll | us_rle) ;; *) continue ;; esac
   q="requestType=WADO&studyUID=$(tag "$f" 0020,000D)&seriesUID=$(tag "$f" 0020,000E)&objectUID=$(tag "$f" 0008,0018)&contentType=application%2Fdicom"
   check_eq "$b: WADO-URI at /dicomweb transcodes on transferSyntax" 200 \
     "$(code "$T/w.dcm" "$T1" "$U/dicomweb?$q&transferSyntax=$EXP")"
