@@ -142,7 +142,7 @@ int decompress(const char *src, const char *dst, const char *ts_uid)
         want = EXS_LittleEndianImplicit;
     else
         return HR_EUNSUP;
-    std::call_once(g_codecs_once, register_codecs);
+    dcm_shim_register_codecs();
     DcmFileFormat ff;
     OFCondition st = ff.loadFile(src, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
     if (st.bad())
@@ -646,4 +646,9 @@ extern "C" int dcm_shim_transcode(const char *path, uint64_t max_bytes, uint8_t 
     } catch (...) {
         return HR_EUNSUP;
     }
+}
+
+extern "C" void dcm_shim_register_codecs(void)
+{
+    std::call_once(g_codecs_once, register_codecs);
 }

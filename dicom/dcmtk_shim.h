@@ -63,6 +63,11 @@ int dcm_shim_decode_frames(const char *path, const uint32_t *frames, size_t n, u
  * -ENOMEM. */
 int dcm_shim_transcode(const char *path, uint64_t max_bytes, uint8_t **out, size_t *len);
 
+/* Registers DCMTK's decoders (JPEG, JPEG-LS, RLE) once per process; they
+ * stay registered. Thread-safe; dcm_shim_decompress and hr_render_frame call
+ * it. */
+void dcm_shim_register_codecs(void);
+
 /* DCMTK's own list of Storage SOP class UIDs (dcmAllStorageSOPClassUIDs), to
  * cross-check dicom/uids.c in tests. *n receives the count; the array and its
  * strings are DCMTK's static storage. */
