@@ -52,11 +52,12 @@ async function parseError(res) {
 
 // Calls the API. method: 'GET', 'POST', ...; path: '/api/v1/...'; body: an
 // object sent as JSON (or undefined). Options: {raw: true} returns the
-// Response itself (for blobs); {noRedirect: true} does not go to the login
+// Response itself (for blobs); {accept: 'application/dicom+json'} another
+// media type; {noRedirect: true} does not go to the login
 // page on 401 (the login form itself). Resolves to the parsed JSON (null for
 // 204); rejects with ApiError.
 export async function api(method, path, body, opts = {}) {
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: opts.accept || 'application/json' };
   if (method !== 'GET' && method !== 'HEAD') headers['X-Requested-With'] = 'huren';
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
   if (body !== undefined) {

@@ -101,7 +101,7 @@ function App() {
   let body;
   if (!m) body = html`<${NotFound} me=${me} />`;
   else if (!allowed(m.page, me.role)) body = html`<${NoAccess} me=${me} />`;
-  else body = html`<${m.page.component} me=${me} params=${m.params} query=${query} path=${route.path} key=${route.path} />`;
+  else body = html`<${m.page.component} me=${me} params=${m.params} query=${query} path=${route.path} key=${m.page.parts[0] || ''} />`;
   if (m && m.page.full && allowed(m.page, me.role)) return body;
   return html`<div class="shell">
     <${Header} me=${me} path=${route.path} />

@@ -7,7 +7,7 @@ import './login.js';
 import './account.js';
 
 // township technician
-// import './township.js'; (lands with the township page)
+import './township.js';
 
 // county reader and auditor: add imports below
 
