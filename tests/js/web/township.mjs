@@ -87,6 +87,28 @@ try {
   t.checkEq('... with its 2 images', '2', instances);
   const st0 = await page.$eval(`#exams tr[data-study="${study}"]`, (tr) => tr.dataset.status);
   t.checkEq('... received, not reported yet', 'received', st0);
+  t.checkEq("... the patient's name as written in Chinese", '李四',
+    await page.$eval(`#exams tr[data-study="${study}"] td:nth-child(2) a`, (a) => a.textContent.trim()).catch(() => ''));
+  t.check('... a turnaround clock runs while it waits', /\d/.test(await page.$eval(`#exams td[data-clock="${study}"]`, (td) => td.textContent).catch(() => '')));
+  // the thumbnail resource comes with the rendered-resources work (wt-render):
+  // where the hub serves it, the row's image must be drawn and not blank
+  const se = await page.evaluate(async (s) => {
+    const r = await fetch(`/dicomweb/studies/${s}/series`, { headers: { Accept: 'application/dicom+json' } });
+    const j = await r.json();
+    return j[0]['0020000E'].Value[0];
+  }, study);
+  const thumb = await pageFetch(page, `/dicomweb/studies/${study}/series/${se}/thumbnail`);
+  if (thumb.status === 200) {
+    const drawn = await t.waitFor(page, (s) => {
+      const img = document.querySelector(`#exams tr[data-study="${s}"] img.thumb`);
+      return img && img.complete && img.naturalWidth > 0;
+    }, study);
+    t.check('the thumbnail is drawn', drawn);
+    const px = await t.notUniform(page, `#exams tr[data-study="${study}"] img.thumb`);
+    t.check('... and not uniform', !px.uniform, JSON.stringify(px));
+  } else {
+    console.log(`# thumbnail resource answers ${thumb.status}: not checked (rendered resources not in this tree)`);
+  }
   await t.shot(page, 'uploaded');
 
   // a file that is not DICOM: its own row with the reason, the others unchanged
@@ -117,6 +139,8 @@ try {
     return b && b.dataset.verify === 'ok';
   }), await page.$eval('#verify-badge', (b) => b.dataset.verify + ' ' + b.title).catch(() => 'no badge'));
   t.check('... the URL names the exam', (await hash(page)) === `#/township/${study}`);
+  t.check('... the turnaround (arrival to signature) is shown', /\d/.test(await page.$eval('#exam-turnaround', (e) => e.textContent).catch(() => '')));
+  t.check('... no clock on a reported row', (await page.$eval(`#exams td[data-clock="${study}"]`, (td) => td.textContent.trim())) === '');
   await t.shot(page, 'report');
   const pdfHref = await page.$eval('#report-pdf', (a) => a.getAttribute('href'));
   const pdf = await pageFetch(page, pdfHref);
