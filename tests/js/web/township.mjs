@@ -4,6 +4,7 @@
 //   WEB_FILES      a directory with the 2 DICOM files to upload (one study)
 //   WEB_STUDY      that study's UID
 //   WEB_BAD        a file that is not DICOM
+//   WEB_CONFLICT   an instance of the study with another patient
 //   WEB_SIGN_CMD   a shell command that completes, reads and signs the study
 //                  through the API (as tests/integration/test_reports.sh)
 //   WEB_IMPRESSION the impression the signed report carries
@@ -119,6 +120,21 @@ try {
   t.check('... the reason is shown in Chinese', /[\u4e00-\u9fff]/.test(reason), reason);
   t.check('... its row is highlighted', await page.$eval('#uploads tr[data-state="failed"]', (tr) => tr.classList.contains('flagged')).catch(() => false));
   await t.shot(page, 'upload-failed-file');
+
+  // an instance of the same study with another patient: stored with a
+  // warning on its row, the exam's row highlighted as a patient conflict
+  await (await page.$('#upload-files')).uploadFile(env('WEB_CONFLICT'));
+  const warned = await t.waitFor(page, () => !!document.querySelector('#uploads tr[data-state="warning"] .upload-reason'), undefined, 20000);
+  t.check('a file of another patient for the same study: stored with a warning', warned,
+    await page.$$eval('#uploads tr[data-upload]', (rs) => rs.map((r) => r.dataset.state).join(',')));
+  t.check('... the warning says the patient differs', (await page.$eval('#uploads tr[data-state="warning"] .upload-reason', (e) => e.textContent).catch(() => '')).includes('患者信息'));
+  await page.click('#refresh');
+  const flagged = await t.waitFor(page, (s) => {
+    const tr = document.querySelector(`#exams tr[data-study="${s}"]`);
+    return tr && tr.dataset.flagged === '1' && tr.classList.contains('flagged') && !!tr.querySelector('[data-badge="conflict"]');
+  }, study);
+  t.check("... the exam's row is highlighted as a patient conflict", flagged);
+  await t.shot(page, 'patient-conflict');
 
   // ---- the report comes back ----
   execSync(env('WEB_SIGN_CMD'), { stdio: 'inherit', shell: '/bin/bash' });
