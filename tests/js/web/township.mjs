@@ -93,12 +93,7 @@ try {
   t.check('... a turnaround clock runs while it waits', /\d/.test(await page.$eval(`#exams td[data-clock="${study}"]`, (td) => td.textContent).catch(() => '')));
   // the thumbnail resource comes with the rendered-resources work (wt-render):
   // where the hub serves it, the row's image must be drawn and not blank
-  const se = await page.evaluate(async (s) => {
-    const r = await fetch(`/dicomweb/studies/${s}/series`, { headers: { Accept: 'application/dicom+json' } });
-    const j = await r.json();
-    return j[0]['0020000E'].Value[0];
-  }, study);
-  const thumb = await pageFetch(page, `/dicomweb/studies/${study}/series/${se}/thumbnail`);
+  const thumb = await pageFetch(page, `/dicomweb/studies/${study}/thumbnail`);
   if (thumb.status === 200) {
     const drawn = await t.waitFor(page, (s) => {
       const img = document.querySelector(`#exams tr[data-study="${s}"] img.thumb`);

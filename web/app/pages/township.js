@@ -533,31 +533,13 @@ function Township({ me, params }) {
   </section>`;
 }
 
-// The first series' thumbnail (QIDO for the series, then the rendered
-// thumbnail resource); nothing when either is not there.
-const seriesCache = new Map();
+// The study's thumbnail (PS3.18 rendered resource, study level: one request
+// per row, no QIDO); hidden when the hub does not render it.
 function Thumb({ study }) {
-  const [src, setSrc] = useState('');
-  useEffect(() => {
-    let live = true;
-    const known = seriesCache.get(study);
-    const p = known
-      ? Promise.resolve(known)
-      : get(`/dicomweb/studies/${seg(study)}/series?limit=1`, { accept: 'application/dicom+json' }).then((arr) => {
-          const se = arr && arr.length ? firstValue(arr[0], '0020000E') : '';
-          if (se) seriesCache.set(study, se);
-          return se;
-        });
-    p.then(
-      (se) => live && se && setSrc(`/dicomweb/studies/${seg(study)}/series/${seg(se)}/thumbnail`),
-      () => {}
-    );
-    return () => {
-      live = false;
-    };
-  }, [study]);
-  if (!src) return html`<span class="thumb-empty"></span>`;
-  return html`<img class="thumb" src=${src} alt="" loading="lazy" onError=${(e) => (e.target.style.visibility = 'hidden')} />`;
+  const [failed, setFailed] = useState(false);
+  if (failed) return html`<span class="thumb-empty"></span>`;
+  return html`<img class="thumb" src=${`/dicomweb/studies/${seg(study)}/thumbnail`} alt="" loading="lazy"
+    onError=${() => setFailed(true)} />`;
 }
 
 const ROLES = ['technician', 'admin'];
