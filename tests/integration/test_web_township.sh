@@ -49,8 +49,8 @@ check "the page's CSP allows its import map by hash, nothing else inline" \
   grep -qi "^content-security-policy: default-src 'self'; script-src 'self' 'sha256-$want';" "$T/idx.hdr"
 check "... no 'unsafe-inline' for scripts" bash -c "! grep -i '^content-security-policy' '$T/idx.hdr' | grep -q \"script-src[^;]*unsafe-inline\""
 
-# two CT instances of one study (township1), and a file that is not DICOM
-"$GEN" --out "$T/ct" --modality CT --series 1 --instances 2 --bytes 4096 --seed 31 --patient-id WT1 \
+# two MR instances of one study (township1), and a file that is not DICOM
+"$GEN" --out "$T/ct" --modality MR --series 1 --instances 2 --bytes 4096 --seed 31 --patient-id WT1 \
   --charset utf8 --patient-name '李^四' --accession ACC31 >/dev/null
 S=$(dcmdump +P 0020,000D "$(ls "$T"/ct/*.dcm | head -1)" | sed -n 's/.*\[\(.*\)\].*/\1/p')
 head -c 3000 /dev/urandom >"$T/not-dicom.dcm"
@@ -58,7 +58,7 @@ head -c 3000 /dev/urandom >"$T/not-dicom.dcm"
 mkdir -p "$T/conflict"
 cp "$(ls "$T"/ct/*.dcm | head -1)" "$T/conflict/other-patient.dcm"
 dcmodify -nb -gin -m '(0010,0010)=王^五' -m '(0010,0020)=WT9' "$T/conflict/other-patient.dcm" >/dev/null
-IMPR='胸部CT平扫未见明显异常。'
+IMPR='头颅MR平扫未见明显异常。'
 
 # what the county does once the study is there: complete, claim, draft,
 # sign (reader, preliminary), co-sign (auditor, final)
