@@ -495,7 +495,7 @@ function Township({ me, params }) {
         ${shown.length
           ? html`<table class="grid" id="exams">
               <thead><tr>
-                <th></th><th>${t('township.patient')}</th><th>${t('township.accession')}</th><th>${t('township.modality')}</th>
+                <th style="width:72px"></th><th>${t('township.patient')}</th><th>${t('township.accession')}</th><th>${t('township.modality')}</th>
                 <th>${t('township.studyDate')}</th><th class="num">${t('township.instances')}</th><th>${t('township.state')}</th>
                 <th>${t('township.turnaround')}</th><th>${t('township.arrived')}</th>
               </tr></thead>
