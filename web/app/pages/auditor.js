@@ -143,7 +143,14 @@ function Review({ me, params }) {
     setPending(r && r.pending ? await versionContent(r.id, r.pending) : null);
     setCurrent(r && r.current ? await versionContent(r.id, r.current) : null);
   };
-  useEffect(() => { load().catch((e) => setError(e.message)); }, [study]);
+  useEffect(() => {
+    load().catch((e) => setError(e.message));
+    // live: the reader signs a revision, another auditor co-signs
+    const close = listenWorklist(me.center, (ev) => {
+      if (ev.study === study) load().catch((e) => setError(e.message));
+    });
+    return close;
+  }, [study]);
   const run = async (fn) => {
     if (busy) return;
     setBusy(true);
