@@ -199,6 +199,20 @@ try {
   t.checkEq('... the report is final (version 3)', 'final 3', rep && `${rep.status} ${rep.versions.length}`);
   await t.shot(au, 'cosigned');
 
+  // ---- shortcuts: Alt+N claims the next waiting exam, Alt+R releases it ----
+  await t.open(rd, '/reader');
+  await t.waitFor(rd, (p) => !!document.querySelector(`tr[data-study="${p}"][data-state="ready"]`), prior);
+  await rd.keyboard.down('Alt');
+  await rd.keyboard.press('KeyN');
+  await rd.keyboard.up('Alt');
+  t.check('Alt+N claims the next waiting exam (the DX) and opens it', await t.waitFor(rd, (p) =>
+    location.hash === `#/reader/${p}` && !!document.querySelector('#rpt-findings'), prior));
+  await rd.keyboard.down('Alt');
+  await rd.keyboard.press('KeyR');
+  await rd.keyboard.up('Alt');
+  t.check('Alt+R releases it: back on the list, waiting again', await t.waitFor(rd, (p) =>
+    location.hash === '#/reader' && !!document.querySelector(`tr[data-study="${p}"][data-state="ready"]`), prior));
+
   // ---- the English switch; access ----
   await t.open(rd, '/reader');
   await t.waitFor(rd, () => !!document.querySelector('#lang-switch'));

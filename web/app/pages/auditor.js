@@ -7,7 +7,7 @@ import { html } from 'htm/preact';
 import { t, addMessages, fmtTime } from '../i18n.js';
 import { get, post, seg } from '../api.js';
 import { registerPage, navigate, href } from '../router.js';
-import { listenWorklist, PriorityBadge, ViewerWithPriors, ReportText, Returns, useShortcuts, versionContent } from './workbench.js';
+import { listenWorklist, PriorityBadge, ViewerWithPriors, ReportText, Returns, useShortcuts, versionContent, fmtName } from './workbench.js';
 
 addMessages({
   'zh-CN': {
@@ -114,7 +114,7 @@ function Queue({ me }) {
         ${data && !items.length ? html`<tr><td colspan="7" class="hint">${t('auditor.empty')}</td></tr>` : null}
         ${items.map((it) => html`<tr data-study=${it.study} data-report=${it.report ? it.report.id : ''} class=${it.overdue ? 'flagged' : ''}>
           <td><${PriorityBadge} p=${it.priority} /></td>
-          <td>${it.patient_name || it.patient}</td><td>${it.modality}</td><td>${it.hospital}</td>
+          <td>${fmtName(it.patient_name) || it.patient}</td><td>${it.modality}</td><td>${it.hospital}</td>
           <td>${it.reported_by}</td><td>${fmtTime(it.last_ms)}</td>
           <td><a class="button primary" data-review=${it.study} href=${href('/auditor/' + it.study)}>${t('auditor.review')}</a></td>
         </tr>`)}
@@ -184,12 +184,12 @@ function Review({ me, params }) {
     setInfo(t('auditor.amended', { v: res.version }));
   });
   useShortcuts({ 'Ctrl+Enter': () => { if (pending) cosign(); }, 'Alt+r': () => navigate('/auditor') });
-  const signers = (p) => (p && p.signers ? p.signers.map((s) => `${s.name || s.user} (${s.function})`).join('，') : '');
+  const signers = (p) => (p && p.signers ? p.signers.map((s) => `${s.name || s.user}（${t('wb.fn.' + s.function)}）`).join('，') : '');
   const canAmend = rep && !rep.pending && ['final', 'amended', 'corrected'].includes(rep.status);
   return html`<div class="wb-screen" id="review-screen" data-study=${study}>
     <div class="wb-bar">
       <a href=${href('/auditor')} id="back-link">${t('auditor.back')}</a>
-      ${exam ? html`<span><${PriorityBadge} p=${exam.priority} /> <strong>${exam.patient_name || exam.patient}</strong>
+      ${exam ? html`<span><${PriorityBadge} p=${exam.priority} /> <strong>${fmtName(exam.patient_name) || exam.patient}</strong>
         · ${exam.modality} · ${exam.procedure} · ${exam.hospital} · ${exam.study_date}
         · <span class="badge" id="exam-state">${t('wb.state.' + exam.state)}</span></span>` : null}
     </div>

@@ -8,7 +8,7 @@ import { html } from 'htm/preact';
 import { t, addMessages, fmtTime, fmtDuration } from '../i18n.js';
 import { get, post, put, seg } from '../api.js';
 import { registerPage, navigate, href } from '../router.js';
-import { listenWorklist, PriorityBadge, ViewerWithPriors, Returns, useShortcuts } from './workbench.js';
+import { listenWorklist, PriorityBadge, ViewerWithPriors, Returns, useShortcuts, fmtName } from './workbench.js';
 
 addMessages({
   'zh-CN': {
@@ -203,7 +203,7 @@ function Worklist({ me, query }) {
           const mine = it.state === 'claimed' && it.claimed_by === me.user;
           return html`<tr data-study=${it.study} data-state=${it.state} class=${it.overdue ? 'flagged' : ''}>
             <td><${PriorityBadge} p=${it.priority} /></td>
-            <td>${it.patient_name || it.patient}
+            <td>${fmtName(it.patient_name) || it.patient}
               ${it.patient_conflict ? html` <span class="badge bad">${t('reader.conflict')}</span>` : null}
               ${it.changed_since_read || it.changed_after_ready ? html` <span class="badge warn">${t('reader.changed')}</span>` : null}</td>
             <td>${it.modality}</td><td>${it.procedure}</td><td>${it.hospital}</td>
@@ -387,7 +387,7 @@ function Reading({ me, params }) {
   return html`<div class="wb-screen" id="reading-screen" data-study=${study}>
     <div class="wb-bar">
       <a href=${href('/reader')} id="back-link">${t('reader.back')}</a>
-      ${exam ? html`<span><${PriorityBadge} p=${exam.priority} /> <strong>${exam.patient_name || exam.patient}</strong>
+      ${exam ? html`<span><${PriorityBadge} p=${exam.priority} /> <strong>${fmtName(exam.patient_name) || exam.patient}</strong>
         · ${exam.modality} · ${exam.procedure} · ${exam.hospital} · ${exam.study_date}
         · <span class="badge" id="exam-state">${t('wb.state.' + exam.state)}</span></span>` : null}
       <span class="spacer"></span>

@@ -43,6 +43,8 @@ addMessages({
     'wb.critical': '危急值',
     'wb.returns': '退回修改意见',
     'wb.returnedBy': '{name}，{when}（第 {v} 版）',
+    'wb.fn.author': '报告医师',
+    'wb.fn.authenticator': '审核医师',
     'wb.live': '实时更新',
     'wb.offline': '实时更新中断，正在重连…',
   },
@@ -73,6 +75,8 @@ addMessages({
     'wb.critical': 'Critical finding',
     'wb.returns': 'Returned for revision',
     'wb.returnedBy': '{name}, {when} (version {v})',
+    'wb.fn.author': 'reporting doctor',
+    'wb.fn.authenticator': 'auditing doctor',
     'wb.live': 'Live',
     'wb.offline': 'Live updates interrupted, reconnecting…',
   },
@@ -100,6 +104,13 @@ export function listenWorklist(center, onEvent, onState) {
   es.onopen = () => onState && onState(true);
   es.onerror = () => onState && onState(false);
   return () => es.close();
+}
+
+// A DICOM person name for display: components joined without the carets
+// (a space between Latin components, nothing between Chinese ones).
+export function fmtName(pn) {
+  const parts = String(pn || '').split('=')[0].split('^').filter(Boolean);
+  return parts.join(/[\u3400-\u9fff]/.test(parts.join('')) ? '' : ' ');
 }
 
 export function viewerUrl(study) {
