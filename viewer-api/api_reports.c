@@ -936,6 +936,10 @@ static void study_work(va_req *r, redisContext *c)
             arr);
         if (st->doc)
             json_object_set_new(st->doc, "patient_name", va__jstr(it->patient_name));
+        /* who reads it: for the center's readers and auditors (the
+         * workbench tells its own claim from another reader's) */
+        if (st->doc && acc == VA_RPT_FULL)
+            json_object_set_new(st->doc, "claimed_by", va__jstr(it->claimed_by));
     }
     st->rc = st->doc ? 0 : -ENOMEM;
 out:

@@ -250,12 +250,12 @@ function Reading({ me, params }) {
   const areas = { findings: useRef(null), impression: useRef(null) };
   const pinRef = useRef(null);
 
-  const mine = exam && exam.state === 'claimed';
+  const mine = exam && exam.state === 'claimed' && exam.claimed_by === me.user;
   const load = async () => {
     const ex = await get(`/api/v1/exams/${seg(study)}`);
     setExam(ex);
     let rep = (ex.reports || []).filter((r) => r.status === 'draft').pop();
-    if (!rep && ex.state === 'claimed') {
+    if (!rep && ex.state === 'claimed' && ex.claimed_by === me.user) {
       try {
         const c = await post('/api/v1/reports', { study });
         rep = await get(`/api/v1/reports/${seg(c.id)}`);
@@ -281,9 +281,18 @@ function Reading({ me, params }) {
   };
   useEffect(() => {
     load().catch((e) => setError(e.message));
-    const flush = () => { if (dirty.current) save(); };
-    window.addEventListener('beforeunload', flush);
-    return () => { window.removeEventListener('beforeunload', flush); clearTimeout(timer.current); flush(); };
+    // leaving the page: the pending edit goes out with keepalive (it
+    // outlives the page); leaving the screen in the app: a normal save
+    const unload = () => {
+      const d = cur.current;
+      if (!dirty.current || !d) return;
+      fetch(`/api/v1/reports/${seg(d.id)}`, { method: 'PUT', keepalive: true, credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'huren' },
+        body: JSON.stringify({ rev: d.rev, findings: d.findings, impression: d.impression, critical: d.critical, recognition: d.recognition }) });
+      dirty.current = false;
+    };
+    window.addEventListener('beforeunload', unload);
+    return () => { window.removeEventListener('beforeunload', unload); clearTimeout(timer.current); if (dirty.current) save(); };
   }, [study]);
 
   // PUT the draft with the revision it started from; a stale revision
