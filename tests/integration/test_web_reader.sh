@@ -9,8 +9,9 @@
 # and a phrase fill the draft, the draft autosaves across a reload, the
 # reader signs with the PIN (Ctrl+Enter); the auditor's co-sign queue shows
 # it side by side, he returns it with a comment, the reader sees the
-# comment, revises and signs again, the auditor co-signs with his PIN: the
-# report is final. Pages of other roles are refused. Screenshots:
+# comment, revises and signs again, the auditor co-signs with his PIN (the
+# report is final) and amends it; Alt+N claims the next exam, Alt+R
+# releases it. Pages of other roles are refused. Screenshots:
 # $HUREN_BUILD_DIR/screenshots/reader/.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
@@ -76,7 +77,7 @@ fi
 sed 's/^/    /' "$T/web.log"
 
 # what the pages did, seen through the API
-check_eq "the report is final after the auditor's co-signature, the return in its history" "final 1 3" \
+check_eq "the report is amended after the co-signature and the auditor's amendment, the return in its history" "amended 1 4" \
   "$(curl -s -H "Authorization: Bearer $AD" "$U/api/v1/reports?study=$S" >"$T/r.json"; jget "$T/r.json" '" ".join(map(str, [d["reports"][0]["status"], len(d["reports"][0]["returns"]), len(d["reports"][0]["versions"])]))')"
 check "the reader's and the auditor's reads are audited" bash -c \
   "grep -q '\"action\":\"exam-priors\"' $T/wr/data/audit/audit-*.jsonl && grep -q '\"action\":\"report-return\".*success' $T/wr/data/audit/audit-*.jsonl"

@@ -199,6 +199,21 @@ try {
   t.checkEq('... the report is final (version 3)', 'final 3', rep && `${rep.status} ${rep.versions.length}`);
   await t.shot(au, 'cosigned');
 
+  // ---- the auditor amends the final report (takes effect at once) ----
+  t.check('a final report offers the amendment', await t.waitFor(au, () => !!document.querySelector('#amend-open')));
+  await au.click('#amend-open');
+  await t.waitFor(au, () => !!document.querySelector('#amend-form'));
+  const amended = '颅脑CT平扫未见明显异常，左侧基底节区腔隙灶可能。';
+  await t.fill(au, '#amend-impression', amended);
+  await t.fill(au, '#amend-reason', '补充诊断意见');
+  await t.fill(au, '#amend-pin', pin);
+  await au.click('#amend-btn');
+  t.check('the amendment is signed', await t.waitFor(au, () => /已修订/.test((document.querySelector('#auditor-info') || {}).textContent || '')));
+  rep = await report(au);
+  t.checkEq('... the report is amended (version 4) with the new impression', `amended 4 ${amended}`,
+    rep && `${rep.status} ${rep.versions.length} ${rep.signed.content.impression}`);
+  await t.shot(au, 'amended');
+
   // ---- shortcuts: Alt+N claims the next waiting exam, Alt+R releases it ----
   await t.open(rd, '/reader');
   await t.waitFor(rd, (p) => !!document.querySelector(`tr[data-study="${p}"][data-state="ready"]`), prior);
