@@ -757,7 +757,7 @@ int rpt_save(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
         goto out;
     }
     rc = HR_ESTATE;
-    if (info.status != RPT_DRAFT || info.versions) {
+    if (info.status != RPT_DRAFT || info.pending) {
         why_set(why, "not_draft", "the report is %s: signed versions are never edited",
                 rpt_status_name(info.status));
         goto out;
@@ -1513,6 +1513,7 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
              const char *pin, long long rev, long long now_ms, int *version, rpt_why *why)
 {
     rpt_info info;
+    rpt_version returned = {.jws = NULL};
     json_t *content = NULL, *p = NULL, *rec = NULL;
     sealed sd = {.jws = NULL};
     *version = 0;
@@ -1520,9 +1521,22 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
     if (rc)
         goto out;
     rc = HR_ESTATE;
-    if (info.status != RPT_DRAFT || info.versions) {
+    if (info.status != RPT_DRAFT || info.pending) {
         why_set(why, "not_draft", "the report is %s, not a draft", rpt_status_name(info.status));
         goto out;
+    }
+    /* a draft returned for revision (decision 0034) keeps its earlier
+     * versions: the new one supersedes the returned one; room is left for
+     * its co-signature and a retraction */
+    if (info.versions + 3 > RPT_VERSIONS_MAX) {
+        why_set(why, "too_many_versions", "at most %d versions per report", RPT_VERSIONS_MAX);
+        goto out;
+    }
+    if (info.versions) {
+        rc = rpt_version_get(c, id, info.versions, &returned);
+        if (rc)
+            goto out;
+        rc = HR_ESTATE;
     }
     if (rev >= 0 && rev != info.rev) {
         why_set(why, "stale_rev", "revision %lld is not the saved one (%lld)", rev, info.rev);
@@ -1543,7 +1557,9 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
     const hr_center *ce = hr_config_center(cfg, info.center);
     int audit = ce && ce->audit_signoff;
     enum rpt_status st = audit ? RPT_PRELIMINARY : RPT_FINAL;
-    rc = payload_new(c, cfg, &info, 1, st, NULL, &p, why);
+    int k = info.versions + 1;
+    rc = payload_new(c, cfg, &info, k, st, info.versions ? supersedes_json(&returned) : NULL, &p,
+                     why);
     if (!rc)
         rc = recognition_json(cfg, info.center, json_object_get(content, "recognition"), now_ms,
                               &rec, why);
@@ -1564,7 +1580,7 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
     commit m = {.info = &info,
                 .guard_rev = 1,
                 .claim_user = who->user,
-                .k = 1,
+                .k = k,
                 .vstatus = st,
                 .jws = sd.jws,
                 .digest = sd.digest,
@@ -1572,8 +1588,8 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
                 .signed_ms = now_ms,
                 .signer = who->user,
                 .status = st,
-                .current = audit ? 0 : 1,
-                .pending = audit ? 1 : 0,
+                .current = audit ? 0 : k,
+                .pending = audit ? k : 0,
                 .pending_kind = audit ? "final" : "",
                 .author = who->user,
                 .clear_draft = 1,
@@ -1585,12 +1601,13 @@ int rpt_sign(redisContext *c, const hr_config *cfg, const char *id, const rpt_ac
     rc = commit_run(c, cfg, &m, now_ms, why);
     if (rc)
         goto out;
-    *version = 1;
+    *version = k;
 out:
     sealed_free(&sd);
     json_decref(p);
     json_decref(rec);
     json_decref(content);
+    rpt_version_free(&returned);
     rpt_info_free(&info);
     return rc;
 }
@@ -1875,6 +1892,128 @@ out:
     json_decref(p);
     rpt_version_free(&last);
     rpt_info_free(&info);
+    return rc;
+}
+
+/* ---- return for revision (decision 0034) ---- */
+
+int rpt_return(redisContext *c, const hr_config *cfg, const char *id, const rpt_actor *who,
+               const char *comment, long long now_ms, int *version, long long *new_rev,
+               rpt_why *why)
+{
+    rpt_info info;
+    rpt_version pre = {.jws = NULL};
+    json_t *draft = NULL, *record = NULL;
+    char *draft_text = NULL, *record_text = NULL;
+    redisReply *r = NULL;
+    rpt_call k;
+    char at[32];
+    *version = 0;
+    *new_rev = 0;
+    memset(why, 0, sizeof(*why));
+    int rc = rpt_get(c, id, &info);
+    if (rc)
+        goto out;
+    rc = -EPERM;
+    if (who->role != STO_ROLE_AUDITOR || !is_member(who, info.center)) {
+        why_set(why, "forbidden", "only an auditor of center %s returns its reports", info.center);
+        goto out;
+    }
+    rc = reason_ok(comment, 1, why);
+    if (rc) {
+        why_set(why, "bad_request", "comment: a non-empty text of at most %d bytes",
+                RPT_REASON_MAX);
+        goto out;
+    }
+    rc = HR_ESTATE;
+    if (!info.pending || info.pending != info.versions) {
+        why_set(why, "nothing_to_return", "no version of the report awaits a co-signature");
+        goto out;
+    }
+    rc = rpt_version_get(c, id, info.pending, &pre);
+    if (rc)
+        goto out;
+    const char *author = json_string_value(
+        json_object_get(json_array_get(json_object_get(pre.payload, "signers"), 0), "user"));
+    rc = -ENOMEM;
+    draft = content_of(pre.payload);
+    iso_ms(now_ms, at);
+    record =
+        json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "version", info.pending, "digest",
+                  pre.digest, "by", who->user, "name", who->name ? who->name : "", "comment",
+                  comment, "at_ms", (json_int_t)now_ms, "at", at, "to", author ? author : "");
+    if (!draft || !record)
+        goto out;
+    draft_text = json_dumps(draft, JSON_COMPACT | JSON_SORT_KEYS);
+    record_text = json_dumps(record, JSON_COMPACT);
+    if (!draft_text || !record_text)
+        goto out;
+    call_study(&k, "return", info.study, now_ms, 0);
+    call_num(&k, info.n);
+    call_num(&k, info.versions);
+    call_num(&k, info.pending);
+    call_str(&k, record_text);
+    call_str(&k, draft_text);
+    call_num(&k, RPT_VERSIONS_MAX);
+    r = call_run(c, &k);
+    int code = reply_code(r);
+    rc = script_rc(code, why);
+    if (rc)
+        goto out;
+    *version = info.pending;
+    *new_rev = to_ll(reply_str(r, 1));
+    /* the exam goes back to its reader (the initial preliminary only: an
+     * amendment's item stays final); the report is the truth, a failure
+     * here is logged and the move can be made again by a claim */
+    if (!info.current && author) {
+        int wrc = wl_return(c, cfg, info.study, author, who->user, now_ms);
+        if (wrc)
+            hr_warn("reports", "study %s: worklist item not returned to %s: %s", info.study, author,
+                    hr_strerror(wrc));
+    }
+out:
+    freeReplyObject(r);
+    free(draft_text);
+    free(record_text);
+    json_decref(draft);
+    json_decref(record);
+    rpt_version_free(&pre);
+    rpt_info_free(&info);
+    return rc;
+}
+
+int rpt_returns(redisContext *c, const char *id, json_t **out)
+{
+    char study[HR_UID_MAX];
+    int n;
+    *out = NULL;
+    if (rpt_id_parse(id, &n, study))
+        return -EINVAL;
+    redisReply *r =
+        redisCommand(c, "LRANGE hr:rpt:{%s}:%d:returns 0 %d", study, n, RPT_VERSIONS_MAX - 1);
+    int rc = HR_EREDIS;
+    json_t *arr = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        goto out;
+    rc = -ENOMEM;
+    arr = json_array();
+    if (!arr)
+        goto out;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        json_t *e = json_loadb(r->element[i]->str, r->element[i]->len, 0, NULL);
+        if (e && json_is_object(e))
+            json_array_append_new(arr, e);
+        else
+            json_decref(e);
+    }
+    *out = arr;
+    arr = NULL;
+    rc = 0;
+out:
+    json_decref(arr);
+    freeReplyObject(r);
     return rc;
 }
 

@@ -187,6 +187,28 @@ int rpt_amend(redisContext *c, const hr_config *cfg, const char *id, const rpt_a
 int rpt_retract(redisContext *c, const hr_config *cfg, const char *id, const rpt_actor *who,
                 const char *pin, const char *reason, long long now_ms, int *version, rpt_why *why);
 
+/* Returns the pending preliminary version for revision (decision 0034), by
+ * an auditor of the report's center, with a comment (required, <=
+ * RPT_REASON_MAX bytes of text): the signed version stays as it is; the
+ * return {version, digest, by, name, comment, at_ms, at, to} is kept in the
+ * report's returns (hr:rpt:{S}:<n>:returns). The initial preliminary (no
+ * current version) becomes a draft again holding its content, with a new
+ * revision (*new_rev), and the worklist item goes back to its reader (the
+ * version's signer) as claimed with a new lease (wl_return); the next
+ * signature supersedes the returned version. A pending amendment is
+ * dropped (the current version stays in force; *new_rev = the report's
+ * revision). *version = the returned version. 0; -EPERM; -EINVAL
+ * (comment); HR_ESTATE (nothing awaits a co-signature; the report changed
+ * meanwhile); HR_ENOTFOUND; HR_EREDIS. Blocking. */
+int rpt_return(redisContext *c, const hr_config *cfg, const char *id, const rpt_actor *who,
+               const char *comment, long long now_ms, int *version, long long *new_rev,
+               rpt_why *why);
+
+/* The report's returns for revision, oldest first (a new array, at most
+ * RPT_VERSIONS_MAX objects as rpt_return describes). 0, -EINVAL,
+ * HR_EREDIS, -ENOMEM. */
+int rpt_returns(redisContext *c, const char *id, json_t **out);
+
 /* A report as stored (not its versions). */
 typedef struct rpt_info {
     char id[RPT_ID_MAX];

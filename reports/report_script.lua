@@ -54,7 +54,7 @@ if op == 'save' then -- n user rev draft
   local n, user, rev, draft = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   local f = redis.call('HMGET', rkey(n), 'status', 'rev', 'versions')
   if not f[1] then return {NOTFOUND} end
-  if f[1] ~= 'draft' or f[3] ~= '0' then return {STATE} end
+  if f[1] ~= 'draft' then return {STATE} end -- a new draft, or one returned for revision
   local code = claim_check(user)
   if code ~= OK then return {code} end
   if f[2] ~= rev then return {STALE, f[2]} end
@@ -62,6 +62,36 @@ if op == 'save' then -- n user rev draft
   redis.call('HSET', rkey(n), 'draft', draft, 'rev', nrev, 'author', user, 'draft_by', user,
     'draft_ms', num(now), 'updated_ms', num(now))
   return {OK, nrev}
+end
+
+if op == 'return' then -- n guard_versions guard_pending record draft max
+  -- An auditor returns the pending preliminary version for revision
+  -- (decision 0034): the record (JSON) joins the report's returns; the
+  -- initial preliminary (nothing current yet) becomes a draft again with
+  -- the returned content and a new revision; a pending amendment is
+  -- dropped (the current version stays in force). The signed version
+  -- itself is kept as it is.
+  local n, record, draft, max = ARGV[4], ARGV[7], ARGV[8], tonumber(ARGV[9])
+  local f = redis.call('HMGET', rkey(n), 'versions', 'pending', 'current', 'rev', 'author')
+  if not f[1] then return {NOTFOUND} end
+  if f[1] ~= ARGV[5] or f[2] ~= ARGV[6] or f[2] == '0' or f[2] ~= f[1] then return {STATE} end
+  local rk = rkey(n) .. ':returns'
+  if redis.call('LLEN', rk) >= max then return {TOOMANY} end
+  redis.call('RPUSH', rk, record)
+  local rev = f[4] or '0'
+  if f[3] == '0' then
+    rev = num(tonumber(rev) + 1)
+    redis.call('HSET', rkey(n), 'status', 'draft', 'pending', '0', 'pending_kind', '',
+      'draft', draft, 'rev', rev, 'draft_by', f[5] or '', 'draft_ms', num(now),
+      'updated_ms', num(now))
+    local id = 'r' .. n .. '-' .. study
+    if redis.call('HGET', KEYS[1], 'latest') == id then
+      redis.call('HSET', KEYS[1], 'status', 'draft')
+    end
+  else
+    redis.call('HSET', rkey(n), 'pending', '0', 'pending_kind', '', 'updated_ms', num(now))
+  end
+  return {OK, rev}
 end
 
 if op == 'commit' or op == 'replay' then

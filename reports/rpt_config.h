@@ -17,7 +17,22 @@ struct rpt_config {
     int sign_session_s;         /* 0: the PIN is asked for every signature (only value
                                    implemented; decision 0023) */
     int cert_days;              /* validity of certificates `huren keygen` issues */
+    /* The reading workbench's report templates and phrase library (issue 10,
+     * decision 0034): validated JSON arrays owned by the config (json_decref
+     * in free), never NULL after the defaults. templates: [{id, name,
+     * modalities [CS], body_parts [CS], findings, impression}]; phrases:
+     * [{group, text, modalities [CS]}]. Served as they are by GET
+     * /api/v1/report-templates. */
+    struct json_t *templates;
+    struct json_t *phrases;
 };
+
+#define RPT_TEMPLATES_MAX     200  /* templates in reports.templates */
+#define RPT_PHRASES_MAX       1000 /* phrases in reports.phrases */
+#define RPT_TEMPLATE_NAME_MAX 128  /* bytes of a template's name, of a phrase group */
+#define RPT_PHRASE_MAX        1024 /* bytes of a phrase's text */
+#define RPT_TEMPLATE_TEXT_MAX 8192 /* bytes of a template's findings, of its impression */
+#define RPT_TEMPLATE_CS_MAX   16   /* modalities, body parts per template or phrase */
 
 /* reports: the section. Static storage. */
 extern const hr_config_section rpt_config_reports;

@@ -2,6 +2,7 @@
  *   POST /api/v1/reports                        {study} -> a draft
  *   PUT  /api/v1/reports/{id}                   the draft's content, {rev}
  *   POST /api/v1/reports/{id}/sign | cosign | amend | retract   {pin, ...}
+ *   POST /api/v1/reports/{id}/return            {comment}: back to its reader
  *   GET  /api/v1/reports/{id}                   the report and its versions
  *   GET  /api/v1/reports/{id}/versions/{n}/jws  the compact JWS
  *   GET  /api/v1/reports?study=S                the study's reports
@@ -39,13 +40,14 @@ enum op {
     OP_JWS,
     OP_LIST,
     OP_EXAM,
-    OP_VERIFY
+    OP_VERIFY,
+    OP_RETURN
 };
 
-static const char *const k_actions[] = {"report-create", "report-save",  "report-sign",
-                                        "report-cosign", "report-amend", "report-retract",
-                                        "report-read",   "report-jws",   "reports-list",
-                                        "exam-read",     "report-verify"};
+static const char *const k_actions[] = {"report-create", "report-save",   "report-sign",
+                                        "report-cosign", "report-amend",  "report-retract",
+                                        "report-read",   "report-jws",    "reports-list",
+                                        "exam-read",     "report-verify", "report-return"};
 
 typedef struct rstate {
     enum op op;
@@ -55,7 +57,7 @@ typedef struct rstate {
     json_t *content; /* OP_SAVE, OP_AMEND: the content members of the body */
     long long rev;   /* OP_SAVE; OP_SIGN: -1 = the saved one */
     char *pin;       /* signing operations (cleansed when freed) */
-    char *reason;    /* OP_AMEND, OP_RETRACT */
+    char *reason;    /* OP_AMEND, OP_RETRACT; OP_RETURN: the comment */
     int correction;  /* OP_AMEND */
     uint64_t t0_ns;  /* the KDF run's start */
     /* results */
@@ -224,6 +226,18 @@ static int report_json(redisContext *c, const rpt_info *info, enum va_report_acc
     versions = cur = NULL;
     if (!o)
         goto out;
+    /* returns for revision (decision 0034): the auditors' comments, for
+     * the center's readers and auditors */
+    if (acc == VA_RPT_FULL) {
+        json_t *ret = NULL;
+        rc = rpt_returns(c, info->id, &ret);
+        if (rc) {
+            json_decref(o);
+            goto out;
+        }
+        json_object_set_new(o, "returns", ret);
+        rc = -ENOMEM;
+    }
     if (acc == VA_RPT_FULL && info->status == RPT_DRAFT && info->draft) {
         json_t *d = json_deep_copy(info->draft);
         if (d) {
@@ -323,6 +337,10 @@ static void action_work(va_req *r, redisContext *c)
     case OP_RETRACT:
         st->rc =
             rpt_retract(c, cfg, st->id, &who, st->pin, st->reason, now, &st->version, &st->why);
+        break;
+    case OP_RETURN:
+        st->rc =
+            rpt_return(c, cfg, st->id, &who, st->reason, now, &st->version, &st->new_rev, &st->why);
         break;
     default:
         break;
@@ -655,6 +673,31 @@ void va_handle_report_retract(va_req *r)
     sign_like(r, OP_RETRACT);
 }
 
+void va_handle_report_return(va_req *r)
+{
+    static const char *const k_none[] = {NULL};
+    rstate *st = rstate_new(r, OP_RETURN);
+    json_t *doc = NULL;
+    if (!st || take_id(r, st))
+        goto fail;
+    doc = body_object(r, 16384);
+    if (!doc || take_string(r, doc, "comment", &st->reason))
+        goto fail;
+    if (!st->reason || !st->reason[0]) {
+        va_send_error(r, 400, "bad_request", "comment: why the report goes back to its reader");
+        goto fail;
+    }
+    if (only(r, doc, k_none))
+        goto fail;
+    json_decref(doc);
+    r->state = st;
+    va_req_run(r, action_work, action_done);
+    return;
+fail:
+    json_decref(doc);
+    rstate_free(st);
+}
+
 void va_handle_report_amend(va_req *r)
 {
     rstate *st = rstate_new(r, OP_AMEND);
@@ -893,6 +936,10 @@ static void study_work(va_req *r, redisContext *c)
             arr);
         if (st->doc)
             json_object_set_new(st->doc, "patient_name", va__jstr(it->patient_name));
+        /* who reads it: for the center's readers and auditors (the
+         * workbench tells its own claim from another reader's) */
+        if (st->doc && acc == VA_RPT_FULL)
+            json_object_set_new(st->doc, "claimed_by", va__jstr(it->claimed_by));
     }
     st->rc = st->doc ? 0 : -ENOMEM;
 out:

@@ -245,6 +245,8 @@ static int is_true(const char *v)
 
 /* ---- GET /api/v1/worklists/{center} ---- */
 
+static int add_reports(redisContext *c, json_t *items, int township);
+
 typedef struct list_state {
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];
@@ -285,6 +287,8 @@ static void list_work(va_req *r, redisContext *c)
         return;
     }
     st->rc = wl_list(c, r->srv->cfg, &st->f, list_cb, st, &st->counts);
+    if (st->rc == 0) /* each item's latest report (the workbench's co-sign queue) */
+        st->rc = add_reports(c, st->items, 0);
     if (st->rc == HR_EREDIS)
         sto_worker_redis_failed();
 }
@@ -718,8 +722,9 @@ static int exams_cb(void *arg, const wl_item *it)
 }
 
 /* Each exam's latest report: "report": {"id", "status"} or null (one
- * pipelined round trip for the page). */
-static int add_reports(redisContext *c, json_t *items)
+ * pipelined round trip for the page); township: "status" also says what a
+ * township sees once the report is final or later. */
+static int add_reports(redisContext *c, json_t *items, int township)
 {
     size_t n = json_array_size(items);
     const char **studies = calloc(n ? n : 1, sizeof(*studies));
@@ -737,7 +742,7 @@ static int add_reports(redisContext *c, json_t *items)
             o, "report",
             ids[i][0] ? json_pack("{s:s, s:s}", "id", ids[i], "status", rpt_status_name(sts[i]))
                       : json_null());
-        if (ids[i][0] && sts[i] != RPT_DRAFT && sts[i] != RPT_PRELIMINARY)
+        if (township && ids[i][0] && sts[i] != RPT_DRAFT && sts[i] != RPT_PRELIMINARY)
             json_object_set_new(o, "status", va__jstr(report_status(sts[i])));
     }
 out:
@@ -773,7 +778,7 @@ static void exams_work(va_req *r, redisContext *c)
     st->rc = wl_list_hospital(c, st->hospital, st->cursor, st->offset, st->limit, exams_cb, st,
                               &st->total, st->next, sizeof(st->next));
     if (st->rc == 0)
-        st->rc = add_reports(c, st->items);
+        st->rc = add_reports(c, st->items, 1);
     if (st->rc == HR_EREDIS)
         sto_worker_redis_failed();
 }

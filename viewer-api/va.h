@@ -358,6 +358,10 @@ void va_handle_report_sign(va_req *r);
 void va_handle_report_cosign(va_req *r);
 void va_handle_report_amend(va_req *r);
 void va_handle_report_retract(va_req *r);
+void va_handle_report_return(va_req *r);
+/* the reading workbench (api_workbench.c) */
+void va_handle_report_templates(va_req *r);
+void va_handle_exam_priors(va_req *r);
 void va_handle_report_get(va_req *r);
 void va_handle_report_jws(va_req *r);
 void va_handle_report_verify(va_req *r); /* GET .../versions/{n}/verify */

@@ -264,6 +264,20 @@ int wl_set_state(redisContext *c, const char *study, enum wl_state to, const cha
     return simple(c, &k);
 }
 
+int wl_return(redisContext *c, const hr_config *cfg, const char *study, const char *reader,
+              const char *by, long long now_ms)
+{
+    wl_call k;
+    if (!dcm_uid_key_valid(study) || !user_ok(reader, 0) || !user_ok(by, 0))
+        return -EINVAL;
+    call_init(&k, study, "return", now_ms);
+    call_str(&k, study);
+    call_str(&k, reader);
+    call_str(&k, by);
+    call_num(&k, cfg->worklist.lease_s * 1000LL);
+    return simple(c, &k);
+}
+
 static long long to_ll(const char *s)
 {
     return s ? strtoll(s, NULL, 10) : 0;

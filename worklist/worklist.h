@@ -144,6 +144,13 @@ int wl_reassign(redisContext *c, const hr_config *cfg, const char *study, const 
 int wl_set_state(redisContext *c, const char *study, enum wl_state to, const char *user,
                  long long now_ms);
 
+/* The report was returned for revision (decision 0034): reported -> claimed
+ * by reader (the report's author) with a new lease of worklist.lease_s,
+ * event "returned" (user by, reader reader); the item stays in the due
+ * set. 0, HR_ESTATE (not reported), HR_ENOTFOUND, -EINVAL. */
+int wl_return(redisContext *c, const hr_config *cfg, const char *study, const char *reader,
+              const char *by, long long now_ms);
+
 /* One item as stored. */
 typedef struct wl_item {
     char study[65];
@@ -247,14 +254,14 @@ int wl_list_hospital(redisContext *c, const char *hospital, const char *cursor, 
 typedef struct wl_event {
     char id[32];   /* stream id "ms-seq": the SSE id ("" in wl_history) */
     char type[16]; /* received ready claimed released renewed reassigned expired overdue
-                      changed reported final amended reopened */
+                      changed reported final amended reopened returned */
     char study[65];
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];
     char user[65];   /* who did it, "" for the system */
     char reader[65]; /* the reader concerned: new holder (claimed renewed reassigned),
                         former holder (released expired), holder (changed overdue),
-                        author of the report (reported final amended); else "" */
+                        author of the report (reported final amended returned); else "" */
     char priority[8];
     char state[12]; /* the item's state after the event */
     long long time_ms;

@@ -309,6 +309,17 @@ if op == 'reassign' then -- study to by lease_ms
   return OK
 end
 
+if op == 'return' then -- study reader by lease_ms: the report went back to its reader
+  local reader, by, lease = ARGV[5], ARGV[6], tonumber(ARGV[7])
+  local it = load(ARGV[4])
+  if not it then return NOTFOUND end
+  if it.state ~= 'reported' then return STATE end
+  hold(it, reader, lease)
+  move(it, 'claimed', by)
+  event(it, 'returned', by, reader)
+  return OK
+end
+
 if op == 'set_state' then -- study to user (to: reported final amended, or ready: reopened)
   local to, user = ARGV[5], ARGV[6]
   local it = load(ARGV[4])

@@ -10,6 +10,8 @@ import './account.js';
 import './township.js';
 
 // county reader and auditor: add imports below
+import './reader.js';
+import './auditor.js';
 
 // receiving doctor (recognition): add imports below
 
