@@ -377,7 +377,7 @@ typedef struct list_state {
 
 static int oversees(const va_principal *w)
 {
-    return w->role == STO_ROLE_ADMIN || w->role == STO_ROLE_AUDITOR;
+    return w->role == STO_ROLE_ADMIN || w->role == STO_ROLE_AUDITOR || w->role == STO_ROLE_OFFICE;
 }
 
 static void list_work(va_req *r, redisContext *c)

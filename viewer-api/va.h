@@ -371,6 +371,19 @@ void va_handle_events(va_req *r);
 /* GET /api/v1/deliveries?report= (api_deliveries.c) */
 void va_handle_deliveries(va_req *r);
 
+/* the office and admin API (api_office.c, decision 0031) */
+void va_handle_stats_volumes(va_req *r);
+void va_handle_stats_turnaround(va_req *r);
+void va_handle_stats_overdue(va_req *r);
+void va_handle_audit_search(va_req *r);
+void va_handle_users(va_req *r);
+void va_handle_user_create(va_req *r);
+void va_handle_user_disable(va_req *r);
+void va_handle_user_enable(va_req *r);
+void va_handle_user_password(va_req *r);
+void va_handle_config_hospitals(va_req *r);
+void va_handle_config_centers(va_req *r);
+
 /* metrics text of the HTTP layer (http_server.c) */
 void va_metrics_http(va_server *s, hr_buf *out);
 
