@@ -33,62 +33,6 @@ static int role_in(const va_principal *w, int a, int b, int c)
     return (int)w->role == a || (int)w->role == b || (int)w->role == c;
 }
 
-/* 1: CSV, 0: JSON, -1: a bad format parameter. */
-static int want_csv(va_req *r)
-{
-    const char *f = va_param_get(r, "format");
-    if (f)
-        return strcmp(f, "csv") == 0 ? 1 : strcmp(f, "json") == 0 ? 0 : -1;
-    const char *acc = va_header(r, "Accept");
-    return acc && strstr(acc, "text/csv") ? 1 : 0;
-}
-
-/* A CSV cell: quoted when needed; a text starting like a formula gets a
- * leading ' (spreadsheet formula injection). */
-static void csv_str(hr_buf *b, const char *s, int last)
-{
-    s = s ? s : "";
-    int quote = strpbrk(s, ",\"\r\n") != NULL;
-    if (quote)
-        hr_buf_append(b, "\"", 1);
-    if (strchr("=+-@\t\r", s[0]) && s[0])
-        hr_buf_append(b, "'", 1);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"')
-            hr_buf_append(b, "\"", 1);
-        hr_buf_append(b, p, 1);
-    }
-    if (quote)
-        hr_buf_append(b, "\"", 1);
-    hr_buf_append(b, last ? "\r\n" : ",", last ? 2 : 1);
-}
-
-static void csv_num(hr_buf *b, long long v, int last)
-{
-    char n[32];
-    snprintf(n, sizeof(n), "%lld", v);
-    csv_str(b, n, last);
-}
-
-/* A JSON value as a cell: strings as is, numbers, null as "". */
-static void csv_json(hr_buf *b, json_t *v, int last)
-{
-    char n[64];
-    if (json_is_string(v)) {
-        csv_str(b, json_string_value(v), last);
-        return;
-    }
-    if (json_is_integer(v))
-        snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v))
-        snprintf(n, sizeof(n), "%.4f", json_real_value(v));
-    else if (json_is_boolean(v))
-        snprintf(n, sizeof(n), "%s", json_is_true(v) ? "true" : "false");
-    else
-        n[0] = '\0';
-    csv_str(b, n, last);
-}
-
 /* Local time "YYYY-MM-DD HH:MM:SS" of ms ("" for 0). */
 static void local_time(long long ms, char out[32])
 {
@@ -99,20 +43,6 @@ static void local_time(long long ms, char out[32])
         return;
     }
     strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-static void csv_send(va_req *r, hr_buf *b, const char *name)
-{
-    char cd[160];
-    snprintf(cd, sizeof(cd), "attachment; filename=\"%s.csv\"", name);
-    va_add_header(r, "Content-Disposition", cd);
-    va_send(r, 200, "text/csv; charset=utf-8", (const char *)b->data, b->len);
-}
-
-static void csv_begin(hr_buf *b)
-{
-    hr_buf_init(b, 64u << 20);
-    hr_buf_append(b, "\xEF\xBB\xBF", 3); /* the BOM: Excel reads UTF-8 */
 }
 
 /* from/to (YYYY-MM-DD, default: the last STATS_DEFAULT_DAYS days) within
@@ -168,22 +98,22 @@ static void stat_work(va_req *r, redisContext *c)
 
 static void volumes_csv(const hr_config *cfg, json_t *doc, hr_buf *b)
 {
-    csv_str(b, "day", 0);
-    csv_str(b, "received", 0);
-    csv_str(b, "remote_diagnosis", 0);
+    va__csv_str(b, "day", 0);
+    va__csv_str(b, "received", 0);
+    va__csv_str(b, "remote_diagnosis", 0);
     char h[HR_NAME_MAX + 64];
     for (size_t i = 0; i < cfg->n_hospitals; i++) {
         snprintf(h, sizeof(h), "received %s (%s)", cfg->hospitals[i].name, cfg->hospitals[i].id);
-        csv_str(b, h, 0);
+        va__csv_str(b, h, 0);
     }
     for (size_t i = 0; i < cfg->n_centers; i++) {
         const hr_center *ce = &cfg->centers[i];
         snprintf(h, sizeof(h), "received %s (%s)", ce->name, ce->id);
-        csv_str(b, h, 0);
+        va__csv_str(b, h, 0);
         snprintf(h, sizeof(h), "finalized %s (%s)", ce->name, ce->id);
-        csv_str(b, h, 0);
+        va__csv_str(b, h, 0);
         snprintf(h, sizeof(h), "remote %s (%s)", ce->name, ce->id);
-        csv_str(b, h, i + 1 == cfg->n_centers);
+        va__csv_str(b, h, i + 1 == cfg->n_centers);
     }
     if (!cfg->n_centers)
         hr_buf_append(b, "\r\n", 2);
@@ -191,20 +121,20 @@ static void volumes_csv(const hr_config *cfg, json_t *doc, hr_buf *b)
     json_t *day;
     json_array_foreach(json_object_get(doc, "days"), k, day)
     {
-        csv_json(b, json_object_get(day, "day"), 0);
-        csv_json(b, json_object_get(day, "received"), 0);
-        csv_json(b, json_object_get(day, "remote"), 0);
+        va__csv_json(b, json_object_get(day, "day"), 0);
+        va__csv_json(b, json_object_get(day, "received"), 0);
+        va__csv_json(b, json_object_get(day, "remote"), 0);
         json_t *rh = json_object_get(day, "received_by_hospital");
         json_t *rc = json_object_get(day, "received_by_center");
         json_t *fc = json_object_get(day, "finalized_by_center");
         json_t *mc = json_object_get(day, "remote_by_center");
         for (size_t i = 0; i < cfg->n_hospitals; i++)
-            csv_num(b, json_integer_value(json_object_get(rh, cfg->hospitals[i].id)), 0);
+            va__csv_num(b, json_integer_value(json_object_get(rh, cfg->hospitals[i].id)), 0);
         for (size_t i = 0; i < cfg->n_centers; i++) {
             const char *id = cfg->centers[i].id;
-            csv_num(b, json_integer_value(json_object_get(rc, id)), 0);
-            csv_num(b, json_integer_value(json_object_get(fc, id)), 0);
-            csv_num(b, json_integer_value(json_object_get(mc, id)), i + 1 == cfg->n_centers);
+            va__csv_num(b, json_integer_value(json_object_get(rc, id)), 0);
+            va__csv_num(b, json_integer_value(json_object_get(fc, id)), 0);
+            va__csv_num(b, json_integer_value(json_object_get(mc, id)), i + 1 == cfg->n_centers);
         }
         if (!cfg->n_centers)
             hr_buf_append(b, "\r\n", 2);
@@ -219,13 +149,13 @@ static void turnaround_csv(json_t *doc, hr_buf *b)
         "overdue_flagged"};
     const size_t n = sizeof(cols) / sizeof(cols[0]);
     for (size_t i = 0; i < n; i++)
-        csv_str(b, cols[i], i + 1 == n);
+        va__csv_str(b, cols[i], i + 1 == n);
     size_t k;
     json_t *row;
     json_array_foreach(json_object_get(doc, "rows"), k, row)
     {
         for (size_t i = 0; i < n; i++)
-            csv_json(b, json_object_get(row, cols[i]), i + 1 == n);
+            va__csv_json(b, json_object_get(row, cols[i]), i + 1 == n);
     }
 }
 
@@ -234,13 +164,13 @@ static void overdue_csv(json_t *doc, hr_buf *b)
     static const char *const cols[] = {"study",    "priority",  "state",     "hospital",
                                        "modality", "accession", "procedure", "claimed_by"};
     const size_t n = sizeof(cols) / sizeof(cols[0]);
-    csv_str(b, "center", 0);
-    csv_str(b, "center_name", 0);
+    va__csv_str(b, "center", 0);
+    va__csv_str(b, "center_name", 0);
     for (size_t i = 0; i < n; i++)
-        csv_str(b, cols[i], 0);
-    csv_str(b, "arrived", 0);
-    csv_str(b, "due", 0);
-    csv_str(b, "overdue_since", 1);
+        va__csv_str(b, cols[i], 0);
+    va__csv_str(b, "arrived", 0);
+    va__csv_str(b, "due", 0);
+    va__csv_str(b, "overdue_since", 1);
     size_t k, j;
     json_t *ce, *it;
     json_array_foreach(json_object_get(doc, "centers"), k, ce)
@@ -248,16 +178,16 @@ static void overdue_csv(json_t *doc, hr_buf *b)
         json_array_foreach(json_object_get(ce, "items"), j, it)
         {
             char t[32];
-            csv_json(b, json_object_get(ce, "center"), 0);
-            csv_json(b, json_object_get(ce, "center_name"), 0);
+            va__csv_json(b, json_object_get(ce, "center"), 0);
+            va__csv_json(b, json_object_get(ce, "center_name"), 0);
             for (size_t i = 0; i < n; i++)
-                csv_json(b, json_object_get(it, cols[i]), 0);
+                va__csv_json(b, json_object_get(it, cols[i]), 0);
             local_time(json_integer_value(json_object_get(it, "arrived_ms")), t);
-            csv_str(b, t, 0);
+            va__csv_str(b, t, 0);
             local_time(json_integer_value(json_object_get(it, "due_ms")), t);
-            csv_str(b, t, 0);
+            va__csv_str(b, t, 0);
             local_time(json_integer_value(json_object_get(it, "overdue_ms")), t);
-            csv_str(b, t, 1);
+            va__csv_str(b, t, 1);
         }
     }
 }
@@ -285,7 +215,7 @@ static void stat_done(va_req *r)
         if (st->csv) {
             hr_buf b;
             char name[64], f[11], t[11];
-            csv_begin(&b);
+            va__csv_begin(&b);
             hr_day_iso(st->from, f);
             hr_day_iso(st->to, t);
             if (st->kind == ST_VOLUMES) {
@@ -298,7 +228,7 @@ static void stat_done(va_req *r)
                 overdue_csv(st->doc, &b);
                 snprintf(name, sizeof(name), "huren-overdue");
             }
-            csv_send(r, &b, name);
+            va__csv_send(r, &b, name);
             hr_buf_free(&b);
         } else {
             va_send_json(r, 200, st->doc);
@@ -317,7 +247,7 @@ static void stat_start(va_req *r, enum stat_kind kind)
         return;
     }
     st->kind = kind;
-    st->csv = want_csv(r);
+    st->csv = va__want_csv(r);
     if (st->csv < 0) {
         free(st);
         va_send_error(r, 400, "bad_request", "format: csv or json");
@@ -418,13 +348,13 @@ static void audit_csv(json_t *records, hr_buf *b)
                                        "detail",  "outcome", "request_id", "seq"};
     const size_t n = sizeof(cols) / sizeof(cols[0]);
     for (size_t i = 0; i < n; i++)
-        csv_str(b, cols[i], i + 1 == n);
+        va__csv_str(b, cols[i], i + 1 == n);
     size_t k;
     json_t *rec;
     json_array_foreach(records, k, rec)
     {
         for (size_t i = 0; i < n; i++)
-            csv_json(b, json_object_get(rec, cols[i]), i + 1 == n);
+            va__csv_json(b, json_object_get(rec, cols[i]), i + 1 == n);
     }
 }
 
@@ -454,11 +384,11 @@ static void audit_done(va_req *r)
         va_audit(r, "audit-search", patient, study, detail, "success");
         if (st->csv) {
             hr_buf b;
-            csv_begin(&b);
+            va__csv_begin(&b);
             audit_csv(st->records, &b);
             if (st->next[0])
                 va_add_header(r, "X-Huren-Next", st->next);
-            csv_send(r, &b, "huren-audit");
+            va__csv_send(r, &b, "huren-audit");
             hr_buf_free(&b);
         } else {
             json_t *doc = json_pack("{s:O, s:I, s:b, s:o}", "records", st->records, "scanned",
@@ -531,7 +461,7 @@ void va_handle_audit_search(va_req *r)
         bad = "from, to: local dates YYYY-MM-DD, from <= to, at most 91 days";
     if (!bad && l && (!*l || *end || lim < 1 || lim > STO_AUDIT_SEARCH_LIMIT))
         bad = "limit: 1..1000";
-    st->csv = want_csv(r);
+    st->csv = va__want_csv(r);
     if (!bad && st->csv < 0)
         bad = "format: csv or json";
     if (bad) {

@@ -311,6 +311,24 @@ void va__deny(va_denial *d, int status, const char *code, const char *fmt, ...)
  * so it never fails the document. NULL only when out of memory. */
 json_t *va__jstr(const char *s);
 
+/* ---- CSV answers (UTF-8 with a BOM, so that Excel reads Chinese text) ---- */
+
+/* 1 when r asks for CSV (?format=csv, or Accept: text/csv without format),
+ * 0 for JSON (?format=json or neither), -1 for another format value. */
+int va__want_csv(va_req *r);
+/* Initialises b (capped at 64 MiB) with the UTF-8 BOM. The caller frees it. */
+void va__csv_begin(hr_buf *b);
+/* Appends one cell, then "," or, when last, CRLF: quoted when it holds a
+ * comma, quote or line break; a text starting like a formula (= + - @ tab
+ * CR) gets a leading ' (spreadsheet formula injection). NULL counts as "". */
+void va__csv_str(hr_buf *b, const char *s, int last);
+void va__csv_num(hr_buf *b, long long v, int last);
+/* A JSON value as a cell: strings as is, numbers, booleans, null as "". */
+void va__csv_json(hr_buf *b, json_t *v, int last);
+/* Sends b as text/csv, attachment "<name>.csv" (b is copied; the caller
+ * still frees it). */
+void va__csv_send(va_req *r, hr_buf *b, const char *name);
+
 /* ---- handlers ---- */
 void va_handle_healthz(va_req *r);
 void va_handle_metrics(va_req *r);
