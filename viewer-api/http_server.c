@@ -36,6 +36,7 @@ static const va_route k_routes[] = {
     {"POST", "/api/v1/login", 1, va_handle_login, "login", VA_BODY_SMALL},
     {"POST", "/api/v1/logout", 0, va_handle_logout, "logout", VA_BODY_SMALL},
     {"GET", "/api/v1/me", 0, va_handle_me, "me", VA_BODY_NONE},
+    {"POST", "/api/v1/me/password", 0, va_handle_password, "password", VA_BODY_SMALL},
     {"GET", "/dicomweb/studies", 0, va_handle_qido, "qido", VA_BODY_NONE},
     {"GET", "/dicomweb/series", 0, va_handle_qido, "qido", VA_BODY_NONE},
     {"GET", "/dicomweb/instances", 0, va_handle_qido, "qido", VA_BODY_NONE},
@@ -85,6 +86,8 @@ static const va_route k_routes[] = {
      VA_BODY_NONE},
     {"GET", "/api/v1/reports/{}/versions/{}/pdf", 0, va_handle_report_pdf, "report-pdf",
      VA_BODY_NONE},
+    {"GET", "/api/v1/reports/{}/versions/{}/verify", 0, va_handle_report_verify, "report-verify",
+     VA_BODY_NONE},
     {"GET", "/api/v1/events", 0, va_handle_events, "events", VA_BODY_NONE},
     {"POST", "/api/v1/persons/link", 0, va_handle_persons_link, "persons-link", VA_BODY_SMALL},
     {"GET", "/api/v1/persons/{}", 0, va_handle_person, "persons", VA_BODY_NONE},
@@ -114,8 +117,15 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/config/hospitals", 0, va_handle_config_hospitals, "config-hospitals",
      VA_BODY_NONE},
     {"GET", "/api/v1/config/centers", 0, va_handle_config_centers, "config-centers", VA_BODY_NONE},
+    {"GET", "/viewer/app-config.js", 0, va_handle_viewer_config, "viewer-config", VA_BODY_NONE},
+    /* the pages and the viewer (static.c): chosen by va_static_path when no
+     * route matched; these patterns match no request path */
+    {"GET", "(static)", 1, va_handle_static, "static", VA_BODY_NONE},
+    {"HEAD", "(static)", 1, va_handle_static, "static", VA_BODY_NONE},
 };
-#define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
+#define ROUTE_STATIC_GET  (N_ROUTES - 2)
+#define ROUTE_STATIC_HEAD (N_ROUTES - 1)
+#define N_ROUTES          (sizeof(k_routes) / sizeof(k_routes[0]))
 
 /* Routes whose answers hold patient data: refused while the audit log cannot
  * record them (fail closed). */
@@ -557,6 +567,27 @@ int va_send_stream(va_req *r, int status, const char *content_type, uint64_t siz
         return -ENOMEM;
     r->status = status;
     r->streaming = 1;
+    if (content_type)
+        va_add_header(r, "Content-Type", content_type);
+    apply_headers(r, resp);
+    respond(r, (unsigned)status, resp);
+    return 0;
+}
+
+int va_send_fd(va_req *r, int status, const char *content_type, int fd, uint64_t size)
+{
+    if (r->queued || r->pending) {
+        close(fd);
+        return 0;
+    }
+    r->status = status;
+    if (!r->h) {
+        close(fd);
+        return 0;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+    if (!resp)
+        return -ENOMEM;
     if (content_type)
         va_add_header(r, "Content-Type", content_type);
     apply_headers(r, resp);
@@ -1204,6 +1235,14 @@ static void begin(va_req *r, const char *method)
         }
         va_send(r, 204, NULL, "", 0);
         return;
+    }
+    if (!r->route && !path_known && va_static_path(r->srv->cfg, r->uri, r->path_len)) {
+        if (strcmp(method, "GET") == 0)
+            r->route = &k_routes[ROUTE_STATIC_GET];
+        else if (strcmp(method, "HEAD") == 0)
+            r->route = &k_routes[ROUTE_STATIC_HEAD];
+        else
+            path_known = 1;
     }
     if (!r->route) {
         if (path_known)
