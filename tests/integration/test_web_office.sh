@@ -61,10 +61,10 @@ check_eq "the US is overdue" 1 "$(rcli wo HGET "hr:wl:{$US}" overdue)"
 sleep 1.2 # audit records reach the file
 
 SHOTS=$BUILD/screenshots/office
-rm -rf "$SHOTS"
+
 EXPECT=$($PY -c 'import json,sys; print(json.dumps({"received": 4, "remote": 1, "township1": 3, "finalized": 2, "overdue_study": sys.argv[1], "ct_study": sys.argv[2]}))' "$US" "$CT")
-if URL=$U SHOTS=$SHOTS DOWNLOADS=$T/downloads PROFILE=$T/profile EXPECT=$EXPECT \
-  NODE_PATH="$SRC/tests/js/node_modules" node "$SRC/tests/js/web/office.mjs"; then
+if URL=$U HUREN_BUILD_DIR=$BUILD TMP_DIR=$T DOWNLOADS=$T/downloads EXPECT=$EXPECT \
+  node "$SRC/tests/js/web/office.mjs"; then
   pass "the browser test of the office and admin pages"
 else
   fail "the browser test of the office and admin pages"

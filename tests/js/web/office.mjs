@@ -7,56 +7,37 @@
 // pages, and the APIs refuse it. Screenshots of each step go to SHOTS.
 // Environment: URL, SHOTS, DOWNLOADS, PROFILE, EXPECT (JSON: received,
 // remote, township1, finalized, overdue_study, ct_study).
-import puppeteer from 'puppeteer-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { start } from './browser.mjs';
 
 const URL = process.env.URL;
-const SHOTS = process.env.SHOTS;
 const DOWNLOADS = process.env.DOWNLOADS;
 const EXPECT = JSON.parse(process.env.EXPECT);
-fs.mkdirSync(SHOTS, { recursive: true });
 fs.mkdirSync(DOWNLOADS, { recursive: true });
 
-let passes = 0, fails = 0;
-const ok = (cond, what) => {
-  if (cond) { passes++; console.log(`ok   - ${what}`); } else { fails++; console.log(`FAIL - ${what}`); }
-};
-const eq = (want, got, what) => ok(String(want) === String(got), `${what}${String(want) === String(got) ? '' : `: expected '${want}', got '${got}'`}`);
-
-const browser = await puppeteer.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-angle=swiftshader', '--enable-unsafe-swiftshader', `--user-data-dir=${process.env.PROFILE}`],
-});
-const page = await browser.newPage();
-await page.setViewport({ width: 1400, height: 1000 });
-const errors = [];
-page.on('pageerror', (e) => errors.push(String(e)));
+const T = await start('office', { base: URL, tmp: process.env.TMP_DIR, width: 1400, height: 1000 });
+const page = await T.newPage();
+const ok = (cond, what) => T.check(what, !!cond);
+const eq = (want, got, what) => T.checkEq(what, String(want), String(got));
 const cdp = await page.createCDPSession();
 await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: DOWNLOADS });
 
-const shot = (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+const shot = (name) => T.shot(page, name);
 const text = (sel) => page.$eval(sel, (e) => e.textContent.trim());
 const attr = (sel, a) => page.$eval(sel, (e, a) => e.getAttribute(a), a);
 
 async function login(user, password) {
-  await page.goto(`${URL}/#/login`, { waitUntil: 'domcontentloaded' });
-  await page.waitForSelector('#login-form');
-  await page.$eval('#login-user', (e) => { e.value = ''; });
-  await page.type('#login-user', user);
-  await page.type('#login-password', password);
-  await page.click('#login-submit');
-  await page.waitForSelector('#logout', { timeout: 15000 });
+  await T.open(page, '/login');
+  const r = await T.login(page, user, password);
+  if (!r.ok) throw new Error(`login ${user}: ${r.error}`);
 }
 async function logout() {
   await page.click('#logout');
   await page.waitForSelector('#login-form', { timeout: 10000 });
 }
 async function go(hash, sel) {
-  await page.goto(`${URL}/#${hash}`, { waitUntil: 'domcontentloaded' });
+  await T.open(page, hash);
   await page.waitForSelector(sel, { timeout: 15000 });
 }
 // The status of an API call from the page (with the session cookie).
@@ -84,7 +65,7 @@ try {
     return false;
   });
   ok(drawn, 'the volumes chart is drawn');
-  await shot('01-office-statistics-zh');
+  await shot('office-statistics-zh');
 
   // CSV download
   await page.click('#csv-volumes');
@@ -109,7 +90,7 @@ try {
   await page.click('#lang-switch');
   await page.waitForFunction(() => document.documentElement.lang === 'en');
   ok((await text('#office-page h2')) === 'Quality & statistics', 'English switch');
-  await shot('02-office-statistics-en');
+  await shot('office-statistics-en');
   await page.click('#lang-switch');
 
   // the office cannot open the audit search or the users
@@ -120,7 +101,7 @@ try {
   await go('/config', '#config-hospitals');
   ok(await page.$('#config-centers tr[data-center="imaging"]'), 'the office reads the hospitals and centers');
   eq(403, await apiStatus('/api/v1/audit'), 'the office is refused the audit API');
-  await shot('03-office-config');
+  await shot('office-config');
   await logout();
 
   // ---- the auditor searches the audit log ----
@@ -134,7 +115,7 @@ try {
   ok(await page.$('#audit-table tr[data-actor="rd1"][data-action="report-sign"]'), 'rd1 signing the CT is in the audit');
   const others = await page.$$eval('#audit-table tbody tr td:nth-child(7)', (tds) => tds.filter((td) => td.textContent.trim() !== '').map((td) => td.textContent.trim()));
   ok(others.every((s) => s === EXPECT.ct_study), 'every record found is of the CT');
-  await shot('04-auditor-audit-search');
+  await shot('auditor-audit-search');
   await go('/office', '#no-access');
   ok(true, 'an auditor cannot open the statistics page');
   await logout();
@@ -159,7 +140,7 @@ try {
   await page.click('#add-submit');
   await page.waitForSelector('#add-error', { timeout: 15000 });
   ok((await text('#add-error')).startsWith('center'), 'a reader without a center is refused with the reason');
-  await shot('05-admin-users');
+  await shot('admin-users');
   await go('/office', '#office-volumes-table');
   ok(true, 'the admin sees the statistics too');
   await logout();
@@ -170,19 +151,14 @@ try {
     await go(p, '#no-access');
     ok(true, `the technician cannot open ${p}`);
   }
-  await shot('06-technician-no-access');
+  await shot('technician-no-access');
   for (const p of ['/api/v1/stats/volumes', '/api/v1/stats/turnaround', '/api/v1/stats/overdue', '/api/v1/audit', '/api/v1/users', '/api/v1/config/centers']) {
     eq(403, await apiStatus(p), `the technician is refused ${p}`);
   }
   await logout();
   eq(401, await apiStatus('/api/v1/stats/volumes'), 'no session: 401');
 } catch (e) {
-  fails++;
-  console.log(`FAIL - ${e && e.stack ? e.stack : e}`);
-  await shot('zz-failure').catch(() => {});
-} finally {
-  await browser.close();
+  T.check(`no exception: ${e && e.stack ? e.stack : e}`, false);
+  await T.shot(page, 'failure').catch(() => {});
 }
-ok(errors.length === 0, `no page errors${errors.length ? ': ' + errors.join(' | ') : ''}`);
-console.log(`${passes} passed, ${fails} failed`);
-process.exit(fails ? 1 : 0);
+await T.finish();
