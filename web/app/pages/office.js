@@ -209,7 +209,7 @@ function Turnaround({ tat, range }) {
     series: [
       { name: t('office.mean'), type: 'bar', data: rows.map((r) => (r.mean_ms === null ? null : +(r.mean_ms / 60000).toFixed(1))) },
       { name: t('office.median'), type: 'bar', data: rows.map((r) => (r.median_ms === null ? null : +(r.median_ms / 60000).toFixed(1))) },
-      { name: t('office.target'), type: 'line', step: 'middle', data: rows.map((r) => +(r.target_ms / 60000).toFixed(1)) },
+      { name: t('office.target'), type: 'line', symbol: 'diamond', symbolSize: 10, lineStyle: { type: 'dashed' }, data: rows.map((r) => +(r.target_ms / 60000).toFixed(1)) },
     ],
   }), [tat]);
   const csv = () => downloadCsv(`/api/v1/stats/turnaround?from=${range.from}&to=${range.to}`, `huren-turnaround-${range.from}-${range.to}.csv`);
@@ -255,7 +255,10 @@ function Overdue({ od }) {
 
 function Recognition({ rec, range }) {
   const groups = rec.groups || [];
-  const option = useMemo(() => ({
+  const decided = rec.total.accepts + rec.total.rejections;
+  const option = useMemo(() => (!decided ? {
+    title: { text: t('office.none'), left: 'center', top: 'middle', textStyle: { color: '#616e7c', fontSize: 14 } },
+  } : {
     tooltip: { trigger: 'item' },
     legend: { bottom: 0 },
     series: [{
