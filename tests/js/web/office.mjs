@@ -139,7 +139,7 @@ try {
   await page.type('#add-password', 'bad-password-1');
   await page.click('#add-submit');
   await page.waitForSelector('#add-error', { timeout: 15000 });
-  ok((await text('#add-error')).startsWith('center'), 'a reader without a center is refused with the reason');
+  ok((await text('#add-error-detail')).startsWith('center'), 'a reader without a center is refused with the reason');
   await shot('admin-users');
   await go('/office', '#office-volumes-table');
   ok(true, 'the admin sees the statistics too');

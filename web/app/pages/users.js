@@ -33,6 +33,7 @@ addMessages({
     'users.added': '已新增用户 {name}',
     'users.done': '已完成：{name}',
     'users.filter': '筛选',
+    'users.addFailed': '无法新增用户：',
     'config.title': '医院与诊断中心（只读，来自配置文件）',
     'config.hospitals': '医院',
     'config.centers': '诊断中心',
@@ -80,6 +81,7 @@ addMessages({
     'users.added': 'User {name} added',
     'users.done': 'Done: {name}',
     'users.filter': 'Filter',
+    'users.addFailed': 'Cannot add the user: ',
     'config.title': 'Hospitals and centers (read-only, from the configuration file)',
     'config.hospitals': 'Hospitals',
     'config.centers': 'Centers',
@@ -143,7 +145,7 @@ function AddUser({ hospitals, centers, onDone }) {
       ${own.map((c) => html`<option value=${c.id}>${c.name}</option>`)}</select></label>
     <label>${t('users.password')}<input type="password" id="add-password" autocomplete="new-password" value=${f.password} onInput=${set('password')} required /></label>
     <button type="submit" class="primary" id="add-submit" disabled=${busy}>${t('users.add')}</button>
-    ${error ? html`<p class="error" id="add-error" style="width:100%">${error}</p>` : null}
+    ${error ? html`<p class="error" id="add-error" style="width:100%">${t('users.addFailed')}<span id="add-error-detail">${error}</span></p>` : null}
   </form>`;
 }
 
