@@ -945,6 +945,10 @@ int cli_serve(int argc, char **argv)
            s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);
     printf("huren: HTTP listening on %s:%d (DICOMweb at /dicomweb)\n", s.cfg.http.listen.host,
            s.cfg.http.listen.port);
+    printf("huren: open %s://%s:%d/ in a browser (the pages; OHIF at /viewer/)\n",
+           s.cfg.http.tls_cert[0] ? "https" : "http",
+           strcmp(s.cfg.http.listen.host, "0.0.0.0") == 0 ? "127.0.0.1" : s.cfg.http.listen.host,
+           s.cfg.http.listen.port);
     printf("huren: data in %s; stop with Ctrl-C\n", s.cfg.data_dir);
     fflush(stdout);
 

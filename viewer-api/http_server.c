@@ -55,6 +55,20 @@ static const va_route k_routes[] = {
      VA_BODY_NONE},
     {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/bulk/{}", 0, va_handle_bulk, "bulk",
      VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/rendered", 0, va_handle_rendered, "rendered", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/rendered", 0, va_handle_rendered, "rendered",
+     VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/rendered", 0, va_handle_rendered,
+     "rendered", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/frames/{}/rendered", 0, va_handle_rendered,
+     "rendered", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/thumbnail", 0, va_handle_thumbnail, "thumbnail", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/thumbnail", 0, va_handle_thumbnail, "thumbnail",
+     VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/thumbnail", 0, va_handle_thumbnail,
+     "thumbnail", VA_BODY_NONE},
+    {"GET", "/dicomweb/studies/{}/series/{}/instances/{}/frames/{}/thumbnail", 0,
+     va_handle_thumbnail, "thumbnail", VA_BODY_NONE},
     {"POST", "/dicomweb/studies", 0, va_handle_stow, "stow", VA_BODY_STREAM},
     {"POST", "/dicomweb/studies/{}", 0, va_handle_stow, "stow", VA_BODY_STREAM},
     {"GET", "/wado", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
@@ -158,7 +172,9 @@ static int reads_patient_data(const va_route *rt)
                                     "deliveries",
                                     "report-pdf",
                                     "stats-overdue",
-                                    "audit-search"};
+                                    "audit-search",
+                                    "rendered",
+                                    "thumbnail"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;
@@ -885,6 +901,7 @@ static int origin_allowed(const va_server *s, const char *origin)
 }
 
 static void finish_stop(va_server *s);
+static void on_kdf_pool_closed(void *arg);
 static void on_stop_tick(uv_timer_t *t);
 
 static void peer_name(struct MHD_Connection *c, char *out, size_t cap)
@@ -1621,8 +1638,18 @@ int va_server_start(uv_loop_t *loop, const hr_config *cfg, sto_ctx *sto, va_metr
                            .on_thread_exit = sto_worker_redis_failed};
         rc = hr_pool_start(loop, &po, &s->kdf_pool);
     }
+    if (!rc) {
+        hr_pool_opts ro = {.name = "render",
+                           .threads = VA_RENDER_THREADS,
+                           .max_jobs = VA_RENDER_THREADS + VA_RENDER_QUEUE,
+                           .nice = 5, /* ingest and the loop win a contested CPU */
+                           .on_thread_exit = sto_worker_redis_failed};
+        rc = hr_pool_start(loop, &ro, &s->render_pool);
+    }
     if (rc) {
         s->stopping = 1;
+        if (s->kdf_pool)
+            hr_pool_close(s->kdf_pool, on_kdf_pool_closed, s);
         finish_stop(s);
         return rc;
     }
@@ -1673,8 +1700,8 @@ static void finish_stop(va_server *s)
     if (s->stopping_final)
         return;
     uv_timer_stop(&s->stop_timer);
-    if (s->kdf_pool) {
-        s->finish_wanted = 1; /* on_kdf_pool_closed comes back */
+    if (s->kdf_pool || s->render_pool) {
+        s->finish_wanted = 1; /* on_kdf_pool_closed / on_render_pool_closed come back */
         return;
     }
     s->stopping_final = 1;
@@ -1742,6 +1769,14 @@ static void on_kdf_pool_closed(void *arg)
         finish_stop(s);
 }
 
+static void on_render_pool_closed(void *arg)
+{
+    va_server *s = arg;
+    s->render_pool = NULL;
+    if (s->finish_wanted)
+        finish_stop(s);
+}
+
 void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
 {
     s->stopping = 1;
@@ -1758,9 +1793,11 @@ void va_server_stop(va_server *s, void (*cb)(void *), void *arg)
     }
     /* held refusals are answered now (and their connections closed) */
     release_held(s);
-    /* waiting logins get 503; running ones finish */
+    /* waiting logins and renders get 503; running ones finish */
     if (s->kdf_pool)
         hr_pool_close(s->kdf_pool, on_kdf_pool_closed, s);
+    if (s->render_pool)
+        hr_pool_close(s->render_pool, on_render_pool_closed, s);
     /* requests finish (their responses say Connection: close); the rest are
      * cut after 10 s */
     uv_timer_start(&s->stop_timer, on_stop_tick, s->n_active ? VA_STOP_GRACE_MS : 0, 0);
@@ -1863,6 +1900,19 @@ void va_metrics_http(va_server *s, hr_buf *out)
                 "# TYPE huren_kdf_wait_seconds_max gauge\nhuren_kdf_wait_seconds_max %.3f\n",
                 ps.running, ps.running_max, ps.threads, ps.pending,
                 (unsigned long long)ps.completed, (double)ps.wait_ns_max / 1e9);
+    }
+    if (s->render_pool) {
+        hr_pool_stats ps;
+        hr_pool_stats_get(s->render_pool, &ps);
+        appendf(out,
+                "# HELP huren_render_running Rendered and thumbnail requests running now.\n"
+                "# TYPE huren_render_running gauge\nhuren_render_running %d\n"
+                "# TYPE huren_render_pending gauge\nhuren_render_pending %d\n"
+                "# TYPE huren_render_jobs_total counter\nhuren_render_jobs_total %llu\n"
+                "# TYPE huren_render_rejected_total counter\nhuren_render_rejected_total %llu\n"
+                "# TYPE huren_render_wait_seconds_max gauge\nhuren_render_wait_seconds_max %.3f\n",
+                ps.running, ps.pending, (unsigned long long)ps.completed,
+                (unsigned long long)ps.rejected, (double)ps.wait_ns_max / 1e9);
     }
     appendf(out,
             "# HELP huren_login_refused_total Logins refused before any password check.\n"

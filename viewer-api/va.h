@@ -119,6 +119,9 @@ struct va_server {
     uint64_t sse_events; /* events sent on all streams */
     /* password hashing apart from libuv's pool (decision 0013); NULL once closed */
     hr_pool *kdf_pool;
+    /* rendered and thumbnail resources (rendered.c, decision 0029): the whole
+     * pool step (token, index, render) of each; NULL once closed */
+    hr_pool *render_pool;
     int finish_wanted;                  /* finish_stop waits for kdf_pool's close */
     uint64_t login_limited, login_busy; /* logins refused: 429 rate limit, 503 pool full */
     /* while ingest is busy, no hash starts before this uv_hrtime (a KDF
@@ -399,6 +402,14 @@ void va_handle_recognition_stats(va_req *r);
 void va_handle_events(va_req *r);
 /* GET /api/v1/deliveries?report= (api_deliveries.c) */
 void va_handle_deliveries(va_req *r);
+/* PS3.18 rendered and thumbnail resources of a study, series, instance or
+ * frame (rendered.c, decision 0029) */
+void va_handle_rendered(va_req *r);
+void va_handle_thumbnail(va_req *r);
+/* srv->render_pool: renders at once, and requests waiting beyond them
+ * (more: 503 with Retry-After) */
+#define VA_RENDER_THREADS 2
+#define VA_RENDER_QUEUE   32
 
 /* the office and admin API (api_office.c, decision 0031) */
 void va_handle_stats_volumes(va_req *r);

@@ -44,6 +44,7 @@ check_eq "QIDO is refused: 503" 503 "$(qido)"
 check_eq "with a JSON reason" audit_unavailable "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"])' "$T/q.json")"
 study=$(dcmdump +P 0020,000D "$(ls "$T"/ct/*.dcm | head -1)" | sed -n 's/.*\[\(.*\)\].*/\1/p')
 check_eq "WADO is refused: 503" 503 "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$U/dicomweb/studies/$study/metadata")"
+check_eq "thumbnails (rendered images) are refused: 503" 503 "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$U/dicomweb/studies/$study/thumbnail")"
 check_eq "report deliveries are refused: 503" 503 "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$U/api/v1/deliveries?report=r1-$study")"
 out=$(findscu -v -aet TOWNSHIP1 -aec HUREN -S -k QueryRetrieveLevel=STUDY -k PatientID=AFC1 \
   -k StudyInstanceUID 127.0.0.1 "$port" 2>&1 || true)

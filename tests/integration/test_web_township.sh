@@ -49,12 +49,16 @@ check "the page's CSP allows its import map by hash, nothing else inline" \
   grep -qi "^content-security-policy: default-src 'self'; script-src 'self' 'sha256-$want';" "$T/idx.hdr"
 check "... no 'unsafe-inline' for scripts" bash -c "! grep -i '^content-security-policy' '$T/idx.hdr' | grep -q \"script-src[^;]*unsafe-inline\""
 
-# two CT instances of one study (township1), and a file that is not DICOM
-"$GEN" --out "$T/ct" --modality CT --series 1 --instances 2 --bytes 4096 --seed 31 --patient-id WT1 \
+# two MR instances of one study (township1), and a file that is not DICOM
+"$GEN" --out "$T/ct" --modality MR --series 1 --instances 2 --bytes 4096 --seed 31 --patient-id WT1 \
   --charset utf8 --patient-name '李^四' --accession ACC31 >/dev/null
 S=$(dcmdump +P 0020,000D "$(ls "$T"/ct/*.dcm | head -1)" | sed -n 's/.*\[\(.*\)\].*/\1/p')
 head -c 3000 /dev/urandom >"$T/not-dicom.dcm"
-IMPR='胸部CT平扫未见明显异常。'
+# a third instance of the study whose patient differs: stored, flagged
+mkdir -p "$T/conflict"
+cp "$(ls "$T"/ct/*.dcm | head -1)" "$T/conflict/other-patient.dcm"
+dcmodify -nb -gin -m '(0010,0010)=王^五' -m '(0010,0020)=WT9' "$T/conflict/other-patient.dcm" >/dev/null
+IMPR='头颅MR平扫未见明显异常。'
 
 # what the county does once the study is there: complete, claim, draft,
 # sign (reader, preliminary), co-sign (auditor, final)
@@ -74,7 +78,7 @@ c "\$A1" -X POST "$U/api/v1/reports/\$ID/cosign" -d '{"pin": "$PIN"}'
 SH
 
 mkdir -p "$T/web"
-if HUREN_URL=$U WEB_FILES=$T/ct WEB_STUDY=$S WEB_BAD=$T/not-dicom.dcm WEB_SIGN_CMD="bash $T/sign.sh" \
+if HUREN_URL=$U WEB_FILES=$T/ct WEB_STUDY=$S WEB_BAD=$T/not-dicom.dcm WEB_CONFLICT=$T/conflict/other-patient.dcm WEB_SIGN_CMD="bash $T/sign.sh" \
   WEB_IMPRESSION=$IMPR WEB_TMP=$T/web timeout 300 node "$JS/web/township.mjs" >"$T/web.log" 2>&1; then
   pass "browser: township pages (tests/js/web/township.mjs)"
 else
@@ -122,7 +126,7 @@ check "verify reads are audited (report-verify)" grep -rqs '"report-verify"' "$T
 
 # the exams list carries the flags the page highlights
 req "$T/x.json" "$T1" GET '/api/v1/exams?hospital=me' >/dev/null
-check_eq "the exams list has patient_conflict and changed_after_ready" "False False" \
+check_eq "the exams list has patient_conflict (the third instance) and changed_after_ready" "True False" \
   "$(jget "$T/x.json" '[str(i["patient_conflict"]) + " " + str(i["changed_after_ready"]) for i in d["items"] if i["study"] == sys.argv[3]][0]' "$S")"
 
 # password change

@@ -278,6 +278,70 @@ Test(auth, password_change_revokes)
     cr_expect_eq(va_auth_login(rc_, "qian.qi", "long enough pw", TTL, ITER, &p, tok), 0);
 }
 
+/* Logout everywhere: every token of the user dies, another user's lives;
+ * the per-user index is emptied. */
+Test(auth, revoke_all_tokens_of_one_user)
+{
+    va_principal p, q;
+    char a[VA_TOKEN_LEN + 1], b[VA_TOKEN_LEN + 1], other[VA_TOKEN_LEN + 1];
+    cr_assert_eq(add_user("sun.ba", "technician", "township1", NULL, PW), 0);
+    cr_assert_eq(add_user("zhou.jiu", "technician", "township1", NULL, PW), 0);
+    cr_assert_eq(va_auth_login(rc_, "sun.ba", PW, TTL, ITER, &p, a), 0);
+    cr_assert_eq(va_auth_login(rc_, "sun.ba", PW, TTL, ITER, &p, b), 0);
+    cr_assert_eq(va_auth_login(rc_, "zhou.jiu", PW, TTL, ITER, &p, other), 0);
+    cr_expect_eq(va_auth_revoke_all(rc_, "nobody"), HR_ENOTFOUND);
+    cr_expect_eq(va_auth_revoke_all(rc_, "Bad Name"), -EINVAL);
+    cr_assert_eq(va_auth_revoke_all(rc_, "sun.ba"), 0);
+    cr_expect_eq(va_auth_check(rc_, a, &q), -EACCES);
+    cr_expect_eq(va_auth_check(rc_, b, &q), -EACCES);
+    cr_expect_eq(rint_("ZCARD %s", "hr:user:sun.ba:tokens", NULL), 0);
+    char key[128];
+    token_key(a, key);
+    cr_expect_eq(rint_("EXISTS %s", key, NULL), 0, "the token's key is deleted");
+    cr_expect_eq(va_auth_check(rc_, other, &q), 0, "another user's session lives");
+    /* the account itself is fine: a new login works */
+    cr_expect_eq(va_auth_login(rc_, "sun.ba", PW, TTL, ITER, &p, a), 0);
+    cr_expect_eq(va_auth_check(rc_, a, &q), 0);
+}
+
+/* A user's own password change: the old one checked with the KDF, a wrong
+ * one counting toward the lockout; the new one under the passwd rules;
+ * success revokes every token. */
+Test(auth, own_password_change)
+{
+    va_principal p, q;
+    char tok[VA_TOKEN_LEN + 1], why[128];
+    cr_assert_eq(add_user("wu.shi", "technician", "township1", NULL, PW), 0);
+    cr_assert_eq(va_auth_login(rc_, "wu.shi", PW, TTL, ITER, &p, tok), 0);
+    cr_expect_eq(va_auth_password_change(rc_, "wu.shi", PW, "short", ITER, why, sizeof(why)),
+                 -EINVAL);
+    cr_expect(why[0] != '\0', "a reason for the refused password");
+    cr_expect_eq(va_auth_password_change(rc_, "wu.shi", "wrong one", "new password 1", ITER, why,
+                                         sizeof(why)),
+                 -EACCES);
+    cr_expect_eq(rint_("GET %s", "hr:user:wu.shi:fail", NULL), 1, "counted as a failed login");
+    cr_expect_eq(va_auth_check(rc_, tok, &q), 0, "a refused change revokes nothing");
+    cr_expect_eq(
+        va_auth_password_change(rc_, "nobody", PW, "new password 1", ITER, why, sizeof(why)),
+        -EACCES);
+    cr_assert_eq(
+        va_auth_password_change(rc_, "wu.shi", PW, "new password 1", ITER, why, sizeof(why)), 0);
+    cr_expect_eq(va_auth_check(rc_, tok, &q), -EACCES, "every session revoked");
+    cr_expect_eq(rint_("EXISTS %s", "hr:user:wu.shi:fail", NULL), 0, "failures cleared");
+    cr_expect_eq(va_auth_login(rc_, "wu.shi", PW, TTL, ITER, &p, tok), -EACCES);
+    cr_expect_eq(va_auth_login(rc_, "wu.shi", "new password 1", TTL, ITER, &p, tok), 0);
+    /* five wrong old passwords lock the account, login included */
+    int rc = 0;
+    for (int i = 0; i < VA_LOCK_FAILURES; i++)
+        rc = va_auth_password_change(rc_, "wu.shi", "wrong again", "new password 2", ITER, why,
+                                     sizeof(why));
+    cr_expect_eq(rc, -EAGAIN);
+    cr_expect_eq(va_auth_password_change(rc_, "wu.shi", "new password 1", "new password 2", ITER,
+                                         why, sizeof(why)),
+                 -EAGAIN, "locked: even the right old password");
+    cr_expect_eq(va_auth_login(rc_, "wu.shi", "new password 1", TTL, ITER, &p, tok), -EAGAIN);
+}
+
 Test(auth, expiry)
 {
     va_principal p, q;

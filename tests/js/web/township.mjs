@@ -4,6 +4,7 @@
 //   WEB_FILES      a directory with the 2 DICOM files to upload (one study)
 //   WEB_STUDY      that study's UID
 //   WEB_BAD        a file that is not DICOM
+//   WEB_CONFLICT   an instance of the study with another patient
 //   WEB_SIGN_CMD   a shell command that completes, reads and signs the study
 //                  through the API (as tests/integration/test_reports.sh)
 //   WEB_IMPRESSION the impression the signed report carries
@@ -87,6 +88,25 @@ try {
   t.checkEq('... with its 2 images', '2', instances);
   const st0 = await page.$eval(`#exams tr[data-study="${study}"]`, (tr) => tr.dataset.status);
   t.checkEq('... received, not reported yet', 'received', st0);
+  t.checkEq("... the patient's name as written in Chinese", '李四',
+    await page.$eval(`#exams tr[data-study="${study}"] td:nth-child(2) a`, (a) => a.textContent.trim()).catch(() => ''));
+  t.check('... a turnaround clock runs while it waits', /\d/.test(await page.$eval(`#exams td[data-clock="${study}"]`, (td) => td.textContent).catch(() => '')));
+  // the thumbnail resource comes with the rendered-resources work (wt-render):
+  // where the hub serves it, the row's image must be drawn and not blank
+  const thumb = await pageFetch(page, `/dicomweb/studies/${study}/thumbnail`);
+  if (thumb.status === 200) {
+    const drawn = await t.waitFor(page, (s) => {
+      const img = document.querySelector(`#exams tr[data-study="${s}"] img.thumb`);
+      return img && img.complete && img.naturalWidth > 0;
+    }, study);
+    t.check('the thumbnail is drawn', drawn);
+    // inside the image only (its rounded corners show the row behind)
+    const box = await (await page.$(`#exams tr[data-study="${study}"] img.thumb`)).boundingBox();
+    const px = await t.notUniform(page, { x: box.x + 6, y: box.y + 6, width: box.width - 12, height: box.height - 12 });
+    t.check('... and not uniform', !px.uniform, JSON.stringify(px));
+  } else {
+    console.log(`# thumbnail resource answers ${thumb.status}: not checked (rendered resources not in this tree)`);
+  }
   await t.shot(page, 'uploaded');
 
   // a file that is not DICOM: its own row with the reason, the others unchanged
@@ -97,6 +117,21 @@ try {
   t.check('... the reason is shown in Chinese', /[\u4e00-\u9fff]/.test(reason), reason);
   t.check('... its row is highlighted', await page.$eval('#uploads tr[data-state="failed"]', (tr) => tr.classList.contains('flagged')).catch(() => false));
   await t.shot(page, 'upload-failed-file');
+
+  // an instance of the same study with another patient: stored with a
+  // warning on its row, the exam's row highlighted as a patient conflict
+  await (await page.$('#upload-files')).uploadFile(env('WEB_CONFLICT'));
+  const warned = await t.waitFor(page, () => !!document.querySelector('#uploads tr[data-state="warning"] .upload-reason'), undefined, 20000);
+  t.check('a file of another patient for the same study: stored with a warning', warned,
+    await page.$$eval('#uploads tr[data-upload]', (rs) => rs.map((r) => r.dataset.state).join(',')));
+  t.check('... the warning says the patient differs', (await page.$eval('#uploads tr[data-state="warning"] .upload-reason', (e) => e.textContent).catch(() => '')).includes('患者信息'));
+  await page.click('#refresh');
+  const flagged = await t.waitFor(page, (s) => {
+    const tr = document.querySelector(`#exams tr[data-study="${s}"]`);
+    return tr && tr.dataset.flagged === '1' && tr.classList.contains('flagged') && !!tr.querySelector('[data-badge="conflict"]');
+  }, study);
+  t.check("... the exam's row is highlighted as a patient conflict", flagged);
+  await t.shot(page, 'patient-conflict');
 
   // ---- the report comes back ----
   execSync(env('WEB_SIGN_CMD'), { stdio: 'inherit', shell: '/bin/bash' });
@@ -117,6 +152,8 @@ try {
     return b && b.dataset.verify === 'ok';
   }), await page.$eval('#verify-badge', (b) => b.dataset.verify + ' ' + b.title).catch(() => 'no badge'));
   t.check('... the URL names the exam', (await hash(page)) === `#/township/${study}`);
+  t.check('... the turnaround (arrival to signature) is shown', /\d/.test(await page.$eval('#exam-turnaround', (e) => e.textContent).catch(() => '')));
+  t.check('... no clock on a reported row', (await page.$eval(`#exams td[data-clock="${study}"]`, (td) => td.textContent.trim())) === '');
   await t.shot(page, 'report');
   const pdfHref = await page.$eval('#report-pdf', (a) => a.getAttribute('href'));
   const pdf = await pageFetch(page, pdfHref);

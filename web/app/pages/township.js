@@ -234,6 +234,18 @@ function stowFile(file, onProgress) {
   });
 }
 
+// A DICOM person name for display: "李^四" -> "李四", "Doe^John" -> "Doe John".
+export function fmtName(pn) {
+  if (!pn) return '';
+  const groups = String(pn).split('='); // alphabetic=ideographic=phonetic
+  const g = groups[1] ? groups[1] : groups[0];
+  const parts = g.split('^').filter(Boolean);
+  return /[\u3400-\u9fff]/.test(g) ? parts.join('') : parts.join(' ');
+}
+
+// "ISSUER|ID" -> "ID" (the index keys a patient by issuer and id).
+const fmtPid = (p) => String(p || '').split('|').pop();
+
 function fmtSize(n) {
   if (n < 1024) return n + ' B';
   if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KB';
@@ -347,6 +359,8 @@ function ExamDetail({ study, onClose }) {
   }, [study]);
   const shown = exam ? exam.reports.filter((r) => r.signed) : [];
   const latest = shown.length ? shown[shown.length - 1] : null;
+  // turnaround: arrival to the first signed version of the first report
+  const firstSigned = exam && exam.reports.length && exam.reports[0].versions.length ? exam.reports[0].versions[0].signed_ms : 0;
   return html`<aside class="panel" id="exam-detail" data-study=${study}>
     <div class="toolbar">
       <h3 style="margin:0">${t('township.detail')}</h3>
@@ -357,12 +371,15 @@ function ExamDetail({ study, onClose }) {
     ${!exam && !error ? html`<p class="hint">${t('app.loading')}</p>` : null}
     ${exam
       ? html`<dl class="kv">
-          <dt>${t('township.patient')}</dt><dd>${exam.patient_name} (${exam.patient})</dd>
+          <dt>${t('township.patient')}</dt><dd>${fmtName(exam.patient_name)} (${fmtPid(exam.patient)})</dd>
           <dt>${t('township.accession')}</dt><dd>${exam.accession}</dd>
           <dt>${t('township.modality')}</dt><dd>${exam.modality} ${exam.procedure}</dd>
           <dt>${t('township.center')}</dt><dd>${exam.center_name || exam.center}</dd>
           <dt>${t('township.arrived')}</dt><dd>${fmtTime(exam.arrived_ms)}</dd>
           ${exam.due_ms ? html`<dt>${t('township.due')}</dt><dd>${fmtTime(exam.due_ms)}</dd>` : null}
+          ${firstSigned && exam.arrived_ms
+            ? html`<dt>${t('township.turnaround')}</dt><dd id="exam-turnaround">${fmtDuration(firstSigned - exam.arrived_ms)}</dd>`
+            : null}
         </dl>
         <h3>${t('township.report')}</h3>
         ${latest ? html`<${ReportView} rep=${latest} study=${study} />` : html`<p class="hint" id="no-report">${t('township.noReport')}</p>`}`
@@ -377,7 +394,7 @@ function turnaround(ex, now) {
   // report (known once the report was opened) or blank
   if (!ex.arrived_ms) return '';
   if (ex.status === 'reported' || ex.status === 'amended' || ex.status === 'retracted') return '';
-  return fmtDuration(now - ex.arrived_ms);
+  return fmtDuration(Math.max(0, Math.max(now, Date.now()) - ex.arrived_ms));
 }
 
 function Township({ me, params }) {
@@ -478,7 +495,7 @@ function Township({ me, params }) {
         ${shown.length
           ? html`<table class="grid" id="exams">
               <thead><tr>
-                <th></th><th>${t('township.patient')}</th><th>${t('township.accession')}</th><th>${t('township.modality')}</th>
+                <th style="width:72px"></th><th>${t('township.patient')}</th><th>${t('township.accession')}</th><th>${t('township.modality')}</th>
                 <th>${t('township.studyDate')}</th><th class="num">${t('township.instances')}</th><th>${t('township.state')}</th>
                 <th>${t('township.turnaround')}</th><th>${t('township.arrived')}</th>
               </tr></thead>
@@ -490,8 +507,8 @@ function Township({ me, params }) {
                   return html`<tr class=${cls} data-study=${ex.study} data-status=${ex.status} data-flagged=${flagged ? '1' : '0'}
                       onClick=${() => open(ex.study)} style="cursor:pointer">
                     <td><${Thumb} study=${ex.study} /></td>
-                    <td><a href=${href('/township/' + encodeURIComponent(ex.study))}>${ex.patient_name || '—'}</a>
-                      <div class="hint">${ex.patient}</div></td>
+                    <td><a href=${href('/township/' + encodeURIComponent(ex.study))}>${fmtName(ex.patient_name) || '—'}</a>
+                      <div class="hint" title=${ex.patient}>${fmtPid(ex.patient)}</div></td>
                     <td>${ex.accession}</td>
                     <td>${ex.modality}</td>
                     <td>${ex.study_date}</td>
@@ -516,31 +533,13 @@ function Township({ me, params }) {
   </section>`;
 }
 
-// The first series' thumbnail (QIDO for the series, then the rendered
-// thumbnail resource); nothing when either is not there.
-const seriesCache = new Map();
+// The study's thumbnail (PS3.18 rendered resource, study level: one request
+// per row, no QIDO); hidden when the hub does not render it.
 function Thumb({ study }) {
-  const [src, setSrc] = useState('');
-  useEffect(() => {
-    let live = true;
-    const known = seriesCache.get(study);
-    const p = known
-      ? Promise.resolve(known)
-      : get(`/dicomweb/studies/${seg(study)}/series?limit=1`, { accept: 'application/dicom+json' }).then((arr) => {
-          const se = arr && arr.length ? firstValue(arr[0], '0020000E') : '';
-          if (se) seriesCache.set(study, se);
-          return se;
-        });
-    p.then(
-      (se) => live && se && setSrc(`/dicomweb/studies/${seg(study)}/series/${seg(se)}/thumbnail`),
-      () => {}
-    );
-    return () => {
-      live = false;
-    };
-  }, [study]);
-  if (!src) return html`<span class="thumb-empty"></span>`;
-  return html`<img class="thumb" src=${src} alt="" loading="lazy" onError=${(e) => (e.target.style.visibility = 'hidden')} />`;
+  const [failed, setFailed] = useState(false);
+  if (failed) return html`<span class="thumb-empty"></span>`;
+  return html`<img class="thumb" src=${`/dicomweb/studies/${seg(study)}/thumbnail`} alt="" loading="lazy"
+    onError=${() => setFailed(true)} />`;
 }
 
 const ROLES = ['technician', 'admin'];
