@@ -4,7 +4,11 @@
 // in the capture phase) and when every series thumbnail was shown (one
 // loaded <img> per series in the study browser). One JSON line per run.
 //
-// usage: node viewer_load.mjs URL N_SERIES TIMEOUT_MS [COOKIE_NAME=VALUE] [SCREENSHOT.png]
+// usage: node viewer_load.mjs URL N_SERIES TIMEOUT_MS [COOKIE_NAME=VALUE] [SCREENSHOT.png] [WARM_URL]
+//
+// With WARM_URL (another study), that study is opened first in the same
+// browser and the measured one after it: OHIF's files are then in the
+// browser's cache, as on a reader's PC, and only the study's data is new.
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +19,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '..', 'tests', 'js', 'package.json'));
 const puppeteer = require('puppeteer-core');
 
-const [url, nSeriesArg, timeoutArg, cookie, shot] = process.argv.slice(2);
+const [url, nSeriesArg, timeoutArg, cookie, shot, warmUrl] = process.argv.slice(2);
 const nSeries = Number(nSeriesArg);
 const timeout = Number(timeoutArg);
 const profile = mkdtempSync(join(tmpdir(), 'huren-bench-chromium-'));
@@ -50,6 +54,12 @@ try {
       if (window.__bench.first === null) window.__bench.first = performance.now();
     }, true);
   });
+  if (warmUrl) {
+    await page.goto(warmUrl, { waitUntil: 'domcontentloaded', timeout });
+    await page.waitForFunction(() => window.__bench.first !== null, { timeout, polling: 50 });
+    out.requests = 0;
+    out.bytes = 0;
+  }
   await page.goto(url, { waitUntil: 'domcontentloaded', timeout });
   const t0 = Date.now();
   await page.waitForFunction(() => window.__bench.first !== null, { timeout, polling: 20 });

@@ -426,6 +426,7 @@ static void viewer_config_done(va_req *r)
                      "  showWarningMessageForCrossOrigin: false,\n"
                      "  showLoadingIndicator: true,\n"
                      "  investigationalUseDialog: { option: 'never' },\n"
+                     "  customizationService: { 'ohif.tours': { $set: [] } },\n"
                      "  maxNumberOfWebWorkers: 2,\n"
                      "  defaultDataSourceName: 'huren',\n"
                      "  dataSources: [{\n"
