@@ -104,6 +104,13 @@ check_eq "the default range is the last 30 days, today last" "30 $TODAY 4" \
 check_eq "yesterday alone: nothing" 0 \
   "$(req "$T/v.json" "$OF" GET "$V?from=$(date -d yesterday +%F)&to=$(date -d yesterday +%F)" >/dev/null; jget "$T/v.json" 'd["total"]["received"]')"
 
+# bounded: a query reads one counter hash per day of its range, whatever
+# the number of exams (Redis' own command statistics)
+hgetall_calls() { rcli of INFO commandstats | sed -n 's/^cmdstat_hgetall:calls=\([0-9]*\),.*/\1/p'; }
+rcli of CONFIG RESETSTAT >/dev/null
+req "$T/v.json" "$OF" GET "$V?from=$(date -d '-99 days' +%F)&to=$TODAY" >/dev/null
+check_eq "100 days of volumes: 100 HGETALL" 100 "$(hgetall_calls)"
+
 # CSV: BOM, header, one row per day
 code=$(curl -s -D "$T/h.txt" -o "$T/v.csv" -w '%{http_code}' -H "Authorization: Bearer $OF" "$U$V?from=$TODAY&to=$TODAY&format=csv")
 check_eq "volumes as CSV: 200 text/csv" "200 text/csv; charset=utf-8" \
