@@ -21,7 +21,8 @@ static const char k_usage[] =
     "       huren user disable NAME [--config FILE]\n"
     "       huren user enable NAME [--config FILE]\n"
     "       huren user list [--config FILE]\n"
-    "ROLE: technician, reader, auditor, external, admin (reader and auditor need --center).\n"
+    "ROLE: technician, reader, auditor, external, office, admin (reader and auditor need\n"
+    "--center; office: the medical community office, statistics without patient data).\n"
     "The password is read from standard input (one line) unless it is a terminal:\n"
     "then it is asked twice without echo. --password-stdin reads a line even from a terminal.";
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const k_roles[STO_ROLE_COUNT] = {
-    "technician", "reader", "auditor", "external", "admin", "dicom-peer",
+    "technician", "reader", "auditor", "external", "admin", "dicom-peer", "office",
 };
 
 int sto_role_parse(const char *name)
@@ -29,7 +29,8 @@ void sto_scope_for(const hr_config *cfg, enum sto_role role, const char *hospita
         out->all = 1;
         return;
     }
-    if (!h || role == STO_ROLE_EXTERNAL || (unsigned)role >= STO_ROLE_COUNT) {
+    if (!h || role == STO_ROLE_EXTERNAL || role == STO_ROLE_OFFICE ||
+        (unsigned)role >= STO_ROLE_COUNT) {
         out->none = 1;
         return;
     }

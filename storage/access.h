@@ -15,6 +15,8 @@ enum sto_role {
     STO_ROLE_EXTERNAL,   /* doctor at another hospital: nothing yet (recognition issue) */
     STO_ROLE_ADMIN,      /* everything */
     STO_ROLE_DICOM_PEER, /* a calling AE title of a configured hospital */
+    STO_ROLE_OFFICE,     /* the 医共体 office (质控与统计): aggregate statistics and the
+                            overdue list, no patient data (decision 0031) */
     STO_ROLE_COUNT
 };
 

@@ -82,6 +82,43 @@ void sto_audit_close(sto_audit *a, void (*cb)(void *), void *arg);
  * are broken records. */
 int sto_audit_verify(const char *data_dir, long long *records, char *err, size_t cap);
 
+/* ---- bounded search (GET /api/v1/audit, decision 0031) ---- */
+
+struct json_t; /* jansson's */
+
+#define STO_AUDIT_SEARCH_LIMIT   1000   /* matches one call returns at most */
+#define STO_AUDIT_SEARCH_RECORDS 200000 /* records one call reads at most */
+#define STO_AUDIT_SEARCH_DAYS    92     /* UTC day files one query may span */
+#define STO_AUDIT_CURSOR_MAX     32     /* "YYYYMMDD:<byte offset>" + NUL */
+
+/* What to look for; every filter is optional (NULL or "" = any) and exact. */
+typedef struct sto_audit_query {
+    const char *actor;   /* user name or calling AE title */
+    const char *patient; /* patient key (issuer|id) */
+    const char *study;   /* Study Instance UID */
+    const char *action;
+    long long from_ms, to_ms; /* record times in [from_ms, to_ms); the day files of these UTC
+                                 days are read (at most STO_AUDIT_SEARCH_DAYS) */
+    const char *cursor;       /* NULL or "": from from_ms; else the next of a previous call with
+                                 the same query */
+    int limit;                /* 1..STO_AUDIT_SEARCH_LIMIT matches */
+    long max_records;         /* 1..STO_AUDIT_SEARCH_RECORDS records read (the budget) */
+} sto_audit_query;
+
+/* Reads the day files of data_dir/audit in order from the cursor and calls
+ * cb (borrowed record, valid during the call) per matching record, oldest
+ * first, until limit matches, the budget of records, or the end of the
+ * window. *scanned = records read; next (cap >= STO_AUDIT_CURSOR_MAX) = the
+ * cursor to continue after the last record read, "" when the window was read
+ * to its end. Lines longer than 512 KiB and torn lines are skipped. Missing
+ * day files are empty. Blocking (thread pool): the cost is bounded by
+ * max_records whatever the size of the log. 0, -EINVAL (window, limit,
+ * budget or cursor), -ENOMEM, another -errno when a file cannot be read, or
+ * cb's non-zero value. */
+int sto_audit_search(const char *data_dir, const sto_audit_query *q,
+                     int (*cb)(void *arg, struct json_t *rec), void *arg, long *scanned, char *next,
+                     size_t next_cap);
+
 /* Tests only: replaces the clock (milliseconds since the epoch, UTC) used for
  * record times and day files; NULL restores the real clock. Process-wide, not
  * thread-safe: set it before sto_audit_open. */

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void va__deny(va_denial *d, int status, const char *code, const char *fmt, ...)
 {
@@ -17,4 +18,83 @@ json_t *va__jstr(const char *s)
 {
     json_t *j = json_string(s ? s : "");
     return j ? j : json_string("");
+}
+
+/* ---- CSV ---- */
+
+/* 1: CSV, 0: JSON, -1: a bad format parameter. */
+int va__want_csv(va_req *r)
+{
+    const char *f = va_param_get(r, "format");
+    if (f)
+        return strcmp(f, "csv") == 0 ? 1 : strcmp(f, "json") == 0 ? 0 : -1;
+    const char *acc = va_header(r, "Accept");
+    return acc && strstr(acc, "text/csv") ? 1 : 0;
+}
+
+/* A CSV cell: quoted when needed; a text starting like a formula gets a
+ * leading ' (spreadsheet formula injection). */
+void va__csv_str(hr_buf *b, const char *s, int last)
+{
+    s = s ? s : "";
+    int quote = strpbrk(s, ",\"\r\n") != NULL;
+    if (quote)
+        hr_buf_append(b, "\"", 1);
+    if (strchr("=+-@\t\r", s[0]) && s[0])
+        hr_buf_append(b, "'", 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            hr_buf_append(b, "\"", 1);
+        hr_buf_append(b, p, 1);
+    }
+    if (quote)
+        hr_buf_append(b, "\"", 1);
+    hr_buf_append(b, last ? "\r\n" : ",", last ? 2 : 1);
+}
+
+/* A number cell as is (no formula guard: "-1" is a number). */
+static void csv_raw(hr_buf *b, const char *n, int last)
+{
+    hr_buf_append(b, n, strlen(n));
+    hr_buf_append(b, last ? "\r\n" : ",", last ? 2 : 1);
+}
+
+void va__csv_num(hr_buf *b, long long v, int last)
+{
+    char n[32];
+    snprintf(n, sizeof(n), "%lld", v);
+    csv_raw(b, n, last);
+}
+
+/* A JSON value as a cell: strings as is, numbers, null as "". */
+void va__csv_json(hr_buf *b, json_t *v, int last)
+{
+    char n[64];
+    if (json_is_string(v)) {
+        va__csv_str(b, json_string_value(v), last);
+        return;
+    }
+    if (json_is_integer(v))
+        snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(n, sizeof(n), "%.4f", json_real_value(v));
+    else if (json_is_boolean(v))
+        snprintf(n, sizeof(n), "%s", json_is_true(v) ? "true" : "false");
+    else
+        n[0] = '\0';
+    csv_raw(b, n, last);
+}
+
+void va__csv_send(va_req *r, hr_buf *b, const char *name)
+{
+    char cd[160];
+    snprintf(cd, sizeof(cd), "attachment; filename=\"%s.csv\"", name);
+    va_add_header(r, "Content-Disposition", cd);
+    va_send(r, 200, "text/csv; charset=utf-8", (const char *)b->data, b->len);
+}
+
+void va__csv_begin(hr_buf *b)
+{
+    hr_buf_init(b, 64u << 20);
+    hr_buf_append(b, "\xEF\xBB\xBF", 3); /* the BOM: Excel reads UTF-8 */
 }

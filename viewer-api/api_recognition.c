@@ -377,7 +377,7 @@ typedef struct list_state {
 
 static int oversees(const va_principal *w)
 {
-    return w->role == STO_ROLE_ADMIN || w->role == STO_ROLE_AUDITOR;
+    return w->role == STO_ROLE_ADMIN || w->role == STO_ROLE_AUDITOR || w->role == STO_ROLE_OFFICE;
 }
 
 static void list_work(va_req *r, redisContext *c)
@@ -539,7 +539,7 @@ void va_handle_recognition_catalogue(va_req *r)
 /* ---- GET /api/v1/stats/recognition ---- */
 
 typedef struct stats_state {
-    int from, to;
+    int from, to, csv;
     enum rec_group group;
     va_denial d;
     json_t *doc;
@@ -550,7 +550,8 @@ static void stats_work(va_req *r, redisContext *c)
 {
     stats_state *st = r->state;
     if (!oversees(&r->who)) {
-        va__deny(&st->d, 403, "forbidden", "only admins and auditors read recognition statistics");
+        va__deny(&st->d, 403, "forbidden",
+                 "only admins, auditors and the office read recognition statistics");
         return;
     }
     if (!c) {
@@ -560,6 +561,43 @@ static void stats_work(va_req *r, redisContext *c)
     st->rc = rec_stats(c, r->srv->cfg, st->from, st->to, st->group, &st->doc);
     if (st->rc == HR_EREDIS)
         sto_worker_redis_failed();
+}
+
+/* The total and each group as CSV rows (decision 0031). */
+static void stats_csv(va_req *r, stats_state *st)
+{
+    static const char *const cols[] = {"lookups",          "accepts",          "rejections",
+                                       "recognition_rate", "cost_avoided_fen", "cost_avoided_yuan"};
+    const size_t n = sizeof(cols) / sizeof(cols[0]);
+    hr_buf b;
+    char name[64], f[11], t[11];
+    va__csv_begin(&b);
+    va__csv_str(&b, "group", 0);
+    va__csv_str(&b, "key", 0);
+    va__csv_str(&b, "name", 0);
+    for (size_t i = 0; i < n; i++)
+        va__csv_str(&b, cols[i], i + 1 == n);
+    json_t *tot = json_object_get(st->doc, "total");
+    va__csv_str(&b, "total", 0);
+    va__csv_str(&b, "", 0);
+    va__csv_str(&b, "", 0);
+    for (size_t i = 0; i < n; i++)
+        va__csv_json(&b, json_object_get(tot, cols[i]), i + 1 == n);
+    size_t k;
+    json_t *g;
+    json_array_foreach(json_object_get(st->doc, "groups"), k, g)
+    {
+        va__csv_json(&b, json_object_get(st->doc, "group"), 0);
+        va__csv_json(&b, json_object_get(g, "key"), 0);
+        va__csv_json(&b, json_object_get(g, "name"), 0);
+        for (size_t i = 0; i < n; i++)
+            va__csv_json(&b, json_object_get(g, cols[i]), i + 1 == n);
+    }
+    rec_day_iso(st->from, f);
+    rec_day_iso(st->to, t);
+    snprintf(name, sizeof(name), "huren-recognition-%s-%s", f, t);
+    va__csv_send(r, &b, name);
+    hr_buf_free(&b);
 }
 
 static void stats_done(va_req *r)
@@ -572,8 +610,12 @@ static void stats_done(va_req *r)
         if (answer_or_refuse(r, &st->d, st->rc, "recognition-stats", NULL, NULL, detail,
                              "statistics")) {
             va_audit(r, "recognition-stats", NULL, NULL, detail, "success");
-            va_send_json(r, 200, st->doc);
-            st->doc = NULL;
+            if (st->csv) {
+                stats_csv(r, st);
+            } else {
+                va_send_json(r, 200, st->doc);
+                st->doc = NULL;
+            }
         }
     }
     json_decref(st->doc);
@@ -601,11 +643,17 @@ void va_handle_recognition_stats(va_req *r)
         va_send_error(r, 400, "bad_request", "group: item, center, hospital or month");
         return;
     }
+    int csv = va__want_csv(r);
+    if (csv < 0) {
+        va_send_error(r, 400, "bad_request", "format: csv or json");
+        return;
+    }
     stats_state *st = calloc(1, sizeof(*st));
     if (!st) {
         va_send_error(r, 500, "internal", "out of memory");
         return;
     }
+    st->csv = csv;
     st->from = from;
     st->to = to;
     st->group = (enum rec_group)group;

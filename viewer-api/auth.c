@@ -249,7 +249,8 @@ int va_user_validate(const hr_config *cfg, const va_user_spec *s, char *why, siz
     int role = s->role ? sto_role_parse(s->role) : -1;
     if (role < 0 || role == STO_ROLE_DICOM_PEER)
         return why_fail(why, cap,
-                        "role: \"%s\" is not one of technician, reader, auditor, external, admin",
+                        "role: \"%s\" is not one of technician, reader, auditor, external, office, "
+                        "admin",
                         s->role && strnlen(s->role, 64) < 64 ? s->role : "");
     if (!s->hospital || strnlen(s->hospital, HR_ID_MAX) >= HR_ID_MAX ||
         !hr_config_hospital(cfg, s->hospital))

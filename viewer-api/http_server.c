@@ -123,6 +123,20 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/stats/recognition", 0, va_handle_recognition_stats, "recognition-stats",
      VA_BODY_NONE},
     {"GET", "/api/v1/deliveries", 0, va_handle_deliveries, "deliveries", VA_BODY_NONE},
+    {"GET", "/api/v1/stats/volumes", 0, va_handle_stats_volumes, "stats-volumes", VA_BODY_NONE},
+    {"GET", "/api/v1/stats/turnaround", 0, va_handle_stats_turnaround, "stats-turnaround",
+     VA_BODY_NONE},
+    {"GET", "/api/v1/stats/overdue", 0, va_handle_stats_overdue, "stats-overdue", VA_BODY_NONE},
+    {"GET", "/api/v1/audit", 0, va_handle_audit_search, "audit-search", VA_BODY_NONE},
+    {"GET", "/api/v1/users", 0, va_handle_users, "users", VA_BODY_NONE},
+    {"POST", "/api/v1/users", 0, va_handle_user_create, "user-add", VA_BODY_SMALL},
+    {"POST", "/api/v1/users/{}/disable", 0, va_handle_user_disable, "user-disable", VA_BODY_SMALL},
+    {"POST", "/api/v1/users/{}/enable", 0, va_handle_user_enable, "user-enable", VA_BODY_SMALL},
+    {"POST", "/api/v1/users/{}/password", 0, va_handle_user_password, "user-password",
+     VA_BODY_SMALL},
+    {"GET", "/api/v1/config/hospitals", 0, va_handle_config_hospitals, "config-hospitals",
+     VA_BODY_NONE},
+    {"GET", "/api/v1/config/centers", 0, va_handle_config_centers, "config-centers", VA_BODY_NONE},
     {"GET", "/viewer/app-config.js", 0, va_handle_viewer_config, "viewer-config", VA_BODY_NONE},
     /* the pages and the viewer (static.c): chosen by va_static_path when no
      * route matched; these patterns match no request path */
@@ -165,6 +179,8 @@ static int reads_patient_data(const va_route *rt)
                                     "recognition-decisions",
                                     "deliveries",
                                     "report-pdf",
+                                    "stats-overdue",
+                                    "audit-search",
                                     "rendered",
                                     "thumbnail"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)

@@ -323,6 +323,24 @@ void va__deny(va_denial *d, int status, const char *code, const char *fmt, ...)
  * so it never fails the document. NULL only when out of memory. */
 json_t *va__jstr(const char *s);
 
+/* ---- CSV answers (UTF-8 with a BOM, so that Excel reads Chinese text) ---- */
+
+/* 1 when r asks for CSV (?format=csv, or Accept: text/csv without format),
+ * 0 for JSON (?format=json or neither), -1 for another format value. */
+int va__want_csv(va_req *r);
+/* Initialises b (capped at 64 MiB) with the UTF-8 BOM. The caller frees it. */
+void va__csv_begin(hr_buf *b);
+/* Appends one cell, then "," or, when last, CRLF: quoted when it holds a
+ * comma, quote or line break; a text starting like a formula (= + - @ tab
+ * CR) gets a leading ' (spreadsheet formula injection). NULL counts as "". */
+void va__csv_str(hr_buf *b, const char *s, int last);
+void va__csv_num(hr_buf *b, long long v, int last);
+/* A JSON value as a cell: strings as is, numbers, booleans, null as "". */
+void va__csv_json(hr_buf *b, json_t *v, int last);
+/* Sends b as text/csv, attachment "<name>.csv" (b is copied; the caller
+ * still frees it). */
+void va__csv_send(va_req *r, hr_buf *b, const char *name);
+
 /* ---- handlers ---- */
 /* The pages, their libraries and OHIF from web.root (static.c, decision
  * 0028): 1 when path [0, len) is one of theirs (a file type served). */
@@ -402,6 +420,19 @@ void va_handle_thumbnail(va_req *r);
  * (more: 503 with Retry-After) */
 #define VA_RENDER_THREADS 2
 #define VA_RENDER_QUEUE   32
+
+/* the office and admin API (api_office.c, decision 0031) */
+void va_handle_stats_volumes(va_req *r);
+void va_handle_stats_turnaround(va_req *r);
+void va_handle_stats_overdue(va_req *r);
+void va_handle_audit_search(va_req *r);
+void va_handle_users(va_req *r);
+void va_handle_user_create(va_req *r);
+void va_handle_user_disable(va_req *r);
+void va_handle_user_enable(va_req *r);
+void va_handle_user_password(va_req *r);
+void va_handle_config_hospitals(va_req *r);
+void va_handle_config_centers(va_req *r);
 
 /* metrics text of the HTTP layer (http_server.c) */
 void va_metrics_http(va_server *s, hr_buf *out);

@@ -3,6 +3,7 @@
 #include "../common/hr_assert.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
 #include "../dicom/uids.h"
 #include "../storage/sto_script.h"
 
@@ -36,7 +37,7 @@ typedef struct wl_call {
     size_t len[ARGS_MAX];
     int argc;
     char key[HR_UID_MAX + 16];
-    char nums[6][NUM_MAX];
+    char nums[8][NUM_MAX];
     int n_nums;
 } wl_call;
 
@@ -178,6 +179,7 @@ int wl_arrive(redisContext *c, const hr_config *cfg, const wl_arrival *a, int *c
     call_str(&k, cut->procedure);
     call_num(&k, a->repeat ? 1 : 0);
     call_num(&k, a->patient_conflict ? 1 : 0);
+    call_num(&k, hr_day_of(a->now_ms));
     redisReply *r = call_run(c, &k);
     rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
     if (!rc && created)
@@ -261,6 +263,7 @@ int wl_set_state(redisContext *c, const char *study, enum wl_state to, const cha
     call_str(&k, study);
     call_str(&k, wl_state_name(to));
     call_str(&k, user);
+    call_num(&k, hr_day_of(now_ms));
     return simple(c, &k);
 }
 
@@ -288,6 +291,7 @@ static int sweep_part(redisContext *c, const char *op, long long now_ms, int max
     wl_call k;
     call_init(&k, NULL, op, now_ms);
     call_num(&k, max);
+    call_num(&k, hr_day_of(now_ms)); /* the statistics day (sweep_overdue) */
     redisReply *r = call_run(c, &k);
     int rc = 0;
     if (r && r->type == REDIS_REPLY_INTEGER) {

@@ -86,6 +86,24 @@ local function reindex(before, it)
 end
 local NOWHERE = {keys = {}, scores = {}}
 
+-- Statistics counters of one local day (docs/index-schema.md, "Statistics"):
+-- written here, at the moment each event happens, so a statistics query
+-- reads one hash per day whatever the number of exams. day: YYYYMMDD from
+-- the caller ('' = not counted).
+local function stat(day, field, by)
+  if day ~= nil and day ~= '' then redis.call('HINCRBY', 'hr:stat:' .. day, field, by) end
+end
+
+-- Turnaround histogram bucket: 0 below 1 s, k for [2^(k-1), 2^k) s, at most 24.
+local function tat_bucket(ms)
+  local k, s = 0, 1000
+  while ms >= s and k < 24 do
+    k = k + 1
+    s = s * 2
+  end
+  return k
+end
+
 -- Moves the item between the per-center sets; stamps who and when.
 local function move(it, to, user)
   local before = index_sets(it)
@@ -131,7 +149,7 @@ end
 
 if op == 'arrive' then
   -- study center priority rule quiet_ms due_ms hospital modality patient
-  -- patient_name accession study_date procedure repeat patient_conflict
+  -- patient_name accession study_date procedure repeat patient_conflict day
   local study, center, prio = ARGV[4], ARGV[5], ARGV[6]
   local conflict = ARGV[18] == '1' and '1' or '0'
   local quiet, due = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -158,6 +176,9 @@ if op == 'arrive' then
     reindex(NOWHERE, it)
     if fields.hospital ~= '' then redis.call('ZADD', 'hr:wl:h:' .. fields.hospital, now, study) end
     event(it, 'received', '', '')
+    stat(ARGV[19], 'rx|t|', 1)
+    stat(ARGV[19], 'rx|c|' .. center, 1)
+    if fields.hospital ~= '' then stat(ARGV[19], 'rx|h|' .. fields.hospital, 1) end
     return 1
   end
   if conflict == '1' then redis.call('HSET', ikey(study), 'patient_conflict', '1') end
@@ -237,7 +258,7 @@ if op == 'sweep_expire' then -- max; returns the number of leases expired
   return n
 end
 
-if op == 'sweep_overdue' then -- max; returns {study, center, priority, due_ms} per flagged item
+if op == 'sweep_overdue' then -- max day; returns {study, center, priority, due_ms} per flagged item
   local due = redis.call('ZRANGEBYSCORE', 'hr:wl:due', '-inf', '(' .. num(now), 'LIMIT', 0, ARGV[4])
   local out = {}
   for _, study in ipairs(due) do
@@ -247,6 +268,7 @@ if op == 'sweep_overdue' then -- max; returns {study, center, priority, due_ms} 
       redis.call('HSET', ikey(study), 'overdue', '1', 'overdue_ms', num(now))
       redis.call('ZADD', ckey(it.center, 'overdue'), score(it), study)
       event(it, 'overdue', '', it.claimed_by)
+      stat(ARGV[5], 'od|' .. it.center .. '|' .. it.priority, 1)
       out[#out + 1] = study
       out[#out + 1] = it.center
       out[#out + 1] = it.priority
@@ -320,8 +342,8 @@ if op == 'return' then -- study reader by lease_ms: the report went back to its 
   return OK
 end
 
-if op == 'set_state' then -- study to user (to: reported final amended, or ready: reopened)
-  local to, user = ARGV[5], ARGV[6]
+if op == 'set_state' then -- study to user day (to: reported final amended, or ready: reopened)
+  local to, user, day = ARGV[5], ARGV[6], ARGV[7]
   local it = load(ARGV[4])
   if not it then return NOTFOUND end
   expire_if_due(it)
@@ -352,6 +374,18 @@ if op == 'set_state' then -- study to user (to: reported final amended, or ready
   if to == 'final' or to == 'amended' then
     redis.call('ZREM', 'hr:wl:due', it.study)
     redis.call('ZREM', ckey(it.center, 'overdue'), it.study)
+  end
+  if to == 'final' and it.stat_final ~= '1' then
+    -- the exam's first final report: its turnaround (arrival to sign-off),
+    -- against its due time, and who it was read for (remote diagnosis)
+    redis.call('HSET', ikey(it.study), 'stat_final', '1')
+    local tat = math.max(0, now - (tonumber(it.arrived_ms or '0') or 0))
+    local cp = it.center .. '|' .. it.priority
+    stat(day, 'fin|' .. cp, 1)
+    stat(day, 'sum|' .. cp, tat)
+    if now <= (tonumber(it.due_ms or '0') or 0) then stat(day, 'ok|' .. cp, 1) end
+    stat(day, 'b|' .. cp .. '|' .. tat_bucket(tat), 1)
+    stat(day, 'fh|' .. it.center .. '|' .. (it.hospital or ''), 1)
   end
   move(it, to, user)
   event(it, to, user, it.reported_by or user)

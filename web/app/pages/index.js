@@ -16,5 +16,8 @@ import './auditor.js';
 // receiving doctor (recognition): add imports below
 
 // office and admin (statistics, audit, users): add imports below
+import './office.js';
+import './audit.js';
+import './users.js';
 
 // patient share: add imports below
