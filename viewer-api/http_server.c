@@ -100,6 +100,12 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/stats/recognition", 0, va_handle_recognition_stats, "recognition-stats",
      VA_BODY_NONE},
     {"GET", "/api/v1/deliveries", 0, va_handle_deliveries, "deliveries", VA_BODY_NONE},
+    {"POST", "/api/v1/shares", 0, va_handle_share_create, "share-create", VA_BODY_SMALL},
+    {"GET", "/api/v1/shares", 0, va_handle_shares, "shares", VA_BODY_NONE},
+    {"POST", "/api/v1/shares/{}/revoke", 0, va_handle_share_revoke, "share-revoke", VA_BODY_SMALL},
+    {"GET", "/api/v1/share/{}", 1, va_handle_share_read, "share-read", VA_BODY_NONE},
+    {"GET", "/api/v1/share/{}/images/{}", 1, va_handle_share_image, "share-image", VA_BODY_NONE},
+    {"GET", "/api/v1/share/{}/pdf", 1, va_handle_share_pdf, "share-pdf", VA_BODY_NONE},
 };
 #define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
 
@@ -132,7 +138,13 @@ static int reads_patient_data(const va_route *rt)
                                     "recognition-decision",
                                     "recognition-decisions",
                                     "deliveries",
-                                    "report-pdf"};
+                                    "report-pdf",
+                                    "share-create",
+                                    "shares",
+                                    "share-revoke",
+                                    "share-read",
+                                    "share-image",
+                                    "share-pdf"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;
@@ -1479,6 +1491,7 @@ static void free_server(va_server *s)
     free(s->tls_key_pem);
     free(s->stats);
     free(s->login_gate);
+    free(s->share_gate);
     free(s);
 }
 
