@@ -14,11 +14,18 @@
 #include "../worklist/wl_config.h"
 
 const hr_config_section *const hr_config_sections[] = {
-    &sto_config_redis,       &gw_config_dicom,
-    &api_config_http,        &api_config_auth,
-    &gw_config_hl7,          &wl_config_centers,
-    &wl_config_routing,      &wl_config_worklist,
-    &rpt_config_reports,     &pix_config_persons,
-    &rec_config_recognition, &rpt_dlv_config_section,
-    &shr_config_share,       NULL,
+    &sto_config_redis,
+    &gw_config_dicom,
+    &api_config_http,
+    &api_config_auth,
+    &gw_config_hl7,
+    &wl_config_centers,
+    &wl_config_routing,
+    &wl_config_worklist,
+    &rpt_config_reports,
+    &pix_config_persons,
+    &rec_config_recognition,
+    &rpt_dlv_config_section,
+    &shr_config_share,
+    NULL,
 };
