@@ -18,6 +18,7 @@ const hr_config_section *const hr_config_sections[] = {
     &gw_config_dicom,
     &api_config_http,
     &api_config_auth,
+    &api_config_web,
     &gw_config_hl7,
     &wl_config_centers,
     &wl_config_routing,

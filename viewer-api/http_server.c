@@ -106,8 +106,15 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/share/{}", 1, va_handle_share_read, "share-read", VA_BODY_NONE},
     {"GET", "/api/v1/share/{}/images/{}", 1, va_handle_share_image, "share-image", VA_BODY_NONE},
     {"GET", "/api/v1/share/{}/pdf", 1, va_handle_share_pdf, "share-pdf", VA_BODY_NONE},
+    {"GET", "/viewer/app-config.js", 0, va_handle_viewer_config, "viewer-config", VA_BODY_NONE},
+    /* the pages and the viewer (static.c): chosen by va_static_path when no
+     * route matched; these patterns match no request path */
+    {"GET", "(static)", 1, va_handle_static, "static", VA_BODY_NONE},
+    {"HEAD", "(static)", 1, va_handle_static, "static", VA_BODY_NONE},
 };
-#define N_ROUTES (sizeof(k_routes) / sizeof(k_routes[0]))
+#define ROUTE_STATIC_GET  (N_ROUTES - 2)
+#define ROUTE_STATIC_HEAD (N_ROUTES - 1)
+#define N_ROUTES          (sizeof(k_routes) / sizeof(k_routes[0]))
 
 /* Routes whose answers hold patient data: refused while the audit log cannot
  * record them (fail closed). */
@@ -553,6 +560,27 @@ int va_send_stream(va_req *r, int status, const char *content_type, uint64_t siz
         return -ENOMEM;
     r->status = status;
     r->streaming = 1;
+    if (content_type)
+        va_add_header(r, "Content-Type", content_type);
+    apply_headers(r, resp);
+    respond(r, (unsigned)status, resp);
+    return 0;
+}
+
+int va_send_fd(va_req *r, int status, const char *content_type, int fd, uint64_t size)
+{
+    if (r->queued || r->pending) {
+        close(fd);
+        return 0;
+    }
+    r->status = status;
+    if (!r->h) {
+        close(fd);
+        return 0;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+    if (!resp)
+        return -ENOMEM;
     if (content_type)
         va_add_header(r, "Content-Type", content_type);
     apply_headers(r, resp);
@@ -1200,6 +1228,14 @@ static void begin(va_req *r, const char *method)
         }
         va_send(r, 204, NULL, "", 0);
         return;
+    }
+    if (!r->route && !path_known && va_static_path(r->srv->cfg, r->uri, r->path_len)) {
+        if (strcmp(method, "GET") == 0)
+            r->route = &k_routes[ROUTE_STATIC_GET];
+        else if (strcmp(method, "HEAD") == 0)
+            r->route = &k_routes[ROUTE_STATIC_HEAD];
+        else
+            path_known = 1;
     }
     if (!r->route) {
         if (path_known)

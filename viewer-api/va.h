@@ -278,6 +278,9 @@ void va_body_resume(va_req *r);
  * sent, crfc not called). */
 int va_send_stream(va_req *r, int status, const char *content_type, uint64_t size, size_t block,
                    MHD_ContentReaderCallback crc, void *cls, MHD_ContentReaderFreeCallback crfc);
+/* Sends size bytes of the open file fd (MHD takes it and closes it when
+ * done; on failure the caller still owns it). 0 or -ENOMEM. */
+int va_send_fd(va_req *r, int status, const char *content_type, int fd, uint64_t size);
 /* Inside a content reader of r only: no more calls until va_req_resume. */
 void va_req_suspend(va_req *r);
 /* From the loop: MHD calls the content reader (or access handler) again soon. */
@@ -315,6 +318,12 @@ void va__deny(va_denial *d, int status, const char *code, const char *fmt, ...)
 json_t *va__jstr(const char *s);
 
 /* ---- handlers ---- */
+/* The pages, their libraries and OHIF from web.root (static.c, decision
+ * 0028): 1 when path [0, len) is one of theirs (a file type served). */
+int va_static_path(const hr_config *cfg, const char *path, size_t len);
+void va_handle_static(va_req *r);
+/* GET /viewer/app-config.js: OHIF's configuration for the session. */
+void va_handle_viewer_config(va_req *r);
 void va_handle_healthz(va_req *r);
 void va_handle_metrics(va_req *r);
 void va_handle_login(va_req *r);
