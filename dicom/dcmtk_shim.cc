@@ -138,7 +138,7 @@ int decompress(const char *src, const char *dst, const char *ts_uid)
         want = EXS_LittleEndianImplicit;
     else
         return HR_EUNSUP;
-    std::call_once(g_codecs_once, register_codecs);
+    dcm_shim_register_codecs();
     DcmFileFormat ff;
     OFCondition st = ff.loadFile(src, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
     if (st.bad())
@@ -422,4 +422,9 @@ extern "C" int dcm_shim_write_pdf(const dcm_report_obj *r, const uint8_t *pdf, s
     } catch (...) {
         return HR_EPARSE;
     }
+}
+
+extern "C" void dcm_shim_register_codecs(void)
+{
+    std::call_once(g_codecs_once, register_codecs);
 }

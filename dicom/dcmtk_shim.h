@@ -35,6 +35,11 @@ int dcm_shim_read_attrs(const char *path, dcm_attrs *out);
  * transfer syntax, or ts_uid not one of the two), -EIO (cannot write dst). */
 int dcm_shim_decompress(const char *src, const char *dst, const char *ts_uid);
 
+/* Registers DCMTK's decoders (JPEG, JPEG-LS, RLE) once per process; they
+ * stay registered. Thread-safe; dcm_shim_decompress and hr_render_frame call
+ * it. */
+void dcm_shim_register_codecs(void);
+
 /* DCMTK's own list of Storage SOP class UIDs (dcmAllStorageSOPClassUIDs), to
  * cross-check dicom/uids.c in tests. *n receives the count; the array and its
  * strings are DCMTK's static storage. */
