@@ -15,8 +15,11 @@
 #include "../common/hr_log.h"
 #include "../common/hr_time.h"
 #include "../dicom/uids.h"
+#include "../reports/jws.h"
 #include "../reports/keystore.h"
 #include "../reports/report.h"
+#include "../reports/rpt_config.h"
+#include "../reports/signer.h"
 #include "../storage/index.h"
 #include "../worklist/worklist.h"
 
@@ -35,12 +38,14 @@ enum op {
     OP_GET,
     OP_JWS,
     OP_LIST,
-    OP_EXAM
+    OP_EXAM,
+    OP_VERIFY
 };
 
-static const char *const k_actions[] = {
-    "report-create",  "report-save", "report-sign", "report-cosign", "report-amend",
-    "report-retract", "report-read", "report-jws",  "reports-list",  "exam-read"};
+static const char *const k_actions[] = {"report-create", "report-save",  "report-sign",
+                                        "report-cosign", "report-amend", "report-retract",
+                                        "report-read",   "report-jws",   "reports-list",
+                                        "exam-read",     "report-verify"};
 
 typedef struct rstate {
     enum op op;
@@ -58,8 +63,10 @@ typedef struct rstate {
     rpt_why why;
     int version;
     long long new_rev;
-    json_t *doc; /* the answer */
-    char *jws;   /* OP_JWS */
+    json_t *doc;          /* the answer */
+    char *jws;            /* OP_JWS */
+    rpt_verify_result vr; /* OP_VERIFY */
+    int vrc;              /* OP_VERIFY: rpt_jws_verify's code */
     char patient[192];
     int have_item;
 } rstate;
@@ -74,6 +81,7 @@ static void rstate_free(rstate *st)
     }
     free(st->reason);
     free(st->jws);
+    json_decref(st->vr.payload);
     json_decref(st->content);
     json_decref(st->doc);
     free(st);
@@ -692,7 +700,7 @@ static void read_work(va_req *r, redisContext *c)
         goto out;
     if (st->op == OP_GET) {
         st->rc = report_json(c, &info, acc, &st->doc);
-    } else { /* OP_JWS */
+    } else { /* OP_JWS, OP_VERIFY */
         rpt_version v;
         st->rc = st->k >= 1 && st->k <= info.versions ? rpt_version_get(c, st->id, st->k, &v)
                                                       : HR_ENOTFOUND;
@@ -700,6 +708,15 @@ static void read_work(va_req *r, redisContext *c)
             st->jws = v.jws;
             v.jws = NULL;
             rpt_version_free(&v);
+        }
+        if (st->rc == 0 && st->op == OP_VERIFY) {
+            /* against the hub's trust anchors, as `huren verify` does
+             * (decision 0023); the x5c and trust caches keep it cheap */
+            char trust[HR_PATH_MAX + 16];
+            int trc = rpt_config_trust_path(r->srv->cfg, trust, sizeof(trust));
+            st->vrc = rpt_jws_verify(st->jws, strlen(st->jws), trc ? NULL : trust, &st->vr);
+            if (trc)
+                st->vr.chain = -1;
         }
     }
 out:
@@ -713,7 +730,7 @@ static void read_done(va_req *r)
     rstate *st = r->state;
     r->state = NULL;
     char detail[160];
-    if (st->op == OP_JWS)
+    if (st->op == OP_JWS || st->op == OP_VERIFY)
         snprintf(detail, sizeof(detail), "report=%s version=%d", st->id, st->k);
     else
         snprintf(detail, sizeof(detail), "report=%s", st->id);
@@ -723,10 +740,19 @@ static void read_done(va_req *r)
     } else if (st->rc) {
         va_audit(r, k_actions[st->op], patient, st->study, detail,
                  st->rc == HR_ENOTFOUND ? "denied" : "failure");
-        va_send_rc(r, st->rc, st->op == OP_JWS ? "report version" : "report");
+        va_send_rc(r, st->rc, st->op == OP_GET ? "report" : "report version");
     } else {
         va_audit(r, k_actions[st->op], patient, st->study, detail, "success");
-        if (st->op == OP_JWS) {
+        if (st->op == OP_VERIFY) {
+            const rpt_verify_result *v = &st->vr;
+            json_t *doc =
+                json_pack("{s:s, s:i, s:b, s:i, s:i, s:i, s:s, s:s, s:I, s:s}", "report", st->id,
+                          "version", st->k, "ok", st->vrc == 0 && v->chain == 1, "signature",
+                          v->sig, "certificates", v->valid, "chain", v->chain, "alg",
+                          v->sig >= 0 ? rpt_alg_name(v->alg) : "", "signer", v->signer_subject,
+                          "signed_ms", (json_int_t)v->signed_s * 1000, "why", v->why);
+            va_send_json(r, doc ? 200 : 500, doc);
+        } else if (st->op == OP_JWS) {
             char name[160];
             snprintf(name, sizeof(name), "attachment; filename=\"%s-v%d.jws\"", st->id, st->k);
             va_add_header(r, "Content-Disposition", name);
@@ -753,6 +779,29 @@ void va_handle_report_get(va_req *r)
 void va_handle_report_jws(va_req *r)
 {
     rstate *st = rstate_new(r, OP_JWS);
+    if (!st || take_id(r, st)) {
+        rstate_free(st);
+        return;
+    }
+    char *end;
+    long k = strtol(r->segs[1], &end, 10);
+    if (!r->segs[1][0] || *end || k < 1 || k > RPT_VERSIONS_MAX) {
+        rstate_free(st);
+        va_send_error(r, 404, "not_found", "no such version");
+        return;
+    }
+    st->k = (int)k;
+    r->state = st;
+    va_req_run(r, read_work, read_done);
+}
+
+/* GET /api/v1/reports/{id}/versions/{n}/verify: the version's signature,
+ * certificates and chain checked against the hub's trust anchors (what the
+ * township and recognition pages show as a badge). Who may fetch the JWS may
+ * ask; others get 404. */
+void va_handle_report_verify(va_req *r)
+{
+    rstate *st = rstate_new(r, OP_VERIFY);
     if (!st || take_id(r, st)) {
         rstate_free(st);
         return;

@@ -1,5 +1,5 @@
 /* /healthz, /metrics, and the session endpoints: POST /api/v1/login,
- * POST /api/v1/logout, GET /api/v1/me. */
+ * POST /api/v1/logout[?all=1], GET /api/v1/me, POST /api/v1/me/password. */
 #include "va.h"
 #include "../common/hr_err.h"
 #include "../storage/index.h"
@@ -474,9 +474,18 @@ void va_handle_login(va_req *r)
 
 /* ---- logout, me ---- */
 
+/* ?all=1: every session of the user (logout everywhere), else this one. */
+static int logout_all(const va_req *r)
+{
+    const char *all = va_param_get(r, "all");
+    return all && strcmp(all, "1") == 0;
+}
+
 static void logout_work(va_req *r, redisContext *c)
 {
-    intptr_t rc = c ? va_auth_logout(c, r->token) : HR_EREDIS;
+    intptr_t rc = !c              ? HR_EREDIS
+                  : logout_all(r) ? va_auth_revoke_all(c, r->who.user)
+                                  : va_auth_logout(c, r->token);
     if (rc == HR_EREDIS)
         sto_worker_redis_failed();
     r->state = (void *)rc;
@@ -488,8 +497,9 @@ static void logout_done(va_req *r)
         return;
     intptr_t rc = (intptr_t)r->state;
     r->state = NULL;
-    va_audit(r, "logout", NULL, NULL, NULL, rc == 0 ? "success" : "failure");
-    if (rc == 0 || rc == -EACCES) {
+    int all = logout_all(r);
+    va_audit(r, "logout", NULL, NULL, all ? "all sessions" : NULL, rc == 0 ? "success" : "failure");
+    if (rc == 0 || rc == -EACCES || (all && rc == HR_ENOTFOUND)) {
         va_set_session_cookie(r, "", 0); /* the browser forgets it too */
         va_send(r, 204, NULL, "", 0);    /* the token is gone either way */
     } else {
@@ -499,7 +509,123 @@ static void logout_done(va_req *r)
 
 void va_handle_logout(va_req *r)
 {
+    const char *all = va_param_get(r, "all");
+    if (all && strcmp(all, "1") != 0 && strcmp(all, "0") != 0) {
+        va_send_error(r, 400, "bad_request", "all: 1 or 0");
+        return;
+    }
     va_req_run(r, logout_work, logout_done);
+}
+
+/* ---- POST /api/v1/me/password {old, new} ----
+ * On srv->kdf_pool like the login (one or two KDF runs). A wrong old
+ * password counts toward the login lockout; success revokes every session,
+ * this one too (decision 0033). */
+
+typedef struct passwd_state {
+    char *old_pw, *new_pw;
+    int rc;
+    char why[128];
+} passwd_state;
+
+static void passwd_state_free(passwd_state *st)
+{
+    if (!st)
+        return;
+    if (st->old_pw) {
+        OPENSSL_cleanse(st->old_pw, strlen(st->old_pw));
+        free(st->old_pw);
+    }
+    if (st->new_pw) {
+        OPENSSL_cleanse(st->new_pw, strlen(st->new_pw));
+        free(st->new_pw);
+    }
+    free(st);
+}
+
+static void passwd_work(va_req *r, redisContext *c)
+{
+    passwd_state *st = r->state;
+    uint64_t t0 = uv_hrtime();
+    st->rc = va_auth_password_change(c, r->who.user, st->old_pw, st->new_pw,
+                                     r->srv->cfg->auth.kdf_iterations, st->why, sizeof(st->why));
+    va__kdf_rest(r->srv, t0);
+    if (st->rc == HR_EREDIS)
+        sto_worker_redis_failed();
+}
+
+static void passwd_done(va_req *r)
+{
+    passwd_state *st = r->state;
+    r->state = NULL;
+    if (va_req_gone(r))
+        goto out;
+    if (r->pool_status) {
+        va_add_header(r, "Retry-After", "2");
+        va_send_error(r, 503, "busy", "too many logins in progress; retry in a few seconds");
+        goto out;
+    }
+    switch (st->rc) {
+    case 0:
+        va_audit(r, "password-change", NULL, NULL, "every session revoked", "success");
+        va_set_session_cookie(r, "", 0);
+        va_send(r, 204, NULL, "", 0);
+        break;
+    case -EINVAL:
+        va_audit(r, "password-change", NULL, NULL, "new password refused", "denied");
+        va_send_error(r, 400, "weak_password", "%s", st->why[0] ? st->why : "password refused");
+        break;
+    case -EACCES:
+        va_audit(r, "password-change", NULL, NULL, "wrong current password", "denied");
+        va_send_error(r, 403, "wrong_password", "the current password is wrong");
+        break;
+    case -EAGAIN:
+        va_audit(r, "password-change", NULL, NULL, "locked out", "locked");
+        va_add_header(r, "Retry-After", STR(VA_LOCK_S));
+        va_send_error(r, 429, "locked", "too many failed logins; try again in 15 minutes");
+        break;
+    default:
+        va_audit(r, "password-change", NULL, NULL, NULL, "failure");
+        va_send_rc(r, st->rc, "password change");
+    }
+out:
+    passwd_state_free(st);
+}
+
+void va_handle_password(va_req *r)
+{
+    va_iovec body = va_body(r);
+    json_error_t je;
+    const char *old_pw = NULL, *new_pw = NULL;
+    if (body.len > 16384) {
+        va_send_error(r, 413, "too_large", "body over 16 KiB");
+        return;
+    }
+    json_t *doc = json_loadb(body.base ? body.base : "", body.len, 0, &je);
+    if (!doc || json_unpack(doc, "{s:s, s:s}", "old", &old_pw, "new", &new_pw) != 0) {
+        json_decref(doc);
+        va_send_error(r, 400, "bad_request",
+                      "expected a JSON body {\"old\": \"...\", \"new\": \"...\"}");
+        return;
+    }
+    passwd_state *st = calloc(1, sizeof(*st));
+    if (st) {
+        st->old_pw = strdup(old_pw);
+        st->new_pw = strdup(new_pw);
+    }
+    json_decref(doc);
+    if (!st || !st->old_pw || !st->new_pw) {
+        passwd_state_free(st);
+        va_send_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    r->state = st;
+    if (va_req_run_on(r, r->srv->kdf_pool, passwd_work, passwd_done) != 0) {
+        r->state = NULL;
+        passwd_state_free(st);
+        va_add_header(r, "Retry-After", "2");
+        va_send_error(r, 503, "busy", "too many logins in progress; retry in a few seconds");
+    }
 }
 
 static void me_done(va_req *r)

@@ -709,6 +709,9 @@ static int exams_cb(void *arg, const wl_item *it)
     json_object_set_new(o, "ready_ms", json_integer(it->ready_ms));
     json_object_set_new(o, "due_ms", json_integer(it->due_ms));
     json_object_set_new(o, "overdue", json_boolean(it->overdue));
+    /* the township page highlights these (decision 0033) */
+    json_object_set_new(o, "patient_conflict", json_boolean(it->patient_conflict));
+    json_object_set_new(o, "changed_after_ready", json_boolean(it->changed_after_ready));
     if (json_array_append_new(st->items, o))
         return -ENOMEM;
     return 0;

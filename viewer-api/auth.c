@@ -65,6 +65,11 @@ static const char k_disable_script[] =
     "if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'gen', 1) end "
     "return 1";
 
+/* KEYS: user. A new generation (every token dies); 1, or 0 when absent. */
+static const char k_newgen_script[] = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+                                      "redis.call('HINCRBY', KEYS[1], 'gen', 1) "
+                                      "return 1";
+
 /* KEYS: user. ARGV: old hash, kdf iter salt hash. Upgrades the hash unless
  * the password changed meanwhile. */
 static const char k_rehash_script[] =
@@ -848,6 +853,63 @@ int va_user_passwd(redisContext *c, const char *name, const char *password, int 
     arg(&a, h.hash);
     rc = user_script(c, &a);
     return rc ? rc : revoke_all(c, name);
+}
+
+int va_auth_revoke_all(redisContext *c, const char *name)
+{
+    char ukey[KEY_MAX];
+    if (!va_user_name_valid(name))
+        return -EINVAL;
+    if (!c)
+        return HR_EREDIS;
+    user_key(ukey, name, "");
+    args a = {.n = 0};
+    arg(&a, "EVAL");
+    arg(&a, k_newgen_script);
+    arg(&a, "1");
+    arg(&a, ukey);
+    int rc = user_script(c, &a);
+    return rc ? rc : revoke_all(c, name);
+}
+
+int va_auth_password_change(redisContext *c, const char *name, const char *old_pw,
+                            const char *new_pw, int kdf_iter, char *why, size_t cap)
+{
+    user_rec u;
+    char lock[KEY_MAX];
+    int match = 0, rc = 0;
+    long iter = 0;
+    if (why && cap)
+        why[0] = '\0';
+    if (!c)
+        return HR_EREDIS;
+    if (!va_user_name_valid(name) || !old_pw || !new_pw ||
+        strnlen(old_pw, VA_PASSWORD_MAX + 1) > VA_PASSWORD_MAX)
+        return -EACCES;
+    if (kdf_iter < VA_KDF_ITER_MIN || kdf_iter > ITER_MAX)
+        return -EINVAL;
+    /* the new password's rules are public: checked before any KDF run */
+    rc = va_password_validate(new_pw, why, cap);
+    if (rc)
+        return rc;
+    user_key(lock, name, ":lock");
+    long long locked = int_cmd(c, &rc, "EXISTS %s", lock);
+    if (rc)
+        return rc;
+    if (locked)
+        return -EAGAIN;
+    rc = user_read(c, name, &u);
+    if (rc)
+        return rc;
+    rc = pw_verify(&u, old_pw, kdf_iter, &match, &iter);
+    if (rc)
+        return rc;
+    if (!match)
+        return login_failed(c, name);
+    if (strcmp(u.disabled, "1") == 0)
+        return -EACCES;
+    rc = va_user_passwd(c, name, new_pw, kdf_iter);
+    return rc == HR_ENOTFOUND ? -EACCES : rc;
 }
 
 static int set_disabled(redisContext *c, const char *name, int disabled)

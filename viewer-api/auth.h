@@ -105,6 +105,22 @@ int va_auth_check(redisContext *c, const char *token, va_principal *out);
 /* Revokes one token. 0, -EACCES (malformed, unknown or expired), HR_EREDIS. */
 int va_auth_logout(redisContext *c, const char *token);
 
+/* Revokes every token of user name (logout everywhere): bumps the user's
+ * generation, so that a token stored by a concurrent login dies too, and
+ * deletes the tokens listed in hr:user:<name>:tokens (at most
+ * VA_TOKENS_PER_USER: bounded). 0, HR_ENOTFOUND, -EINVAL (name), HR_EREDIS. */
+int va_auth_revoke_all(redisContext *c, const char *name);
+
+/* A user changes their own password: old must match (checked with the KDF
+ * like a login; a mismatch counts as a failed login toward the lockout), new
+ * must pass va_password_validate (its reason into why, cap bytes). On success
+ * the new hash is stored with kdf_iter iterations and every token of the
+ * user is revoked (va_user_passwd). Costs one or two KDF runs: call it from
+ * the KDF pool. 0; -EINVAL (new refused, why set); -EACCES (old wrong, or the
+ * user is gone or disabled); -EAGAIN (locked out); HR_EREDIS; -EIO. */
+int va_auth_password_change(redisContext *c, const char *name, const char *old_pw,
+                            const char *new_pw, int kdf_iter, char *why, size_t cap);
+
 /* ---- administration (CLI, admin API) ---- */
 
 /* A new user. Strings are borrowed for the call. */

@@ -329,6 +329,7 @@ void va_handle_metrics(va_req *r);
 void va_handle_login(va_req *r);
 void va_handle_logout(va_req *r);
 void va_handle_me(va_req *r);
+void va_handle_password(va_req *r); /* POST /api/v1/me/password */
 void va_handle_qido(va_req *r);
 void va_handle_wado(va_req *r);
 void va_handle_metadata(va_req *r);
@@ -353,6 +354,7 @@ void va_handle_report_amend(va_req *r);
 void va_handle_report_retract(va_req *r);
 void va_handle_report_get(va_req *r);
 void va_handle_report_jws(va_req *r);
+void va_handle_report_verify(va_req *r); /* GET .../versions/{n}/verify */
 /* GET /api/v1/reports/{id}/versions/{n}/pdf (api_report_pdf.c) */
 void va_handle_report_pdf(va_req *r);
 /* The PDF of signed version v with the verification URL url: from the cache

@@ -1,0 +1,18 @@
+// Every page module of the application. Each registers its route, roles and
+// navigation label when imported (see web/app/README.md). Add your import on
+// its own line under your area's comment so that branches merge cleanly.
+
+// shell (login, account)
+import './login.js';
+import './account.js';
+
+// township technician
+import './township.js';
+
+// county reader and auditor: add imports below
+
+// receiving doctor (recognition): add imports below
+
+// office and admin (statistics, audit, users): add imports below
+
+// patient share: add imports below
