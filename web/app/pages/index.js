@@ -12,6 +12,7 @@ import './township.js';
 // county reader and auditor: add imports below
 
 // receiving doctor (recognition): add imports below
+import './recognition.js';
 
 // office and admin (statistics, audit, users): add imports below
 
