@@ -14,11 +14,14 @@
  * every segment is plain (no "..", no hidden name, no percent escape) and its
  * extension is in k_types; the file is opened on the pool without following a
  * final symbolic link, and must resolve inside web.root. MHD sends it from
- * the descriptor. */
+ * the descriptor; an HTML page of ours is read into memory instead, so that
+ * its CSP can allow its import map by hash (decision 0033). */
 #include "api_config.h"
 #include "va.h"
 
 #include "../common/hr_log.h"
+
+#include <openssl/evp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +34,8 @@
 
 #define STATIC_PATH_MAX 512            /* a request path we map */
 #define STATIC_FILE_MAX (256ull << 20) /* OHIF's largest file is a 40 MB wasm */
+#define STATIC_HTML_MAX (256u << 10)   /* a page of ours, read to hash its import map */
+#define CSP_MAX         1024
 
 static const char *const k_vendor[] = {"preact", "htm", "echarts", NULL};
 
@@ -59,10 +64,18 @@ static const struct {
 /* The application and the share page: scripts and styles from this origin
  * only, no inline script; frames of this origin (the viewer beside the
  * report editor). */
-#define CSP_APP                                                                                    \
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "                    \
+#define CSP_APP_HEAD "default-src 'self'; script-src 'self'"
+#define CSP_APP_TAIL                                                                               \
+    "; style-src 'self' 'unsafe-inline'; "                                                         \
     "img-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; "                           \
     "frame-ancestors 'self'; base-uri 'none'; form-action 'self'; object-src 'none'"
+#define CSP_APP CSP_APP_HEAD CSP_APP_TAIL
+/* An import map is an inline script to CSP: a page's map is allowed by the
+ * SHA-256 of its text, computed when the page is read (decision 0033), so
+ * that the map can change without a code change and nothing else inline
+ * runs. */
+#define IMPORTMAP_OPEN  "<script type=\"importmap\">"
+#define IMPORTMAP_CLOSE "</script>"
 /* OHIF: its index.html has two inline scripts, its codecs are WebAssembly,
  * its workers come from blob: URLs; still this origin only. */
 #define CSP_VIEWER                                                                                 \
@@ -81,8 +94,47 @@ typedef struct static_job {
     int fd;  /* the open file, or -1 */
     uint64_t size;
     char etag[64];
-    int status; /* 0 = send fd; else the error to answer */
+    int status;        /* 0 = send fd (or html); else the error to answer */
+    char *html;        /* an HTML page of the application read into memory (size bytes), or NULL */
+    char csp[CSP_MAX]; /* its policy with the import map's hash; "" = the kind's */
 } static_job;
+
+/* A page of the application (ST_APP, ST_SHARE): read it (at most
+ * STATIC_HTML_MAX) and allow its import map, when it has one, by hash. 0 or
+ * -1 (then the file is not served). */
+static int html_prepare(static_job *j)
+{
+    j->html = malloc(j->size + 1);
+    if (!j->html)
+        return -1;
+    size_t got = 0;
+    while (got < j->size) {
+        ssize_t n = read(j->fd, j->html + got, j->size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    j->html[got] = '\0';
+    const char *open_ = strstr(j->html, IMPORTMAP_OPEN);
+    if (!open_)
+        return 0;
+    const char *body = open_ + strlen(IMPORTMAP_OPEN);
+    const char *end = strstr(body, IMPORTMAP_CLOSE);
+    if (!end)
+        return -1;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    unsigned char b64[64];
+    if (EVP_Digest(body, (size_t)(end - body), md, &mdlen, EVP_sha256(), NULL) != 1 ||
+        mdlen != sizeof(md))
+        return -1;
+    EVP_EncodeBlock(b64, md, (int)mdlen);
+    snprintf(j->csp, sizeof(j->csp), "%s 'sha256-%s'%s", CSP_APP_HEAD, (const char *)b64,
+             CSP_APP_TAIL);
+    return 0;
+}
 
 /* 1 when [p, p+n) is a plain segment: [A-Za-z0-9._@+-], not starting with '.'. */
 static int plain_segment(const char *p, size_t n)
@@ -233,6 +285,18 @@ static void static_work(va_req *r, redisContext *c)
     }
     j->fd = fd;
     j->size = (uint64_t)st.st_size;
+    if ((j->kind == ST_APP || j->kind == ST_SHARE) && strncmp(j->type, "text/html", 9) == 0) {
+        int bad = j->size > STATIC_HTML_MAX || html_prepare(j) != 0;
+        close(fd);
+        j->fd = -1;
+        if (bad) {
+            hr_warn("http", "%s: page %s not served (over %u bytes or unreadable)", r->id, j->rel,
+                    STATIC_HTML_MAX);
+            free(j->html);
+            j->html = NULL;
+            return;
+        }
+    }
     snprintf(j->etag, sizeof(j->etag), "\"%llx-%llx-%llx\"", (unsigned long long)st.st_ino,
              (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
     j->status = 0;
@@ -245,11 +309,13 @@ static void static_done(va_req *r)
     if (va_req_gone(r)) {
         if (j->fd >= 0)
             close(j->fd);
+        free(j->html);
         free(j);
         return;
     }
     if (j->status) {
         va_send_error(r, j->status, "not_found", "no such resource");
+        free(j->html);
         free(j);
         return;
     }
@@ -258,7 +324,10 @@ static void static_done(va_req *r)
     va_add_header(r, "X-Content-Type-Options", "nosniff");
     /* share links carry their token in the path: never in a Referer */
     va_add_header(r, "Referrer-Policy", "no-referrer");
-    va_add_header(r, "Content-Security-Policy", j->kind == ST_VIEWER ? CSP_VIEWER : CSP_APP);
+    va_add_header(r, "Content-Security-Policy",
+                  j->csp[0]              ? j->csp
+                  : j->kind == ST_VIEWER ? CSP_VIEWER
+                                         : CSP_APP);
     /* pages and our modules revalidate (a new release shows at once);
      * libraries and OHIF's hashed bundles are kept a day */
     va_add_header(r, "Cache-Control",
@@ -267,9 +336,17 @@ static void static_done(va_req *r)
     va_add_header(r, "ETag", j->etag);
     const char *inm = va_header(r, "if-none-match");
     if (inm && strcmp(inm, j->etag) == 0) {
-        close(j->fd);
+        if (j->fd >= 0)
+            close(j->fd);
+        free(j->html);
         free(j);
         va_send(r, 304, NULL, "", 0);
+        return;
+    }
+    if (j->html) { /* va_send copies it */
+        va_send(r, 200, j->type, j->html, (size_t)j->size);
+        free(j->html);
+        free(j);
         return;
     }
     int fd = j->fd;

@@ -13,12 +13,9 @@ import './pages/index.js';
 function Header({ me, path }) {
   const nav = navPages(me.role);
   const name = me.display_name || me.user;
-  const onLogout = async () => {
-    try {
-      await logout(false);
-    } finally {
-      navigate('/login', { msg: 'loggedOut' });
-    }
+  const onLogout = () => {
+    navigate('/login', { msg: 'loggedOut' });
+    logout(false).catch(() => {});
   };
   return html`<header class="topbar">
     <a class="brand" href=${href(homePath(me))}>${t('app.title')}</a>
@@ -51,6 +48,23 @@ function NotFound({ me }) {
     <h2>${t('app.notFound')}</h2>
     <p><a href=${href(homePath(me))}>${t('app.home')}</a></p>
   </section>`;
+}
+
+// Where the current location must go, decided when the redirect runs (the
+// hash may have changed since the render that scheduled it): without a
+// session to the login (remembering the page), with one from the login or
+// "/" to the role's first page.
+function redirect() {
+  const cur = currentRoute();
+  const m = match(cur.path);
+  const me = getMe();
+  if (!me) {
+    if (m && m.page.public) return;
+    const next = cur.path === '/' ? '' : location.hash.slice(1);
+    navigate('/login', next ? { next } : undefined);
+  } else if (cur.path === '/' || (m && m.page.public)) {
+    navigate(homePath(me));
+  }
 }
 
 function App() {
@@ -89,13 +103,13 @@ function App() {
   const query = route.query;
   if (!me) {
     if (m && m.page.public) return html`<${m.page.component} me=${null} params=${m.params} query=${query} path=${route.path} />`;
-    // every other page needs a session: remember where the user wanted to go
-    const next = route.path === '/' || route.path === '/login' ? '' : location.hash.slice(1);
-    setTimeout(() => navigate('/login', next ? { next } : undefined), 0);
+    // every other page needs a session: remember where the user wanted to
+    // go (unless the location moved meanwhile, e.g. a logout's own redirect)
+    setTimeout(() => redirect(), 0);
     return html`<div class="loading">${t('app.loading')}</div>`;
   }
   if (route.path === '/' || (m && m.page.public)) {
-    setTimeout(() => navigate(homePath(me)), 0);
+    setTimeout(() => redirect(), 0);
     return html`<div class="loading">${t('app.loading')}</div>`;
   }
   let body;

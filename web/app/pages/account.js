@@ -18,6 +18,11 @@ function PasswordForm() {
   const submit = async (ev) => {
     ev.preventDefault();
     setError('');
+    // the form's own values (a submit may come before the last keystroke's render)
+    const f = ev.currentTarget.elements;
+    const oldPw = f.old.value;
+    const newPw = f.new.value;
+    const newPw2 = f.new2.value;
     if (newPw !== newPw2) {
       setError(t('account.passwordMismatch'));
       return;
@@ -26,8 +31,8 @@ function PasswordForm() {
     try {
       await post('/api/v1/me/password', { old: oldPw, new: newPw }, { noRedirect: true });
       // the change ended every session, this one too
-      setMe(null);
       navigate('/login', { msg: 'changed' });
+      setMe(null);
     } catch (e) {
       setError(e.message);
     } finally {
@@ -36,11 +41,11 @@ function PasswordForm() {
   };
   return html`<form class="panel narrow" id="password-form" onSubmit=${submit}>
     <h3>${t('account.passwordTitle')}</h3>
-    <label>${t('account.oldPassword')}<input id="pw-old" type="password" autocomplete="current-password" required
+    <label>${t('account.oldPassword')}<input id="pw-old" name="old" type="password" autocomplete="current-password" required
       value=${oldPw} onInput=${(e) => setOld(e.target.value)} /></label>
-    <label>${t('account.newPassword')}<input id="pw-new" type="password" autocomplete="new-password" required minlength="10"
+    <label>${t('account.newPassword')}<input id="pw-new" name="new" type="password" autocomplete="new-password" required minlength="10"
       value=${newPw} onInput=${(e) => setNew(e.target.value)} /></label>
-    <label>${t('account.newPassword2')}<input id="pw-new2" type="password" autocomplete="new-password" required minlength="10"
+    <label>${t('account.newPassword2')}<input id="pw-new2" name="new2" type="password" autocomplete="new-password" required minlength="10"
       value=${newPw2} onInput=${(e) => setNew2(e.target.value)} /></label>
     <p class="hint">${t('account.passwordRules')}</p>
     ${error ? html`<p class="error" id="pw-error" role="alert">${error}</p>` : null}
@@ -52,8 +57,8 @@ function Account({ me }) {
   const [error, setError] = useState('');
   const out = async (all) => {
     try {
-      await logout(all);
       navigate('/login', { msg: 'loggedOut' });
+      await logout(all);
     } catch (e) {
       setError(e.message);
     }

@@ -18,8 +18,10 @@ function Login({ query }) {
     if (busy) return;
     setBusy(true);
     setError('');
+    // the form's own values (a submit may come before the last keystroke's render)
+    const f = ev.currentTarget.elements;
     try {
-      const me = await login(user.trim(), password);
+      const me = await login(f.user.value.trim(), f.password.value);
       setPassword('');
       const next = query.get('next');
       navigate(next && next.startsWith('/') && !next.startsWith('/login') ? next : homePath(me));
