@@ -43,14 +43,10 @@ add_user "$cfg" rd1 'rd1-password-1' reader county imaging
 add_user "$cfg" aud1 'aud1-password-1' auditor county imaging
 add_user "$cfg" tech1 'tech1-password-1' technician township1
 add_user "$cfg" extb 'extb-password-1' external township2
+# signing keys from the regional CA, so that huren verifies the chain
+check "huren ca init" bash -c "\"$HUREN\" ca init --config \"$cfg\" >/dev/null"
 for u in rd1 aud1; do
-  d=$DATA/keys/$u
-  mkdir -p "$d"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/plain.pem" \
-    -out "$d/chain.pem" -days 30 -subj "/CN=$u" -addext keyUsage=critical,digitalSignature 2>/dev/null
-  openssl pkcs8 -topk8 -in "$d/plain.pem" -out "$d/key.p8" -v2 aes-256-cbc -v2prf hmacWithSHA256 \
-    -iter 1000 -passout pass:$PIN
-  rm "$d/plain.pem"; chmod 600 "$d/key.p8"
+  check "keygen $u" bash -c "printf '%s\n' '$PIN' | '$HUREN' keygen --config '$cfg' --user $u --alg es256 --pin-stdin >/dev/null"
 done
 start_huren wrg "$cfg"
 wait_port "$(http_port wrg)" 30

@@ -66,9 +66,13 @@ try {
   const viewer = await browser.newPage();
   await viewer.setViewport({ width: 1366, height: 900 });
   const dicomweb = [];
+  const vlog = [];
   viewer.on('response', (r) => {
-    if (r.url().includes(`/dicomweb/studies/${study}`)) dicomweb.push(r.status());
+    if (r.url().includes(`/dicomweb/studies/${study}`)) dicomweb.push([r.status(), r.url().replace(base, "").slice(0, 160)]);
+    if (r.status() >= 400) vlog.push(`${r.status()} ${r.url()}`);
   });
+  viewer.on('console', (m) => { if (m.type() === 'error') vlog.push(`console: ${m.text().slice(0, 300)}`); });
+  viewer.on('pageerror', (e) => vlog.push(`pageerror: ${String(e).slice(0, 300)}`));
   await viewer.goto(`${base}${viewerHref}`, { waitUntil: 'load', timeout: 60000 });
   let drawn = false;
   try {
@@ -93,8 +97,11 @@ try {
     drawn = true;
   } catch (e) {
     drawn = false;
+    console.log(vlog.slice(0, 30).join('\n'));
   }
-  check('the viewer read the study through DICOMweb (200)', dicomweb.length > 0 && dicomweb.every((s) => s === 200), JSON.stringify(dicomweb));
+  const meta = dicomweb.filter(([, u]) => /\/metadata$/.test(u.split('?')[0]));
+  check('the viewer read the study\'s metadata through DICOMweb (the grant): 200', meta.length > 0 && meta.every(([s]) => s === 200), JSON.stringify(dicomweb));
+  check('... and no request of it was refused (401/403)', dicomweb.every(([s]) => s !== 401 && s !== 403), JSON.stringify(dicomweb));
   check('the viewer drew the image (canvas pixels not uniform)', drawn);
   await shot(viewer, 'viewer');
   await viewer.close();

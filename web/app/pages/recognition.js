@@ -198,7 +198,7 @@ function Decision({ result, onDone }) {
       setBusy(false);
     }
   };
-  return html`<form class="panel" id="rec-decision" onSubmit=${submit}>
+  return html`<form class="panel" id="rec-decision" onSubmit=${submit} noValidate>
     <h3>${t('recognition.decision')}</h3>
     <label><input type="radio" name="decision" id="rec-accept" value="accept" checked=${choice === 'accept'}
       onChange=${() => setChoice('accept')} /> ${t('recognition.accept')}</label>
