@@ -4,11 +4,13 @@
 # signed (final), its technician creates a link through the API, the page at
 # /s/<token> shows the report and real images without any login, a tap
 # opens an image full size, the PDF link answers a PDF, a revoked link shows
-# the error state. Screenshots: $HUREN_BUILD_DIR/screenshots/share/.
+# the error state; then the technician, sent to login first, creates a link
+# with its QR code in the application (#/share/<study>) and revokes it. Screenshots: $HUREN_BUILD_DIR/screenshots/share/.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 PIN=246810
 [ -d "$SRC/tests/js/node_modules/puppeteer-core" ] || npm ci --prefix "$SRC/tests/js" >/dev/null
+[ -d "$SRC/web/node_modules/preact" ] || npm ci --prefix "$SRC/web" >/dev/null
 export HUREN_BUILD_DIR=$BUILD
 
 port=$(free_port)
@@ -56,7 +58,7 @@ TOK=$(jget "$T/l1.json" 'd["token"]'); TOK2=$(jget "$T/l2.json" 'd["token"]')
 check_eq "tech1 revokes the second" 200 "$(req "$T/e.json" "$T1" "/api/v1/shares/$(jget "$T/l2.json" 'd["id"]')/revoke" -X POST)"
 check_eq "the page is served at /s/<token>" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$U/s/$TOK")"
 
-out=$(node "$SRC/tests/js/web/share.mjs" "$U" "$TOK" "$TOK2" "$FIND" "$IMPR" "$T" 2>&1) && st=0 || st=$?
+out=$(node "$SRC/tests/js/web/share.mjs" "$U" "$TOK" "$TOK2" "$FIND" "$IMPR" "$T" tech1 tech1-password-1 "$S" 2>&1) && st=0 || st=$?
 echo "$out" | sed 's/^/    /'
 check_eq "the browser test passes" 0 "$st"
 check "screenshots written" test -s "$BUILD/screenshots/share/01-report.png"

@@ -4,10 +4,13 @@
 // uniform), a tap opens one full size; the PDF link answers a PDF; the page
 // fits the phone's width; a revoked or unknown token shows the error state;
 // no CSP violation or script error on the way.
-// usage: node share.mjs BASE_URL TOKEN REVOKED_TOKEN FINDINGS IMPRESSION TMPDIR
+// Then the technician's side in the application: #/share/<study> creates a
+// link (QR code shown, the link opens the patient's page), lists it and
+// revokes it.
+// usage: node share.mjs BASE_URL TOKEN REVOKED_TOKEN FINDINGS IMPRESSION TMPDIR USER PASSWORD STUDY
 import { launch, shooter, checker, imageSpread } from './share_lib.mjs';
 
-const [base, token, revoked, findings, impression, tmp] = process.argv.slice(2);
+const [base, token, revoked, findings, impression, tmp, user, password, study] = process.argv.slice(2);
 const { check, done } = checker();
 const shot = shooter('share');
 const browser = await launch(tmp);
@@ -74,6 +77,45 @@ try {
   check('a revoked link shows the error state', /无效|过期|撤销/.test(msg), msg);
   check('... and no report', (await page.$('#findings')) === null);
   await shot(page, 'revoked');
+
+  // ---- the technician creates and revokes a link in the application ----
+  const ctx = await browser.createBrowserContext();
+  const app = await ctx.newPage();
+  await app.setViewport({ width: 1280, height: 900 });
+  app.on('pageerror', (e) => problems.push(String(e)));
+  await app.goto(`${base}/#/share/${study}`, { waitUntil: 'load' });
+  await app.waitForSelector('#login-form', { timeout: 15000 });
+  check('the share page without a session: the login page', (await app.evaluate(() => location.hash)).startsWith('#/login'));
+  await app.type('#login-user', user);
+  await app.type('#login-password', password);
+  await Promise.all([app.waitForSelector('#share-create', { timeout: 15000 }), app.click('#login-submit')]);
+  await app.waitForSelector('#share-list', { timeout: 15000 });
+  const before = await app.$$eval('#share-list tbody tr', (rs) => rs.length);
+  await app.select('#share-life', String(86400));
+  await app.click('#share-create');
+  await app.waitForSelector('#share-made #share-qr', { timeout: 15000 });
+  await app.waitForFunction(() => document.getElementById('share-qr').naturalWidth > 0, { timeout: 10000 });
+  const link = await app.$eval('#share-link', (a) => a.getAttribute('href'));
+  check('the technician creates a link: a QR code and /s/<token>', /^\/s\/[A-Za-z0-9_-]{43}\.s\d+-/.test(link), link);
+  await app.waitForFunction((n) => document.querySelectorAll('#share-list tbody tr').length === n + 1, { timeout: 10000 }, before);
+  check('... listed', true);
+  await shot(app, 'technician-created');
+  const made = await app.$eval('#share-made', (e) => e.dataset.share);
+  const phone = await ctx.newPage();
+  await phone.goto(`${base}${link}`, { waitUntil: 'load' });
+  await phone.waitForSelector('#findings', { timeout: 15000 });
+  check('... the new link opens the report', (await phone.$eval('#findings', (e) => e.textContent)) === findings);
+  await phone.close();
+  await app.bringToFront();
+  await app.click(`button[data-revoke="${made}"]`);
+  await app.waitForSelector(`#share-list tr[data-share="${made}"][data-state="revoked"]`, { timeout: 10000 });
+  check('... revoked from the page', true);
+  await shot(app, 'technician-revoked');
+  const after = await ctx.newPage();
+  await after.goto(`${base}${link}`, { waitUntil: 'load' });
+  await after.waitForSelector('#state.error', { timeout: 10000 });
+  check('... and the patient\'s page stops at once', (await after.$('#findings')) === null);
+  await ctx.close();
   check('no script error or CSP violation', problems.length === 0, problems.join(' | '));
 } finally {
   await browser.close();

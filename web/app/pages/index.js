@@ -17,3 +17,4 @@ import './recognition.js';
 // office and admin (statistics, audit, users): add imports below
 
 // patient share: add imports below
+import './share.js';
