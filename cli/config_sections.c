@@ -8,6 +8,7 @@
 #include "../reports/rec_config.h"
 #include "../reports/rpt_config.h"
 #include "../reports/dlv_config.h"
+#include "../reports/shr_config.h"
 #include "../storage/sto_config.h"
 #include "../viewer-api/api_config.h"
 #include "../worklist/wl_config.h"
@@ -26,5 +27,6 @@ const hr_config_section *const hr_config_sections[] = {
     &pix_config_persons,
     &rec_config_recognition,
     &rpt_dlv_config_section,
+    &shr_config_share,
     NULL,
 };

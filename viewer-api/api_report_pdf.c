@@ -96,20 +96,23 @@ static void cache_store(const hr_config *cfg, const char *path, const unsigned c
     }
 }
 
-/* The version's PDF: from the cache or rendered (one of VA_PDF_RENDERS). */
-static int pdf_of(const hr_config *cfg, pstate *st, const rpt_version *v)
+int va__report_pdf(const hr_config *cfg, const rpt_version *v, const char *url, unsigned char **pdf,
+                   size_t *len, int *cached)
 {
     char path[HR_PATH_MAX + 128];
-    rpt_render_in in = {.payload = v->payload, .digest = v->digest, .verify_url = st->url};
+    rpt_render_in in = {.payload = v->payload, .digest = v->digest, .verify_url = url};
     hr_buf out;
     int rc;
 
-    rc = cache_path(cfg, v->digest, st->url, path, sizeof(path));
+    *pdf = NULL;
+    *len = 0;
+    *cached = 0;
+    rc = cache_path(cfg, v->digest, url, path, sizeof(path));
     if (rc)
         return rc;
-    rc = hr_read_file(path, RPT_RENDER_OUT_MAX, &st->pdf, &st->len);
+    rc = hr_read_file(path, RPT_RENDER_OUT_MAX, pdf, len);
     if (rc == 0) {
-        st->cached = 1;
+        *cached = 1;
         return 0;
     }
     if (atomic_fetch_add(&g_renders, 1) >= VA_PDF_RENDERS) {
@@ -124,9 +127,15 @@ static int pdf_of(const hr_config *cfg, pstate *st, const rpt_version *v)
         return rc;
     }
     cache_store(cfg, path, out.data, out.len);
-    st->pdf = out.data; /* the buffer's storage becomes the answer */
-    st->len = out.len;
+    *pdf = out.data; /* the buffer's storage becomes the answer */
+    *len = out.len;
     return 0;
+}
+
+/* The version's PDF: from the cache or rendered (one of VA_PDF_RENDERS). */
+static int pdf_of(const hr_config *cfg, pstate *st, const rpt_version *v)
+{
+    return va__report_pdf(cfg, v, st->url, &st->pdf, &st->len, &st->cached);
 }
 
 static void pdf_work(va_req *r, redisContext *c)

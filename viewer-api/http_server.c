@@ -137,6 +137,12 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/config/hospitals", 0, va_handle_config_hospitals, "config-hospitals",
      VA_BODY_NONE},
     {"GET", "/api/v1/config/centers", 0, va_handle_config_centers, "config-centers", VA_BODY_NONE},
+    {"POST", "/api/v1/shares", 0, va_handle_share_create, "share-create", VA_BODY_SMALL},
+    {"GET", "/api/v1/shares", 0, va_handle_shares, "shares", VA_BODY_NONE},
+    {"POST", "/api/v1/shares/{}/revoke", 0, va_handle_share_revoke, "share-revoke", VA_BODY_SMALL},
+    {"GET", "/api/v1/share/{}", 1, va_handle_share_read, "share-read", VA_BODY_NONE},
+    {"GET", "/api/v1/share/{}/images/{}", 1, va_handle_share_image, "share-image", VA_BODY_NONE},
+    {"GET", "/api/v1/share/{}/pdf", 1, va_handle_share_pdf, "share-pdf", VA_BODY_NONE},
     {"GET", "/viewer/app-config.js", 0, va_handle_viewer_config, "viewer-config", VA_BODY_NONE},
     /* the pages and the viewer (static.c): chosen by va_static_path when no
      * route matched; these patterns match no request path */
@@ -182,7 +188,13 @@ static int reads_patient_data(const va_route *rt)
                                     "stats-overdue",
                                     "audit-search",
                                     "rendered",
-                                    "thumbnail"};
+                                    "thumbnail",
+                                    "share-create",
+                                    "shares",
+                                    "share-revoke",
+                                    "share-read",
+                                    "share-image",
+                                    "share-pdf"};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++)
         if (strcmp(rt->metric, k[i]) == 0)
             return 1;
@@ -1684,6 +1696,7 @@ static void free_server(va_server *s)
     free(s->tls_key_pem);
     free(s->stats);
     free(s->login_gate);
+    free(s->share_gate);
     free(s);
 }
 

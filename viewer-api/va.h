@@ -131,6 +131,9 @@ struct va_server {
      * flood is refused on the loop, before Redis, the KDF pool or the audit
      * log are touched; NULL until the first login */
     struct va_login_gate *login_gate;
+    /* per-address and per-token windows of the public share routes
+     * (api_share.c), bounded tables; NULL until the first request */
+    struct va_share_gate *share_gate;
     /* responses held back (va_req_defer), in order of release; one timer */
     struct va_req *held_first, *held_last;
     int n_held;
@@ -385,6 +388,14 @@ void va_handle_report_jws(va_req *r);
 void va_handle_report_verify(va_req *r); /* GET .../versions/{n}/verify */
 /* GET /api/v1/reports/{id}/versions/{n}/pdf (api_report_pdf.c) */
 void va_handle_report_pdf(va_req *r);
+/* The PDF of signed version v with the verification URL url: from the cache
+ * <data_dir>/rendered, else rendered (at most VA_PDF_RENDERS at once in the
+ * process) and stored there. *pdf (malloc'd, the caller frees), *len,
+ * *cached (1: from the cache). 0; -EAGAIN (renders busy); the codes of
+ * rpt_render_pdf. Blocking (pool step). */
+struct rpt_version;
+int va__report_pdf(const hr_config *cfg, const struct rpt_version *v, const char *url,
+                   unsigned char **pdf, size_t *len, int *cached);
 void va_handle_reports(va_req *r);
 void va_handle_exam(va_req *r);
 /* How much of a study's reports the principal of r may see: the one access
@@ -433,6 +444,14 @@ void va_handle_user_enable(va_req *r);
 void va_handle_user_password(va_req *r);
 void va_handle_config_hospitals(va_req *r);
 void va_handle_config_centers(va_req *r);
+/* patient share links (api_share.c, decision 0032) */
+void va_handle_share_create(va_req *r);
+void va_handle_shares(va_req *r);
+void va_handle_share_revoke(va_req *r);
+/* public: the holder of a share token */
+void va_handle_share_read(va_req *r);
+void va_handle_share_image(va_req *r);
+void va_handle_share_pdf(va_req *r);
 
 /* metrics text of the HTTP layer (http_server.c) */
 void va_metrics_http(va_server *s, hr_buf *out);

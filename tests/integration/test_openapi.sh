@@ -183,7 +183,8 @@ for path, item in paths.items():
                 js = (r.get("content") or {}).get("application/json")
                 if not js or resolve(js.get("schema")) is not resolve({"$ref": "#/components/schemas/Error"}):
                     problems.append("%s %s: error response is not application/json Error" % (where, code))
-        if path not in ("/healthz", "/api/v1/login"):
+        # public operations (security: []) authenticate nothing: no 401
+        if op.get("security") != []:
             if "401" not in responses:
                 problems.append(where + ": authenticated operation without 401")
         params = item_params + [resolve(p) or {} for p in op.get("parameters") or []]
@@ -210,8 +211,10 @@ print("    %d paths, %d operations" % (len(paths), n_ops))
 # public operations opt out of security, no other does
 public = sorted("%s %s" % (m.upper(), p) for p, it in paths.items() for m, op in it.items()
                 if m in METHODS and op.get("security") == [])
-check("only GET /healthz and POST /api/v1/login opt out of security",
-      public == ["GET /healthz", "POST /api/v1/login"], repr(public))
+# (and the patient share routes: their token is in the path, decision 0032)
+check("only GET /healthz, POST /api/v1/login and the public share routes opt out of security",
+      public == ["GET /api/v1/share/{token}", "GET /api/v1/share/{token}/images/{n}",
+                 "GET /api/v1/share/{token}/pdf", "GET /healthz", "POST /api/v1/login"], repr(public))
 
 # the error schema
 err = (((doc.get("components") or {}).get("schemas") or {}).get("Error")) or {}

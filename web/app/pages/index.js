@@ -14,6 +14,7 @@ import './reader.js';
 import './auditor.js';
 
 // receiving doctor (recognition): add imports below
+import './recognition.js';
 
 // office and admin (statistics, audit, users): add imports below
 import './office.js';
@@ -21,3 +22,4 @@ import './audit.js';
 import './users.js';
 
 // patient share: add imports below
+import './share.js';
