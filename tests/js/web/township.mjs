@@ -155,6 +155,8 @@ try {
   t.check('... the turnaround (arrival to signature) is shown', /\d/.test(await page.$eval('#exam-turnaround', (e) => e.textContent).catch(() => '')));
   t.check('... no clock on a reported row', (await page.$eval(`#exams td[data-clock="${study}"]`, (td) => td.textContent.trim())) === '');
   await t.shot(page, 'report');
+  const shareHref = await page.$eval('#report-share', (a) => a.getAttribute('href')).catch(() => null);
+  t.check('a final report offers the patient share page of its exam', shareHref === `#/share/${study}`, String(shareHref));
   const pdfHref = await page.$eval('#report-pdf', (a) => a.getAttribute('href'));
   const pdf = await pageFetch(page, pdfHref);
   t.check('the PDF link downloads a PDF', pdf.status === 200 && pdf.type.startsWith('application/pdf') && pdf.head.startsWith('%PDF-'),

@@ -67,6 +67,7 @@ addMessages({
     'township.version': '第 {n} 版（{status}）',
     'township.pdf': '下载 PDF',
     'township.jws': '下载签名文件 (JWS)',
+    'township.share': '分享给患者（云胶片）',
     'township.verify.ok': '签名有效',
     'township.verify.bad': '签名无效',
     'township.verify.checking': '正在验证签名…',
@@ -140,6 +141,7 @@ addMessages({
     'township.version': 'Version {n} ({status})',
     'township.pdf': 'Download PDF',
     'township.jws': 'Download signature (JWS)',
+    'township.share': 'Share with the patient',
     'township.verify.ok': 'Signature valid',
     'township.verify.bad': 'Signature invalid',
     'township.verify.checking': 'Checking the signature…',
@@ -332,6 +334,9 @@ function ReportView({ rep, study }) {
       ? html`<div class="actions">
           <a class="button" href=${ver.links.pdf} target="_blank" rel="noopener" id="report-pdf" data-href=${ver.links.pdf}>${t('township.pdf')}</a>
           <button type="button" id="report-jws" onClick=${() => dl('jws')}>${t('township.jws')}</button>
+          ${['final', 'amended', 'corrected'].includes(rep.signed ? rep.signed.status : rep.status)
+            ? html`<a class="button" id="report-share" href=${'#/share/' + rep.id.replace(/^r[0-9]+-/, '')}>${t('township.share')}</a>`
+            : null}
         </div>`
       : null}
     ${error ? html`<p class="error">${error}</p>` : null}
