@@ -196,7 +196,13 @@ gaps = [b - a for a, b in zip(t, t[1:])]
 sys.exit(0 if gaps and min(gaps) >= 450 else 1)
 PY
 check "... counted as failing" test "$(rcli dl ZSCORE hr:dlv:failing "$ID/2/hl7")" != ""
-curl -s -H "Authorization: Bearer $AD" "$U/metrics" >"$T/metrics.txt"
+# the queue gauges are sampled by the sender's poll, not read per scrape:
+# wait (bounded) until a sample has seen the failing delivery
+for _ in $(seq 1 50); do
+  curl -s -H "Authorization: Bearer $AD" "$U/metrics" >"$T/metrics.txt"
+  grep -qE '^huren_deliveries_failing 1$' "$T/metrics.txt" && break
+  sleep 0.2
+done
 check "/metrics: failed HL7 attempts" grep -qE '^huren_delivery_attempts_failed_total\{channel="hl7"\} [1-9]' "$T/metrics.txt"
 check "/metrics: one pending, failing" grep -qE '^huren_deliveries_pending 1$' "$T/metrics.txt"
 check "/metrics: failing 1" grep -qE '^huren_deliveries_failing 1$' "$T/metrics.txt"
