@@ -31,7 +31,7 @@ typedef struct hr_render_req {
  * or photometric interpretation); -E2BIG when the frame exceeds
  * HR_RENDER_MAX_PIXELS; -EINVAL for a bad request; -EIO for an unreadable
  * file; -ENOMEM. */
-int hr_render_frame(const char *path, const hr_render_req *rq, unsigned char **out,
-                    size_t *out_len, const char **content_type);
+int hr_render_frame(const char *path, const hr_render_req *rq, unsigned char **out, size_t *out_len,
+                    const char **content_type);
 
 #endif
