@@ -91,15 +91,20 @@ static int id_ok(const char *s)
     return 1;
 }
 
-/* reports.templates: a checked copy replaces *dst. */
-static int parse_templates(json_t *v, json_t **dst, char *err, size_t ecap)
+/* One list of reports (templates, phrases): each item an object with the
+ * members k_members, checked by item; a checked copy replaces *dst. */
+typedef struct list_spec {
+    const char *path; /* "reports.templates" */
+    const char *noun; /* "templates": the error message */
+    size_t max;
+    const char *const *members;
+    int (*item)(json_t *list, json_t *t, size_t i, const char *where, char *err, size_t ecap);
+} list_spec;
+
+static int parse_list(const list_spec *ls, json_t *v, json_t **dst, char *err, size_t ecap)
 {
-    static const char *const k_members[] = {"id",       "name",       "modalities", "body_parts",
-                                            "findings", "impression", NULL};
-    const char *path = "reports.templates";
-    if (!json_is_array(v) || json_array_size(v) > RPT_TEMPLATES_MAX)
-        return hr_cfg_fail(err, ecap, "%s: a list of at most %d templates", path,
-                           RPT_TEMPLATES_MAX);
+    if (!json_is_array(v) || json_array_size(v) > ls->max)
+        return hr_cfg_fail(err, ecap, "%s: a list of at most %zu %s", ls->path, ls->max, ls->noun);
     json_t *copy = json_deep_copy(v);
     if (!copy)
         return -ENOMEM;
@@ -109,32 +114,14 @@ static int parse_templates(json_t *v, json_t **dst, char *err, size_t ecap)
     int rc = 0;
     json_array_foreach(copy, i, t)
     {
-        snprintf(where, sizeof(where), "%s[%zu].", path, i);
+        snprintf(where, sizeof(where), "%s[%zu].", ls->path, i);
         if (!json_is_object(t)) {
-            rc = hr_cfg_fail(err, ecap, "%s[%zu]: an object", path, i);
+            rc = hr_cfg_fail(err, ecap, "%s[%zu]: an object", ls->path, i);
             break;
         }
-        rc = hr_cfg_check_keys(t, where, k_members, err, ecap);
-        if (!rc && !id_ok(json_string_value(json_object_get(t, "id"))))
-            rc = hr_cfg_fail(err, ecap, "%sid: 1-64 of A-Z a-z 0-9 . _ -", where);
-        for (size_t j = 0; !rc && j < i; j++)
-            if (json_equal(json_object_get(json_array_get(copy, j), "id"),
-                           json_object_get(t, "id")))
-                rc = hr_cfg_fail(err, ecap, "%sid: \"%s\" twice", where,
-                                 json_string_value(json_object_get(t, "id")));
+        rc = hr_cfg_check_keys(t, where, ls->members, err, ecap);
         if (!rc)
-            rc = text_member(t, "name", 1, RPT_TEMPLATE_NAME_MAX, 0, path, i, err, ecap);
-        if (!rc)
-            rc = cs_member(t, "modalities", path, i, err, ecap);
-        if (!rc)
-            rc = cs_member(t, "body_parts", path, i, err, ecap);
-        if (!rc)
-            rc = text_member(t, "findings", 0, RPT_TEMPLATE_TEXT_MAX, 1, path, i, err, ecap);
-        if (!rc)
-            rc = text_member(t, "impression", 0, RPT_TEMPLATE_TEXT_MAX, 1, path, i, err, ecap);
-        if (!rc && !json_string_length(json_object_get(t, "findings")) &&
-            !json_string_length(json_object_get(t, "impression")))
-            rc = hr_cfg_fail(err, ecap, "%s[%zu]: findings or impression", path, i);
+            rc = ls->item(copy, t, i, where, err, ecap);
         if (rc)
             break;
     }
@@ -147,45 +134,55 @@ static int parse_templates(json_t *v, json_t **dst, char *err, size_t ecap)
     return 0;
 }
 
-/* reports.phrases: a checked copy replaces *dst. */
-static int parse_phrases(json_t *v, json_t **dst, char *err, size_t ecap)
+/* reports.templates[i]: a unique id, a name, its modalities and body parts,
+ * findings or impression. */
+static int template_item(json_t *list, json_t *t, size_t i, const char *where, char *err,
+                         size_t ecap)
 {
-    static const char *const k_members[] = {"group", "text", "modalities", NULL};
-    const char *path = "reports.phrases";
-    if (!json_is_array(v) || json_array_size(v) > RPT_PHRASES_MAX)
-        return hr_cfg_fail(err, ecap, "%s: a list of at most %d phrases", path, RPT_PHRASES_MAX);
-    json_t *copy = json_deep_copy(v);
-    if (!copy)
-        return -ENOMEM;
-    size_t i;
-    json_t *t;
-    char where[64];
+    const char *path = "reports.templates";
     int rc = 0;
-    json_array_foreach(copy, i, t)
-    {
-        snprintf(where, sizeof(where), "%s[%zu].", path, i);
-        if (!json_is_object(t)) {
-            rc = hr_cfg_fail(err, ecap, "%s[%zu]: an object", path, i);
-            break;
-        }
-        rc = hr_cfg_check_keys(t, where, k_members, err, ecap);
-        if (!rc)
-            rc = text_member(t, "group", 1, RPT_TEMPLATE_NAME_MAX, 0, path, i, err, ecap);
-        if (!rc)
-            rc = text_member(t, "text", 1, RPT_PHRASE_MAX, 0, path, i, err, ecap);
-        if (!rc)
-            rc = cs_member(t, "modalities", path, i, err, ecap);
-        if (rc)
-            break;
-    }
-    if (rc) {
-        json_decref(copy);
-        return rc;
-    }
-    json_decref(*dst);
-    *dst = copy;
-    return 0;
+    if (!id_ok(json_string_value(json_object_get(t, "id"))))
+        rc = hr_cfg_fail(err, ecap, "%sid: 1-64 of A-Z a-z 0-9 . _ -", where);
+    for (size_t j = 0; !rc && j < i; j++)
+        if (json_equal(json_object_get(json_array_get(list, j), "id"), json_object_get(t, "id")))
+            rc = hr_cfg_fail(err, ecap, "%sid: \"%s\" twice", where,
+                             json_string_value(json_object_get(t, "id")));
+    if (!rc)
+        rc = text_member(t, "name", 1, RPT_TEMPLATE_NAME_MAX, 0, path, i, err, ecap);
+    if (!rc)
+        rc = cs_member(t, "modalities", path, i, err, ecap);
+    if (!rc)
+        rc = cs_member(t, "body_parts", path, i, err, ecap);
+    if (!rc)
+        rc = text_member(t, "findings", 0, RPT_TEMPLATE_TEXT_MAX, 1, path, i, err, ecap);
+    if (!rc)
+        rc = text_member(t, "impression", 0, RPT_TEMPLATE_TEXT_MAX, 1, path, i, err, ecap);
+    if (!rc && !json_string_length(json_object_get(t, "findings")) &&
+        !json_string_length(json_object_get(t, "impression")))
+        rc = hr_cfg_fail(err, ecap, "%s[%zu]: findings or impression", path, i);
+    return rc;
 }
+
+/* reports.phrases[i]: a group, a text, its modalities. */
+static int phrase_item(json_t *list, json_t *t, size_t i, const char *where, char *err, size_t ecap)
+{
+    (void)list, (void)where;
+    const char *path = "reports.phrases";
+    int rc = text_member(t, "group", 1, RPT_TEMPLATE_NAME_MAX, 0, path, i, err, ecap);
+    if (!rc)
+        rc = text_member(t, "text", 1, RPT_PHRASE_MAX, 0, path, i, err, ecap);
+    if (!rc)
+        rc = cs_member(t, "modalities", path, i, err, ecap);
+    return rc;
+}
+
+static const char *const k_template_members[] = {
+    "id", "name", "modalities", "body_parts", "findings", "impression", NULL};
+static const char *const k_phrase_members[] = {"group", "text", "modalities", NULL};
+static const list_spec k_templates = {"reports.templates", "templates", RPT_TEMPLATES_MAX,
+                                      k_template_members, template_item};
+static const list_spec k_phrases = {"reports.phrases", "phrases", RPT_PHRASES_MAX, k_phrase_members,
+                                    phrase_item};
 
 static int parse(json_t *v, const char *path, hr_config *c, char *err, size_t ecap)
 {
@@ -224,10 +221,10 @@ static int parse(json_t *v, const char *path, hr_config *c, char *err, size_t ec
     r->cert_days = (int)n;
     json_t *t = json_object_get(v, "templates");
     if (!rc && t)
-        rc = parse_templates(t, &r->templates, err, ecap);
+        rc = parse_list(&k_templates, t, &r->templates, err, ecap);
     t = json_object_get(v, "phrases");
     if (!rc && t)
-        rc = parse_phrases(t, &r->phrases, err, ecap);
+        rc = parse_list(&k_phrases, t, &r->phrases, err, ecap);
     return rc;
 }
 
