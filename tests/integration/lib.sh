@@ -203,3 +203,17 @@ CNF
   PIDS+=("$TSA_PID")
   wait_port "$tport" 10
 }
+
+# signing_key DATA_DIR USER PIN: a P-256 key for USER under the signing PIN
+# (encrypted PKCS#8, a cheap KDF) and its self-signed certificate, where
+# huren's reports look for them (<data>/keys/USER/{key.p8,chain.pem})
+signing_key() {
+  local d=$1/keys/$2
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/plain.pem" \
+    -out "$d/chain.pem" -days 30 -subj "/CN=$2" -addext keyUsage=critical,digitalSignature 2>/dev/null
+  openssl pkcs8 -topk8 -in "$d/plain.pem" -out "$d/key.p8" -v2 aes-256-cbc -v2prf hmacWithSHA256 \
+    -iter 1000 -passout "pass:$3"
+  rm "$d/plain.pem"
+  chmod 600 "$d/key.p8"
+}

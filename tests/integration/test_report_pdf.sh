@@ -22,16 +22,7 @@ add_user "$cfg" tech1 'tech1-password-1' technician township1
 add_user "$cfg" tech2 'tech2-password-1' technician township2
 add_user "$cfg" ext1 'ext1-password-1' external township2
 add_user "$cfg" admin 'admin-password-1' admin county
-mkkey() { # user: a P-256 key under the PIN and its certificate
-  local d=$DATA/keys/$1
-  mkdir -p "$d"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/plain.pem" \
-    -out "$d/chain.pem" -days 30 -subj "/CN=$1" -addext keyUsage=critical,digitalSignature 2>/dev/null
-  openssl pkcs8 -topk8 -in "$d/plain.pem" -out "$d/key.p8" -v2 aes-256-cbc -v2prf hmacWithSHA256 \
-    -iter 1000 -passout pass:$PIN
-  rm "$d/plain.pem"
-  chmod 600 "$d/key.p8"
-}
+mkkey() { signing_key "$DATA" "$1" "$PIN"; } # user: a P-256 key under the PIN
 mkkey rd1
 mkkey aud1
 
