@@ -1,8 +1,39 @@
 #include "va.h"
 
+#include "../common/hr_io.h"
+#include "../common/hr_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static atomic_uint g_tmp_counter; /* unique temporary names of cache files */
+
+void va__cache_store(const hr_config *cfg, const char *path, const unsigned char *p, size_t len,
+                     const char *what)
+{
+    char dir[HR_PATH_MAX + 16], tmp[HR_PATH_MAX + 200];
+    int fd, rc;
+
+    snprintf(dir, sizeof(dir), "%s/rendered", cfg->data_dir);
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return;
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path, (long)getpid(),
+             atomic_fetch_add(&g_tmp_counter, 1));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    rc = hr_write_all(fd, p, len);
+    if (close(fd) || rc || rename(tmp, path)) {
+        hr_log(HR_LOG_WARN, "api", "%s: cannot store %s", what, path);
+        unlink(tmp);
+    }
+}
 
 void va__deny(va_denial *d, int status, const char *code, const char *fmt, ...)
 {

@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +32,7 @@
 #define VA_PDF_RENDERS     2 /* renders at once per process */
 #define VA_PDF_RETRY_AFTER "2"
 
-static atomic_int g_renders;      /* renders running now */
-static atomic_uint g_tmp_counter; /* unique temporary file names */
+static atomic_int g_renders; /* renders running now */
 
 typedef struct pstate {
     char id[RPT_ID_MAX];
@@ -73,29 +71,6 @@ static int cache_path(const hr_config *cfg, const char *digest, const char *url,
     return 0;
 }
 
-/* Stores pdf at path: a temporary file in the same directory, renamed. A
- * cache: not fsync'd, and a failure only costs a later render. */
-static void cache_store(const hr_config *cfg, const char *path, const unsigned char *pdf,
-                        size_t len)
-{
-    char dir[HR_PATH_MAX + 16], tmp[HR_PATH_MAX + 96];
-    int fd, rc;
-
-    snprintf(dir, sizeof(dir), "%s/rendered", cfg->data_dir);
-    if (mkdir(dir, 0700) && errno != EEXIST)
-        return;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path, (long)getpid(),
-             atomic_fetch_add(&g_tmp_counter, 1));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return;
-    rc = hr_write_all(fd, pdf, len);
-    if (close(fd) || rc || rename(tmp, path)) {
-        hr_log(HR_LOG_WARN, "api", "report pdf: cannot store %s", path);
-        unlink(tmp);
-    }
-}
-
 int va__report_pdf(const hr_config *cfg, const rpt_version *v, const char *url, unsigned char **pdf,
                    size_t *len, int *cached)
 {
@@ -126,7 +101,7 @@ int va__report_pdf(const hr_config *cfg, const rpt_version *v, const char *url, 
         hr_buf_free(&out);
         return rc;
     }
-    cache_store(cfg, path, out.data, out.len);
+    va__cache_store(cfg, path, out.data, out.len, "report pdf");
     *pdf = out.data; /* the buffer's storage becomes the answer */
     *len = out.len;
     return 0;

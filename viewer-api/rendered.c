@@ -38,7 +38,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +54,6 @@
 #define RENDER_MAX_AGE       "private, max-age=600"
 
 enum level { L_STUDY, L_SERIES, L_INSTANCE, L_FRAME };
-
-static atomic_uint g_tmp_counter; /* unique temporary file names of the cache */
 
 typedef struct rstate {
     int thumbnail; /* the thumbnail resource (else rendered) */
@@ -107,27 +104,6 @@ static int cache_path(const hr_config *cfg, const char *sha, const hr_render_req
     return 0;
 }
 
-/* A cache: tmp + rename, not fsync'd; a failure only costs a later render. */
-static void cache_store(const hr_config *cfg, const char *path, const unsigned char *p, size_t len)
-{
-    char dir[HR_PATH_MAX + 16], tmp[HR_PATH_MAX + 200];
-    int fd, rc;
-
-    snprintf(dir, sizeof(dir), "%s/rendered", cfg->data_dir);
-    if (mkdir(dir, 0700) && errno != EEXIST)
-        return;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path, (long)getpid(),
-             atomic_fetch_add(&g_tmp_counter, 1));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return;
-    rc = hr_write_all(fd, p, len);
-    if (close(fd) || rc || rename(tmp, path)) {
-        hr_log(HR_LOG_WARN, "api", "rendered: cannot store %s", path);
-        unlink(tmp);
-    }
-}
-
 /* ---- the pool step ---- */
 
 /* Renders frame (0: the middle one for a thumbnail, else 1) of instance it
@@ -161,7 +137,7 @@ static int render_instance(va_req *r, rstate *st, const sto_rinst *it, unsigned 
     sto_objstore_path(&r->srv->sto->store, it->sha, path);
     rc = hr_render_frame(path, &rq, &st->img, &st->len, &st->ctype);
     if (rc == 0 && st->cacheable && cpath[0])
-        cache_store(cfg, cpath, st->img, st->len);
+        va__cache_store(cfg, cpath, st->img, st->len, "rendered");
     return rc;
 }
 

@@ -322,6 +322,12 @@ typedef struct va_denial {
 void va__deny(va_denial *d, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Stores p (len bytes) at path, a file of the cache <data_dir>/rendered
+ * (rendered images, report PDFs): a temporary file beside it, renamed. Not
+ * fsync'd: a failure only costs a later render (logged with what). Pool. */
+void va__cache_store(const hr_config *cfg, const char *path, const unsigned char *p, size_t len,
+                     const char *what);
+
 /* A new JSON string of s (NULL counts as ""); "" when s is not valid UTF-8,
  * so it never fails the document. NULL only when out of memory. */
 json_t *va__jstr(const char *s);
