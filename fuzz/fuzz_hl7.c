@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hr_buf_init(&ack, RPT_HL7_ACK_MAX);
     int arc = rpt_hl7_ack_build(whole, wrc ? we.ack : "AA", wrc ? &we : NULL, "COUNTY",
                                 1796292900000LL, &ack);
-    if (arc != 0 && arc != HR_ETOOBIG)
+    if (arc != 0) /* echoed values are cut: an ACK can always be built */
         abort();
     if (arc == 0) {
         rpt_hl7_ack r;

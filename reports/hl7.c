@@ -995,15 +995,30 @@ static const char *code_name(int code)
     }
 }
 
-/* Appends s (a value whose ^ and & are the component / subcomponent
- * separators) escaped. */
+/* Copies at most n bytes of s into t[cap] without cutting a UTF-8 character. */
+static void cut_utf8(char *t, size_t cap, const char *s, size_t n)
+{
+    if (n > cap - 1)
+        n = cap - 1;
+    size_t l = strnlen(s, n);
+    if (l == n && s[l] != '\0')
+        while (l > 0 && ((unsigned char)s[l] & 0xC0) == 0x80)
+            l--; /* s[l] starts the character that did not fit */
+    memcpy(t, s, l);
+    t[l] = '\0';
+}
+
+/* Appends s (at most 200 bytes of it; ^ and & in it are the component and
+ * subcomponent separators) escaped. */
 static int put_joined(hr_buf *b, const char *s)
 {
     int rc = 0;
-    char piece[1024];
+    char all[201], piece[201];
+    cut_utf8(all, sizeof(all), s, 200);
+    s = all;
     while (!rc) {
         size_t k = strcspn(s, "^&");
-        snprintf(piece, sizeof(piece), "%.*s", (int)(k < sizeof(piece) ? k : sizeof(piece) - 1), s);
+        cut_utf8(piece, sizeof(piece), s, k);
         rc = rpt_hl7_escape(piece, b);
         if (rc || !s[k])
             break;
@@ -1018,10 +1033,11 @@ static int put(hr_buf *b, const char *s)
     return hr_buf_append(b, s, strlen(s));
 }
 
+/* Appends at most 255 bytes of s, escaped. */
 static int put_esc(hr_buf *b, const char *s)
 {
     char t[256];
-    snprintf(t, sizeof(t), "%s", s);
+    cut_utf8(t, sizeof(t), s, sizeof(t) - 1);
     return rpt_hl7_escape(t, b);
 }
 

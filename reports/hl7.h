@@ -134,7 +134,7 @@ const char *rpt_hl7_charset(const rpt_hl7_msg *m);
 
 /* ---- acknowledgements ---- */
 
-#define RPT_HL7_ACK_MAX 4096 /* bytes of one built ACK, at most */
+#define RPT_HL7_ACK_MAX 16384 /* bytes of one built ACK, at most (echoed values are cut) */
 
 /* Builds an ACK (MSH, MSA, ERR when err) answering m (m may be NULL when the
  * message could not be parsed: then the MSH echo fields of err are used, MSA-2
@@ -142,7 +142,9 @@ const char *rpt_hl7_charset(const rpt_hl7_msg *m);
  * same version and charset as m (version 2.5.1 and UTF-8 when unknown), MSH-9
  * ACK^<event>^ACK, MSH-10 a new id derived from m's ("A" + its first 19
  * characters), MSH-7 now_ms. code "AA" "AE" "AR" (or CA CE CR). Segments end
- * with CR. Appends to out. 0, -EINVAL (bad code), -ENOMEM, HR_ETOOBIG. */
+ * with CR. Echoed values are cut (MSH-5/6 at 200 bytes, others at 255) on a
+ * character boundary, so an ACK can always be built. Appends to out. 0,
+ * -EINVAL (bad code), -ENOMEM, HR_ETOOBIG (out's cap). */
 int rpt_hl7_ack_build(const rpt_hl7_msg *m, const char *code, const rpt_hl7_err *err,
                       const char *hub_facility, long long now_ms, hr_buf *out);
 

@@ -95,7 +95,9 @@ int sto_journal_read(const char *dir, const sto_journal_pos *pos, uint8_t **data
  * in name order (creation time), records in file order; data is valid during
  * the call. A torn or corrupt tail ends that segment (counted in *torn when
  * torn is not NULL, and logged). cb returning non-zero stops the scan with that
- * value. 0 (also for a missing dir), -errno, -ENOMEM. */
+ * value. A record whose append failed at its fdatasync may still be found
+ * (written, durability unknown): consumers dedupe. 0 (also for a missing dir),
+ * -errno, -ENOMEM. */
 int sto_journal_scan(const char *dir,
                      int (*cb)(void *arg, uint32_t type, const uint8_t *data, size_t len,
                                long long ms, const sto_journal_pos *pos),

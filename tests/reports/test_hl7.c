@@ -456,5 +456,33 @@ Test(hl7, ack_build)
     hr_buf_append(&b, "", 1);
     cr_expect(strstr((char *)b.data, "\rMSA|AR|\r") || strstr((char *)b.data, "\rMSA|AR||"), "%s",
               (char *)b.data);
+
+    /* long echoed values are cut on a character boundary: the ACK is still built */
+    hr_buf big;
+    hr_buf_init(&big, 1 << 20);
+    hr_buf_append(&big, "MSH|^~\\&|", 9);
+    for (int i = 0; i < 3000; i++)
+        hr_buf_append(&big, "张", 3);
+    hr_buf_append(&big, "|", 1);
+    for (int i = 0; i < 3000; i++)
+        hr_buf_append(&big, "\\F\\", 3);
+    const char *rest = "|C|D|1||ORU^R01|";
+    hr_buf_append(&big, rest, strlen(rest));
+    for (int i = 0; i < 500; i++)
+        hr_buf_append(&big, "\\X01\\", 5);
+    rest = "|P|2.5|||||CHN|UNICODE UTF-8\r";
+    hr_buf_append(&big, rest, strlen(rest));
+    cr_assert_eq(rpt_hl7_parse(big.data, big.len, NULL, &m, &e), 0, "%s", e.text);
+    b.len = 0;
+    rpt_hl7_err_set(&e, "AE", 207, "", 0, 0, "%s", "x");
+    cr_assert_eq(rpt_hl7_ack_build(m, "AE", &e, "COUNTY", 0, &b), 0);
+    cr_expect_leq(b.len, RPT_HL7_ACK_MAX);
+    cr_assert_eq(rpt_hl7_parse(b.data, b.len, NULL, &a, &e), 0, "the ACK reads back: %s", e.text);
+    const char *app = rpt_hl7_get(rpt_hl7_msh(a), 5, 0, 0, 0);
+    cr_expect_eq(strlen(app), 198, "66 whole characters of 3 bytes");
+    cr_expect_eq(strlen(rpt_hl7_get(rpt_hl7_msh(a), 6, 0, 0, 0)), 200);
+    rpt_hl7_free(a);
+    rpt_hl7_free(m);
+    hr_buf_free(&big);
     hr_buf_free(&b);
 }
