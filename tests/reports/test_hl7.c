@@ -371,6 +371,31 @@ Test(hl7, resumable_split_at_every_byte)
             }
             rpt_hl7_parser_free(&p);
         }
+        /* one byte at a time */
+        rpt_hl7_parser p;
+        rpt_hl7_parser_init(&p, NULL, 0);
+        int rc = 0;
+        for (size_t i = 0; i < n && rc >= 0;) {
+            size_t used;
+            rc = rpt_hl7_parser_feed(&p, s + i, 1, &used);
+            cr_assert(used <= 1);
+            i += used;
+        }
+        rpt_hl7_msg *m = NULL;
+        if (rc >= 0)
+            rc = rpt_hl7_parser_finish(&p, &m);
+        cr_expect_eq(rc, wrc, "msg %zu byte by byte", t);
+        if (m) {
+            hr_buf d;
+            hr_buf_init(&d, 1 << 20);
+            dump(m, &d);
+            cr_expect(d.len == ref.len && memcmp(d.data, ref.data, d.len) == 0);
+            hr_buf_free(&d);
+        }
+        cr_expect_eq(rpt_hl7_parser_feed(&p, s, 1, &(size_t){0}), rc < 0 ? rc : HR_EPARSE,
+                     "a finished or failed parser takes no more bytes");
+        rpt_hl7_free(m);
+        rpt_hl7_parser_free(&p);
         rpt_hl7_free(whole);
         hr_buf_free(&ref);
     }
