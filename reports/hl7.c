@@ -142,6 +142,11 @@ static int charset_kind(const char *name)
     return K_UNKNOWN;
 }
 
+int rpt_hl7_charset_known(const char *name)
+{
+    return name && charset_kind(name) != K_UNKNOWN;
+}
+
 /* Bytes of the character at p[0..n) in kind (GB 18030: 1, 2 or 4). */
 static size_t step(int kind, const uint8_t *p, size_t n)
 {
@@ -802,6 +807,10 @@ static int first_segment(rpt_hl7_parser *p, const uint8_t *r, size_t n)
                 echo_msh(err, &m->segs[0]);
             if (rc)
                 return rc;
+            if (!*cs)
+                return rpt_hl7_err_set(err, "AE", 207, "MSH", 1, 18,
+                                       "The hub's default character set for this sender is "
+                                       "not supported.");
             return rpt_hl7_err_set(err, "AE", 103, "MSH", 1, 18,
                                    "MSH-18 names a character set that is not supported.");
         }

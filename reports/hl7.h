@@ -58,6 +58,9 @@ typedef struct rpt_hl7_err {
 int rpt_hl7_err_set(rpt_hl7_err *err, const char *ack, int code, const char *seg, int seq,
                     int field, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
+/* 1 when name is an MSH-18 value the parser reads (for configuration checks). */
+int rpt_hl7_charset_known(const char *name);
+
 /* ---- the resumable parser underneath ---- */
 
 enum rpt_hl7_result {

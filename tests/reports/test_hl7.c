@@ -208,6 +208,15 @@ Test(hl7, charsets)
     cr_expect_str_eq(e.ack, "AE");
     cr_expect_eq(e.code, 103);
     cr_expect_eq(e.field, 18);
+    /* an unknown default (a configuration mistake): AE 207, said so */
+    const char *plain = "MSH|^~\\&|A|B|C|D|1||ORU^R01|U|P|2.5\rPID|1\r";
+    rpt_hl7_msg *x = NULL;
+    cr_expect_eq(rpt_hl7_parse((const uint8_t *)plain, strlen(plain), "EBCDIC", &x, &e), HR_EPARSE);
+    cr_expect_eq(e.code, 207);
+    cr_expect(strstr(e.text, "default") != NULL);
+    cr_expect(rpt_hl7_charset_known("GB 18030-2000") && rpt_hl7_charset_known("gbk") &&
+              rpt_hl7_charset_known("UNICODE UTF-8") && rpt_hl7_charset_known("8859/1"));
+    cr_expect(!rpt_hl7_charset_known("EBCDIC") && !rpt_hl7_charset_known(NULL));
 }
 
 Test(hl7, malformed)
