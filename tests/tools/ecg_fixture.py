@@ -115,7 +115,7 @@ def gen(path, implicit, procedure, patient_id, study, instance, name):
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
     ds.AccessionNumber = "ECG" + ds.SOPInstanceUID[-8:]
-    ds.StudyDescription = "12导联心电图"
+    ds.StudyDescription = procedure  # what routing reads as the procedure
     ds.RequestedProcedureDescription = procedure
     ds.WaveformSequence = Sequence([
         group("RHYTHM", 500, 5000, 16, "MDC", "uV", 2.5, 0.98, 4),
