@@ -453,28 +453,38 @@ static void iso_time(const char *da, const char *tm, char *out, size_t cap)
     snprintf(out, cap, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2s", da, da + 4, da + 6, t, t + 2, t + 4);
 }
 
+/* The name as the report page shows it (decision 0025): the ideographic group
+ * when there is one, else the alphabetic; components joined without a
+ * separator when the group holds non-ASCII (Chinese), with spaces otherwise. */
 static void patient_name(const dcm_ds *ds, const char *charset, char *out, size_t cap)
 {
-    char raw[512], *g, *p;
+    char raw[512], *groups[3] = {raw, NULL, NULL}, *g, *p, *save = NULL;
+    size_t n = 0, i;
+    int wide = 0;
 
     get_text(ds, T_PAT_NAME, charset, raw, sizeof raw);
-    g = raw;
-    if (*g == '=') { /* no alphabetic group: the ideographic one */
-        g++;
-        p = strchr(g, '=');
-        if (p)
-            *p = '\0';
-    } else {
-        p = strchr(g, '=');
-        if (p)
-            *p = '\0';
+    for (i = 1, p = raw; i < 3 && (p = strchr(p, '=')) != NULL; i++) {
+        *p++ = '\0';
+        groups[i] = p;
     }
+    g = groups[1] && *groups[1] ? groups[1] : groups[0];
     for (p = g; *p; p++)
-        if (*p == '^')
-            *p = ' ';
-    while (p > g && p[-1] == ' ')
-        *--p = '\0';
-    snprintf(out, cap, "%s", g);
+        if ((unsigned char)*p >= 0x80)
+            wide = 1;
+    out[0] = '\0';
+    for (p = strtok_r(g, "^", &save); p && n + 1 < cap; p = strtok_r(NULL, "^", &save)) {
+        int k;
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            continue;
+        k = snprintf(out + n, cap - n, "%s%s", n && !wide ? " " : "", p);
+        if (k < 0 || (size_t)k >= cap - n)
+            break;
+        n += (size_t)k;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
 }
 
 int dcm_ecg_decode_ds(const dcm_ds *ds, dcm_ecg **out, char *err, size_t cap)
