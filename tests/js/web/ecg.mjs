@@ -3,15 +3,19 @@
 // township1 and passes):
 //   HUREN_URL  the hub
 //   WEB_STUDY  the ECG's study UID
+//   WEB_NID    the patient's national ID (in the object's Other Patient IDs)
+//   WEB_SIGN_CMD a shell command that signs the reader's draft with the
+//              recognition item ECG-12 (final)
 //   WEB_TMP    a directory for the browser profile
 // Users (password = <name>-password-1): recg (reader, county ECG center),
-// tech1 (technician, township1).
+// tech1 (technician, township1), extb (external doctor, township2).
 // The trace is checked in the pixels of the canvas (a PNG screenshot
 // decoded with pngjs): trace-coloured pixels inside each of the 12 lead
 // cells and the rhythm strip, the grid colours dominating the paper, the
 // trace's height in the rhythm strip doubling from 10 to 20 mm/mV.
 import { start } from './browser.mjs';
 import { PNG } from 'pngjs';
+import { execSync } from 'node:child_process';
 
 const env = (k) => {
   if (!process.env[k]) throw new Error(`${k} is not set`);
@@ -139,6 +143,24 @@ try {
   const drawn = px.cells.filter((c) => regionStats(px, c).trace > 150).length;
   t.checkEq('... with the 13 cells drawn', 13, drawn);
   await t.shot(te, 'township-ecg');
+
+  // ---- recognition: a doctor of township2 sees the signed ECG read-only ----
+  execSync(env('WEB_SIGN_CMD'), { stdio: 'inherit' });
+  const ex = await t.newPage(true);
+  r = await t.login(ex, 'extb', pw('extb'));
+  t.check('the township2 doctor logs in', r.ok, r.error);
+  await t.open(ex, '/recognition');
+  t.check('the recognition page', await t.waitFor(ex, () => !!document.querySelector('#rec-search-form')));
+  await t.fill(ex, '#rec-id', env('WEB_NID'));
+  await ex.click('#rec-search');
+  t.check('the ECG result is recognizable', await t.waitFor(ex, () => document.querySelectorAll('#rec-results tbody tr').length === 1));
+  await ex.click('#rec-results button[data-open="0"]');
+  t.check('its detail shows the ECG view', await t.waitFor(ex, () => !!document.querySelector('#rec-detail #ecg-canvas[data-cells^="["]')));
+  t.check('... read-only: no report editor', !(await ex.$('#rpt-findings')) && !(await ex.$('#sign-btn')));
+  await new Promise((res) => setTimeout(res, 300));
+  px = await canvasPixels(ex);
+  t.checkEq('... with the 13 cells drawn', 13, px.cells.filter((c) => regionStats(px, c).trace > 150).length);
+  await t.shot(ex, 'recognition-ecg');
 } catch (e) {
   await t.abort(e);
 }
