@@ -31,14 +31,16 @@ cp "$PYECG" "$T/in/pydicom_ecg.dcm"
 check "generate a chest-pain 12-lead ECG (16-bit + 8-bit groups)" \
   $PY "$FIX" gen "$T/in/chest.dcm" --procedure "胸痛 chest pain" --patient-id EA-CHEST
 check "generate an implicit VR ECG whose group declares more samples than its data" \
-  $PY "$FIX" gen "$T/in/lie.dcm" --implicit --lie --patient-id EA-LIE
+  $PY "$FIX" gen "$T/in/lie.dcm" --implicit --lie samples --patient-id EA-LIE
+check "... and one whose group declares 13 channels for 12 definitions" \
+  $PY "$FIX" gen "$T/in/lie2.dcm" --lie channels --patient-id EA-LIE2
 "$GEN" --out "$T/ct" --modality CT --instances 1 --bytes 2048 --patient-id EA-CT --seed 71 >/dev/null
-check "township1 stores the three ECGs and a CT" \
-  storescu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port" "$T/in/pydicom_ecg.dcm" "$T/in/chest.dcm" "$T/in/lie.dcm" "$T"/ct/*.dcm
+check "township1 stores the four ECGs and a CT" \
+  storescu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port" "$T/in/pydicom_ecg.dcm" "$T/in/chest.dcm" "$T/in/lie.dcm" "$T/in/lie2.dcm" "$T"/ct/*.dcm
 tag() { dcmdump +P "$1" "$2" | head -1 | sed -n 's/.*\[\(.*\)\].*/\1/p'; }
 SOP1=$(tag 0008,0018 "$T/in/pydicom_ecg.dcm"); ST1=$(tag 0020,000D "$T/in/pydicom_ecg.dcm")
 SOP2=$(tag 0008,0018 "$T/in/chest.dcm"); ST2=$(tag 0020,000D "$T/in/chest.dcm")
-LIESOP=$(tag 0008,0018 "$T/in/lie.dcm")
+LIESOP=$(tag 0008,0018 "$T/in/lie.dcm"); LIE2SOP=$(tag 0008,0018 "$T/in/lie2.dcm")
 CTSOP=$(tag 0008,0018 "$(ls "$T"/ct/*.dcm | head -1)")
 
 req() { # OUT TOKEN URL -> status
@@ -87,13 +89,13 @@ items() {
   $PY -c 'import json,sys; print(" ".join(i["study"] + ":" + i["priority"] for i in json.load(open(sys.argv[1]))["items"]))' "$T/wl.json"
 }
 for _ in $(seq 1 40); do
-  [ "$(items | wc -w)" = 3 ] && break
+  [ "$(items | wc -w)" = 4 ] && break
   sleep 0.5
 done
 check_eq "the chest-pain ECG routed to ecg, stat" "ecg stat" \
   "$(rcli ea HGET "hr:wl:{$ST2}" center) $(rcli ea HGET "hr:wl:{$ST2}" priority)"
-check_eq "the ECG worklist: three items, the stat chest-pain ECG at the top, pydicom's routine" \
-  "3 $ST2:stat routine" "$(items | wc -w) $(items | cut -d' ' -f1) $(items | tr ' ' '\n' | grep "^$ST1:" | cut -d: -f2)"
+check_eq "the ECG worklist: four items, the stat chest-pain ECG at the top, pydicom's routine" \
+  "4 $ST2:stat routine" "$(items | wc -w) $(items | cut -d' ' -f1) $(items | tr ' ' '\n' | grep "^$ST1:" | cut -d: -f2)"
 
 
 # ---- hostile ----
@@ -110,6 +112,8 @@ check_eq "a CT instance (the imaging reader may see it): 415" "415 not_waveform"
   "$(req "$T/e.json" "$RI" "/api/v1/ecg/$CTSOP") $($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"])' "$T/e.json")"
 check_eq "the lying ECG: 422 bad_waveform, saying why" "422 bad_waveform True" \
   "$(req "$T/e.json" "$RE" "/api/v1/ecg/$LIESOP") $($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["error"], "Waveform Data" in d["detail"])' "$T/e.json")"
+check_eq "the 13-channel ECG: 422 bad_waveform (not 415: it is a waveform)" "422 bad_waveform True" \
+  "$(req "$T/e.json" "$RE" "/api/v1/ecg/$LIE2SOP") $($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["error"], "channel definitions" in d["detail"])' "$T/e.json")"
 check_eq "the ECG reader asking for that CT: 404" 404 "$(req "$T/e.json" "$RE" "/api/v1/ecg/$CTSOP")"
 check_eq "POST: 405 or 404" 1 \
   "$(c=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $RE" "$U/api/v1/ecg/$SOP1"); [ "$c" = 405 ] || [ "$c" = 404 ]; echo $((1 - $?)))"
