@@ -77,6 +77,8 @@ check "... equal to pydicom's waveform_array (2 groups x 12 leads)" same "$T/e1.
 check_eq "... with study, SOP class, acquisition time, 9 measurements" \
   "$ST1 1.2.840.10008.5.1.4.1.1.9.1.1 2013-01-25T10:59:19 9" \
   "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["study"], d["sop_class"], d["acquired"], len(d["measurements"]))' "$T/e1.json")"
+tt=$(curl -s -o /dev/null -w '%{time_total} %{size_download}' -H "Authorization: Bearer $RE" "$U/api/v1/ecg/$SOP1")
+echo "# measured: GET /api/v1/ecg of pydicom's ECG (2 groups, 134400 samples): ${tt% *} s, ${tt#* } bytes (this build)"
 check_eq "the generated chest-pain ECG: 200" 200 "$(req "$T/e2.json" "$RE" "/api/v1/ecg/$SOP2")"
 check "... equal to pydicom's (16-bit uV group and 8-bit mV group in uV)" same "$T/e2.json" "$T/in/chest.dcm"
 check_eq "... patient name, Chinese interpretation" "王芳|窦性心律 正常心电图" \
