@@ -3,6 +3,8 @@
 #include "mllp.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
+#include "../common/hr_time.h"
+#include "../reports/hl7.h"
 #include "../reports/oru.h"
 
 #include <arpa/inet.h>
@@ -99,6 +101,25 @@ void gw_hl7_control_id(const uint8_t *head, size_t len, char *id, size_t cap)
     }
     /* the id is usable only if the field ended within the bytes seen */
     id[field > 10 ? n : 0] = '\0';
+}
+
+int gw_hl7_refusal(const uint8_t *head, size_t len, int code, const char *text,
+                   const char *facility, long long now_ms, hr_buf *out)
+{
+    rpt_hl7_msg *m = NULL;
+    rpt_hl7_err err;
+    memset(&err, 0, sizeof(err));
+    /* the MSH alone, when the first bytes hold all of it */
+    const uint8_t *cr = memchr(head, '\r', len), *lf = memchr(head, '\n', len);
+    const uint8_t *end = cr && (!lf || cr < lf) ? cr : lf;
+    if (end && rpt_hl7_parse(head, (size_t)(end - head) + 1, NULL, &m, &err) != 0)
+        m = NULL;
+    if (!m && !err.control_id[0])
+        gw_hl7_control_id(head, len, err.control_id, sizeof(err.control_id));
+    rpt_hl7_err_set(&err, "AR", code, "", 0, 0, "%s", text);
+    int rc = rpt_hl7_ack_build(m, "AR", &err, facility, now_ms, out);
+    rpt_hl7_free(m);
+    return rc;
 }
 
 /* ---- connections: deferred destruction (conventions #9) ---- */
@@ -291,6 +312,8 @@ static void conn_too_long(gw_hl7_conn *c)
     hr_buf_init(&ack, GW_HL7_ACK_MAX);
     if (s->h.refuse)
         rc = s->h.refuse(s->h.ctx, head, hn, 207, text, &ack);
+    else
+        rc = gw_hl7_refusal(head, hn, 207, text, s->cfg->hl7.facility, hr_wall_ms(), &ack);
     if (rc == 0 && ack.len > 0)
         rc = conn_send_ack(c, ack.data, ack.len);
     hr_buf_free(&ack);

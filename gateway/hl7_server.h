@@ -5,7 +5,7 @@
  * the ACK the handler gives back. One message in flight per connection:
  * reading stops while it is handled (backpressure), so the messages of one
  * connection are answered in order. A message longer than
- * hl7.max_message_bytes gets an AR built by the handler's refuse() and the
+ * hl7.max_message_bytes gets an AR (gw_hl7_refusal or the handler's) and the
  * connection closes; a framing error closes it; so does hl7.idle_timeout_s
  * without a byte while no message is under way. */
 #ifndef GW_HL7_SERVER_H
@@ -38,7 +38,8 @@ typedef struct gw_hl7_handler {
      * reply() is never called (the connection closes). lab_ingest's shape. */
     int (*ingest)(void *ctx, const uint8_t *msg, size_t len, const gw_hl7_peer *peer,
                   gw_hl7_reply_cb reply, void *arg);
-    /* Appends to out an AR refusing a message the listener will not hand on
+    /* NULL: gw_hl7_refusal() with hl7.facility. Else appends to out an AR
+     * refusing a message the listener will not hand on
      * (HL7 table 0357 code, one English sentence); head holds the first
      * bytes of that message (its MSH when they reach that far, for MSA-2 and
      * the ACK's addressing). 0 or < 0 (then the connection just closes). */
@@ -83,5 +84,13 @@ void gw_hl7_server_metrics(const gw_hl7_server *s, hr_buf *out);
  * usable separators), at most cap-1 printable characters, into id; "" when
  * none. Pure; for the refusal of a message that is not read in full. */
 void gw_hl7_control_id(const uint8_t *head, size_t len, char *id, size_t cap);
+
+/* The AR refusing a message from its first bytes head[0..len) (the listener
+ * uses it when the handler has no refuse()): MSH read from them when they
+ * hold it all (rpt_hl7_parse of that segment), else only MSH-10; an ERR with
+ * code (HL7 table 0357) and text; MSH-4 = facility. Appends to out.
+ * 0, -ENOMEM, HR_ETOOBIG (out's cap). */
+int gw_hl7_refusal(const uint8_t *head, size_t len, int code, const char *text,
+                   const char *facility, long long now_ms, hr_buf *out);
 
 #endif

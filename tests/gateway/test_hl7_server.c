@@ -86,18 +86,6 @@ static int t_ingest(void *ctx, const uint8_t *msg, size_t len, const gw_hl7_peer
     return 0;
 }
 
-static int t_refuse(void *ctx, const uint8_t *head, size_t len, int code, const char *text,
-                    hr_buf *out)
-{
-    char id[64], ack[512];
-    gw_hl7_control_id(head, len, id, sizeof(id));
-    int n = snprintf(ack, sizeof(ack),
-                     "MSH|^~\\&|HUREN|HUB|||20261203120000||ACK|A%s|P|2.5.1\rMSA|AR|%s\r"
-                     "ERR||||E|%d||||%s\r",
-                     id, id, code, text);
-    return hr_buf_append(out, ack, (size_t)n);
-}
-
 /* ---- the client thread ---- */
 
 typedef struct client {
@@ -109,6 +97,7 @@ typedef struct client {
     int wait_eof;         /* read until the server closes */
     char codes[16][3];    /* MSA-1 of each ACK */
     char ids[16][32];     /* MSA-2 */
+    char text[512];       /* MSA-3 / ERR of the first ACK */
     int acks, eof, error; /* results */
     double eof_after_s;   /* seconds from connect to the server's close */
     pthread_t th;
@@ -177,6 +166,8 @@ static void *client_run(void *arg)
                 if (rpt_hl7_ack_parse(m, len, &a) == 0 && c->acks < 16) {
                     memcpy(c->codes[c->acks], a.code, 3);
                     snprintf(c->ids[c->acks], sizeof(c->ids[0]), "%s", a.control_id);
+                    if (c->acks == 0)
+                        snprintf(c->text, sizeof(c->text), "%s", a.text);
                 }
                 c->acks++;
             }
@@ -203,7 +194,7 @@ static void on_client_done(uv_async_t *a)
 /* Runs the client against a fresh server until both are done. */
 static void run(client *c)
 {
-    gw_hl7_handler h = {.ingest = t_ingest, .refuse = t_refuse};
+    gw_hl7_handler h = {.ingest = t_ingest, .refuse = NULL};
     cr_assert_eq(gw_hl7_server_start(&loop, &cfg, &h, &srv), 0);
     port = gw_hl7_server_port(srv);
     cr_assert_gt(port, 0);
@@ -310,6 +301,7 @@ Test(hl7_server, oversized_gets_ar_then_close)
     cr_assert_eq(c.acks, 1);
     cr_expect_str_eq(c.codes[0], "AR");
     cr_expect_str_eq(c.ids[0], "BIG1", "the control id read before the cap");
+    cr_expect_not_null(strstr(c.text, "too long"), "ERR text: %s", c.text);
     cr_expect(c.eof, "closed after the AR");
     cr_expect_eq(H.calls, 0, "never handed on");
 }
@@ -365,7 +357,7 @@ Test(hl7_server, max_connections_refuses_the_next)
     setup_with(", \"max_connections\": 1");
     /* the first client holds its connection (waits for EOF), the second is refused */
     static const char m[] = "\x0b" MSG("C1") "\x1c\r";
-    gw_hl7_handler h = {.ingest = t_ingest, .refuse = t_refuse};
+    gw_hl7_handler h = {.ingest = t_ingest, .refuse = NULL};
     cr_assert_eq(gw_hl7_server_start(&loop, &cfg, &h, &srv), 0);
     port = gw_hl7_server_port(srv);
     int fd1 = socket(AF_INET, SOCK_STREAM, 0), fd2 = socket(AF_INET, SOCK_STREAM, 0);
@@ -394,7 +386,7 @@ Test(hl7_server, stop_waits_for_the_reply_in_flight)
     setup_with("");
     static const char m[] = "\x0b" MSG("C1") "\x1c\r";
     H.delay_ms = 300;
-    gw_hl7_handler h = {.ingest = t_ingest, .refuse = t_refuse};
+    gw_hl7_handler h = {.ingest = t_ingest, .refuse = NULL};
     cr_assert_eq(gw_hl7_server_start(&loop, &cfg, &h, &srv), 0);
     port = gw_hl7_server_port(srv);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -439,4 +431,40 @@ Test(hl7_control_id, of_the_first_bytes)
     cr_expect_str_eq(id, "", "a letter is no separator");
     gw_hl7_control_id((const uint8_t *)a, sizeof(a) - 1, id, 4);
     cr_expect_str_eq(id, "", "longer than the cap: none");
+}
+
+Test(hl7_refusal, answers_the_msh_it_could_read)
+{
+    static const char a[] = "MSH|^~\\&|LIS|T1|HUREN|county|20261203120000||ORU^R01|ABC-1|P|2.4|||"
+                            "||CHN|UNICODE UTF-8\rPID|1||xxxxxxxx";
+    hr_buf out;
+    rpt_hl7_ack ack;
+    hr_buf_init(&out, 8192);
+    cr_assert_eq(gw_hl7_refusal((const uint8_t *)a, sizeof(a) - 1, 207, "Message too long.", "HUB",
+                                1764763200000LL, &out),
+                 0);
+    cr_assert_eq(rpt_hl7_ack_parse(out.data, out.len, &ack), 0);
+    cr_expect_str_eq(ack.code, "AR");
+    cr_expect_str_eq(ack.control_id, "ABC-1");
+    cr_expect_not_null(strstr(ack.text, "Message too long."), "%s", ack.text);
+    cr_expect_not_null(memmem(out.data, out.len, "|HUREN|HUB|LIS|T1|", 18), "%.*s", (int)out.len,
+                       out.data);
+    cr_expect_not_null(memmem(out.data, out.len, "|2.4", 4), "same version");
+    /* the MSH cut short: only its control id, when whole */
+    hr_buf_reset(&out);
+    cr_assert_eq(gw_hl7_refusal((const uint8_t *)a, 60, 207, "Message too long.", "HUB",
+                                1764763200000LL, &out),
+                 0);
+    cr_assert_eq(rpt_hl7_ack_parse(out.data, out.len, &ack), 0);
+    cr_expect_str_eq(ack.code, "AR");
+    cr_expect_str_eq(ack.control_id, "ABC-1");
+    /* no MSH at all */
+    hr_buf_reset(&out);
+    cr_assert_eq(gw_hl7_refusal((const uint8_t *)"xxxx", 4, 207, "Message too long.", "HUB",
+                                1764763200000LL, &out),
+                 0);
+    cr_assert_eq(rpt_hl7_ack_parse(out.data, out.len, &ack), 0);
+    cr_expect_str_eq(ack.code, "AR");
+    cr_expect_str_eq(ack.control_id, "");
+    hr_buf_free(&out);
 }
