@@ -77,6 +77,7 @@ typedef struct rpt_hl7_parser {
     hr_buf seg;               /* the raw segment being collected (cap RPT_HL7_MAX_SEGMENT) */
     rpt_hl7_msg *msg;         /* the message being built (NULL before the first segment) */
     rpt_hl7_err err;          /* why, after an error */
+    int rc;                   /* the error, once failed */
 } rpt_hl7_parser;
 
 /* A parser for one message; default_charset as for rpt_hl7_parse (NULL: "ASCII"),
