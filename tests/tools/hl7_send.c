@@ -1,7 +1,7 @@
 /* huren-hl7-send: an HL7 v2 sender over MLLP on persistent connections, for
  * tests and bench/hl7 (decision 0037).
  *
- *   huren-hl7-send [--host H] [--port P] [--repeat N] [--connections C]
+ *   huren-hl7-send [--host H] [--port P] [--bind ADDR] [--repeat N] [--connections C]
  *                  [--window W] [--chunk MAX] [--chunk-delay-us U] [--nul]
  *                  [--seed S] [--quiet] [--expect CODE] [--timeout S] FILE...
  *
@@ -14,16 +14,17 @@
  * its own write(2) (with TCP_NODELAY), --chunk-delay-us apart. The text
  * "@N@" in a message is replaced by a number unique to that send (the
  * connection and the message's ordinal), so one template makes distinct
- * messages. Each ACK prints "MSA-1 MSA-2" on stdout (unless --quiet); the
- * last line on stderr is the summary (messages, AA/AE/AR, seconds, per
- * second). Exit 0 when every message got an ACK (with --expect: each with
- * that MSA-1), 1 otherwise, 2 on bad usage. */
+ * messages. --bind: the IPv4 source address (a hospital's, in tests). Each ACK prints "MSA-1 MSA-2"
+ * on stdout (unless --quiet); the last line on stderr is the summary (messages, AA/AE/AR, seconds,
+ * per second). Exit 0 when every message got an ACK (with --expect: each with that MSA-1), 1
+ * otherwise, 2 on bad usage. */
 #include "../../common/hr_buf.h"
 #include "../../common/hr_err.h"
 #include "../../gateway/mllp.h"
 #include "../../reports/oru.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,6 +47,7 @@ typedef struct msgfile {
 
 static const char *g_host = "127.0.0.1";
 static const char *g_port = "2575";
+static const char *g_bind = NULL;
 static long g_repeat = 1, g_conns = 1, g_window = 1, g_chunk = 0, g_delay_us = 0;
 static int g_nul = 0, g_quiet = 0, g_timeout_s = 30;
 static const char *g_expect = NULL;
@@ -176,6 +178,15 @@ static int connect_to(void)
         fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
         if (fd < 0)
             continue;
+        if (g_bind && a->ai_family == AF_INET) {
+            struct sockaddr_in src = {.sin_family = AF_INET};
+            if (inet_pton(AF_INET, g_bind, &src.sin_addr) != 1 ||
+                bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
+                close(fd);
+                fd = -1;
+                continue;
+            }
+        }
         if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
             close(fd);
             fd = -1;
@@ -290,9 +301,11 @@ out:
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: huren-hl7-send [--host H] [--port P] [--repeat N] [--connections C] "
-                    "[--window W] [--chunk MAX] [--chunk-delay-us U] [--nul] [--seed S] "
-                    "[--quiet] [--expect CODE] [--timeout S] FILE...\n");
+    fprintf(
+        stderr,
+        "usage: huren-hl7-send [--host H] [--port P] [--bind ADDR] [--repeat N] [--connections C] "
+        "[--window W] [--chunk MAX] [--chunk-delay-us U] [--nul] [--seed S] "
+        "[--quiet] [--expect CODE] [--timeout S] FILE...\n");
     return 2;
 }
 
@@ -315,6 +328,8 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(o, "--host") == 0)
             g_host = v;
+        else if (strcmp(o, "--bind") == 0)
+            g_bind = v;
         else if (strcmp(o, "--port") == 0)
             g_port = v;
         else if (strcmp(o, "--repeat") == 0)
