@@ -184,6 +184,7 @@ typedef struct hr_config {
     struct pix_config *persons;     /* persons: ID key, where each hospital puts the ID */
     struct dlv_config *delivery;    /* delivery: channels per hospital, retries */
     struct shr_config *share;       /* share: patient share links (reports/shr_config.h) */
+    struct alr_config *alerts;      /* alerts: critical-value contacts (reports/alr_config.h) */
     struct api_web_config *web;     /* web: the pages and the viewer (viewer-api/api_config.h) */
 } hr_config;
 
