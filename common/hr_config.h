@@ -192,6 +192,7 @@ typedef struct hr_config {
     struct dlv_config *delivery;    /* delivery: channels per hospital, retries */
     struct shr_config *share;       /* share: patient share links (reports/shr_config.h) */
     struct lab_config *lab;         /* lab: HL7 lab results (reports/lab_config.h) */
+    struct alr_config *alerts;      /* alerts: critical-value contacts (reports/alr_config.h) */
     struct api_web_config *web;     /* web: the pages and the viewer (viewer-api/api_config.h) */
 } hr_config;
 

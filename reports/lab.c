@@ -1,4 +1,5 @@
 #include "lab.h"
+#include "alert.h"
 #include "hl7.h"
 #include "lab_config.h"
 #include "person.h"
@@ -821,22 +822,36 @@ int lab_msg_commit_index(redisContext *c, const hr_config *cfg, lab_msg *m,
     return rc;
 }
 
-/* COORDINATOR: connect alr_raise (reports/alert.h, H-alert) here. Until then
- * the critical observations are in the lab report's "critical" array and
- * logged; this is the only place to change. Idempotent on (exam, ref, item). */
-static int lab__raise_critical(redisContext *c, const hr_config *cfg, const char *exam,
-                               const char *hospital, const char *center, const json_t *report,
-                               const json_t *crit, long long now_ms)
+/* One critical observation as an alert (reports/alert.h): idempotent on
+ * (exam, "obx:<OBX-1>", test code), so a resend raises nothing twice. */
+static int raise_critical(redisContext *c, const hr_config *cfg, const char *exam,
+                          const char *hospital, const char *center, const json_t *report,
+                          const json_t *crit, long long now_ms)
 {
-    (void)c;
-    (void)cfg;
-    (void)center;
-    (void)report;
-    (void)now_ms;
-    hr_warn("lab", "critical value: exam %s from %s, obx:%s %s %s %s (%s)", exam, hospital,
-            jstr(crit, "seq"), jstr(crit, "code"), jstr(crit, "value"), jstr(crit, "unit"),
-            jstr(crit, "flag"));
-    return 0;
+    char ref[64], value[512], id[ALR_ID_MAX];
+    const json_t *pt = json_object_get(report, "patient");
+    snprintf(ref, sizeof(ref), "obx:%s", jstr(crit, "seq"));
+    snprintf(value, sizeof(value), "%s%s%s", jstr(crit, "value"), *jstr(crit, "unit") ? " " : "",
+             jstr(crit, "unit"));
+    alr_source s = {
+        .kind = "lab",
+        .exam = exam,
+        .ref = ref,
+        .hospital = hospital,
+        .center = center,
+        .patient = jstr(pt, "key"),
+        .patient_name = jstr(pt, "name"),
+        .item = jstr(crit, "code"),
+        .item_name = jstr(crit, "display"),
+        .value = value,
+        .flag = jstr(crit, "flag"),
+        .detail = jstr(crit, "detail"),
+        .now_ms = now_ms,
+    };
+    int rc = alr_raise(c, cfg, &s, id, NULL);
+    if (rc)
+        hr_warn("lab", "critical value of %s (%s) not raised: %s", exam, ref, hr_strerror(rc));
+    return rc;
 }
 
 /* Routing (decision 0041): a report matching lab.review goes to the lab
@@ -904,8 +919,7 @@ int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_
                 break;
             if (strcmp(jstr(cr, "msg"), m->control_id))
                 continue; /* raised with the message that brought it */
-            rc =
-                lab__raise_critical(c, cfg, m->rep[i].uid, m->hospital, center, report, cr, now_ms);
+            rc = raise_critical(c, cfg, m->rep[i].uid, m->hospital, center, report, cr, now_ms);
             if (!rc && critical)
                 (*critical)++;
         }

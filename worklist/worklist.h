@@ -266,7 +266,7 @@ typedef struct wl_event {
                         former holder (released expired), holder (changed overdue),
                         author of the report (reported final amended returned); else "" */
     char priority[8];
-    char state[12]; /* the item's state after the event */
+    char state[16]; /* the item's state after the event (an alert's: alert.h) */
     long long time_ms;
 } wl_event;
 
