@@ -15,6 +15,10 @@
 #define GW_HL7_READ_BUF (64 * 1024) /* bytes read at once per connection */
 #define GW_HL7_ACK_MAX  (64 * 1024) /* an ACK longer than this is the handler's bug */
 #define GW_HL7_HEAD     4096        /* first bytes of a refused message given to refuse() */
+#define GW_HL7_DRAIN_MS                                                                            \
+    2000 /* after the AR of a refused message: its rest is read and                                \
+            dropped this long at most, so that closing with unread                                 \
+            bytes (a reset) cannot destroy the AR before it is read */
 
 typedef struct gw_hl7_conn gw_hl7_conn;
 
@@ -38,6 +42,7 @@ struct gw_hl7_conn {
     uv_tcp_t tcp;
     uv_timer_t idle;
     uv_write_t wreq;
+    uv_shutdown_t sreq;
     int handles;     /* open libuv handles (tcp, idle) */
     int admitted;    /* counted in connections_open */
     int closing;     /* uv_close called */
@@ -45,6 +50,7 @@ struct gw_hl7_conn {
     int reading;     /* uv_read_start in effect */
     int writing;     /* the ACK's write is under way */
     int close_after; /* close once the write is done (an AR before closing) */
+    int draining;    /* the AR is out: the rest is read and dropped until EOF or the timer */
     const char *hospital;
     char peer[INET6_ADDRSTRLEN + 8];
     gw_mllp_dec dec;
@@ -167,6 +173,10 @@ static void conn_close(gw_hl7_conn *c)
 static void on_idle(uv_timer_t *t)
 {
     gw_hl7_conn *c = t->data;
+    if (c->draining) {
+        conn_close(c);
+        return;
+    }
     c->srv->stats.idle_closed++;
     hr_info("hl7", "%s: closed after %d s without a message", c->peer,
             c->srv->cfg->hl7.idle_timeout_s);
@@ -179,6 +189,14 @@ static void idle_restart(gw_hl7_conn *c)
 }
 
 /* ---- writing an ACK ---- */
+
+static void reading(gw_hl7_conn *c, int on);
+
+static void on_shutdown(uv_shutdown_t *r, int status)
+{
+    (void)r;
+    (void)status; /* the drain timer closes in any case */
+}
 
 static void on_written(uv_write_t *w, int status)
 {
@@ -193,7 +211,16 @@ static void on_written(uv_write_t *w, int status)
         return;
     }
     if (c->close_after) {
-        conn_close(c);
+        /* FIN after the AR, then drop what the peer still sends until it
+         * closes too or the timer ends it */
+        c->draining = 1;
+        c->sreq.data = c;
+        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+            conn_close(c);
+            return;
+        }
+        uv_timer_start(&c->idle, on_idle, GW_HL7_DRAIN_MS, 0);
+        reading(c, 1);
         return;
     }
     conn_process(c); /* the next message, from what was read already or a new read */
@@ -244,8 +271,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (nread == 0)
-        return;
+    if (nread == 0 || c->draining)
+        return; /* a refused message's rest: dropped */
     c->rpos = 0;
     c->rend = (size_t)nread;
     idle_restart(c);
