@@ -286,6 +286,33 @@ Test(hl7_server, random_chunks_over_many_messages)
     cr_expect_str_eq(c.ids[9], "K9");
 }
 
+Test(hl7_server, pipelined_beyond_the_read_buffer_in_order)
+{
+    setup_with("");
+    /* 200 messages of ~1 KB in one write: more than the 64 KiB read buffer,
+     * so reading stops and resumes many times with bytes left over */
+    size_t cap = 200 * 1200, n = 0;
+    char *buf = malloc(cap), pad[1001];
+    cr_assert_not_null(buf);
+    memset(pad, 'p', 1000);
+    pad[1000] = '\0';
+    for (int i = 0; i < 200; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "\x0b" MSG("P%d") "NTE|1||%s\r\x1c\r", i, pad);
+    client c = {.src = "127.0.0.1", .data = (const uint8_t *)buf, .len = n, .expect = 200};
+    H.delay_ms = 0;
+    run(&c);
+    cr_assert_eq(c.error, 0, "%s", strerror(c.error));
+    cr_assert_eq(c.acks, 200);
+    cr_expect_eq(H.calls, 200);
+    cr_expect_eq(H.max_in_flight, 1);
+    for (int i = 0; i < 64; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "P%d", i);
+        cr_expect_str_eq(H.ids[i], id, "handed on in order");
+    }
+    free(buf);
+}
+
 Test(hl7_server, oversized_gets_ar_then_close)
 {
     setup_with(", \"max_message_bytes\": 1024");
