@@ -172,6 +172,10 @@ static int hl7_ingest(void *ctx, const uint8_t *msg, size_t len, const gw_hl7_pe
 static int hl7_start(serve_state *s)
 {
     char dir[HR_PATH_MAX + 32], node[64] = "node";
+    if (!s->cfg.hl7.enabled) {
+        hr_info("serve", "HL7 (MLLP) listener off (hl7.enabled is false)");
+        return 0;
+    }
     snprintf(dir, sizeof(dir), "%s/journal", s->cfg.data_dir);
     if (mkdir(dir, 0750) && errno != EEXIST) {
         fprintf(stderr, "huren: cannot create %s: %s\n", dir, strerror(errno));
@@ -1032,7 +1036,8 @@ int cli_serve(int argc, char **argv)
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,
            s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);
-    printf("huren: HL7 (MLLP) listening on %s:%d\n", s.cfg.hl7.host, s.cfg.hl7.port);
+    if (s.hl7)
+        printf("huren: HL7 (MLLP) listening on %s:%d\n", s.cfg.hl7.host, s.cfg.hl7.port);
     printf("huren: HTTP listening on %s:%d (DICOMweb at /dicomweb)\n", s.cfg.http.listen.host,
            s.cfg.http.listen.port);
     printf("huren: open %s://%s:%d/ in a browser (the pages; OHIF at /viewer/)\n",

@@ -156,6 +156,7 @@ typedef struct hr_config {
         int refusal_delay_ms;  /* a rate-limited login (429) is answered this much later */
     } auth;
     struct {
+        int enabled;            /* the MLLP listener runs (off by default: no open port) */
         char host[HR_ADDR_MAX]; /* the MLLP listener (gateway/hl7_server.h) */
         int port;
         uint64_t max_message_bytes; /* a longer message gets an AR and the connection closes */

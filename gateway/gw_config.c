@@ -13,6 +13,7 @@
  *   dicom.artim_timeout_s         30                   1..3600
  *   dicom.max_object_bytes        8 GiB                1024..4 TiB
  *   dicom.accept_unknown_storage  true                 true | false
+ *   hl7.enabled                   false                true | false
  *   hl7.listen                    "0.0.0.0"            IPv4 or IPv6 literal
  *   hl7.port                      2575                 1..65535
  *   hl7.max_message_bytes         1 MiB                1024..64 MiB
@@ -86,6 +87,7 @@ const hr_config_section gw_config_dicom = {
 };
 
 static const hr_cfg_key k_hl7_keys[] = {
+    HR_CFG_KEY_BOOL("enabled", hl7.enabled),
     HR_CFG_KEY_ADDR("listen", hl7.host),
     HR_CFG_KEY_INT("port", hl7.port, 1, 65535),
     HR_CFG_KEY_INT("max_message_bytes", hl7.max_message_bytes, 1024, 64 * 1024 * 1024),
@@ -111,7 +113,8 @@ static int hl7_validate(hr_config *c, struct json_t *user, char *err, size_t eca
 
 const hr_config_section gw_config_hl7 = {
     .name = "hl7",
-    .defaults = "{\"listen\": \"0.0.0.0\", \"port\": 2575, \"max_message_bytes\": 1048576,"
+    .defaults = "{\"enabled\": false, \"listen\": \"0.0.0.0\", \"port\": 2575,"
+                " \"max_message_bytes\": 1048576,"
                 " \"idle_timeout_s\": 300, \"max_connections\": 256, \"facility\": \"\"}",
     .keys = k_hl7_keys,
     .validate = hl7_validate,

@@ -23,6 +23,7 @@ Test(gw_config, dicom_defaults_and_overlay)
     cr_expect_eq(c.dicom.accept_unknown_storage, 1);
     cr_expect_str_eq(c.hl7.host, "0.0.0.0");
     cr_expect_eq(c.hl7.port, 2575);
+    cr_expect_eq(c.hl7.enabled, 0, "no HL7 port unless asked for");
     cr_expect_eq(c.hl7.max_message_bytes, 1048576);
     cr_expect_eq(c.hl7.idle_timeout_s, 300);
     cr_expect_eq(c.hl7.max_connections, 256);
