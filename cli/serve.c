@@ -826,16 +826,18 @@ fail:
  * association an ingest temp file, an outbound C-MOVE/C-GET association and
  * the object it sends; per HTTP connection its socket and one file; per
  * report delivery under way a socket, a temp file and its converted copy
- * (decision 0026); Redis connections (one per pool thread, the loop's own);
+ * (decision 0026); per MLLP connection its socket, and the lab journal, when
+ * hl7.enabled (decision 0037); Redis connections (one per pool thread, the loop's own);
  * a file per pool thread; the process' own (stdio, loop, signals, lock,
  * audit log, the embedded redis' pipes). A quarter more as margin. */
 static rlim_t fds_needed(const hr_config *c)
 {
     rlim_t assoc = (rlim_t)c->dicom.max_associations, http = (rlim_t)c->http.max_connections;
     rlim_t dlv = c->delivery ? (rlim_t)c->delivery->batch : 0;
-    rlim_t hl7 = (rlim_t)c->hl7.max_connections;
+    /* the MLLP listener's connections and the lab journal, when it runs */
+    rlim_t hl7 = c->hl7.enabled ? (rlim_t)c->hl7.max_connections + 8 : 0;
     rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 3 * dlv + hl7 + 32 /* redis */ + 16 /* pool */ +
-               64 /* own */ + 8 /* the lab journal */;
+               64 /* own */;
     return n + n / 4;
 }
 
