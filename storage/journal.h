@@ -46,7 +46,7 @@ typedef struct sto_journal_opts {
 } sto_journal_opts;
 
 /* Opens the journal in dir (created with its parent when missing, fsynced),
- * starting a new segment "<ms>-<node>-<n>.jnl" (node: 1..40 of [A-Za-z0-9._-])
+ * starting a new segment "<ms>-<node>-<nnnnnn>.jnl" (node: 1..40 of [A-Za-z0-9._-])
  * and the writer thread. *out is freed by sto_journal_close. 0, -EINVAL,
  * -errno, -ENOMEM. */
 int sto_journal_open(uv_loop_t *loop, const char *dir, const char *node, sto_journal **out);
@@ -56,7 +56,7 @@ int sto_journal_open_opts(uv_loop_t *loop, const char *dir, const char *node,
 
 /* Completion of an append, on the loop: rc 0 with pos once the record is
  * durable (written and fdatasynced), or rc < 0 (-errno of the write/sync, or
- * HR_ESTATE when the journal failed). pos is valid during the call. */
+ * HR_ESTATE when the journal failed). pos is valid during the call, NULL when rc < 0. */
 typedef void (*sto_journal_cb)(void *arg, int rc, const sto_journal_pos *pos);
 
 /* Queues a copy of data[0..len) as a record of type; cb runs exactly once, on
