@@ -8,6 +8,7 @@
 #include "reports/lab.h"
 #include "reports/lab_config.h"
 #include "reports/person.h"
+#include "storage/journal.h"
 #include "support/support.h"
 
 #include <criterion/criterion.h>
@@ -419,4 +420,103 @@ Test(lab, person_index_by_national_id)
     json_t *r = NULL;
     cr_expect_eq(lab_get(c, "1.2.3}x", &r), -EINVAL);
     cr_expect_eq(lab_get(c, "1.2.3", &r), HR_ENOTFOUND);
+}
+
+/* ---- the asynchronous pipeline over a real journal ---- */
+
+typedef struct ack_box {
+    int calls, rc;
+    char ack[4096];
+} ack_box;
+
+static void on_ack(void *arg, int rc, const uint8_t *ack, size_t len)
+{
+    ack_box *b = arg;
+    b->calls++;
+    b->rc = rc;
+    snprintf(b->ack, sizeof(b->ack), "%.*s", (int)len, (const char *)ack);
+}
+
+static void on_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static int count_record(void *arg, uint32_t type, const uint8_t *data, size_t len, long long ms,
+                        const sto_journal_pos *pos)
+{
+    (void)data, (void)len, (void)ms, (void)pos;
+    if (type == LAB_JOURNAL_TYPE)
+        (*(int *)arg)++;
+    return 0;
+}
+
+static void run_until(uv_loop_t *loop, const int *flag)
+{
+    for (int i = 0; i < 20000 && !*flag; i++)
+        uv_run(loop, UV_RUN_ONCE);
+    cr_assert(*flag, "callback never ran");
+}
+
+Test(lab, ingest_journals_before_the_ack_and_reindex_rebuilds)
+{
+    uv_loop_t loop;
+    lab_ctx *x = NULL;
+    char jdir[600], uid[HR_UID_MAX];
+    ack_box a = {0}, b = {0}, g = {0};
+    int closed = 0, records = 0;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    snprintf(jdir, sizeof(jdir), "%s/journal/lab", dir);
+    lab_opts o = {.loop = &loop,
+                  .cfg = &cfg,
+                  .redis_timeout_ms = 10000,
+                  .journal_dir = jdir,
+                  .node = "t",
+                  .hub_facility = "HUB"};
+    snprintf(o.redis_addr.host, sizeof(o.redis_addr.host), "%s", redis.sock);
+    cr_assert_eq(lab_open(&o, &x), 0);
+    lab_source src = {.hospital = "township1", .peer = "127.0.0.1:9"};
+    cr_assert_eq(lab_ingest(x, (const uint8_t *)k_msg1, strlen(k_msg1), &src, on_ack, &a), 0);
+    cr_expect_eq(a.calls, 0, "never from inside lab_ingest");
+    run_until(&loop, &a.calls);
+    cr_expect_eq(a.rc, 0);
+    cr_expect(strstr(a.ack, "MSA|AA|CTL1"), "%s", a.ack);
+    cr_expect(strstr(a.ack, "|HUB|"), "%s", a.ack);
+    /* the duplicate: AA again, nothing journaled */
+    cr_assert_eq(lab_ingest(x, (const uint8_t *)k_msg1, strlen(k_msg1), &src, on_ack, &b), 0);
+    run_until(&loop, &b.calls);
+    cr_expect(strstr(b.ack, "MSA|AA|CTL1"), "%s", b.ack);
+    /* garbage: AR, nothing journaled */
+    cr_assert_eq(lab_ingest(x, (const uint8_t *)"\x01\x02garbage", 9, &src, on_ack, &g), 0);
+    run_until(&loop, &g.calls);
+    cr_expect(strstr(g.ack, "MSA|AR"), "%s", g.ack);
+    lab_close(x, on_closed, &closed);
+    run_until(&loop, &closed);
+    cr_expect_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+    cr_assert_eq(sto_journal_scan(jdir, count_record, &records, NULL), 0);
+    cr_expect_eq(records, 1, "the message once, byte for byte");
+    /* the journal alone rebuilds the lab reports */
+    lab_uid("township1", "FI1", "BMP", uid);
+    json_t *before = NULL, *after = NULL;
+    cr_assert_eq(lab_get(c, uid, &before), 0);
+    redisReply *r = redisCommand(c, "EVAL %s 0",
+                                 "for _, k in ipairs(redis.call('KEYS', 'hr:lab*')) do "
+                                 "redis.call('DEL', k) end return 0");
+    freeReplyObject(r);
+    cr_assert_eq(lab_get(c, uid, &after), HR_ENOTFOUND);
+    long n = 0, refused_n = 0;
+    cr_assert_eq(lab_reindex(c, &cfg, jdir, &n, &refused_n), 0);
+    cr_expect_eq(n, 1);
+    cr_expect_eq(refused_n, 0);
+    cr_assert_eq(lab_get(c, uid, &after), 0);
+    cr_expect(json_equal(json_object_get(before, "obs"), json_object_get(after, "obs")));
+    json_t *m1 = json_array_get(json_object_get(before, "messages"), 0);
+    json_t *m2 = json_array_get(json_object_get(after, "messages"), 0);
+    cr_expect(json_equal(json_object_get(m1, "journal"), json_object_get(m2, "journal")));
+    cr_expect_str_eq(jstr(m1, "sha256"), jstr(m2, "sha256"));
+    json_decref(before);
+    json_decref(after);
+    cr_expect_eq(integer("ZCARD hr:alr:ix:time", ""), 1, "the alert is not raised twice");
+    cr_expect_eq(integer("EXISTS hr:lab:msg:township1%%7CCTL1", ""), 1);
 }
