@@ -155,7 +155,14 @@ typedef struct hr_config {
         int login_per_user;    /* logins per user name per window, all nodes; 0 = no limit */
         int refusal_delay_ms;  /* a rate-limited login (429) is answered this much later */
     } auth;
-    hr_listen hl7;
+    struct {
+        char host[HR_ADDR_MAX]; /* the MLLP listener (gateway/hl7_server.h) */
+        int port;
+        uint64_t max_message_bytes; /* a longer message gets an AR and the connection closes */
+        int idle_timeout_s;       /* a connection silent this long (no message under way) closes */
+        int max_connections;      /* open MLLP connections; more are closed at accept */
+        char facility[HR_ID_MAX]; /* MSH-4 of our ACKs; "" in the file = dicom.hospital */
+    } hl7;
     size_t n_hospitals;
     hr_hospital *hospitals;
     size_t n_centers;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- reindex ---- */
 
@@ -164,6 +165,13 @@ static void journal_done(void *arg, int rc, const sto_journal_pos *pos)
         job_finish(j);
         return;
     }
+#ifndef NDEBUG
+    /* TEST HOOK (debug builds only; tests/integration/test_hl7_ingest.sh,
+     * decision 0037): die like a kill -9 between the journal's fdatasync and
+     * the index commit, to show that the sender's resend is stored once */
+    if (getenv("HUREN_TEST_CRASH_AFTER_JOURNAL"))
+        _exit(137);
+#endif
     snprintf(j->stored.segment, sizeof(j->stored.segment), "%s", pos->segment);
     j->stored.offset = pos->offset;
     j->stored.len = pos->len;
