@@ -31,6 +31,7 @@ typedef struct lab_rep {
     char national_id[64]; /* PID-3 of type "ID", else PID-19; "" when none */
     json_t *obr;          /* the report's fields from this message (no "obs") */
     json_t *obs;          /* the observations of this message */
+    int applied;          /* this commit applied the message (not a resend) */
 } lab_rep;
 
 struct lab_msg {
@@ -187,11 +188,10 @@ static int read_obx(const rpt_hl7_seg *s, int seq, const char *ctl, long long no
                       "OBX-2 must be NM, ST, TX, CE, CWE or SN (value types accepted).");
     if (!*value && !deleted)
         return refuse(e, "AE", 101, "OBX", seq, 5, "OBX-5 (observation value) is empty.");
-    o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "seq", get(s, 1, 0), "type",
+    o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:s}", "seq", get(s, 1, 0), "type",
                   type, "code", coding(s, 3), "sub", get(s, 4, 0), "status", status, "time",
                   get(s, 14, 1), "range", get(s, 7, 0), "performer",
-                  *get(s, 23, 1) ? get(s, 23, 1) : get(s, 15, 1), "msg", ctl, "received_ms",
-                  (json_int_t)now_ms);
+                  *get(s, 23, 1) ? get(s, 23, 1) : get(s, 15, 1), "msg", ctl);
     if (!o)
         return -ENOMEM;
     json_object_set_new(o, "unit", json_string(*get(s, 6, 1) ? get(s, 6, 1) : get(s, 6, 2)));
@@ -583,6 +583,7 @@ static int merge(const hr_config *cfg, const lab_msg *m, const lab_rep *rep,
         size_t j;
         json_t *old, *now = json_deep_copy(o);
         int replaced = 0;
+        json_object_set_new(now, "received_ms", json_integer(now_ms));
         obs_key(o, key, sizeof(key));
         json_array_foreach(obs, j, old)
         {
@@ -650,8 +651,8 @@ static double date_score(const char *d)
 }
 
 /* One report: read, merge, commit (retried when it changed meanwhile). */
-static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m,
-                         const lab_rep *rep, const lab_stored *stored, long long now_ms)
+static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m, lab_rep *rep,
+                         const lab_stored *stored, long long now_ms)
 {
     int rc = HR_ESTATE;
     for (int attempt = 0; attempt < 8; attempt++) {
@@ -713,6 +714,7 @@ static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m
                               ? x->element[0]->integer
                               : -1;
         freeReplyObject(x);
+        rep->applied = code_ == 0;
         if (code_ == 0 || code_ == 1)
             return 0;
         if (code_ == 3)
@@ -890,6 +892,8 @@ static int route_report(redisContext *c, const hr_config *cfg, const lab_msg *m,
         .now_ms = now_ms,
         .center = ce,
         .priority = rule->priority,
+        /* a resend after a crash: creates a missing item, flags nothing */
+        .repeat = !rep->applied,
     };
     int rc = wl_arrive(c, cfg, &a, NULL);
     if (!rc)

@@ -77,8 +77,9 @@ typedef struct lab_job {
     lab_msg *m;
     lab_stored stored;
     hr_buf ack;
-    int rc;       /* of the step */
-    int answered; /* the ACK is ready */
+    int rc;                /* of the step */
+    int answered;          /* the ACK is ready */
+    long long received_ms; /* the journal record's time: the commit's (reindex uses it too) */
     uv_work_t work;
     hr_pool_job pjob;
 } lab_job;
@@ -143,7 +144,8 @@ static void job_run(lab_job *j)
         }
     } else {
         int crit = 0;
-        j->rc = c ? lab_msg_commit(c, x->o.cfg, j->m, &j->stored, now, &crit) : HR_EREDIS;
+        j->rc =
+            c ? lab_msg_commit(c, x->o.cfg, j->m, &j->stored, j->received_ms, &crit) : HR_EREDIS;
         if (j->rc)
             hr_warn("lab", "%s: %s not committed (%s): AE, the sender retries", j->peer,
                     lab_msg_id(j->m), hr_strerror(j->rc));
@@ -186,9 +188,10 @@ static void job_done(lab_job *j)
         return;
     }
     /* checked and new: into the journal (none once closing) */
+    j->received_ms = hr_wall_ms();
     int rc = j->x->closing ? -ESHUTDOWN
                            : sto_journal_append(j->x->journal, LAB_JOURNAL_TYPE, j->msg, j->len,
-                                                hr_wall_ms(), journal_done, j);
+                                                j->received_ms, journal_done, j);
     if (rc) {
         hr_warn("lab", "%s: journal refused %s (%s): AE", j->peer, lab_msg_id(j->m),
                 hr_strerror(rc));
