@@ -22,7 +22,7 @@ $PY - "$cfg" "$HP" <<'PY'
 import json, sys
 cfg, hp = sys.argv[1], int(sys.argv[2])
 c = json.load(open(cfg))
-c["hl7"] = {"listen": "127.0.0.1", "port": hp, "facility": "HUB"}
+c["hl7"] = {"enabled": True, "listen": "127.0.0.1", "port": hp, "facility": "HUB"}
 for h in c["hospitals"]:
     if h["id"] == "township1":
         h["addresses"] = ["127.0.0.2"]
