@@ -15,6 +15,7 @@
 #define GW_HL7_READ_BUF (64 * 1024) /* bytes read at once per connection */
 #define GW_HL7_ACK_MAX  (64 * 1024) /* an ACK longer than this is the handler's bug */
 #define GW_HL7_HEAD     4096        /* first bytes of a refused message given to refuse() */
+#define GW_HL7_KEEP     (16 * 1024) /* message buffer kept between messages */
 #define GW_HL7_DRAIN_MS                                                                            \
     2000 /* after the AR of a refused message: its rest is read and                                \
             dropped this long at most, so that closing with unread                                 \
@@ -297,6 +298,10 @@ static void on_reply(void *arg, int rc, const uint8_t *ack, size_t len)
     gw_hl7_conn *c = arg;
     c->busy = 0;
     c->srv->stats.in_flight--;
+    /* the message is answered: a large one's buffer is not kept while the
+     * connection waits for the next */
+    gw_mllp_dec_reset(&c->dec);
+    hr_buf_shrink(&c->dec.msg, GW_HL7_KEEP);
     if (c->closing) {
         conn_free_if_done(c);
         return;
