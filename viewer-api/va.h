@@ -421,6 +421,9 @@ enum va_report_access va_report_access(const va_req *r, redisContext *c, const c
 /* persons (api_persons.c) */
 void va_handle_persons_link(va_req *r);
 void va_handle_person(va_req *r);
+/* api_lab.c: lab reports as FHIR DiagnosticReport (decision 0035) */
+void va_handle_lab_reports(va_req *r);
+void va_handle_lab_report(va_req *r);
 /* mutual recognition (api_recognition.c) */
 void va_handle_recognition(va_req *r);
 void va_handle_recognition_decision(va_req *r);

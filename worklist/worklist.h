@@ -53,10 +53,13 @@ typedef struct wl_arrival {
     const char *accession;
     const char *study_date;
     long long now_ms;
-    int repeat;           /* 1: identical bytes sent again (a retry): no new instance, no
-                           * "changed" flag; still creates the item if it is missing */
-    int patient_conflict; /* 1: the index flagged the study (storage/index.h); sets
-                           * the item's patient_conflict, never clears it */
+    int repeat;              /* 1: identical bytes sent again (a retry): no new instance, no
+                              * "changed" flag; still creates the item if it is missing */
+    int patient_conflict;    /* 1: the index flagged the study (storage/index.h); sets
+                              * the item's patient_conflict, never clears it */
+    const hr_center *center; /* not NULL: routed there with priority, cfg->routing not
+                              * consulted (lab reports: lab.review, decision 0041) */
+    enum hr_priority priority;
 } wl_arrival;
 
 /* ---- routing (pure) ---- */
@@ -263,7 +266,7 @@ typedef struct wl_event {
                         former holder (released expired), holder (changed overdue),
                         author of the report (reported final amended returned); else "" */
     char priority[8];
-    char state[12]; /* the item's state after the event */
+    char state[16]; /* the item's state after the event (an alert's: alert.h) */
     long long time_ms;
 } wl_event;
 
