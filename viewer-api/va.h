@@ -370,6 +370,8 @@ void va_handle_frames(va_req *r);
 void va_handle_bulk(va_req *r);
 void va_handle_wado_uri(va_req *r);
 void va_handle_stow(va_req *r);
+/* POST /api/v1/ecg: an HL7 aECG document imported as a DICOM ECG (api_ecg_import.c) */
+void va_handle_ecg_import(va_req *r);
 /* worklists and exams (api_worklist.c) */
 void va_handle_worklist(va_req *r);
 void va_handle_worklist_claim(va_req *r);
