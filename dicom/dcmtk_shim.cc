@@ -707,7 +707,7 @@ int ecg_encode(const dcm_aecg *e, const dcm_ecg_ids *ids, uint8_t **out, size_t 
     ck(ds->findOrCreateSequenceItem(DCM_WaveformSequence, grp, 0));
     if (!grp)
         return HR_EPARSE;
-    ck(grp->putAndInsertString(DCM_MultiplexGroupTimeOffset, "0"));
+    // no Multiplex Group Time Offset: Acquisition DateTime is present (PS3.3 C.10.9.1)
     ck(grp->putAndInsertString(DCM_WaveformOriginality, "ORIGINAL"));
     ck(grp->putAndInsertUint16(DCM_NumberOfWaveformChannels, static_cast<Uint16>(e->n_leads)));
     ck(grp->putAndInsertUint32(DCM_NumberOfWaveformSamples, static_cast<Uint32>(e->n_samples)));
@@ -765,6 +765,18 @@ int ecg_encode(const dcm_aecg *e, const dcm_ecg_ids *ids, uint8_t **out, size_t 
         ck(a->putAndInsertString(DCM_UnformattedTextValue, e->text[i]));
         ck(a->putAndInsertUint16Array(DCM_ReferencedWaveformChannels, all, 2));
         ck(a->putAndInsertUint16(DCM_AnnotationGroupNumber, 1));
+    }
+    bool local = false;
+    for (size_t i = 0; i < e->n_meas; i++)
+        local |= std::strcmp(e->meas[i].scheme, "99HUREN") == 0;
+    if (local) { // the private coding scheme is identified (PS3.3 C.12.1.1.4)
+        DcmItem *cs = NULL;
+        ck(ds->findOrCreateSequenceItem(DCM_CodingSchemeIdentificationSequence, cs, 0));
+        if (cs) {
+            ck(cs->putAndInsertString(DCM_CodingSchemeDesignator, "99HUREN"));
+            ck(cs->putAndInsertString(DCM_CodingSchemeName, "huren local codes"));
+            ck(cs->putAndInsertString(DCM_CodingSchemeResponsibleOrganization, "huren"));
+        }
     }
     if (ck.bad)
         return HR_EPARSE;

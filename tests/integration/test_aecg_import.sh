@@ -63,6 +63,9 @@ check "dcmdump: SS samples" grep -q '(5400,1006) CS \[SS\]' "$T/dump.txt"
 check "dcmdump: waveform data" grep -q '(5400,1010) OW' "$T/dump.txt"
 check "dcmdump: the interpretation text" grep -q 'Sinus rhythm' "$T/dump.txt"
 check "dcmdump: institution = the user's hospital" grep -q '(0008,0080) LO \[Township 1\]' "$T/dump.txt"
+dciodvfy -new "$T/ecg.dcm" >"$T/iodvfy.txt" 2>&1 || true
+sed 's/^/    /' "$T/iodvfy.txt"
+check "dciodvfy: no error against the 12-lead ECG IOD" bash -c "grep -q 'TwelveLeadECG' '$T/iodvfy.txt' && ! grep -q '^Error' '$T/iodvfy.txt'"
 
 # --- round trip: pydicom's decoded samples against the aECG digits (Python's XML reader)
 cat >"$T/rt.py" <<'PY'
@@ -196,6 +199,33 @@ check_eq "  tech2 cannot read tech1's ECG: 404" 404 "$code"
 sed 's|TWN-CART-0001|TWN-CART-0002|' "$DOC" >"$T/b.xml"
 check_eq "an administrator imports another ECG: 200" 200 "$(post "$T/r4.json" "$TA" application/xml "$T/b.xml")"
 check "  a new study" test "$(jget "$T/r4.json" 'd["study"]')" != "$STUDY"
+
+# three leads: a General ECG object, valid against its IOD, routed to the ECG center too
+$PY - "$DOC" "$T/three.xml" <<'PY'
+# rewritten by ElementTree: the elements carry a prefix ("h:") instead of the default namespace
+import sys, xml.etree.ElementTree as ET
+V3 = "urn:hl7-org:v3"
+ET.register_namespace("h", V3)
+ET.register_namespace("xsi", "http://www.w3.org/2001/XMLSchema-instance")
+tree = ET.parse(sys.argv[1])
+root = tree.getroot()
+root.find("{%s}id" % V3).set("extension", "TWN-CART-0003")
+sset = root.find(".//{%s}sequenceSet" % V3)
+for comp in list(sset):
+    code = comp.find("{%s}sequence/{%s}code" % (V3, V3)).get("code")
+    if code.startswith("MDC_ECG_LEAD_") and code not in ("MDC_ECG_LEAD_I", "MDC_ECG_LEAD_II", "MDC_ECG_LEAD_V2"):
+        sset.remove(comp)
+tree.write(sys.argv[2], encoding="UTF-8", xml_declaration=True)
+PY
+st=$(post "$T/r5.json" "$T1" application/xml "$T/three.xml")
+check_eq "three leads: 200" 200 "$st"
+check_eq "  General ECG" 1.2.840.10008.5.1.4.1.1.9.1.2 "$(jget "$T/r5.json" 'd["sop_class"]')"
+S5=$(jget "$T/r5.json" 'd["study"]'); SE5=$(jget "$T/r5.json" 'd["series"]'); I5=$(jget "$T/r5.json" 'd["instance"]')
+curl -s -o "$T/g.dcm" -H "Authorization: Bearer $T1" \
+  "$U/wado?requestType=WADO&studyUID=$S5&seriesUID=$SE5&objectUID=$I5&contentType=application/dicom"
+dciodvfy -new "$T/g.dcm" >"$T/iodvfy2.txt" 2>&1 || true
+check "  dciodvfy: no error against the General ECG IOD" bash -c "grep -q 'GeneralECG' '$T/iodvfy2.txt' && ! grep -q '^Error' '$T/iodvfy2.txt'"
+check "  pydicom: 3 channels" $PY -c "import pydicom,sys; ds=pydicom.dcmread(sys.argv[1]); assert ds.waveform_array(0).shape==(2500,3)" "$T/g.dcm"
 
 # --- audit
 A=$(cat "$T"/ae/data/audit/*.jsonl)
