@@ -396,6 +396,8 @@ void va_handle_report_jws(va_req *r);
 void va_handle_report_verify(va_req *r); /* GET .../versions/{n}/verify */
 /* GET /api/v1/reports/{id}/versions/{n}/pdf (api_report_pdf.c) */
 void va_handle_report_pdf(va_req *r);
+/* GET /api/v1/ecg/{instance}: a waveform object as the ECG waveform JSON (api_ecg.c). */
+void va_handle_ecg(va_req *r);
 /* The PDF of signed version v with the verification URL url: from the cache
  * <data_dir>/rendered, else rendered (at most VA_PDF_RENDERS at once in the
  * process) and stored there. *pdf (malloc'd, the caller frees), *len,
