@@ -150,6 +150,14 @@ for c in ch:
     assert len(c["data"]) == len(w)
     assert max(abs(a - b) for a, b in zip(c["data"], w)) <= 0.05 + 1e-9, c["lead"]
 ' "$T/ecg.json" "$DOC"
+  check "  the measurements and the interpretation" $PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = {x["code"]["value"]: (x["value"], x["unit"]) for x in d["measurements"]}
+assert m["2:16770"][0] == 75 and m["2:15872"] == (156, "ms") and m["QTc"] == (412, "ms"), m
+assert d["interpretation"] == ["Sinus rhythm", "窦性心律 Normal ECG"], d["interpretation"]
+assert d["patient"]["id"] == "P-000123" and d["patient"]["sex"] == "M", d["patient"]
+' "$T/ecg.json"
 else
   echo "note - GET /api/v1/ecg/{instance} not built in (the ECG decoder, decision 0038): not checked"
 fi
