@@ -326,7 +326,7 @@ static int read_digits(const xmlNode *digits, dcm_aecg_lead *l, char *why, size_
 {
     size_t count = 0;
     for (const xmlNode *c = digits->children; c; c = c->next) {
-        if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE) {
+        if (c->type != XML_TEXT_NODE) {
             set_why(why, cap, "lead %s: <digits> holds markup", l->label);
             return HR_EPARSE;
         }
@@ -337,8 +337,8 @@ static int read_digits(const xmlNode *digits, dcm_aecg_lead *l, char *why, size_
                 count++;
             in = !sp;
         }
-        /* a number split across two text nodes is not counted twice: libxml2
-         * merges adjacent text; CDATA next to text is refused below */
+        /* libxml2 merges adjacent text into one node: only markup (a
+         * comment, CDATA, an element) could split a number, and it is refused */
     }
     if (count == 0) {
         set_why(why, cap, "lead %s has no digits", l->label);

@@ -348,6 +348,18 @@ Test(aecg, hostile_sequences)
     add_lead(&b, "MDC_ECG_LEAD_I", "0", "5", "uV", "1 99999999999 3");
     cr_assert_eq(parse_buf(&b, &e, why, sizeof(why)), HR_EPARSE);
     hr_buf_free(&b);
+    /* markup inside the digits */
+    start(&b);
+    add_time(&b, "0.002", "s");
+    add_lead(&b, "MDC_ECG_LEAD_I", "0", "5", "uV", "1 2<!-- x -->3");
+    cr_assert_eq(parse_buf(&b, &e, why, sizeof(why)), HR_EPARSE);
+    cr_assert(strstr(why, "markup"), "%s", why);
+    hr_buf_free(&b);
+    start(&b);
+    add_time(&b, "0.002", "s");
+    add_lead(&b, "MDC_ECG_LEAD_I", "0", "5", "uV", "1 2<![CDATA[3]]>");
+    cr_assert_eq(parse_buf(&b, &e, why, sizeof(why)), HR_EPARSE);
+    hr_buf_free(&b);
     /* no time sequence; a zero increment; a time unit that is not one */
     start(&b);
     add_lead(&b, "MDC_ECG_LEAD_I", "0", "5", "uV", "1 2");
