@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <iconv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,40 @@ Test(aecg, sample_document)
     cr_assert_str_eq(e->text[1], "窦性心律 Normal ECG");
     cr_assert(dcm_aecg_is_12lead(e));
     dcm_aecg_free(e);
+    free(doc);
+}
+
+/* A cart that writes GB18030 (declared in the XML declaration): libxml2
+ * converts, the names and statements come out in UTF-8. */
+Test(aecg, gb18030_document)
+{
+    size_t len;
+    unsigned char *doc = sample(&len);
+    char *rest = strstr((char *)doc, "?>");
+    cr_assert_not_null(rest);
+    rest += 2;
+    const char *decl = "<?xml version=\"1.0\" encoding=\"GB18030\"?>";
+    hr_buf b;
+    hr_buf_init(&b, 2 * len + 64);
+    cr_assert_eq(hr_buf_append(&b, decl, strlen(decl)), 0);
+    cr_assert_eq(hr_buf_reserve(&b, 2 * len), 0);
+    iconv_t cd = iconv_open("GB18030", "UTF-8");
+    cr_assert_neq(cd, (iconv_t)-1);
+    char *in = rest, *out = (char *)b.data + b.len;
+    size_t inleft = len - (size_t)(rest - (char *)doc), outleft = b.alloc - b.len;
+    cr_assert_neq(iconv(cd, &in, &inleft, &out, &outleft), (size_t)-1);
+    iconv_close(cd);
+    b.len = (size_t)(out - (char *)b.data);
+    cr_assert_null(memmem(b.data, b.len, "\xE5\xBC\xA0", 3)); /* no UTF-8 张 left */
+    dcm_aecg *e = NULL;
+    char why[DCM_AECG_WHY_MAX];
+    int rc = dcm_aecg_parse((const uint8_t *)b.data, b.len, &e, why, sizeof(why));
+    cr_assert_eq(rc, 0, "%s", why);
+    cr_assert_str_eq(e->patient_name, "张^三");
+    cr_assert_str_eq(e->text[1], "窦性心律 Normal ECG");
+    cr_assert_eq(e->n_samples, 2500);
+    dcm_aecg_free(e);
+    hr_buf_free(&b);
     free(doc);
 }
 

@@ -5,10 +5,12 @@
 # the aECG's digits x scale + origin as Python's own XML reader computes
 # them; the same document again is IDENTICAL; the ECG center's worklist has
 # the exam; GET /api/v1/ecg/{instance} (when the ECG decoder is built in)
-# gives the same leads and values. Hostile: no token, a reader, another
-# hospital's technician (a study of its own, not tech1's), the wrong media
-# type, garbage, wrong namespace, entity expansion, an oversized body by
-# Content-Length and chunked (413 JSON). Every import is audited.
+# gives the same leads, values, measurements and statements; a 3-lead aECG
+# is a General ECG; dciodvfy finds no error in either. Hostile: no token, a
+# revoked or forged token, a reader, another hospital's technician (a study
+# of its own, not tech1's), the wrong media type, garbage, wrong namespace,
+# entity expansion, mismatched leads, an oversized body by Content-Length and
+# chunked (413 JSON). Every import is audited.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 DOC=$SRC/tests/dicom/data/aecg_12lead.xml
@@ -164,6 +166,10 @@ fi
 
 # --- hostile
 check_eq "no token: 401" 401 "$(post "$T/e.json" "" application/xml "$DOC")"
+TX=$(login_token "$U" tech1 'tech1-password-1')
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $TX" "$U/api/v1/logout"
+check_eq "a revoked token: 401" 401 "$(post "$T/e.json" "$TX" application/xml "$DOC")"
+check_eq "a forged token: 401" 401 "$(post "$T/e.json" "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" application/xml "$DOC")"
 check_eq "a reader: 403" 403 "$(post "$T/e.json" "$TR" application/xml "$DOC")"
 check_eq "wrong media type: 415" 415 "$(post "$T/e.json" "$T1" text/plain "$DOC")"
 printf 'this is not XML \x00\x01' >"$T/garbage.xml"
