@@ -48,6 +48,7 @@ typedef struct ecg_state {
 static void ecg_end(ecg_state *st)
 {
     va_req *r = st->r;
+    r->srv->n_ecg_imports--;
     if (st->ig)
         sto_ingest_abort(st->ig);
     hr_buf_free(&st->body);
@@ -292,11 +293,18 @@ void va_handle_ecg_import(va_req *r)
         va_send_error(r, 400, "bad_aecg", "the request has no body");
         return;
     }
+    if (r->srv->n_ecg_imports >= VA_ECG_IMPORTS_MAX) {
+        va_add_header(r, "Retry-After", "5");
+        va_send_error(r, 503, "busy", "%d aECG imports are in progress: retry later",
+                      r->srv->n_ecg_imports);
+        return;
+    }
     ecg_state *st = calloc(1, sizeof(*st));
     if (!st) {
         va_send_error(r, 500, "internal", "out of memory");
         return;
     }
+    r->srv->n_ecg_imports++; /* ecg_end gives it back */
     st->r = r;
     hr_buf_init(&st->body, DCM_AECG_DOC_MAX);
     va_base_url(r, st->base_url, sizeof(st->base_url));

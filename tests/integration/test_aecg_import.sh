@@ -203,6 +203,19 @@ check_eq "33 MiB chunked: 413" 413 "$(post "$T/e.json" "$T1" application/xml "$T
 check "  JSON" grep -q '"error":"too_large"' "$T/e.json"
 check_eq "nothing stored by the refusals" 1 "$(count_objects ae)"
 
+# at most 2 imports at once: two slow uploads hold both, a third is 503 busy
+for i in 1 2; do
+  curl -s -o "$T/slow$i.json" -w '%{http_code}' -X POST "$U/api/v1/ecg" -H "Authorization: Bearer $T1" \
+    -H 'Content-Type: application/xml' --data-binary "@$DOC" --limit-rate 30K >"$T/slow$i.code" &
+  SLOW[$i]=$!
+done
+sleep 1
+check_eq "a third import at once: 503" 503 "$(post "$T/e.json" "$T1" application/xml "$DOC" -D "$T/h.txt")"
+check "  busy, with Retry-After" bash -c "grep -q '\"error\":\"busy\"' '$T/e.json' && grep -qi '^Retry-After: 5' '$T/h.txt'"
+wait "${SLOW[1]}" "${SLOW[2]}"
+check_eq "  the two slow ones: 200 200" "200 200" "$(cat "$T/slow1.code") $(cat "$T/slow2.code")"
+check_eq "  then one is taken again: 200" 200 "$(post "$T/e.json" "$T1" application/xml "$DOC")"
+
 # another hospital's technician: the same document is a study of township2's own
 st=$(post "$T/r3.json" "$T2" application/xml "$DOC")
 check_eq "tech2 imports the same aECG: 200" 200 "$st"
