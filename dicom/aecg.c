@@ -301,9 +301,13 @@ static void read_subject(const xmlNode *root, dcm_aecg *e)
     if (name) {
         const xmlNode *fam = child(name, "family"), *giv = child(name, "given");
         if (fam || giv) {
+            /* PN: at most 64 characters for the whole alphabetic group */
             char f[65], g[65];
             pn_part(fam, f, sizeof(f));
-            pn_part(giv, g, sizeof(g));
+            size_t room = strlen(f) + 1 < 64 ? 64 - strlen(f) - 1 : 0;
+            g[0] = '\0';
+            if (room)
+                pn_part(giv, g, room + 1);
             snprintf(e->patient_name, sizeof(e->patient_name), "%s%s%s", f, g[0] ? "^" : "", g);
         } else {
             pn_part(name, e->patient_name, 65);

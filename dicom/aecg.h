@@ -46,7 +46,7 @@ typedef struct dcm_aecg {
     char id[160];           /* AnnotatedECG/id: root, "^" and extension when there is one */
     char acquired[27];      /* effectiveTime (low, else the value) as a DICOM DT, "" if absent */
     char patient_id[65];    /* trialSubject/id extension (else root) */
-    char patient_name[324]; /* DICOM PN "family^given", or the name text as is */
+    char patient_name[324]; /* DICOM PN "family^given" or the name text, at most 64 bytes */
     char birth_date[9];     /* YYYYMMDD */
     char sex[2];            /* "M", "F", "O" or "" */
     double sampling_hz;     /* from the TIME_ABSOLUTE/TIME_RELATIVE increment */

@@ -468,3 +468,40 @@ Test(aecg, bounds)
     free(p);
     cr_assert_null(e);
 }
+
+/* A loose subject: only what is there is taken; long names are cut to the
+ * 64 bytes of a PN group on a character boundary. */
+Test(aecg, loose_subject)
+{
+    char xml[4096], fam[200] = "", giv[100] = "";
+    for (int i = 0; i < 30; i++)
+        strcat(fam, "张"); /* 90 bytes */
+    strcat(giv, "Given");
+    snprintf(xml, sizeof(xml),
+             "<AnnotatedECG xmlns=\"urn:hl7-org:v3\"><componentOf><timepointEvent><componentOf>"
+             "<subjectAssignment><subject><trialSubject><id root=\"1.2.3.4\"/>"
+             "<subjectDemographicPerson><name><family>%s</family><given>%s</given></name>"
+             "<administrativeGenderCode code=\"UN\"/><birthTime value=\"1958\"/>"
+             "</subjectDemographicPerson></trialSubject></subject></subjectAssignment>"
+             "</componentOf></timepointEvent></componentOf><effectiveTime value=\"2026120308\"/>"
+             "<component><series><component><sequenceSet><component><sequence>"
+             "<code code=\"TIME_ABSOLUTE\"/><value><increment value=\"4\" unit=\"ms\"/></value>"
+             "</sequence></component><component><sequence><code code=\"MDC_ECG_LEAD_I\"/><value>"
+             "<scale value=\"1\" unit=\"uV\"/><digits>1 2 3</digits></value></sequence>"
+             "</component></sequenceSet></component></series></component></AnnotatedECG>",
+             fam, giv);
+    dcm_aecg *e = NULL;
+    char why[DCM_AECG_WHY_MAX];
+    int rc = parse_str(xml, &e, why, sizeof(why));
+    cr_assert_eq(rc, 0, "%s", why);
+    cr_assert_str_eq(e->patient_id, "1.2.3.4"); /* no extension: the root */
+    cr_assert_eq(strlen(e->patient_name), 63, "%zu: %s", strlen(e->patient_name),
+                 e->patient_name); /* 21 whole characters, no given name left */
+    cr_assert_str_eq(e->sex, "O");
+    cr_assert_str_eq(e->birth_date, ""); /* "1958" is not a date */
+    cr_assert_str_eq(e->acquired, "2026120308");
+    cr_assert_str_eq(e->id, "");
+    cr_assert_float_eq(e->sampling_hz, 250.0, 1e-9);
+    cr_assert_float_eq(e->leads[0].origin_uv, 0.0, 1e-12); /* no origin: 0 */
+    dcm_aecg_free(e);
+}
