@@ -453,28 +453,38 @@ static void iso_time(const char *da, const char *tm, char *out, size_t cap)
     snprintf(out, cap, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2s", da, da + 4, da + 6, t, t + 2, t + 4);
 }
 
+/* The name as the report page shows it (decision 0025): the ideographic group
+ * when there is one, else the alphabetic; components joined without a
+ * separator when the group holds non-ASCII (Chinese), with spaces otherwise. */
 static void patient_name(const dcm_ds *ds, const char *charset, char *out, size_t cap)
 {
-    char raw[512], *g, *p;
+    char raw[512], *groups[3] = {raw, NULL, NULL}, *g, *p, *save = NULL;
+    size_t n = 0, i;
+    int wide = 0;
 
     get_text(ds, T_PAT_NAME, charset, raw, sizeof raw);
-    g = raw;
-    if (*g == '=') { /* no alphabetic group: the ideographic one */
-        g++;
-        p = strchr(g, '=');
-        if (p)
-            *p = '\0';
-    } else {
-        p = strchr(g, '=');
-        if (p)
-            *p = '\0';
+    for (i = 1, p = raw; i < 3 && (p = strchr(p, '=')) != NULL; i++) {
+        *p++ = '\0';
+        groups[i] = p;
     }
+    g = groups[1] && *groups[1] ? groups[1] : groups[0];
     for (p = g; *p; p++)
-        if (*p == '^')
-            *p = ' ';
-    while (p > g && p[-1] == ' ')
-        *--p = '\0';
-    snprintf(out, cap, "%s", g);
+        if ((unsigned char)*p >= 0x80)
+            wide = 1;
+    out[0] = '\0';
+    for (p = strtok_r(g, "^", &save); p && n + 1 < cap; p = strtok_r(NULL, "^", &save)) {
+        int k;
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            continue;
+        k = snprintf(out + n, cap - n, "%s%s", n && !wide ? " " : "", p);
+        if (k < 0 || (size_t)k >= cap - n)
+            break;
+        n += (size_t)k;
+    }
+    while (n > 0 && out[n - 1] == ' ')
+        out[--n] = '\0';
 }
 
 int dcm_ecg_decode_ds(const dcm_ds *ds, dcm_ecg **out, char *err, size_t cap)
@@ -603,19 +613,52 @@ static int put_str(hr_buf *b, const char *s)
     return rc;
 }
 
+/* v rounded to 0.1 into o (at least 32 bytes), integral values without a
+ * fraction, "null" when not finite; returns the length. By hand because
+ * snprintf dominated the time of a long recording. */
+static size_t fmt_tenths(char *o, double v)
+{
+    char t[24];
+    long long r;
+    unsigned long long u, ip;
+    unsigned fd;
+    size_t n = 0, k = 0;
+
+    if (!isfinite(v)) {
+        memcpy(o, "null", 4);
+        return 4;
+    }
+    if (fabs(v) >= 1e15)
+        return (size_t)snprintf(o, 32, "%.1f", v);
+    r = llround(v * 10.0);
+    if (r < 0) {
+        o[n++] = '-';
+        u = (unsigned long long)(-r);
+    } else {
+        u = (unsigned long long)r;
+    }
+    ip = u / 10;
+    fd = (unsigned)(u % 10);
+    do {
+        t[k++] = (char)('0' + ip % 10);
+        ip /= 10;
+    } while (ip);
+    while (k)
+        o[n++] = t[--k];
+    if (fd) {
+        o[n++] = '.';
+        o[n++] = (char)('0' + fd);
+    }
+    return n;
+}
+
 /* A number rounded to 0.1, integral values without a fraction. */
 static int put_num(hr_buf *b, double v)
 {
     char t[48];
-    double r = round(v * 10.0) / 10.0;
+    size_t n = fmt_tenths(t, v);
 
-    if (!isfinite(r))
-        return put(b, "null");
-    if (r == floor(r) && fabs(r) < 1e15)
-        snprintf(t, sizeof t, "%.0f", r == 0.0 ? 0.0 : r);
-    else
-        snprintf(t, sizeof t, "%.1f", r);
-    return put(b, t);
+    return hr_buf_append(b, t, n);
 }
 
 static int put_kv(hr_buf *b, const char *k, const char *v, int comma)
@@ -678,13 +721,15 @@ static int put_group(hr_buf *b, const dcm_ecg_group *g)
             rc = put_kv(b, "units", ch->units, 1);
         if (!rc)
             rc = put(b, ",\"data\":[");
-        if (!rc)
-            rc = hr_buf_reserve(b, (size_t)g->n_samples * 8);
-        for (s = 0; !rc && s < g->n_samples; s++) {
-            if (s)
-                rc = put(b, ",");
-            if (!rc)
-                rc = put_num(b, ch->data[s]);
+        for (s = 0; !rc && s < g->n_samples;) {
+            char chunk[4096];
+            size_t n = 0;
+            for (; s < g->n_samples && n < sizeof(chunk) - 40; s++) {
+                if (s)
+                    chunk[n++] = ',';
+                n += fmt_tenths(chunk + n, ch->data[s]);
+            }
+            rc = hr_buf_append(b, chunk, n);
         }
         if (!rc)
             rc = put(b, "]}");

@@ -90,7 +90,8 @@ typedef struct dcm_ecg_meas {
 typedef struct dcm_ecg {
     char instance[65], study[65], series[65], sop_class[65];
     char modality[17];
-    char patient_name[193]; /* first non-empty PN group, '^' as spaces */
+    char patient_name[193]; /* ideographic PN group if any, else alphabetic; components
+                               joined with spaces, without for non-ASCII (decision 0025) */
     char patient_id[65];
     char patient_sex[17];
     char birth_date[17];

@@ -38,9 +38,9 @@ typedef struct ecg_state {
     char sop_class[STO_UID_BUF];
     char patient[192];
     char why[256]; /* decoder's reason (422), or audit detail */
-    int rc;        /* 0, HR_ENOTFOUND, HR_EMISMATCH (not a waveform: 415), HR_EPARSE... */
+    int rc;        /* 0, HR_ENOTFOUND, HR_EMISMATCH (not a waveform: 415 unless bad), ... */
     int denied;    /* outside the scope (audit) */
-    int bad;       /* 422: the waveform cannot be decoded */
+    int bad;       /* 422: the waveform cannot be decoded (rc says why) */
     hr_buf json;
 } ecg_state;
 
@@ -157,14 +157,14 @@ static void ecg_done(va_req *r)
         va_send(r, 200, "application/json", (const char *)st->json.data, st->json.len);
     } else if (st->rc == HR_ENOTFOUND) {
         va_send_error(r, 404, "not_found", "no such instance");
+    } else if (st->bad) { /* before HR_EMISMATCH: the decoder's mismatches are 422 */
+        va_send_error(r, 422, "bad_waveform", "%s", st->why[0] ? st->why : hr_strerror(st->rc));
     } else if (st->rc == HR_EMISMATCH) {
         va_send_error(r, 415, "not_waveform", "instance of SOP class %s is not a waveform",
                       st->sop_class[0] ? st->sop_class : "?");
     } else if (st->rc == -EAGAIN) {
         va_add_header(r, "Retry-After", VA_ECG_RETRY_AFTER);
         va_send_error(r, 503, "busy", "waveforms are being decoded; retry");
-    } else if (st->bad) {
-        va_send_error(r, 422, "bad_waveform", "%s", st->why[0] ? st->why : hr_strerror(st->rc));
     } else {
         va_send_rc(r, st->rc, "ecg");
     }

@@ -178,22 +178,27 @@ Test(ecg, pydicom_waveform_ecg_equals_pydicom)
     cr_assert_str_eq(
         json_string_value(json_object_get(json_object_get(ours, "patient"), "birth_date")),
         "19710123");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ours, "patient"), "name")),
+                     "Anonymous");
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(ours, "interpretation"), 0)),
                      "RITMO SINUSALE");
     json_decref(ours);
     json_decref(py);
 }
 
-/* DCMTK reads the same raw samples: dcmdump +L prints every word of
- * (5400,1010); group 1 channel c sample s is word s*12+c, times 1.25 uV. */
-Test(ecg, pydicom_waveform_ecg_equals_dcmtk_raw_words)
+/* DCMTK reads the same raw samples: dcmdump +L prints every word of the
+ * first (5400,1010); channel c sample s of group 1 is word s*12+c, times the
+ * sensitivity (correction 1, baseline 0 in these files). */
+static void expect_same_as_dcmdump(const char *file, double sens)
 {
     dcm_ecg *e = NULL;
-    json_t *ours = decode_json(PYDICOM_ECG, &e);
-    char *dump = run("dcmdump +L +P 5400,1010 " PYDICOM_ECG, NULL);
-    char *p = strstr(dump, "OW ");
-    size_t w = 0, checked = 0;
+    json_t *ours = decode_json(file, &e);
+    char cmd[1024], *dump, *p;
+    size_t w = 0;
 
+    snprintf(cmd, sizeof cmd, "dcmdump +L +P 5400,1010 '%s'", file);
+    dump = run(cmd, NULL);
+    p = strstr(dump, "OW ");
     cr_assert(p);
     p += 3;
     cr_assert_eq(e->groups[0].n_channels, 12);
@@ -202,18 +207,22 @@ Test(ecg, pydicom_waveform_ecg_equals_dcmtk_raw_words)
         cr_assert_eq(sscanf(p, "%4x", &v), 1);
         size_t s = w / 12, c = w % 12;
         cr_assert_lt(s, e->groups[0].n_samples);
-        cr_assert_float_eq(e->groups[0].ch[c].data[s], (double)(int16_t)v * 1.25, 1e-9, "word %zu",
+        cr_assert_float_eq(e->groups[0].ch[c].data[s], (double)(int16_t)v * sens, 1e-9, "word %zu",
                            w);
-        checked++;
         w++;
         p += 4;
         if (*p == '\\')
             p++;
     }
-    cr_assert_eq(checked, (size_t)e->groups[0].n_samples * 12);
+    cr_assert_eq(w, (size_t)e->groups[0].n_samples * 12);
     free(dump);
     dcm_ecg_free(e);
     json_decref(ours);
+}
+
+Test(ecg, pydicom_waveform_ecg_equals_dcmtk_raw_words)
+{
+    expect_same_as_dcmdump(PYDICOM_ECG, 1.25);
 }
 
 static void gen(const char *path, const char *opts)
@@ -249,7 +258,7 @@ static void check_generated(const char *opts)
             "value")),
         "2:2");
     pat = json_object_get(ours, "patient");
-    cr_assert_str_eq(json_string_value(json_object_get(pat, "name")), "Wang Fang");
+    cr_assert_str_eq(json_string_value(json_object_get(pat, "name")), "王芳");
     cr_assert_str_eq(json_string_value(json_object_get(pat, "sex")), "F");
     cr_assert_str_eq(json_string_value(json_object_get(ours, "acquired")), "2026-12-03T10:15:12");
     cr_assert_str_eq(json_string_value(json_array_get(json_object_get(ours, "interpretation"), 1)),
@@ -276,6 +285,34 @@ Test(ecg, generated_explicit_vr_two_groups_8_and_16_bit)
 Test(ecg, generated_implicit_vr_two_groups_8_and_16_bit)
 {
     check_generated("--implicit");
+}
+
+/* huren-gen's ECG (the fixture other tests store) reads as pydicom reads it
+ * in implicit and explicit VR LE, and as DCMTK reads it in explicit VR BE
+ * (pydicom 2.3 reads big-endian Waveform Data as little-endian). */
+Test(ecg, huren_gen_ecg_equals_pydicom_and_dcmtk)
+{
+    static const char *const k_ts[] = {"explicit", "implicit", "bigendian"};
+    const char *bd = getenv("HUREN_BUILD_DIR");
+    char dir[256], cmd[1024], path[512];
+
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(ts_tmpdir(dir), 0);
+        snprintf(cmd, sizeof cmd, "'%s/huren-gen' --out '%s' --modality ECG --ts %s --seed %zu",
+                 bd ? bd : ".", dir, k_ts[i], i + 7);
+        free(run(cmd, NULL));
+        snprintf(path, sizeof path, "%s/s1_se1_i1.dcm", dir);
+        json_t *ours = decode_json(path, NULL);
+        expect_leads(ours, 0);
+        if (i < 2) {
+            json_t *py = pydicom_dump(path);
+            expect_same_as_pydicom(ours, py);
+            json_decref(py);
+        }
+        expect_same_as_dcmdump(path, 2.5);
+        json_decref(ours);
+        ts_rmrf(dir);
+    }
 }
 
 Test(ecg, lead_names)

@@ -30,12 +30,17 @@ mkdir -p "$T/in" "$T/ct"
 cp "$PYECG" "$T/in/pydicom_ecg.dcm"
 check "generate a chest-pain 12-lead ECG (16-bit + 8-bit groups)" \
   $PY "$FIX" gen "$T/in/chest.dcm" --procedure "胸痛 chest pain" --patient-id EA-CHEST
+check "generate an implicit VR ECG whose group declares more samples than its data" \
+  $PY "$FIX" gen "$T/in/lie.dcm" --implicit --lie samples --patient-id EA-LIE
+check "... and one whose group declares 13 channels for 12 definitions" \
+  $PY "$FIX" gen "$T/in/lie2.dcm" --lie channels --patient-id EA-LIE2
 "$GEN" --out "$T/ct" --modality CT --instances 1 --bytes 2048 --patient-id EA-CT --seed 71 >/dev/null
-check "township1 stores both ECGs and a CT" \
-  storescu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port" "$T/in/pydicom_ecg.dcm" "$T/in/chest.dcm" "$T"/ct/*.dcm
+check "township1 stores the four ECGs and a CT" \
+  storescu -aet TOWNSHIP1 -aec HUREN 127.0.0.1 "$port" "$T/in/pydicom_ecg.dcm" "$T/in/chest.dcm" "$T/in/lie.dcm" "$T/in/lie2.dcm" "$T"/ct/*.dcm
 tag() { dcmdump +P "$1" "$2" | head -1 | sed -n 's/.*\[\(.*\)\].*/\1/p'; }
 SOP1=$(tag 0008,0018 "$T/in/pydicom_ecg.dcm"); ST1=$(tag 0020,000D "$T/in/pydicom_ecg.dcm")
 SOP2=$(tag 0008,0018 "$T/in/chest.dcm"); ST2=$(tag 0020,000D "$T/in/chest.dcm")
+LIESOP=$(tag 0008,0018 "$T/in/lie.dcm"); LIE2SOP=$(tag 0008,0018 "$T/in/lie2.dcm")
 CTSOP=$(tag 0008,0018 "$(ls "$T"/ct/*.dcm | head -1)")
 
 req() { # OUT TOKEN URL -> status
@@ -72,25 +77,27 @@ check "... equal to pydicom's waveform_array (2 groups x 12 leads)" same "$T/e1.
 check_eq "... with study, SOP class, acquisition time, 9 measurements" \
   "$ST1 1.2.840.10008.5.1.4.1.1.9.1.1 2013-01-25T10:59:19 9" \
   "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["study"], d["sop_class"], d["acquired"], len(d["measurements"]))' "$T/e1.json")"
+tt=$(curl -s -o /dev/null -w '%{time_total} %{size_download}' -H "Authorization: Bearer $RE" "$U/api/v1/ecg/$SOP1")
+echo "# measured: GET /api/v1/ecg of pydicom's ECG (2 groups, 134400 samples): ${tt% *} s, ${tt#* } bytes (this build)"
 check_eq "the generated chest-pain ECG: 200" 200 "$(req "$T/e2.json" "$RE" "/api/v1/ecg/$SOP2")"
 check "... equal to pydicom's (16-bit uV group and 8-bit mV group in uV)" same "$T/e2.json" "$T/in/chest.dcm"
-check_eq "... patient name, Chinese interpretation" "Wang Fang|窦性心律 正常心电图" \
+check_eq "... patient name, Chinese interpretation" "王芳|窦性心律 正常心电图" \
   "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["patient"]["name"] + "|" + d["interpretation"][1])' "$T/e2.json")"
 check_eq "the sending township's technician reads it too: 200" 200 "$(req "$T/e.json" "$T1" "/api/v1/ecg/$SOP2")"
 
-# ---- worklist: both on the ECG center's list, the chest pain one stat first ----
+# ---- worklist: all three on the ECG center's list, the chest pain one stat first ----
 items() {
   req "$T/wl.json" "$RE" /api/v1/worklists/ecg >/dev/null
   $PY -c 'import json,sys; print(" ".join(i["study"] + ":" + i["priority"] for i in json.load(open(sys.argv[1]))["items"]))' "$T/wl.json"
 }
 for _ in $(seq 1 40); do
-  case "$(items)" in *"$ST1"*"$ST2"* | *"$ST2"*"$ST1"*) break ;; esac
+  [ "$(items | wc -w)" = 4 ] && break
   sleep 0.5
 done
 check_eq "the chest-pain ECG routed to ecg, stat" "ecg stat" \
   "$(rcli ea HGET "hr:wl:{$ST2}" center) $(rcli ea HGET "hr:wl:{$ST2}" priority)"
-check_eq "the ECG worklist: the stat chest-pain ECG at the top, then the routine one" \
-  "$ST2:stat $ST1:routine" "$(items)"
+check_eq "the ECG worklist: four items, the stat chest-pain ECG at the top, pydicom's routine" \
+  "4 $ST2:stat routine" "$(items | wc -w) $(items | cut -d' ' -f1) $(items | tr ' ' '\n' | grep "^$ST1:" | cut -d: -f2)"
 
 
 # ---- hostile ----
@@ -105,6 +112,10 @@ check_eq "an escaped traversal: 400 or 404" 1 \
   "$(c=$(req "$T/e.json" "$RE" "/api/v1/ecg/..%2F..%2Fetc%2Fpasswd"); [ "$c" = 400 ] || [ "$c" = 404 ]; echo $((1 - $?)))"
 check_eq "a CT instance (the imaging reader may see it): 415" "415 not_waveform" \
   "$(req "$T/e.json" "$RI" "/api/v1/ecg/$CTSOP") $($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"])' "$T/e.json")"
+check_eq "the lying ECG: 422 bad_waveform, saying why" "422 bad_waveform True" \
+  "$(req "$T/e.json" "$RE" "/api/v1/ecg/$LIESOP") $($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["error"], "Waveform Data" in d["detail"])' "$T/e.json")"
+check_eq "the 13-channel ECG: 422 bad_waveform (not 415: it is a waveform)" "422 bad_waveform True" \
+  "$(req "$T/e.json" "$RE" "/api/v1/ecg/$LIE2SOP") $($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["error"], "channel definitions" in d["detail"])' "$T/e.json")"
 check_eq "the ECG reader asking for that CT: 404" 404 "$(req "$T/e.json" "$RE" "/api/v1/ecg/$CTSOP")"
 check_eq "POST: 405 or 404" 1 \
   "$(c=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $RE" "$U/api/v1/ecg/$SOP1"); [ "$c" = 405 ] || [ "$c" = 404 ]; echo $((1 - $?)))"

@@ -2,13 +2,17 @@
 """ECG waveform fixtures and reference values, with pydicom (the independent
 reader the tests compare huren's decoder against).
 
-  ecg_fixture.py gen OUT.dcm [--implicit] [--procedure TEXT] [--patient-id ID]
+  ecg_fixture.py gen OUT.dcm [--implicit] [--lie samples|channels] [--procedure TEXT]
+                 [--patient-id ID]
                  [--study UID] [--instance UID] [--hospital-name NAME]
       writes a synthetic 12-lead ECG (12-lead ECG Waveform Storage): group 1
       "RHYTHM" 500 Hz 10 s, 16-bit SS, MDC lead codes, uV with sensitivity
       2.5, correction 0.98, baseline 4; group 2 "MEDIAN BEAT" 500 Hz 1.2 s,
       8-bit SB, SCPECG codes, mV with sensitivity 0.02 (so 20 uV a step);
       numeric measurements and interpretation statements (one in Chinese).
+      --lie samples declares 5001 samples in group 1 for the data of 5000,
+      --lie channels 13 channels in group 2 for 12 definitions (valid DICOM
+      objects whose waveform cannot be decoded).
   ecg_fixture.py dump FILE
       prints JSON: per group label, sampling frequency, samples, and per
       channel the lead code and the values of pydicom's waveform_array()
@@ -92,7 +96,7 @@ def group(label, fs, n, bits, scheme, units, sens, corr, baseline, seconds0=0.0)
     return g
 
 
-def gen(path, implicit, procedure, patient_id, study, instance, name):
+def gen(path, implicit, procedure, patient_id, study, instance, name, lie=None):
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.9.1.1"
@@ -120,6 +124,10 @@ def gen(path, implicit, procedure, patient_id, study, instance, name):
     ds.WaveformSequence = Sequence([
         group("RHYTHM", 500, 5000, 16, "MDC", "uV", 2.5, 0.98, 4),
         group("MEDIAN BEAT", 500, 600, 8, "SCPECG", "mV", 0.02, 1.0, 0, 0.0)])
+    if lie == "samples":
+        ds.WaveformSequence[0].NumberOfWaveformSamples = 5001
+    elif lie == "channels":
+        ds.WaveformSequence[1].NumberOfWaveformChannels = 13
     ann = []
     for value, meaning, number, unit in [("8867-4", "Heart rate", 75, "/min"),
                                          ("5.10.2.5-5", "QTc Interval", 412, "ms"),
@@ -183,18 +191,22 @@ def main(argv):
         opts = {"--procedure": "12导联心电图", "--patient-id": "ECG-P1", "--study": None,
                 "--instance": None, "--hospital-name": "Township A"}
         implicit = False
+        lie = None
         i = 3
         while i < len(argv):
             if argv[i] == "--implicit":
                 implicit = True
                 i += 1
+            elif argv[i] == "--lie" and i + 1 < len(argv) and argv[i + 1] in ("samples", "channels"):
+                lie = argv[i + 1]
+                i += 2
             elif argv[i] in opts and i + 1 < len(argv):
                 opts[argv[i]] = argv[i + 1]
                 i += 2
             else:
                 sys.exit("unknown option " + argv[i])
         gen(argv[2], implicit, opts["--procedure"], opts["--patient-id"], opts["--study"],
-            opts["--instance"], opts["--hospital-name"])
+            opts["--instance"], opts["--hospital-name"], lie)
     elif len(argv) == 3 and argv[1] == "dump":
         dump(argv[2])
     else:
