@@ -3,6 +3,7 @@
 
 #include "common/hr_err.h"
 extern "C" {
+#include "aecg.h"
 #include "common/hr_buf.h"
 #include "p10.h"
 #include "uids.h"
@@ -15,6 +16,7 @@ extern "C" {
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcostrmb.h>
+#include <dcmtk/dcmdata/dcvrobow.h>
 #include <dcmtk/dcmdata/dcostrmf.h>
 #include <dcmtk/dcmdata/dcwcache.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
@@ -24,7 +26,10 @@ extern "C" {
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/dcmsr/dsrdoc.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
@@ -558,6 +563,231 @@ int write_pdf(const dcm_report_obj *r, const uint8_t *pdf, size_t len, const cha
     return save(ds, r, UID_EncapsulatedPDFStorage, path);
 }
 
+// ---- ECG waveform objects from an aECG (decision 0039) ----
+
+const char *const k_uid_12lead = "1.2.840.10008.5.1.4.1.1.9.1.1";
+const char *const k_uid_general_ecg = "1.2.840.10008.5.1.4.1.1.9.1.2";
+
+void put_code(DcmItem *item, const DcmTagKey &seq, const char *value, const char *scheme,
+              const char *meaning, Check &ck)
+{
+    DcmItem *code = NULL;
+    ck(item->findOrCreateSequenceItem(seq, code, 0));
+    if (!code)
+        return;
+    ck(code->putAndInsertString(DCM_CodeValue, value));
+    ck(code->putAndInsertString(DCM_CodingSchemeDesignator, scheme));
+    ck(code->putAndInsertString(DCM_CodeMeaning, meaning));
+}
+
+// A DS value (at most 16 characters) of v, and the double it reads back as.
+std::string ds_of(double v, double *back)
+{
+    char b[32];
+    for (int prec = 10; prec > 0; prec--) {
+        std::snprintf(b, sizeof(b), "%.*g", prec, v);
+        if (std::strlen(b) <= 16)
+            break;
+    }
+    if (back)
+        *back = std::strtod(b, NULL);
+    return b;
+}
+
+// The 16-bit samples of lead l (n of them) into out at stride, and its
+// sensitivity (uV per unit) as a DS string; lossy when not exact.
+std::string encode_lead(const dcm_aecg_lead *l, size_t n, Sint16 *out, size_t stride, bool &lossy)
+{
+    const double k = l->origin_uv / l->scale_uv;
+    const double kr = std::round(k);
+    bool exact = std::fabs(k - kr) < 1e-9 && std::fabs(kr) < 65536.0;
+    double back = 0;
+    std::string sens = ds_of(l->scale_uv, &back);
+    if (exact && std::fabs(back - l->scale_uv) > 1e-9 * l->scale_uv)
+        exact = false;
+    if (exact)
+        for (size_t i = 0; i < n && exact; i++) {
+            const long long v = (long long)l->digits[i] + (long long)kr;
+            exact = v >= -32768 && v <= 32767;
+        }
+    if (exact) {
+        for (size_t i = 0; i < n; i++)
+            out[i * stride] = static_cast<Sint16>((long long)l->digits[i] + (long long)kr);
+        return sens;
+    }
+    lossy = true;
+    double vmax = 0;
+    for (size_t i = 0; i < n; i++)
+        vmax = std::max(vmax, std::fabs(l->origin_uv + l->scale_uv * l->digits[i]));
+    double s = std::max(l->scale_uv, vmax / 32767.0);
+    sens = ds_of(s * (1 + 1e-9), &back);
+    for (size_t i = 0; i < n; i++) {
+        double v = std::round((l->origin_uv + l->scale_uv * l->digits[i]) / back);
+        out[i * stride] = static_cast<Sint16>(std::max(-32768.0, std::min(32767.0, v)));
+    }
+    return sens;
+}
+
+// Writes ds after huren's File Meta Information into memory.
+int to_memory(DcmDataset *ds, const char *sop_class, const char *sop_uid, uint8_t **out,
+              size_t *len)
+{
+    hr_buf b;
+    dcm_p10_meta m = {sop_class, sop_uid, DCM_TS_EXPLICIT_LE, NULL, NULL};
+    hr_buf_init(&b, (size_t)1 << 30);
+    int rc = dcm_p10_encode_meta(&m, &b);
+    std::vector<char> chunk(1u << 20);
+    DcmOutputBufferStream os(chunk.data(), static_cast<offile_off_t>(chunk.size()));
+    ds->transferInit();
+    for (bool last = false; !last && !rc;) {
+        OFCondition st = ds->write(os, EXS_LittleEndianExplicit, EET_ExplicitLength, NULL,
+                                   EGL_recalcGL, EPD_noChange);
+        if (st == EC_Normal)
+            last = true;
+        else if (st != EC_StreamNotifyClient)
+            rc = HR_EPARSE;
+        os.flush();
+        void *p = NULL;
+        offile_off_t n = 0;
+        os.flushBuffer(p, n);
+        if (!rc && n > 0)
+            rc = hr_buf_append(&b, p, (size_t)n) ? -ENOMEM : 0;
+    }
+    ds->transferEnd();
+    if (rc) {
+        hr_buf_free(&b);
+        return rc;
+    }
+    *out = reinterpret_cast<uint8_t *>(b.data);
+    *len = b.len;
+    return 0;
+}
+
+int ecg_encode(const dcm_aecg *e, const dcm_ecg_ids *ids, uint8_t **out, size_t *len,
+               const char **sop_class, int *lossy)
+{
+    if (!uid_ok(ids->study_uid) || !uid_ok(ids->series_uid) || !uid_ok(ids->sop_uid) ||
+        e->n_leads == 0 || e->n_leads > DCM_AECG_LEADS_MAX || e->n_samples == 0)
+        return -EINVAL;
+    const char *cls = dcm_aecg_is_12lead(e) ? k_uid_12lead : k_uid_general_ecg;
+    std::string dt = e->acquired[0] ? e->acquired : str(ids->fallback_dt);
+    std::string date = dt.substr(0, 8), time = dt.size() > 8 ? dt.substr(8) : "";
+    const size_t tz = time.find_first_of("+-");
+    if (tz != std::string::npos)
+        time.resize(tz);
+    Check ck;
+    DcmFileFormat ff;
+    DcmDataset *ds = ff.getDataset();
+    ck(ds->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192"));
+    ck(ds->putAndInsertString(DCM_SOPClassUID, cls));
+    ck(ds->putAndInsertString(DCM_SOPInstanceUID, ids->sop_uid));
+    ck(ds->putAndInsertString(DCM_StudyDate, date.c_str()));
+    ck(ds->putAndInsertString(DCM_ContentDate, date.c_str()));
+    ck(ds->putAndInsertString(DCM_StudyTime, time.c_str()));
+    ck(ds->putAndInsertString(DCM_ContentTime, time.c_str()));
+    ck(ds->putAndInsertString(DCM_AcquisitionDateTime, dt.c_str()));
+    ck(ds->putAndInsertString(DCM_AccessionNumber, ""));
+    ck(ds->putAndInsertString(DCM_Modality, "ECG"));
+    ck(ds->putAndInsertString(DCM_Manufacturer, ""));
+    ck(ds->putAndInsertString(DCM_InstitutionName, str(ids->institution)));
+    ck(ds->putAndInsertString(DCM_ReferringPhysicianName, ""));
+    ck(ds->putAndInsertString(DCM_SeriesDescription, "aECG import"));
+    ck(ds->putAndInsertString(DCM_PatientName, e->patient_name));
+    ck(ds->putAndInsertString(DCM_PatientID, e->patient_id));
+    ck(ds->putAndInsertString(DCM_PatientBirthDate, e->birth_date));
+    ck(ds->putAndInsertString(DCM_PatientSex, e->sex));
+    ck(ds->putAndInsertString(DCM_StudyInstanceUID, ids->study_uid));
+    ck(ds->putAndInsertString(DCM_SeriesInstanceUID, ids->series_uid));
+    ck(ds->putAndInsertString(DCM_StudyID, ""));
+    ck(ds->putAndInsertString(DCM_SeriesNumber, "1"));
+    ck(ds->putAndInsertString(DCM_InstanceNumber, "1"));
+    ck(ds->insertEmptyElement(DCM_AcquisitionContextSequence));
+
+    DcmItem *grp = NULL;
+    ck(ds->findOrCreateSequenceItem(DCM_WaveformSequence, grp, 0));
+    if (!grp)
+        return HR_EPARSE;
+    // no Multiplex Group Time Offset: Acquisition DateTime is present (PS3.3 C.10.9.1)
+    ck(grp->putAndInsertString(DCM_WaveformOriginality, "ORIGINAL"));
+    ck(grp->putAndInsertUint16(DCM_NumberOfWaveformChannels, static_cast<Uint16>(e->n_leads)));
+    ck(grp->putAndInsertUint32(DCM_NumberOfWaveformSamples, static_cast<Uint32>(e->n_samples)));
+    ck(grp->putAndInsertString(DCM_SamplingFrequency, ds_of(e->sampling_hz, NULL).c_str()));
+    ck(grp->putAndInsertString(DCM_MultiplexGroupLabel, "RHYTHM"));
+    std::vector<Sint16> data(e->n_leads * e->n_samples);
+    bool lossy_any = false;
+    for (size_t c = 0; c < e->n_leads; c++) {
+        const dcm_aecg_lead *l = &e->leads[c];
+        std::string sens = encode_lead(l, e->n_samples, data.data() + c, e->n_leads, lossy_any);
+        DcmItem *ch = NULL;
+        ck(grp->findOrCreateSequenceItem(DCM_ChannelDefinitionSequence, ch, static_cast<long>(c)));
+        if (!ch)
+            return HR_EPARSE;
+        char num[16];
+        std::snprintf(num, sizeof(num), "%zu", c + 1);
+        ck(ch->putAndInsertString(DCM_WaveformChannelNumber, num));
+        ck(ch->putAndInsertString(DCM_ChannelLabel, l->label));
+        put_code(ch, DCM_ChannelSourceSequence, l->mdc, "MDC", l->meaning, ck);
+        ck(ch->putAndInsertString(DCM_ChannelSensitivity, sens.c_str()));
+        put_code(ch, DCM_ChannelSensitivityUnitsSequence, "uV", "UCUM", "microvolt", ck);
+        ck(ch->putAndInsertString(DCM_ChannelSensitivityCorrectionFactor, "1"));
+        ck(ch->putAndInsertString(DCM_ChannelBaseline, "0"));
+        ck(ch->putAndInsertString(DCM_ChannelTimeSkew, "0"));
+        ck(ch->putAndInsertUint16(DCM_WaveformBitsStored, 16));
+    }
+    ck(grp->putAndInsertUint16(DCM_WaveformBitsAllocated, 16));
+    ck(grp->putAndInsertString(DCM_WaveformSampleInterpretation, "SS"));
+    DcmOtherByteOtherWord *wd = new DcmOtherByteOtherWord(DcmTag(DCM_WaveformData, EVR_OW));
+    ck(wd->putUint16Array(reinterpret_cast<const Uint16 *>(data.data()),
+                          static_cast<unsigned long>(data.size())));
+    ck(grp->insert(wd, OFTrue));
+
+    // the measurements and statements apply to the whole group: referenced
+    // channel 0 of group 1 ("all channels")
+    const Uint16 all[2] = {1, 0};
+    long item = 0;
+    for (size_t i = 0; i < e->n_meas; i++, item++) {
+        const dcm_aecg_meas *m = &e->meas[i];
+        DcmItem *a = NULL;
+        ck(ds->findOrCreateSequenceItem(DCM_WaveformAnnotationSequence, a, item));
+        if (!a)
+            return HR_EPARSE;
+        put_code(a, DCM_ConceptNameCodeSequence, m->code, m->scheme, m->meaning, ck);
+        ck(a->putAndInsertString(DCM_NumericValue, ds_of(m->value, NULL).c_str()));
+        put_code(a, DCM_MeasurementUnitsCodeSequence, m->unit, "UCUM", m->unit_meaning, ck);
+        ck(a->putAndInsertUint16Array(DCM_ReferencedWaveformChannels, all, 2));
+        ck(a->putAndInsertUint16(DCM_AnnotationGroupNumber, 1));
+    }
+    for (size_t i = 0; i < e->n_text; i++, item++) {
+        DcmItem *a = NULL;
+        ck(ds->findOrCreateSequenceItem(DCM_WaveformAnnotationSequence, a, item));
+        if (!a)
+            return HR_EPARSE;
+        ck(a->putAndInsertString(DCM_UnformattedTextValue, e->text[i]));
+        ck(a->putAndInsertUint16Array(DCM_ReferencedWaveformChannels, all, 2));
+        ck(a->putAndInsertUint16(DCM_AnnotationGroupNumber, 1));
+    }
+    bool local = false;
+    for (size_t i = 0; i < e->n_meas; i++)
+        local |= std::strcmp(e->meas[i].scheme, "99HUREN") == 0;
+    if (local) { // the private coding scheme is identified (PS3.3 C.12.1.1.4)
+        DcmItem *cs = NULL;
+        ck(ds->findOrCreateSequenceItem(DCM_CodingSchemeIdentificationSequence, cs, 0));
+        if (cs) {
+            ck(cs->putAndInsertString(DCM_CodingSchemeDesignator, "99HUREN"));
+            ck(cs->putAndInsertString(DCM_CodingSchemeName, "huren local codes"));
+            ck(cs->putAndInsertString(DCM_CodingSchemeResponsibleOrganization, "huren"));
+        }
+    }
+    if (ck.bad)
+        return HR_EPARSE;
+    int rc = to_memory(ds, cls, ids->sop_uid, out, len);
+    if (!rc) {
+        *sop_class = cls;
+        *lossy = lossy_any ? 1 : 0;
+    }
+    return rc;
+}
+
 } // namespace
 
 extern "C" int dcm_shim_read_attrs(const char *path, dcm_attrs *out)
@@ -651,4 +881,20 @@ extern "C" int dcm_shim_transcode(const char *path, uint64_t max_bytes, uint8_t 
 extern "C" void dcm_shim_register_codecs(void)
 {
     std::call_once(g_codecs_once, register_codecs);
+}
+
+extern "C" int dcm_shim_ecg_encode(const struct dcm_aecg *e, const dcm_ecg_ids *ids, uint8_t **out,
+                                   size_t *len, const char **sop_class, int *lossy)
+{
+    *out = NULL;
+    *len = 0;
+    *sop_class = NULL;
+    *lossy = 0;
+    try {
+        return ecg_encode(e, ids, out, len, sop_class, lossy);
+    } catch (const std::bad_alloc &) {
+        return -ENOMEM;
+    } catch (...) {
+        return HR_EPARSE;
+    }
 }

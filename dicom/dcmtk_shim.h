@@ -120,6 +120,34 @@ int dcm_shim_write_text_sr(const dcm_report_obj *r, const char *path);
  * HR_EPARSE, -EIO. */
 int dcm_shim_write_pdf(const dcm_report_obj *r, const uint8_t *pdf, size_t len, const char *path);
 
+struct dcm_aecg;
+
+/* What an ECG waveform object built from an aECG takes besides the ECG
+ * itself; all borrowed. */
+typedef struct dcm_ecg_ids {
+    const char *study_uid, *series_uid, *sop_uid; /* valid UIDs */
+    const char *institution;                      /* the source hospital ("" or NULL: none) */
+    const char *fallback_dt; /* DICOM DT "YYYYMMDDHHMMSS" used when the ECG has no time */
+} dcm_ecg_ids;
+
+/* Builds a DICOM ECG waveform object from e (dicom/aecg.h): 12-Lead ECG
+ * Waveform Storage (1.2.840.10008.5.1.4.1.1.9.1.1) when dcm_aecg_is_12lead,
+ * else General ECG (...9.1.2). Patient, study (ids' UIDs), series (modality
+ * ECG), equipment, waveform identification, an empty acquisition context and
+ * one multiplex group "RHYTHM" of 16-bit SS samples, one channel per lead
+ * (Channel Source Sequence with the MDC code, sensitivity in uV with
+ * correction factor 1, baseline 0); the measurements and the interpretation
+ * statements in the Waveform Annotation Sequence; SpecificCharacterSet
+ * ISO_IR 192. Each lead is encoded exactly (sensitivity = its scale) when
+ * origin/scale is whole and every sample fits 16 bits, else with the
+ * smallest sensitivity that fits (*lossy set to 1). The result is a Part 10
+ * file in Explicit VR Little Endian (huren's File Meta Information) in a new
+ * buffer *out (malloc'd, the caller frees) of *len bytes; *sop_class points
+ * to a static string. Blocking (run on the pool). 0; -EINVAL (a UID not
+ * valid, no leads); HR_EPARSE (DCMTK refused a value); -ENOMEM. */
+int dcm_shim_ecg_encode(const struct dcm_aecg *e, const dcm_ecg_ids *ids, uint8_t **out,
+                        size_t *len, const char **sop_class, int *lossy);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,6 +71,7 @@ static const va_route k_routes[] = {
      va_handle_thumbnail, "thumbnail", VA_BODY_NONE},
     {"POST", "/dicomweb/studies", 0, va_handle_stow, "stow", VA_BODY_STREAM},
     {"POST", "/dicomweb/studies/{}", 0, va_handle_stow, "stow", VA_BODY_STREAM},
+    {"POST", "/api/v1/ecg", 0, va_handle_ecg_import, "ecg-import", VA_BODY_STREAM},
     {"GET", "/wado", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
     {"GET", "/dicomweb/wado", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},
     {"GET", "/dicomweb", 0, va_handle_wado_uri, "wado-uri", VA_BODY_NONE},

@@ -122,7 +122,8 @@ struct va_server {
     /* rendered and thumbnail resources (rendered.c, decision 0029): the whole
      * pool step (token, index, render) of each; NULL once closed */
     hr_pool *render_pool;
-    int finish_wanted;                  /* finish_stop waits for kdf_pool's close */
+    int n_ecg_imports; /* aECG imports holding a document (api_ecg_import.c), loop only */
+    int finish_wanted; /* finish_stop waits for kdf_pool's close */
     uint64_t login_limited, login_busy; /* logins refused: 429 rate limit, 503 pool full */
     /* while ingest is busy, no hash starts before this uv_hrtime (a KDF
      * thread's duty cycle, auth.kdf_share_ingesting); atomic, any thread */
@@ -370,6 +371,11 @@ void va_handle_frames(va_req *r);
 void va_handle_bulk(va_req *r);
 void va_handle_wado_uri(va_req *r);
 void va_handle_stow(va_req *r);
+/* POST /api/v1/ecg: an HL7 aECG document imported as a DICOM ECG (api_ecg_import.c).
+ * At most VA_ECG_IMPORTS_MAX at once per server (each holds up to ~8x the
+ * document in memory while it is read and built); more: 503 Retry-After. */
+#define VA_ECG_IMPORTS_MAX 2
+void va_handle_ecg_import(va_req *r);
 /* worklists and exams (api_worklist.c) */
 void va_handle_worklist(va_req *r);
 void va_handle_worklist_claim(va_req *r);
