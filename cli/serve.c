@@ -3,6 +3,7 @@
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../common/hr_time.h"
+#include "../gateway/alert_notify.h"
 #include "../gateway/deliver.h"
 #include "../gateway/dicom_server.h"
 #include "../reports/person.h"
@@ -56,9 +57,10 @@ typedef struct serve_state {
     int sweep_busy;
     wl_sweep_stats sweep_st;
     int sweep_rc, sweep_logged;
-    gw_deliver *deliver;    /* report delivery (decision 0026); NULL once stopped */
-    int deliver_join;       /* the stop reached the index's close and waits for the sender */
-    redisAsyncContext *sub; /* SUBSCRIBE WL_NOTIFY_CHANNEL */
+    gw_deliver *deliver;     /* report delivery (decision 0026); NULL once stopped */
+    int deliver_join;        /* the stop reached the index's close and waits for the sender */
+    gw_alert_notify *alerts; /* critical-value notifier (decision 0040); NULL once stopped */
+    redisAsyncContext *sub;  /* SUBSCRIBE WL_NOTIFY_CHANNEL */
     uv_timer_t sub_retry;
     int sub_logged;
     /* persons linked at ingest (decision 0027); pool threads: __atomic */
@@ -73,8 +75,8 @@ static void on_redis_stopped(void *arg)
 static void on_audit_closed(void *arg)
 {
     serve_state *s = arg;
-    if (s->deliver) {
-        /* the report sender's pool jobs use the index's Redis: wait for them */
+    if (s->deliver || s->alerts) {
+        /* the senders' pool jobs use the index's Redis: wait for them */
         s->deliver_join = 1;
         return;
     }
@@ -173,6 +175,8 @@ static void dicom_metrics(void *arg, hr_buf *out)
         hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
     if (s->deliver)
         gw_deliver_metrics(s->deliver, out);
+    if (s->alerts)
+        gw_alert_notify_metrics(s->alerts, out);
     if (!s->http)
         return;
     int streams;
@@ -530,7 +534,15 @@ static void on_deliver_stopped(void *arg)
 {
     serve_state *s = arg;
     s->deliver = NULL;
-    if (s->deliver_join)
+    if (s->deliver_join && !s->alerts)
+        on_audit_closed(s);
+}
+
+static void on_alerts_stopped(void *arg)
+{
+    serve_state *s = arg;
+    s->alerts = NULL;
+    if (s->deliver_join && !s->deliver)
         on_audit_closed(s);
 }
 
@@ -548,6 +560,8 @@ static void on_signal(uv_signal_t *h, int signum)
     worklist_stop(s);
     if (s->deliver)
         gw_deliver_stop(s->deliver, on_deliver_stopped, s);
+    if (s->alerts)
+        gw_alert_notify_stop(s->alerts, on_alerts_stopped, s);
     gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
 }
 
@@ -939,6 +953,11 @@ int cli_serve(int argc, char **argv)
         hr_warn("serve", "cannot start the report sender (%s); reports are not delivered",
                 hr_strerror(rc));
         s.deliver = NULL;
+    }
+    rc = gw_alert_notify_start(s.loop, &s.cfg, &s.sto, &s.alerts);
+    if (rc) {
+        hr_warn("serve", "cannot start the critical-value notifier (%s)", hr_strerror(rc));
+        s.alerts = NULL;
     }
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,

@@ -10,6 +10,7 @@
 #include "../dicom/uids.h"
 #include "../storage/keys.h"
 #include "../storage/sto_script.h"
+#include "oru.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KEY_MAX  (HR_UID_MAX + ALR_ID_MAX + 32)
 #define IX_MAX   (3 * HR_ID_MAX + 32)
@@ -834,6 +836,107 @@ int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next)
     }
     *out = arr;
     return 0;
+}
+
+/* ---- HL7 ---- */
+
+void alr_control_id(const char *id, int step, char out[21])
+{
+    char in[ALR_ID_MAX + 16], hex[65];
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    int n = snprintf(in, sizeof(in), "%s/%d", id, step);
+    SHA256((const unsigned char *)in, (size_t)n, md);
+    hr_hex_encode(md, 9, hex);
+    snprintf(out, 21, "AL%s", hex);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* An HL7 DTM (UTC) of ms. */
+static void dtm(long long ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 32, "%04d%02d%02d%02d%02d%02d+0000", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int alr_oru_build(const json_t *alert, const char *sending_facility, const char *recv_app,
+                  const char *recv_facility, const char *control_id, long long now_ms, hr_buf *out)
+{
+    char t[32], raised[32], pid[ALR_TEXT_MAX], *bar;
+    int rc = 0;
+    if (!alert || !control_id || !*control_id || strlen(control_id) >= 21 ||
+        strpbrk(control_id, "|^~\\&\r\n"))
+        return -EINVAL;
+    dtm(now_ms, t);
+    dtm(json_integer_value(json_object_get(alert, "created_ms")), raised);
+    /* the patient key is "<issuer>|<id>" */
+    snprintf(pid, sizeof(pid), "%s", jstr(alert, "patient"));
+    bar = strchr(pid, '|');
+    const char *issuer = bar ? pid : "", *idv = bar ? bar + 1 : pid;
+    if (bar)
+        *bar = '\0';
+#define LIT(s)                                                                                     \
+    do {                                                                                           \
+        if (!rc)                                                                                   \
+            rc = hr_buf_append(out, (s), strlen(s));                                               \
+    } while (0)
+#define ESC(s)                                                                                     \
+    do {                                                                                           \
+        if (!rc)                                                                                   \
+            rc = rpt_hl7_escape((s), out);                                                         \
+    } while (0)
+    LIT("MSH|^~\\&|HUREN|");
+    ESC(sending_facility ? sending_facility : "");
+    LIT("|");
+    ESC(recv_app ? recv_app : "");
+    LIT("|");
+    ESC(recv_facility ? recv_facility : "");
+    LIT("|");
+    LIT(t);
+    LIT("||ORU^R01^ORU_R01|");
+    LIT(control_id);
+    LIT("|P|2.5.1|||||CHN|UNICODE UTF-8\r");
+    LIT("PID|1||");
+    ESC(idv);
+    if (*issuer) {
+        LIT("^^^");
+        ESC(issuer);
+    }
+    LIT("||");
+    ESC(jstr(alert, "patient_name"));
+    LIT("\rOBR|1||");
+    ESC(*jstr(alert, "ref") ? jstr(alert, "ref") : jstr(alert, "exam"));
+    LIT("|");
+    ESC(jstr(alert, "item"));
+    LIT("^");
+    ESC(jstr(alert, "item_name"));
+    LIT("^99HUREN|||");
+    LIT(raised);
+    LIT("|||||||||||||||||F\rOBX|1|ST|");
+    ESC(jstr(alert, "item"));
+    LIT("^");
+    ESC(jstr(alert, "item_name"));
+    LIT("^99HUREN|1|");
+    ESC(jstr(alert, "value"));
+    LIT("||");
+    ESC(jstr(alert, "detail"));
+    LIT("|");
+    ESC(strcmp(jstr(alert, "flag"), "reader") == 0 ? "AA" : jstr(alert, "flag"));
+    LIT("|||F\rNTE|1|L|");
+    ESC("CRITICAL VALUE ");
+    ESC(jstr(alert, "id"));
+    ESC(": acknowledge with a read-back of the value in huren (危急值, 请回读确认)");
+    LIT("\r");
+#undef LIT
+#undef ESC
+    return rc;
 }
 
 /* ---- stats ---- */

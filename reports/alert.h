@@ -158,6 +158,17 @@ typedef struct alr_query {
  * next page, 0 at the end. 0, -EINVAL, HR_EREDIS, -ENOMEM. */
 int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next);
 
+/* The HL7 message of a notice: an ORU^R01 (v2.5.1, UTF-8) carrying the
+ * critical value as one OBX with its abnormal flag (OBX-8) and range
+ * (OBX-7), OBR-4 the item, PID the patient, an NTE with the alert id and
+ * what to do; the same MSH as reports/oru.h's. control_id: "AL" + 18 hex
+ * of SHA-256("<id>/<step>"), the same on every attempt of a step (cap
+ * RPT_HL7_CONTROL_ID_MAX = 21). Appends to out. 0, -EINVAL, -ENOMEM,
+ * HR_ETOOBIG. */
+void alr_control_id(const char *id, int step, char out[21]);
+int alr_oru_build(const json_t *alert, const char *sending_facility, const char *recv_app,
+                  const char *recv_facility, const char *control_id, long long now_ms, hr_buf *out);
+
 /* Gauges for /metrics: counters (raised, acked, escalations, refused
  * read-backs) and the alerts overdue now (a step's deadline passed or
  * overdue_final). 0, HR_EREDIS. */
