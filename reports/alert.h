@@ -84,6 +84,17 @@ void alr_id(const char *exam, const char *ref, const char *item, char out[ALR_ID
 int alr_raise(redisContext *c, const hr_config *cfg, const alr_source *s, char id[ALR_ID_MAX],
               int *created);
 
+/* A reader's critical-finding flag: when payload (a signed report
+ * version, decision 0022 schema) is preliminary, final, amended or
+ * corrected with content.critical true, raises the alert of kind "report",
+ * ref = the report id (one alert per report, whatever its later versions),
+ * item "finding", value = the first line of the impression (else of the
+ * findings), flag "reader", for the exam's source hospital and center.
+ * *raised (may be NULL) 1 when a new alert was raised. 0 (also when not
+ * critical), or alr_raise's codes. */
+int alr_raise_report(redisContext *c, const hr_config *cfg, const json_t *payload, long long now_ms,
+                     int *raised);
+
 /* Whether a read-back repeats value: for a value with a number, the first
  * number (equal as numbers) and the unit after it (spaces, case, "μ"/"u"
  * and full-width characters normalised) must agree; for text (a reader's
