@@ -402,8 +402,8 @@ out:
 static int flush_keeps(const char *k, size_t n)
 {
     static const char *const keep[] = {
-        "hr:user:", "hr:users",  "hr:tok:",    "hr:wl:",  "hr:rpt:",    "hr:person:",
-        "hr:pix:",  "hr:grant:", "hr:grants:", "hr:rec:", "hr:recstat:"};
+        "hr:user:", "hr:users",  "hr:tok:",    "hr:wl:",  "hr:rpt:",     "hr:person:",
+        "hr:pix:",  "hr:grant:", "hr:grants:", "hr:rec:", "hr:recstat:", "hr:alr:"};
     for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
         size_t l = strlen(keep[i]);
         if (n >= l && memcmp(k, keep[i], l) == 0)
