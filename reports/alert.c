@@ -205,7 +205,7 @@ static int stat_incr(redisContext *c, long long now_ms, const char *what, const 
         return 0;
     int rc = cmd(c, "HINCRBY hr:stat:%d al|%s|%s 1", day, what, h);
     if (!rc)
-        rc = cmd(c, "HINCRBY hr:stat:%d al|%s|t 1", day, what);
+        rc = cmd(c, "HINCRBY hr:stat:%d al|%s| 1", day, what); /* the total */
     return rc;
 }
 
@@ -970,5 +970,118 @@ int alr_stats_get(redisContext *c, long long now_ms, alr_stats *st)
         }
         freeReplyObject(r);
     }
+    return rc;
+}
+
+/* ---- quality statistics ---- */
+
+static const char *const k_stat_names[][2] = {
+    {"r", "raised"}, {"ok", "acked_in_time"}, {"late", "acked_late"}, {"od", "overdue_final"}};
+
+static json_t *stat_bucket(void)
+{
+    return json_pack("{s:I, s:I, s:I, s:I}", "raised", (json_int_t)0, "acked_in_time",
+                     (json_int_t)0, "acked_late", (json_int_t)0, "overdue_final", (json_int_t)0);
+}
+
+static void stat_add(json_t *b, const char *name, long long v)
+{
+    json_t *x = json_object_get(b, name);
+    if (x)
+        json_integer_set(x, json_integer_value(x) + v);
+}
+
+int alr_stats_days(redisContext *c, int from, int to, json_t **out)
+{
+    int days[ALR_STATS_DAYS_MAX], n = 0, rc = 0;
+    char iso[11];
+    *out = NULL;
+    if (!from || !to || from > to)
+        return -EINVAL;
+    for (int d = from; d && d <= to; d = hr_day_add(d, 1)) {
+        if (n == ALR_STATS_DAYS_MAX)
+            return -EINVAL;
+        days[n++] = d;
+    }
+    json_t *arr = json_array(), *total = stat_bucket(), *by = json_object();
+    if (!arr || !total || !by) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        if (redisAppendCommand(c, "HGETALL hr:stat:%d", days[i]) != REDIS_OK) {
+            rc = HR_EREDIS;
+            goto out;
+        }
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+            rc = HR_EREDIS;
+            goto out;
+        }
+        json_t *b = stat_bucket(), *bh = json_object();
+        hr_day_iso(days[i], iso);
+        json_object_set_new(b, "day", json_string(iso));
+        json_object_set_new(b, "by_hospital", bh);
+        for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2) {
+            const char *f = r->element[k]->str;
+            long long v = strtoll(r->element[k + 1]->str ? r->element[k + 1]->str : "0", NULL, 10);
+            if (!f || strncmp(f, "al|", 3) != 0)
+                continue;
+            const char *what = f + 3, *bar = strchr(what, '|');
+            if (!bar)
+                continue;
+            const char *name = NULL;
+            for (size_t j = 0; j < HR_ARRAY_LEN(k_stat_names); j++)
+                if (strlen(k_stat_names[j][0]) == (size_t)(bar - what) &&
+                    strncmp(what, k_stat_names[j][0], (size_t)(bar - what)) == 0)
+                    name = k_stat_names[j][1];
+            if (!name)
+                continue;
+            const char *h = bar + 1;
+            if (!*h) { /* the total */
+                stat_add(b, name, v);
+                stat_add(total, name, v);
+                continue;
+            }
+            json_t *x = json_object_get(bh, h);
+            if (!x) {
+                x = stat_bucket();
+                json_object_set_new(bh, h, x);
+            }
+            stat_add(x, name, v);
+            json_t *y = json_object_get(by, h);
+            if (!y) {
+                y = stat_bucket();
+                json_object_set_new(by, h, y);
+            }
+            stat_add(y, name, v);
+        }
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = HR_EREDIS;
+        freeReplyObject(r);
+        json_array_append_new(arr, b);
+    }
+    if (rc)
+        goto out;
+    long long raised = json_integer_value(json_object_get(total, "raised"));
+    json_object_set_new(
+        total, "in_time_rate",
+        raised ? json_real((double)json_integer_value(json_object_get(total, "acked_in_time")) /
+                           (double)raised)
+               : json_null());
+    json_object_set_new(total, "by_hospital", by);
+    by = NULL;
+    char f[11], t[11];
+    hr_day_iso(from, f);
+    hr_day_iso(to, t);
+    *out = json_pack("{s:s, s:s, s:o, s:o}", "from", f, "to", t, "days", arr, "total", total);
+    arr = total = NULL;
+    if (!*out)
+        rc = -ENOMEM;
+out:
+    json_decref(arr);
+    json_decref(total);
+    json_decref(by);
     return rc;
 }

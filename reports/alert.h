@@ -30,7 +30,8 @@
  *   hr:alr:notify          zset: "<id>|<step>|<channel>|<try>" to send, score = ms
  *   hr:alr:count           hash: raised acked escalations readback_refused
  *   hr:stat:<YYYYMMDD>     hash: al|r|<H> raised, al|ok|<H> acked in time,
- *                          al|late|<H> acked late, al|od|<H> went overdue_final
+ *                          al|late|<H> acked late, al|od|<H> went overdue_final;
+ *                          al|<what>| (no hospital) the day's totals
  *
  * Every function is synchronous (hiredis): call it on the thread pool
  * (sto_worker_redis) or from the CLI. Times are ms since the epoch, passed
@@ -188,5 +189,13 @@ typedef struct alr_stats {
     long long open, overdue_now;
 } alr_stats;
 int alr_stats_get(redisContext *c, long long now_ms, alr_stats *st);
+
+/* Quality statistics of days from..to (YYYYMMDD, local; at most 366 days):
+ * one pipelined HGETALL of hr:stat:<day> per day. {from, to, days: [{day,
+ * raised, acked_in_time, acked_late, overdue_final, by_hospital: {H: {the
+ * same}}}], total: {the same, in_time_rate}} (in_time_rate: acked_in_time /
+ * raised, null when none). Caller decrefs. 0, -EINVAL, HR_EREDIS, -ENOMEM. */
+#define ALR_STATS_DAYS_MAX 366
+int alr_stats_days(redisContext *c, int from, int to, json_t **out);
 
 #endif

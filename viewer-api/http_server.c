@@ -131,6 +131,7 @@ static const va_route k_routes[] = {
     {"GET", "/api/v1/stats/turnaround", 0, va_handle_stats_turnaround, "stats-turnaround",
      VA_BODY_NONE},
     {"GET", "/api/v1/stats/overdue", 0, va_handle_stats_overdue, "stats-overdue", VA_BODY_NONE},
+    {"GET", "/api/v1/stats/alerts", 0, va_handle_stats_alerts, "stats-alerts", VA_BODY_NONE},
     {"GET", "/api/v1/audit", 0, va_handle_audit_search, "audit-search", VA_BODY_NONE},
     {"GET", "/api/v1/users", 0, va_handle_users, "users", VA_BODY_NONE},
     {"POST", "/api/v1/users", 0, va_handle_user_create, "user-add", VA_BODY_SMALL},

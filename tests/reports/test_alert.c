@@ -243,6 +243,19 @@ Test(alert, escalation_by_time)
     cr_assert_eq(
         ts_redis_get(&redis, v, sizeof(v), "HGET hr:stat:%d al|late|township1", hr_day_of(T0)), 0);
     cr_assert_str_eq(v, "1");
+    json_t *q = NULL;
+    cr_assert_eq(alr_stats_days(rc_, hr_day_of(T0), hr_day_of(T0), &q), 0);
+    json_t *tot = json_object_get(q, "total");
+    cr_assert_eq(json_integer_value(json_object_get(tot, "raised")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(tot, "acked_late")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(tot, "overdue_final")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(tot, "acked_in_time")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(tot, "by_hospital"), "township1"), "raised")),
+                 1);
+    cr_assert_eq(json_array_size(json_object_get(q, "days")), 1);
+    json_decref(q);
+    cr_assert_eq(alr_stats_days(rc_, hr_day_of(T0), hr_day_add(hr_day_of(T0), 400), &q), -EINVAL);
     /* another user of the county (not the target) may not */
     s = src("obx:9", "7.0 mmol/L");
     cr_assert_eq(alr_raise(rc_, &cfg, &s, id, &created), 0);
