@@ -171,7 +171,8 @@ static void start_send(gw_alert_notify *n, const alr_notice *nt)
     const alr_hospital *h = rpt_alr_config_hospital(n->ac, nt->hospital);
     int rc = -EINVAL;
     if (nt->stale) {
-        record(a, 0, "not sent: the alert was acknowledged or moved to another step");
+        /* acknowledged, or its step is over: nothing to send nor record */
+        send_free(a);
         return;
     }
     if (strcmp(nt->channel, "hl7") == 0 && h && h->hl7_on) {

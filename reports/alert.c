@@ -766,54 +766,67 @@ static int state_ok(const char *want, json_t *a)
     return strcmp(want, st) == 0;
 }
 
-/* Reads one page of index key from *cursor downwards; appends matching alerts. */
-static int walk(redisContext *c, const char *key, const alr_query *q, json_t *arr, int want,
-                long long *next, int *read)
+/* Reads one page of index key below the cursor (score cs, member cid: the
+ * members of score cs that sort at or above cid were sent); appends the
+ * matching alerts to arr; next = the cursor after the last member read. */
+static int walk(redisContext *c, const char *key, const alr_query *q, long long cs, const char *cid,
+                json_t *arr, int want, char *next)
 {
-    long long hi = q->cursor > 0 ? q->cursor : (q->to_ms > 0 ? q->to_ms : LLONG_MAX);
+    long long hi = cid[0] ? cs : (q->to_ms > 0 ? q->to_ms : LLONG_MAX);
     if (q->to_ms > 0 && hi > q->to_ms)
         hi = q->to_ms;
     long long lo = q->from_ms > 0 ? q->from_ms : 0;
-    int batch = want * 4;
-    redisReply *r = redisCommand(c, "ZREVRANGEBYSCORE %s %s%lld %lld WITHSCORES LIMIT 0 %d", key,
-                                 q->cursor > 0 ? "(" : "", hi, lo, batch);
+    int batch = want * 4 + ALR_TIES_MAX;
+    redisReply *r =
+        redisCommand(c, "ZREVRANGEBYSCORE %s %lld %lld WITHSCORES LIMIT 0 %d", key, hi, lo, batch);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return HR_EREDIS;
     }
-    int rc = 0;
-    *next = 0;
+    int rc = 0, full = 0;
+    next[0] = '\0';
     for (size_t i = 0; i + 1 < r->elements && !rc; i += 2) {
-        json_t *a = NULL;
+        const char *m = rstr(r, i);
         long long score = rnum(r, i + 1);
-        (*read)++;
-        rc = alr_get(c, rstr(r, i), 0, &a);
+        /* in reverse order, members of one score come by descending id */
+        if (cid[0] && score == cs && strcmp(m, cid) >= 0)
+            continue;
+        json_t *a = NULL;
+        snprintf(next, ALR_CURSOR_MAX, "%lld-%s", score, m);
+        rc = alr_get(c, m, 0, &a);
         if (rc == HR_ENOTFOUND || rc == -EINVAL) {
             rc = 0;
             continue;
         }
-        if (!rc && state_ok(q->state, a) && (int)json_array_size(arr) < want)
+        if (!rc && state_ok(q->state, a))
             json_array_append(arr, a);
         json_decref(a);
-        *next = score;
-        if ((int)json_array_size(arr) >= want)
+        if ((int)json_array_size(arr) >= want) {
+            full = 1;
             break;
+        }
     }
-    if (r->elements < (size_t)batch * 2 && (int)json_array_size(arr) < want)
-        *next = 0; /* the index is exhausted */
-    else if (*next == 0 && r->elements > 0)
-        *next = rnum(r, r->elements - 1);
+    if (!full && r->elements < (size_t)batch * 2)
+        next[0] = '\0'; /* the index is exhausted */
     freeReplyObject(r);
     return rc;
 }
 
-int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next)
+int alr_list(redisContext *c, const alr_query *q, json_t **out, char next[ALR_CURSOR_MAX])
 {
-    char key[IX_MAX];
-    int read = 0, rc;
+    char key[IX_MAX], cid[ALR_ID_MAX] = "";
+    long long cs = 0;
+    int rc;
     int limit = q->limit < 1 ? 50 : q->limit > ALR_PAGE_MAX ? ALR_PAGE_MAX : q->limit;
     *out = NULL;
-    *next = 0;
+    next[0] = '\0';
+    if (q->cursor && *q->cursor) {
+        char *end;
+        cs = strtoll(q->cursor, &end, 10);
+        if (end == q->cursor || *end != '-' || cs < 0 || !id_valid(end + 1))
+            return -EINVAL;
+        snprintf(cid, sizeof(cid), "%s", end + 1);
+    }
     if (q->hospital && *q->hospital) {
         if (ix_key(key, "hr:alr:ix:h:", q->hospital))
             return -EINVAL;
@@ -829,7 +842,7 @@ int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next)
     json_t *arr = json_array();
     if (!arr)
         return -ENOMEM;
-    rc = walk(c, key, q, arr, limit, next, &read);
+    rc = walk(c, key, q, cs, cid, arr, limit, next);
     if (rc) {
         json_decref(arr);
         return rc;
@@ -919,7 +932,7 @@ int alr_oru_build(const json_t *alert, const char *sending_facility, const char 
     ESC(jstr(alert, "item_name"));
     LIT("^99HUREN|||");
     LIT(raised);
-    LIT("|||||||||||||||||F\rOBX|1|ST|");
+    LIT("||||||||||||||||||F\rOBX|1|ST|"); /* OBR-25 result status */
     ESC(jstr(alert, "item"));
     LIT("^");
     ESC(jstr(alert, "item_name"));

@@ -160,15 +160,19 @@ typedef struct alr_query {
     const char *user;         /* "" or also alerts where user was a target (with hospital) */
     const char *state;        /* "" | "open" | "acknowledged" | "overdue_final" | a state */
     long long from_ms, to_ms; /* raised within [from, to]; 0 = unbounded */
-    long long cursor;         /* 0, or the raised ms of the last alert of the previous page */
+    const char *cursor;       /* NULL/"", or the previous page's next: "<score>-<alert id>" */
     int limit;                /* 1..ALR_PAGE_MAX */
 } alr_query;
 
-/* Newest first, walking one index by score from q->cursor, reading at most
- * 4 x limit alerts (a state filter may return fewer; *next says where to
- * go on): array of alr_get objects without log. *next = the cursor of the
- * next page, 0 at the end. 0, -EINVAL, HR_EREDIS, -ENOMEM. */
-int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next);
+/* Newest first, walking one index by (score, id) from q->cursor (alerts of
+ * the same ms are not skipped at a page boundary), reading at most 4 x
+ * limit + ALR_TIES_MAX members (a state filter may return fewer; next says
+ * where to go on): array of alr_get objects without log. next (cap
+ * ALR_CURSOR_MAX) = the cursor of the next page, "" at the end. 0,
+ * -EINVAL (a bad cursor), HR_EREDIS, -ENOMEM. */
+#define ALR_CURSOR_MAX 64
+#define ALR_TIES_MAX   64
+int alr_list(redisContext *c, const alr_query *q, json_t **out, char next[ALR_CURSOR_MAX]);
 
 /* The HL7 message of a notice: an ORU^R01 (v2.5.1, UTF-8) carrying the
  * critical value as one OBX with its abnormal flag (OBX-8) and range

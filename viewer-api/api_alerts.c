@@ -29,7 +29,8 @@ typedef struct astate {
     char readback[ALR_TEXT_MAX];
     char state[24];
     char hospital[HR_ID_MAX];
-    long long from_ms, to_ms, cursor;
+    long long from_ms, to_ms;
+    char cursor[ALR_CURSOR_MAX];
     int limit;
     int result;
     int allowed;
@@ -110,8 +111,8 @@ static void alerts_work(va_req *r, redisContext *c)
             q.hospital = w->hospital;
         }
         json_t *items = NULL;
-        long long next = 0;
-        st->rc = alr_list(c, &q, &items, &next);
+        char next[ALR_CURSOR_MAX];
+        st->rc = alr_list(c, &q, &items, next);
         if (st->rc)
             goto out;
         json_t *out = json_array();
@@ -126,7 +127,7 @@ static void alerts_work(va_req *r, redisContext *c)
         }
         json_decref(items);
         st->doc = json_pack("{s:o, s:o}", "alerts", out ? out : json_array(), "next_cursor",
-                            next ? json_sprintf("%lld", next) : json_null());
+                            next[0] ? json_string(next) : json_null());
         st->rc = st->doc ? 0 : -ENOMEM;
         goto out;
     }
@@ -254,13 +255,16 @@ void va_handle_alerts(va_req *r)
         return;
     }
     snprintf(st->hospital, sizeof(st->hospital), "%s", v ? v : "");
+    v = NULL;
+    v = va_param_get(r, "cursor");
     if (time_param(va_param_get(r, "from"), &st->from_ms) ||
-        time_param(va_param_get(r, "to"), &st->to_ms) ||
-        time_param(va_param_get(r, "cursor"), &st->cursor)) {
-        va_send_error(r, 400, "bad_request", "from, to, cursor: milliseconds since the epoch");
+        time_param(va_param_get(r, "to"), &st->to_ms) || (v && strlen(v) >= sizeof(st->cursor))) {
+        va_send_error(r, 400, "bad_request",
+                      "from, to: milliseconds since the epoch; cursor: a next_cursor");
         free(st);
         return;
     }
+    snprintf(st->cursor, sizeof(st->cursor), "%s", v ? v : "");
     v = va_param_get(r, "limit");
     st->limit = v ? atoi(v) : 50;
     if (st->limit < 1 || st->limit > ALR_PAGE_MAX) {

@@ -113,11 +113,11 @@ import json, sys
 m = [json.loads(l) for l in open(sys.argv[1]) if sys.argv[2] in l][0]
 segs = m["text"].split("\r")
 f = lambda n: [s.split("|") for s in segs if s.startswith(n + "|")]
-msh, obx, pid = f("MSH")[0], f("OBX")[0], f("PID")[0]
-print(msh[8], msh[5], m["control_id"].startswith("AL"), obx[5] == sys.argv[3], obx[8], pid[3].split("^")[0])
+msh, obx, pid, obr = f("MSH")[0], f("OBX")[0], f("PID")[0], f("OBR")[0]
+print(msh[8], msh[5], m["control_id"].startswith("AL"), obx[5] == sys.argv[3], obx[8], obx[11], obr[25], pid[3].split("^")[0])
 PY
-check_eq "... ORU^R01 to T1RIS, control id AL…, OBX-5 the value, OBX-8 AA, PID AL1" \
-  "ORU^R01^ORU_R01 T1RIS True True AA AL1" "$(cat "$T/oru.check")"
+check_eq "... ORU^R01 to T1RIS, control id AL…, OBX-5 the value, OBX-8 AA, OBX-11 and OBR-25 F, PID AL1" \
+  "ORU^R01^ORU_R01 T1RIS True True AA F F AL1" "$(cat "$T/oru.check")"
 check "... logged as delivered in the step log" wait_for "hl7 log" 10 \
   "req '$T/g.json' '$D1' GET '$A/$AID' >/dev/null && jget '$T/g.json' '[e for e in d[\"log\"] if e.get(\"channel\")==\"hl7\" and e[\"ok\"]]' | grep -q hl7"
 
