@@ -212,12 +212,16 @@ static int stat_incr(redisContext *c, long long now_ms, const char *what, const 
 /* ---- raise ---- */
 
 /* The steps of an alert for hospital and center: JSON array text (malloc). */
-static char *steps_json(const hr_config *cfg, const char *hospital, const char *center,
-                        long long *timeout_ms)
+static char *steps_json(const hr_config *cfg, const char *kind, const char *hospital,
+                        const char *center, long long *timeout_ms)
 {
     const struct alr_config *a = cfg->alerts;
     const alr_hospital *h = rpt_alr_config_hospital(a, hospital);
     const char *duty = rpt_alr_config_duty(cfg, center);
+    /* a lab report without a center: the duty doctor of the lab kind */
+    for (size_t i = 0; !duty && a && strcmp(kind, "lab") == 0 && i < a->n_duty; i++)
+        if (strcmp(a->duty[i].key, "lab") == 0)
+            duty = a->duty[i].user;
     json_t *arr = json_array();
     *timeout_ms = 1000LL * (h && h->ack_timeout_s ? h->ack_timeout_s : a ? a->ack_timeout_s : 600);
     for (size_t i = 0; arr && h && i < h->n_contacts; i++) {
@@ -291,7 +295,12 @@ int alr_raise(redisContext *c, const hr_config *cfg, const alr_source *s, char i
         return -EINVAL;
     alr_id(s->exam, s->ref, s->item, id);
     alert_keys(s->exam, id, hash, log);
-    steps = steps_json(cfg, s->hospital, s->center, &timeout_ms);
+    /* the slot of the id first: the raise's event may be read at once
+     * (a pure function of the id: harmless when the raise fails) */
+    rc = cmd(c, "SET hr:alr:id:%s %s", id, s->exam);
+    if (rc)
+        return rc;
+    steps = steps_json(cfg, s->kind, s->hospital, s->center, &timeout_ms);
     if (!steps)
         return -ENOMEM;
     call k;

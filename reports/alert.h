@@ -79,7 +79,8 @@ void alr_id(const char *exam, const char *ref, const char *item, char out[ALR_ID
 
 /* Raises the alert of s (idempotent on (exam, ref, item): an existing
  * alert is left as it is, *created 0), with its steps from cfg->alerts for
- * s->hospital and s->center, the first step's notifications queued. id:
+ * s->hospital and s->center (a lab alert without a center: the duty
+ * doctor of alerts.duty.lab), the first step's notifications queued. id:
  * the alert's id; *created (may be NULL) 1 when new. Blocking. 0, -EINVAL
  * (no valid exam UID, kind, hospital or value), HR_EREDIS. */
 int alr_raise(redisContext *c, const hr_config *cfg, const alr_source *s, char id[ALR_ID_MAX],

@@ -34,7 +34,7 @@ static const char k_cfg[] =
     "      {\"user\": \"doc2\", \"channels\": [\"webhook\"]}],"
     "    \"hl7\": {\"host\": \"127.0.0.1\", \"port\": 2575},"
     "    \"webhook\": {\"url\": \"http://127.0.0.1:9/hook\"}}},"
-    "  \"duty\": {\"imaging\": \"dutydoc\"}}}";
+    "  \"duty\": {\"imaging\": \"dutydoc\", \"lab\": \"labduty\"}}}";
 
 static void setup(void)
 {
@@ -365,4 +365,22 @@ Test(alert, notices_and_listing)
     cr_assert_eq(alr_list(rc_, &q3, &page, next), 0);
     cr_assert_eq(json_array_size(page), 0);
     json_decref(page);
+}
+
+Test(alert, lab_without_center_goes_to_the_lab_duty)
+{
+    char id[ALR_ID_MAX];
+    int created;
+    alr_source s = src("obx:1", "6.8 mmol/L");
+    s.center = "";
+    s.hospital = "township2"; /* no contacts: the duty doctor is the only step */
+    cr_assert_eq(alr_raise(rc_, &cfg, &s, id, &created), 0);
+    json_t *a = NULL;
+    cr_assert_eq(alr_get(rc_, id, 1, &a), 0);
+    json_t *steps = json_object_get(a, "steps");
+    cr_assert_eq(json_array_size(steps), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(steps, 0), "user")),
+                     "labduty");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "target")), "labduty");
+    json_decref(a);
 }

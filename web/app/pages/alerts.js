@@ -158,7 +158,12 @@ export function AlertBanner({ me }) {
       else delete next[a.id];
       return next;
     });
-    const load = (id) => get(`/api/v1/alerts/${seg(id)}`).then(put).catch(() => {});
+    // once more a second later if the first read failed (a node that has not
+    // seen the alert's commit yet, a network hiccup)
+    const load = (id, again = true) =>
+      get(`/api/v1/alerts/${seg(id)}`)
+        .then(put)
+        .catch(() => again && setTimeout(() => !gone && load(id, false), 1000));
     const scope = me.role === 'reader' || me.role === 'auditor' ? '&hospital=me' : '';
     get(`/api/v1/alerts?state=open&limit=50${scope}`)
       .then((doc) => doc.alerts.forEach(put))
