@@ -9,14 +9,28 @@
 #include "../reports/rpt_config.h"
 #include "../reports/alr_config.h"
 #include "../reports/dlv_config.h"
+#include "../reports/lab_config.h"
 #include "../reports/shr_config.h"
 #include "../storage/sto_config.h"
 #include "../viewer-api/api_config.h"
 #include "../worklist/wl_config.h"
 
 const hr_config_section *const hr_config_sections[] = {
-    &sto_config_redis,       &gw_config_dicom,    &api_config_http,        &api_config_auth,
-    &api_config_web,         &gw_config_hl7,      &wl_config_centers,      &wl_config_routing,
-    &wl_config_worklist,     &rpt_config_reports, &pix_config_persons,     &rec_config_recognition,
-    &rpt_dlv_config_section, &shr_config_share,   &rpt_alr_config_section, NULL,
+    &sto_config_redis,
+    &gw_config_dicom,
+    &api_config_http,
+    &api_config_auth,
+    &api_config_web,
+    &gw_config_hl7,
+    &wl_config_centers,
+    &wl_config_routing,
+    &wl_config_worklist,
+    &rpt_config_reports,
+    &pix_config_persons,
+    &rec_config_recognition,
+    &rpt_dlv_config_section,
+    &shr_config_share,
+    &rpt_alr_config_section,
+    &lab_config_lab,
+    NULL,
 };

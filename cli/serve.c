@@ -6,6 +6,8 @@
 #include "../gateway/alert_notify.h"
 #include "../gateway/deliver.h"
 #include "../gateway/dicom_server.h"
+#include "../gateway/hl7_server.h"
+#include "../reports/lab.h"
 #include "../reports/person.h"
 #include "../reports/dlv_config.h"
 #include "../reports/report.h"
@@ -48,6 +50,8 @@ typedef struct serve_state {
     sto_ctx sto;
     sto_redis_proc *redis;
     gw_dicom_server *dicom;
+    gw_hl7_server *hl7; /* the MLLP listener (decision 0037); NULL once stopped */
+    lab_ctx *lab;       /* lab results over HL7 (decision 0035); NULL once closed */
     va_server *http;
     uv_signal_t sigint, sigterm;
     int stopping;
@@ -125,7 +129,89 @@ static void on_dicom_stopped(void *arg)
         on_http_stopped(s);
 }
 
-/* /metrics lines of the DICOM side, the event streams and the worklist hook */
+/* The HL7 side stops first (its messages in flight are answered by the lab
+ * ingest, which needs the ingest pool and the index), then DICOM, HTTP and
+ * the rest. */
+static void on_lab_closed(void *arg)
+{
+    serve_state *s = arg;
+    s->lab = NULL;
+    if (s->dicom)
+        gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+    else
+        on_dicom_stopped(s);
+}
+
+static void on_hl7_stopped(void *arg)
+{
+    serve_state *s = arg;
+    s->hl7 = NULL;
+    if (s->lab)
+        lab_close(s->lab, on_lab_closed, s);
+    else
+        on_lab_closed(s);
+}
+
+static void stop_listeners(serve_state *s)
+{
+    if (s->hl7)
+        gw_hl7_server_stop(s->hl7, on_hl7_stopped, s);
+    else
+        on_hl7_stopped(s);
+}
+
+/* The MLLP listener's handler: each complete message into the lab ingest,
+ * with the hospital of the peer's address. */
+static int hl7_ingest(void *ctx, const uint8_t *msg, size_t len, const gw_hl7_peer *peer,
+                      gw_hl7_reply_cb reply, void *arg)
+{
+    lab_source src = {.hospital = peer->hospital, .peer = peer->peer};
+    return lab_ingest(ctx, msg, len, &src, reply, arg);
+}
+
+/* Opens the lab ingest (its journal under <data>/journal/lab) and the MLLP
+ * listener. 0, or 1 after saying on stderr why. */
+static int hl7_start(serve_state *s)
+{
+    char dir[HR_PATH_MAX + 32], node[64] = "node";
+    if (!s->cfg.hl7.enabled) {
+        hr_info("serve", "HL7 (MLLP) listener off (hl7.enabled is false)");
+        return 0;
+    }
+    snprintf(dir, sizeof(dir), "%s/journal", s->cfg.data_dir);
+    if (mkdir(dir, 0750) && errno != EEXIST) {
+        fprintf(stderr, "huren: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    snprintf(dir, sizeof(dir), "%s/journal/%s", s->cfg.data_dir, LAB_JOURNAL_NAME);
+    if (gethostname(node, sizeof(node) - 1) != 0)
+        snprintf(node, sizeof(node), "node");
+    lab_opts o = {.loop = s->loop,
+                  .cfg = &s->cfg,
+                  .redis_addr = s->sto.redis_addr,
+                  .redis_timeout_ms = s->cfg.redis.connect_timeout_ms,
+                  .pool = s->sto.pool,
+                  .journal_dir = dir,
+                  .node = node,
+                  .hub_facility = s->cfg.hl7.facility};
+    int rc = lab_open(&o, &s->lab);
+    if (rc) {
+        fprintf(stderr, "huren: cannot open the lab journal %s: %s\n", dir, hr_strerror(rc));
+        s->lab = NULL;
+        return 1;
+    }
+    gw_hl7_handler h = {.ingest = hl7_ingest, .ctx = s->lab};
+    rc = gw_hl7_server_start(s->loop, &s->cfg, &h, &s->hl7);
+    if (rc) {
+        fprintf(stderr, "huren: cannot listen for HL7 (MLLP) on %s:%d: %s\n", s->cfg.hl7.host,
+                s->cfg.hl7.port, uv_strerror(rc));
+        s->hl7 = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* /metrics lines of the DICOM and HL7 sides, the event streams and the worklist hook */
 static void dicom_metrics(void *arg, hr_buf *out)
 {
     serve_state *s = arg;
@@ -177,6 +263,8 @@ static void dicom_metrics(void *arg, hr_buf *out)
         gw_deliver_metrics(s->deliver, out);
     if (s->alerts)
         gw_alert_notify_metrics(s->alerts, out);
+    if (s->hl7)
+        gw_hl7_server_metrics(s->hl7, out);
     if (!s->http)
         return;
     int streams;
@@ -562,7 +650,7 @@ static void on_signal(uv_signal_t *h, int signum)
         gw_deliver_stop(s->deliver, on_deliver_stopped, s);
     if (s->alerts)
         gw_alert_notify_stop(s->alerts, on_alerts_stopped, s);
-    gw_dicom_server_stop(s->dicom, on_dicom_stopped, s);
+    stop_listeners(s);
 }
 
 static void wait_index_ready(serve_state *s, int timeout_ms)
@@ -752,15 +840,18 @@ fail:
  * association an ingest temp file, an outbound C-MOVE/C-GET association and
  * the object it sends; per HTTP connection its socket and one file; per
  * report delivery under way a socket, a temp file and its converted copy
- * (decision 0026); Redis connections (one per pool thread, the loop's own);
+ * (decision 0026); per MLLP connection its socket, and the lab journal, when
+ * hl7.enabled (decision 0037); Redis connections (one per pool thread, the loop's own);
  * a file per pool thread; the process' own (stdio, loop, signals, lock,
  * audit log, the embedded redis' pipes). A quarter more as margin. */
 static rlim_t fds_needed(const hr_config *c)
 {
     rlim_t assoc = (rlim_t)c->dicom.max_associations, http = (rlim_t)c->http.max_connections;
     rlim_t dlv = c->delivery ? (rlim_t)c->delivery->batch : 0;
-    rlim_t n =
-        2 * assoc + 3 * assoc + 2 * http + 3 * dlv + 32 /* redis */ + 16 /* pool */ + 64 /* own */;
+    /* the MLLP listener's connections and the lab journal, when it runs */
+    rlim_t hl7 = c->hl7.enabled ? (rlim_t)c->hl7.max_connections + 8 : 0;
+    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 3 * dlv + hl7 + 32 /* redis */ + 16 /* pool */ +
+               64 /* own */;
     return n + n / 4;
 }
 
@@ -934,16 +1025,20 @@ int cli_serve(int argc, char **argv)
         uv_run(s.loop, UV_RUN_DEFAULT);
         return 1;
     }
-    rc = va_server_start(s.loop, &s.cfg, &s.sto, dicom_metrics, &s, &s.http);
+    rc = hl7_start(&s);
+    if (!rc) {
+        rc = va_server_start(s.loop, &s.cfg, &s.sto, dicom_metrics, &s, &s.http);
+        if (rc)
+            fprintf(stderr, "huren: cannot serve HTTP on %s:%d: %s\n", s.cfg.http.listen.host,
+                    s.cfg.http.listen.port,
+                    rc == HR_ECONFIG ? "TLS certificate or key unusable" : uv_strerror(rc));
+    }
     if (rc) {
-        fprintf(stderr, "huren: cannot serve HTTP on %s:%d: %s\n", s.cfg.http.listen.host,
-                s.cfg.http.listen.port,
-                rc == HR_ECONFIG ? "TLS certificate or key unusable" : uv_strerror(rc));
         s.stopping = 1;
         uv_close((uv_handle_t *)&s.sigint, NULL);
         uv_close((uv_handle_t *)&s.sigterm, NULL);
         uv_close((uv_handle_t *)&s.reconcile_timer, NULL);
-        gw_dicom_server_stop(s.dicom, on_dicom_stopped, &s);
+        stop_listeners(&s);
         uv_run(s.loop, UV_RUN_DEFAULT);
         return 1;
     }
@@ -962,6 +1057,8 @@ int cli_serve(int argc, char **argv)
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,
            s.cfg.dicom.listen.port, s.cfg.dicom.ae_title);
+    if (s.hl7)
+        printf("huren: HL7 (MLLP) listening on %s:%d\n", s.cfg.hl7.host, s.cfg.hl7.port);
     printf("huren: HTTP listening on %s:%d (DICOMweb at /dicomweb)\n", s.cfg.http.listen.host,
            s.cfg.http.listen.port);
     printf("huren: open %s://%s:%d/ in a browser (the pages; OHIF at /viewer/)\n",

@@ -155,7 +155,15 @@ typedef struct hr_config {
         int login_per_user;    /* logins per user name per window, all nodes; 0 = no limit */
         int refusal_delay_ms;  /* a rate-limited login (429) is answered this much later */
     } auth;
-    hr_listen hl7;
+    struct {
+        int enabled;            /* the MLLP listener runs (off by default: no open port) */
+        char host[HR_ADDR_MAX]; /* the MLLP listener (gateway/hl7_server.h) */
+        int port;
+        uint64_t max_message_bytes; /* a longer message gets an AR and the connection closes */
+        int idle_timeout_s;       /* a connection silent this long (no message under way) closes */
+        int max_connections;      /* open MLLP connections; more are closed at accept */
+        char facility[HR_ID_MAX]; /* MSH-4 of our ACKs; "" in the file = dicom.hospital */
+    } hl7;
     size_t n_hospitals;
     hr_hospital *hospitals;
     size_t n_centers;
@@ -184,6 +192,7 @@ typedef struct hr_config {
     struct pix_config *persons;     /* persons: ID key, where each hospital puts the ID */
     struct dlv_config *delivery;    /* delivery: channels per hospital, retries */
     struct shr_config *share;       /* share: patient share links (reports/shr_config.h) */
+    struct lab_config *lab;         /* lab: HL7 lab results (reports/lab_config.h) */
     struct alr_config *alerts;      /* alerts: critical-value contacts (reports/alr_config.h) */
     struct api_web_config *web;     /* web: the pages and the viewer (viewer-api/api_config.h) */
 } hr_config;

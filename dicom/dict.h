@@ -1,7 +1,8 @@
 /* A compact built-in data dictionary (tag -> VR, no names) for implicit VR
  * parsing, and VR properties. The table holds the public tags (current and
  * retired) of groups 0008 0010 0018 0020 0028 0032 0038 0040 0054 0088 3006
- * 300A 300C 300E 7FE0 FFFA FFFC and the 60xx overlay group (about 2800
+ * 300A 300C 300E 7FE0 FFFA FFFC, the waveform groups 003A and 5400 with
+ * (0070,0006), and the 60xx overlay group (about 2830
  * entries, 8 bytes each), taken from DCMTK 3.6.7's dicom.dic. Ambiguous VRs
  * resolve to one choice: "US or SS" -> US, "OB or OW" -> OW,
  * "US or OW" -> OW. */

@@ -13,12 +13,18 @@
  *   dicom.artim_timeout_s         30                   1..3600
  *   dicom.max_object_bytes        8 GiB                1024..4 TiB
  *   dicom.accept_unknown_storage  true                 true | false
+ *   hl7.enabled                   false                true | false
  *   hl7.listen                    "0.0.0.0"            IPv4 or IPv6 literal
  *   hl7.port                      2575                 1..65535
+ *   hl7.max_message_bytes         1 MiB                1024..64 MiB
+ *   hl7.idle_timeout_s            300                  1..86400
+ *   hl7.max_connections           256                  1..10000
+ *   hl7.facility                  dicom.hospital       "" or 1-64 characters without HL7 delimiters
  *
  * Meaning: docs/configuration.md. */
 #include "gw_config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const hr_cfg_key k_dicom_keys[] = {
@@ -81,13 +87,35 @@ const hr_config_section gw_config_dicom = {
 };
 
 static const hr_cfg_key k_hl7_keys[] = {
+    HR_CFG_KEY_BOOL("enabled", hl7.enabled),
     HR_CFG_KEY_ADDR("listen", hl7.host),
     HR_CFG_KEY_INT("port", hl7.port, 1, 65535),
+    HR_CFG_KEY_INT("max_message_bytes", hl7.max_message_bytes, 1024, 64 * 1024 * 1024),
+    HR_CFG_KEY_INT("idle_timeout_s", hl7.idle_timeout_s, 1, 86400),
+    HR_CFG_KEY_INT("max_connections", hl7.max_connections, 1, 10000),
+    HR_CFG_KEY_STR("facility", hl7.facility, HR_CFG_EMPTY_OK),
     HR_CFG_KEY_END,
 };
 
+/* The hub's facility (MSH-4 of the ACKs): dicom.hospital unless set; no HL7
+ * delimiter or control character, since it is written into MSH unescaped. */
+static int hl7_validate(hr_config *c, struct json_t *user, char *err, size_t ecap)
+{
+    if (!c->hl7.facility[0])
+        snprintf(c->hl7.facility, sizeof(c->hl7.facility), "%s", c->dicom.hospital);
+    for (const char *p = c->hl7.facility; *p; p++)
+        if (strchr("|^~\\&", *p) || (unsigned char)*p < 0x20 || *p == 0x7f)
+            return hr_cfg_fail(err, ecap,
+                               "hl7.facility: \"%s\" holds an HL7 delimiter or control character",
+                               c->hl7.facility);
+    return 0;
+}
+
 const hr_config_section gw_config_hl7 = {
     .name = "hl7",
-    .defaults = "{\"listen\": \"0.0.0.0\", \"port\": 2575}",
+    .defaults = "{\"enabled\": false, \"listen\": \"0.0.0.0\", \"port\": 2575,"
+                " \"max_message_bytes\": 1048576,"
+                " \"idle_timeout_s\": 300, \"max_connections\": 256, \"facility\": \"\"}",
     .keys = k_hl7_keys,
+    .validate = hl7_validate,
 };

@@ -1,5 +1,6 @@
 /* ORU^R01 builder and ACK reader (layout in oru.h). */
 #include "oru.h"
+#include "hl7.h"
 #include "../common/hr_err.h"
 
 #include <stdio.h>
@@ -353,59 +354,61 @@ int rpt_oru_build(const json_t *payload, const rpt_oru_params *p, hr_buf *out)
 
 /* ---- ACK ---- */
 
-/* Field i (0 = segment id) of seg[0..n) split by fs, into out (cap) with
- * escape sequences dropped loosely (an ACK's text is for logs). */
-static void field(const uint8_t *seg, size_t n, char fs, int i, char *out, size_t cap)
+/* Appends s to out[*tl..cap) (cut at the cap, NUL-terminated). */
+static void text_add(char *out, size_t cap, size_t *tl, const char *s)
 {
-    size_t k = 0, j = 0;
-    int f = 0;
-    for (; j < n && f < i; j++)
-        if (seg[j] == (uint8_t)fs)
-            f++;
-    if (f < i) {
-        out[0] = '\0';
+    size_t n = strlen(s);
+    if (*tl + 1 >= cap)
         return;
-    }
-    for (; j < n && seg[j] != (uint8_t)fs && k + 1 < cap; j++)
-        out[k++] = (char)(seg[j] < 0x20 ? ' ' : seg[j]);
-    out[k] = '\0';
+    if (n > cap - 1 - *tl)
+        n = cap - 1 - *tl;
+    memcpy(out + *tl, s, n);
+    *tl += n;
+    out[*tl] = '\0';
 }
 
 int rpt_hl7_ack_parse(const uint8_t *msg, size_t len, rpt_hl7_ack *out)
 {
+    rpt_hl7_msg *m = NULL;
+    rpt_hl7_parser p;
+    size_t off = 0, used, tl = 0;
+    int rc = 0;
     memset(out, 0, sizeof(*out));
-    if (len < 8 || memcmp(msg, "MSH", 3) != 0)
-        return HR_EPARSE;
-    char fs = (char)msg[3];
-    if (fs == '\r' || fs == '\n' || fs == '\0')
-        return HR_EPARSE;
-    int have_msa = 0;
-    size_t tl = 0;
-    for (size_t p = 0; p < len;) {
-        size_t e = p;
-        while (e < len && msg[e] != '\r' && msg[e] != '\n')
-            e++;
-        const uint8_t *seg = msg + p;
-        size_t n = e - p;
-        if (n >= 3 && memcmp(seg, "MSA", 3) == 0 && !have_msa) {
-            have_msa = 1;
-            field(seg, n, fs, 1, out->code, sizeof(out->code));
-            field(seg, n, fs, 2, out->control_id, sizeof(out->control_id));
-            field(seg, n, fs, 3, out->text, sizeof(out->text));
-            tl = strlen(out->text);
-        } else if (n >= 3 && memcmp(seg, "ERR", 3) == 0 && tl + 4 < sizeof(out->text)) {
-            /* the whole segment after "ERR|": v2.5 ERR-3 code, ERR-8 user message */
-            if (tl) {
-                out->text[tl++] = ';';
-                out->text[tl++] = ' ';
-            }
-            for (size_t j = 4; j < n && tl + 1 < sizeof(out->text); j++)
-                out->text[tl++] = (char)(seg[j] < 0x20 ? ' ' : seg[j]);
-            out->text[tl] = '\0';
-        }
-        p = e + 1;
+    /* any version, any charset (the text is for logs) */
+    rpt_hl7_parser_init(&p, "UNICODE UTF-8", RPT_HL7_LOOSE);
+    while (off < len && rc >= 0) {
+        rc = rpt_hl7_parser_feed(&p, msg + off, len - off, &used);
+        off += used;
     }
-    return have_msa && out->code[0] ? 0 : HR_EPARSE;
+    if (rc >= 0)
+        rc = rpt_hl7_parser_finish(&p, &m);
+    rpt_hl7_parser_free(&p);
+    if (rc < 0)
+        return HR_EPARSE;
+    const rpt_hl7_seg *msa = rpt_hl7_find(m, "MSA", 0, NULL);
+    if (!msa || !*rpt_hl7_get(msa, 1, 0, 0, 0)) {
+        rpt_hl7_free(m);
+        return HR_EPARSE;
+    }
+    snprintf(out->code, sizeof(out->code), "%s", rpt_hl7_get(msa, 1, 0, 0, 0));
+    snprintf(out->control_id, sizeof(out->control_id), "%s", rpt_hl7_get(msa, 2, 0, 0, 0));
+    text_add(out->text, sizeof(out->text), &tl, rpt_hl7_get(msa, 3, 0, 0, 0));
+    /* each ERR whole (v2.5 ERR-3 code, ERR-8 user message; v2.3 ERR-1) */
+    for (size_t i = 0; (rpt_hl7_find(m, "ERR", i, &i)); i++) {
+        const rpt_hl7_seg *e = rpt_hl7_seg_at(m, i);
+        if (tl)
+            text_add(out->text, sizeof(out->text), &tl, "; ");
+        for (int f = 1; f <= rpt_hl7_nfields(e); f++) {
+            if (f > 1)
+                text_add(out->text, sizeof(out->text), &tl, "|");
+            text_add(out->text, sizeof(out->text), &tl, rpt_hl7_get(e, f, 0, 0, 0));
+        }
+    }
+    for (char *q = out->text; *q; q++)
+        if ((unsigned char)*q < 0x20)
+            *q = ' ';
+    rpt_hl7_free(m);
+    return 0;
 }
 
 int rpt_hl7_ack_ok(const rpt_hl7_ack *ack, const char *control_id)

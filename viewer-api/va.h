@@ -394,6 +394,8 @@ void va_handle_report_jws(va_req *r);
 void va_handle_report_verify(va_req *r); /* GET .../versions/{n}/verify */
 /* GET /api/v1/reports/{id}/versions/{n}/pdf (api_report_pdf.c) */
 void va_handle_report_pdf(va_req *r);
+/* GET /api/v1/ecg/{instance}: a waveform object as the ECG waveform JSON (api_ecg.c). */
+void va_handle_ecg(va_req *r);
 /* The PDF of signed version v with the verification URL url: from the cache
  * <data_dir>/rendered, else rendered (at most VA_PDF_RENDERS at once in the
  * process) and stored there. *pdf (malloc'd, the caller frees), *len,
@@ -419,6 +421,9 @@ enum va_report_access va_report_access(const va_req *r, redisContext *c, const c
 /* persons (api_persons.c) */
 void va_handle_persons_link(va_req *r);
 void va_handle_person(va_req *r);
+/* api_lab.c: lab reports as FHIR DiagnosticReport (decision 0035) */
+void va_handle_lab_reports(va_req *r);
+void va_handle_lab_report(va_req *r);
 /* mutual recognition (api_recognition.c) */
 void va_handle_recognition(va_req *r);
 void va_handle_recognition_decision(va_req *r);

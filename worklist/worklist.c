@@ -155,7 +155,13 @@ int wl_arrive(redisContext *c, const hr_config *cfg, const wl_arrival *a, int *c
     cut = calloc(1, sizeof(*cut));
     if (!cut)
         goto out;
-    int rule = wl_route(cfg, a, &center, &prio);
+    int rule = -1;
+    if (a->center) {
+        center = a->center;
+        prio = a->priority;
+    } else {
+        rule = wl_route(cfg, a, &center, &prio);
+    }
     copy_utf8(cut->hospital, sizeof(cut->hospital), a->hospital);
     copy_utf8(cut->modality, sizeof(cut->modality), a->modality);
     copy_utf8(cut->patient, sizeof(cut->patient), a->patient);

@@ -53,10 +53,13 @@ typedef struct wl_arrival {
     const char *accession;
     const char *study_date;
     long long now_ms;
-    int repeat;           /* 1: identical bytes sent again (a retry): no new instance, no
-                           * "changed" flag; still creates the item if it is missing */
-    int patient_conflict; /* 1: the index flagged the study (storage/index.h); sets
-                           * the item's patient_conflict, never clears it */
+    int repeat;              /* 1: identical bytes sent again (a retry): no new instance, no
+                              * "changed" flag; still creates the item if it is missing */
+    int patient_conflict;    /* 1: the index flagged the study (storage/index.h); sets
+                              * the item's patient_conflict, never clears it */
+    const hr_center *center; /* not NULL: routed there with priority, cfg->routing not
+                              * consulted (lab reports: lab.review, decision 0041) */
+    enum hr_priority priority;
 } wl_arrival;
 
 /* ---- routing (pure) ---- */

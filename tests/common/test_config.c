@@ -163,7 +163,8 @@ Test(config, getter_wording)
 static int is_map(const char *path)
 {
     return strcmp(path, "worklist.quiet_by_modality") == 0 ||
-           strcmp(path, "delivery.hospitals") == 0 || strcmp(path, "alerts.hospitals") == 0 ||
+           strcmp(path, "delivery.hospitals") == 0 || strcmp(path, "lab.facilities") == 0 ||
+           strcmp(path, "lab.charsets") == 0 || strcmp(path, "alerts.hospitals") == 0 ||
            strcmp(path, "alerts.duty") == 0;
 }
 

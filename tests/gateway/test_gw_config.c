@@ -23,6 +23,11 @@ Test(gw_config, dicom_defaults_and_overlay)
     cr_expect_eq(c.dicom.accept_unknown_storage, 1);
     cr_expect_str_eq(c.hl7.host, "0.0.0.0");
     cr_expect_eq(c.hl7.port, 2575);
+    cr_expect_eq(c.hl7.enabled, 0, "no HL7 port unless asked for");
+    cr_expect_eq(c.hl7.max_message_bytes, 1048576);
+    cr_expect_eq(c.hl7.idle_timeout_s, 300);
+    cr_expect_eq(c.hl7.max_connections, 256);
+    cr_expect_str_eq(c.hl7.facility, "county", "dicom.hospital when unset");
     hr_config_free(&c);
     cr_assert_eq(hr_config_load_string("{\"dicom\": {\"port\": 4242, \"max_associations\": 4,"
                                        " \"accept_unknown_storage\": false,"
@@ -77,6 +82,10 @@ Test(gw_config, dicom_errors_name_the_key)
     expect_config_error("{\"dicom\": {\"hospital\": \"mars\"}}",
                         "dicom.hospital: \"mars\" is not one of hospitals[].id");
     expect_config_error("{\"hl7\": {\"port\": 70000}}", "hl7.port: 70000 is outside 1..65535");
+    expect_config_error("{\"hl7\": {\"max_message_bytes\": 100}}",
+                        "hl7.max_message_bytes: 100 is outside 1024..67108864");
+    expect_config_error("{\"hl7\": {\"facility\": \"A|B\"}}",
+                        "hl7.facility: \"A|B\" holds an HL7 delimiter or control character");
     expect_config_error("{\"hl7\": {\"ae_title\": \"X\"}}", "hl7.ae_title: unknown key");
     expect_config_error("{\"hl7\": true}", "hl7: must be an object");
 }

@@ -7,7 +7,7 @@ import { html } from 'htm/preact';
 import { t, addMessages, fmtTime } from '../i18n.js';
 import { get, post, seg } from '../api.js';
 import { registerPage, navigate, href } from '../router.js';
-import { listenWorklist, PriorityBadge, ViewerWithPriors, ReportText, Returns, useShortcuts, versionContent, fmtName } from './workbench.js';
+import { listenWorklist, PriorityBadge, ExamViewer, ReportText, Returns, useShortcuts, versionContent, fmtName } from './workbench.js';
 
 addMessages({
   'zh-CN': {
@@ -194,7 +194,7 @@ function Review({ me, params }) {
         · <span class="badge" id="exam-state">${t('wb.state.' + exam.state)}</span></span>` : null}
     </div>
     <div class="wb-main">
-      <${ViewerWithPriors} study=${study} />
+      <${ExamViewer} study=${study} exam=${exam} />
       <div class="wb-editor panel">
         ${error ? html`<p class="error" id="auditor-error">${error}</p>` : null}
         ${info ? html`<p class="info" id="auditor-info">${info}</p>` : null}

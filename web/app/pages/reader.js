@@ -8,7 +8,7 @@ import { html } from 'htm/preact';
 import { t, addMessages, fmtTime, fmtDuration } from '../i18n.js';
 import { get, post, put, seg } from '../api.js';
 import { registerPage, navigate, href } from '../router.js';
-import { listenWorklist, PriorityBadge, ViewerWithPriors, Returns, useShortcuts, fmtName } from './workbench.js';
+import { listenWorklist, PriorityBadge, ExamViewer, Returns, useShortcuts, fmtName } from './workbench.js';
 
 addMessages({
   'zh-CN': {
@@ -404,7 +404,7 @@ function Reading({ me, params }) {
       ${mine ? html`<button type="button" id="release-btn" onClick=${release}>${t('reader.releaseKey')}</button>` : null}
     </div>
     <div class="wb-main">
-      <${ViewerWithPriors} study=${study} />
+      <${ExamViewer} study=${study} exam=${exam} />
       <div class="wb-editor panel">
         ${error ? html`<p class="error" id="reader-error">${error}</p>` : null}
         ${info ? html`<p class="info" id="reader-info">${info}</p>` : null}

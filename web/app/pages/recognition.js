@@ -10,6 +10,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { t, addMessages, fmtTime } from '../i18n.js';
 import { get, post, download, seg } from '../api.js';
+import { EcgView, isEcgExam } from '../ecg/ecg.js';
 import { registerPage } from '../router.js';
 
 const REASONS = [
@@ -258,6 +259,7 @@ function Detail({ result, onClose }) {
           <dd>${(result.signers || []).map((s) => `${s.name || s.user} (${fmtTime(isoMs(s.signed_at))})`).join('，')}</dd>
         </dl>`
       : null}
+    ${isEcgExam(result) ? html`<${EcgView} study=${result.study} />` : null}
     <div class="toolbar">
       <a class="button" id="rec-viewer" target="_blank" rel="noopener"
         href=${`/viewer/viewer?StudyInstanceUIDs=${encodeURIComponent(result.study)}`}>${t('recognition.images')}</a>

@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { t, addMessages, fmtTime, fmtDuration } from '../i18n.js';
 import { get, download, seg } from '../api.js';
+import { EcgView, isEcgExam } from '../ecg/ecg.js';
 import { registerPage, navigate, href } from '../router.js';
 
 addMessages({
@@ -386,6 +387,7 @@ function ExamDetail({ study, onClose }) {
             ? html`<dt>${t('township.turnaround')}</dt><dd id="exam-turnaround">${fmtDuration(firstSigned - exam.arrived_ms)}</dd>`
             : null}
         </dl>
+        ${isEcgExam(exam) ? html`<${EcgView} study=${study} />` : null}
         <h3>${t('township.report')}</h3>
         ${latest ? html`<${ReportView} rep=${latest} study=${study} />` : html`<p class="hint" id="no-report">${t('township.noReport')}</p>`}`
       : null}

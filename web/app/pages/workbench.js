@@ -5,6 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { t, addMessages, fmtTime } from '../i18n.js';
 import { get, seg } from '../api.js';
+import { EcgView, isEcgExam } from '../ecg/ecg.js';
 
 // the screens' own styles (beside the shell's style.css)
 if (!document.getElementById('workbench-css')) {
@@ -146,6 +147,15 @@ export function ViewerWithPriors({ study }) {
           </button>`)}
     </div>
   </div>`;
+}
+
+// What the reading screens show beside the report: the ECG view for an ECG
+// exam (decision 0038), else the viewer frame with the priors; nothing until
+// the exam is known (so OHIF is not loaded for an ECG).
+export function ExamViewer({ study, exam }) {
+  if (!exam) return html`<div class="wb-viewer" id="exam-viewer-wait"></div>`;
+  if (isEcgExam(exam)) return html`<div class="wb-viewer wb-ecg"><${EcgView} study=${study} /></div>`;
+  return html`<${ViewerWithPriors} study=${study} />`;
 }
 
 // The content of a signed version (decoded from its compact JWS: the
