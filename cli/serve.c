@@ -9,6 +9,7 @@
 #include "../gateway/hl7_server.h"
 #include "../reports/lab.h"
 #include "../reports/person.h"
+#include "../reports/alr_config.h"
 #include "../reports/dlv_config.h"
 #include "../reports/report.h"
 #include "../storage/index.h"
@@ -840,7 +841,8 @@ fail:
  * association an ingest temp file, an outbound C-MOVE/C-GET association and
  * the object it sends; per HTTP connection its socket and one file; per
  * report delivery under way a socket, a temp file and its converted copy
- * (decision 0026); per MLLP connection its socket, and the lab journal, when
+ * (decision 0026); per critical-value notification under way a socket
+ * (decision 0040); per MLLP connection its socket, and the lab journal, when
  * hl7.enabled (decision 0037); Redis connections (one per pool thread, the loop's own);
  * a file per pool thread; the process' own (stdio, loop, signals, lock,
  * audit log, the embedded redis' pipes). A quarter more as margin. */
@@ -848,10 +850,12 @@ static rlim_t fds_needed(const hr_config *c)
 {
     rlim_t assoc = (rlim_t)c->dicom.max_associations, http = (rlim_t)c->http.max_connections;
     rlim_t dlv = c->delivery ? (rlim_t)c->delivery->batch : 0;
+    /* the critical-value notifier: one socket per HL7 / webhook attempt */
+    rlim_t alr = c->alerts ? (rlim_t)c->alerts->batch : 0;
     /* the MLLP listener's connections and the lab journal, when it runs */
     rlim_t hl7 = c->hl7.enabled ? (rlim_t)c->hl7.max_connections + 8 : 0;
-    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 3 * dlv + hl7 + 32 /* redis */ + 16 /* pool */ +
-               64 /* own */;
+    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 3 * dlv + alr + hl7 + 32 /* redis */ +
+               16 /* pool */ + 64 /* own */;
     return n + n / 4;
 }
 
