@@ -127,6 +127,11 @@ check_eq "... nor ack it: 404" 404 "$(req "$T/e.json" "$T2" POST "$A/$AID/ack" -
 check_eq "... its register is empty" "200 0" "$(req "$T/l2.json" "$T2" GET "$A") $(jget "$T/l2.json" 'len(d["alerts"])')"
 check_eq "the ECG reader (another center) cannot see it: 404" 404 "$(req "$T/e.json" "$RE" GET "$A/$AID")"
 check_eq "no token: 401" 401 "$(req "$T/e.json" "" GET "$A")"
+OLD=$(login doc2)
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $OLD" "$U/api/v1/logout"
+check_eq "a logged-out (revoked) token: 401" 401 "$(req "$T/e.json" "$OLD" GET "$A/$AID")"
+check_eq "... nor on ack: 401" 401 "$(req "$T/e.json" "$OLD" POST "$A/$AID/ack" -d "{\"readback\": \"$IMPR\"}")"
+check_eq "a forged token: 401" 401 "$(req "$T/e.json" "garbage-token" GET "$A")"
 check_eq "no token on ack: 401" 401 "$(req "$T/e.json" "" POST "$A/$AID/ack" -d '{"readback": "x"}')"
 check_eq "an unknown id: 404" 404 "$(req "$T/e.json" "$D1" GET "$A/A000000000000000000000000")"
 check_eq "a malformed id: 404" 404 "$(req "$T/e.json" "$D1" GET "$A/..%2F")"
