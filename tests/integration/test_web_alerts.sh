@@ -27,6 +27,7 @@ PYCFG
 add_user "$cfg" rd1 'rd1-password-1' reader county imaging
 add_user "$cfg" tech1 'tech1-password-1' technician township1
 add_user "$cfg" tech2 'tech2-password-1' technician township2
+add_user "$cfg" office 'office-password-1' office county
 signing_key "$DATA" rd1 "$PIN"
 start_huren wal "$cfg"
 wait_port "$(http_port wal)" 30

@@ -80,6 +80,21 @@ try {
   const empty = await t.waitFor(other, () => !!document.querySelector('#alerts-table') && !document.querySelector('#alerts-table tr[data-alert]'));
   t.check("tech2's register is empty", empty);
   await t.shot(other, 'other-township');
+
+  // the office: the register without patient names, and the quality figures
+  const office = await t.newPage(true);
+  const r3 = await t.login(office, 'office', 'office-password-1');
+  t.check('the office logs in', r3.ok, r3.error);
+  await t.open(office, '/alerts');
+  const q = await t.waitFor(office, () => !!document.querySelector('#alerts-quality') && !!document.querySelector('#alerts-table tr[data-alert]'));
+  t.check('the office sees the quality figures and the register', q);
+  const figures = q ? await office.$eval('#alerts-quality', (e) => [e.dataset.raised, e.textContent]) : ['', ''];
+  t.checkEq('... 1 critical value raised', '1', figures[0]);
+  t.check('... 1 acknowledged, rate shown', /及时确认率 (100|0)%/.test(figures[1]), figures[1]);
+  const orow = q ? await office.$eval('#alerts-table tr[data-alert]', (e) => e.textContent) : '';
+  t.check('... no patient name in the office register', !orow.includes('孙'), orow);
+  t.check('... and no banner for the office', (await office.$('#alert-banner')) === null);
+  await t.shot(office, 'office');
 } catch (e) {
   await t.abort(e);
 }

@@ -52,6 +52,7 @@ addMessages({
     'alerts.ev.readback_refused': '回读不符，拒绝',
     'alerts.ev.acknowledged': '确认',
     'alerts.ev.overdue_final': '所有步骤超时',
+    'alerts.quality': '近 30 天：危急值 {raised} 条，及时确认 {ok} 条，超时确认 {late} 条，全部超时 {od} 条，及时确认率 {rate}',
     'error.readback_mismatch': '回读内容与危急值不符，未确认。请复述数值与单位（或所见）。',
   },
   en: {
@@ -97,6 +98,7 @@ addMessages({
     'alerts.ev.readback_refused': 'Read-back refused',
     'alerts.ev.acknowledged': 'Acknowledged',
     'alerts.ev.overdue_final': 'Every step timed out',
+    'alerts.quality': 'Last 30 days: {raised} critical values, {ok} acknowledged in time, {late} late, {od} never (all steps timed out); in time {rate}',
     'error.readback_mismatch': 'The read-back does not match the critical value; nothing was acknowledged. Repeat the number and unit (or the finding).',
   },
 });
@@ -246,8 +248,11 @@ function Register({ me }) {
       setError(e.message);
     }
   };
+  const [quality, setQuality] = useState(null);
   useEffect(() => {
     run(null);
+    // the office's and admins' quality figures (GET /api/v1/stats/alerts)
+    if (all) get('/api/v1/stats/alerts').then((d) => setQuality(d.total)).catch(() => {});
   }, []);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   return html`<section id="alerts-page">
@@ -261,6 +266,10 @@ function Register({ me }) {
       <button type="submit" class="primary" id="alerts-search">${t('alerts.search')}</button>
     </form>
     ${error ? html`<p class="error" id="alerts-error">${error}</p>` : null}
+    ${quality ? html`<p class="panel info" id="alerts-quality" data-raised=${quality.raised}>${t('alerts.quality', {
+      raised: quality.raised, ok: quality.acked_in_time, late: quality.acked_late, od: quality.overdue_final,
+      rate: quality.in_time_rate === null ? '—' : `${Math.round(quality.in_time_rate * 100)}%`,
+    })}</p>` : null}
     ${res ? html`<div class="panel"><div class="table-scroll"><table class="grid" id="alerts-table">
       <thead><tr><th>${t('alerts.time')}</th><th>${t('alerts.kind')}</th><th>${t('alerts.hospital')}</th><th>${t('alerts.patient')}</th>
         <th>${t('alerts.item')}</th><th>${t('alerts.value')}</th><th>${t('alerts.flag')}</th><th>${t('alerts.state')}</th>
