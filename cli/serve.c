@@ -3,11 +3,13 @@
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 #include "../common/hr_time.h"
+#include "../gateway/alert_notify.h"
 #include "../gateway/deliver.h"
 #include "../gateway/dicom_server.h"
 #include "../gateway/hl7_server.h"
 #include "../reports/lab.h"
 #include "../reports/person.h"
+#include "../reports/alr_config.h"
 #include "../reports/dlv_config.h"
 #include "../reports/report.h"
 #include "../storage/index.h"
@@ -60,9 +62,10 @@ typedef struct serve_state {
     int sweep_busy;
     wl_sweep_stats sweep_st;
     int sweep_rc, sweep_logged;
-    gw_deliver *deliver;    /* report delivery (decision 0026); NULL once stopped */
-    int deliver_join;       /* the stop reached the index's close and waits for the sender */
-    redisAsyncContext *sub; /* SUBSCRIBE WL_NOTIFY_CHANNEL */
+    gw_deliver *deliver;     /* report delivery (decision 0026); NULL once stopped */
+    int deliver_join;        /* the stop reached the index's close and waits for the sender */
+    gw_alert_notify *alerts; /* critical-value notifier (decision 0040); NULL once stopped */
+    redisAsyncContext *sub;  /* SUBSCRIBE WL_NOTIFY_CHANNEL */
     uv_timer_t sub_retry;
     int sub_logged;
     /* persons linked at ingest (decision 0027); pool threads: __atomic */
@@ -77,8 +80,8 @@ static void on_redis_stopped(void *arg)
 static void on_audit_closed(void *arg)
 {
     serve_state *s = arg;
-    if (s->deliver) {
-        /* the report sender's pool jobs use the index's Redis: wait for them */
+    if (s->deliver || s->alerts) {
+        /* the senders' pool jobs use the index's Redis: wait for them */
         s->deliver_join = 1;
         return;
     }
@@ -259,6 +262,8 @@ static void dicom_metrics(void *arg, hr_buf *out)
         hr_buf_append(out, text, (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
     if (s->deliver)
         gw_deliver_metrics(s->deliver, out);
+    if (s->alerts)
+        gw_alert_notify_metrics(s->alerts, out);
     if (s->hl7)
         gw_hl7_server_metrics(s->hl7, out);
     if (!s->http)
@@ -618,7 +623,15 @@ static void on_deliver_stopped(void *arg)
 {
     serve_state *s = arg;
     s->deliver = NULL;
-    if (s->deliver_join)
+    if (s->deliver_join && !s->alerts)
+        on_audit_closed(s);
+}
+
+static void on_alerts_stopped(void *arg)
+{
+    serve_state *s = arg;
+    s->alerts = NULL;
+    if (s->deliver_join && !s->deliver)
         on_audit_closed(s);
 }
 
@@ -636,6 +649,8 @@ static void on_signal(uv_signal_t *h, int signum)
     worklist_stop(s);
     if (s->deliver)
         gw_deliver_stop(s->deliver, on_deliver_stopped, s);
+    if (s->alerts)
+        gw_alert_notify_stop(s->alerts, on_alerts_stopped, s);
     stop_listeners(s);
 }
 
@@ -826,7 +841,8 @@ fail:
  * association an ingest temp file, an outbound C-MOVE/C-GET association and
  * the object it sends; per HTTP connection its socket and one file; per
  * report delivery under way a socket, a temp file and its converted copy
- * (decision 0026); per MLLP connection its socket, and the lab journal, when
+ * (decision 0026); per critical-value notification under way a socket
+ * (decision 0040); per MLLP connection its socket, and the lab journal, when
  * hl7.enabled (decision 0037); Redis connections (one per pool thread, the loop's own);
  * a file per pool thread; the process' own (stdio, loop, signals, lock,
  * audit log, the embedded redis' pipes). A quarter more as margin. */
@@ -834,10 +850,12 @@ static rlim_t fds_needed(const hr_config *c)
 {
     rlim_t assoc = (rlim_t)c->dicom.max_associations, http = (rlim_t)c->http.max_connections;
     rlim_t dlv = c->delivery ? (rlim_t)c->delivery->batch : 0;
+    /* the critical-value notifier: one socket per HL7 / webhook attempt */
+    rlim_t alr = c->alerts ? (rlim_t)c->alerts->batch : 0;
     /* the MLLP listener's connections and the lab journal, when it runs */
     rlim_t hl7 = c->hl7.enabled ? (rlim_t)c->hl7.max_connections + 8 : 0;
-    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 3 * dlv + hl7 + 32 /* redis */ + 16 /* pool */ +
-               64 /* own */;
+    rlim_t n = 2 * assoc + 3 * assoc + 2 * http + 3 * dlv + alr + hl7 + 32 /* redis */ +
+               16 /* pool */ + 64 /* own */;
     return n + n / 4;
 }
 
@@ -1034,6 +1052,11 @@ int cli_serve(int argc, char **argv)
         hr_warn("serve", "cannot start the report sender (%s); reports are not delivered",
                 hr_strerror(rc));
         s.deliver = NULL;
+    }
+    rc = gw_alert_notify_start(s.loop, &s.cfg, &s.sto, &s.alerts);
+    if (rc) {
+        hr_warn("serve", "cannot start the critical-value notifier (%s)", hr_strerror(rc));
+        s.alerts = NULL;
     }
 
     printf("huren: DICOM listening on %s:%d, AE title %s\n", s.cfg.dicom.listen.host,

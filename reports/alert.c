@@ -10,6 +10,7 @@
 #include "../dicom/uids.h"
 #include "../storage/keys.h"
 #include "../storage/sto_script.h"
+#include "oru.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KEY_MAX  (HR_UID_MAX + ALR_ID_MAX + 32)
 #define IX_MAX   (3 * HR_ID_MAX + 32)
@@ -203,19 +205,23 @@ static int stat_incr(redisContext *c, long long now_ms, const char *what, const 
         return 0;
     int rc = cmd(c, "HINCRBY hr:stat:%d al|%s|%s 1", day, what, h);
     if (!rc)
-        rc = cmd(c, "HINCRBY hr:stat:%d al|%s|t 1", day, what);
+        rc = cmd(c, "HINCRBY hr:stat:%d al|%s| 1", day, what); /* the total */
     return rc;
 }
 
 /* ---- raise ---- */
 
 /* The steps of an alert for hospital and center: JSON array text (malloc). */
-static char *steps_json(const hr_config *cfg, const char *hospital, const char *center,
-                        long long *timeout_ms)
+static char *steps_json(const hr_config *cfg, const char *kind, const char *hospital,
+                        const char *center, long long *timeout_ms)
 {
     const struct alr_config *a = cfg->alerts;
     const alr_hospital *h = rpt_alr_config_hospital(a, hospital);
     const char *duty = rpt_alr_config_duty(cfg, center);
+    /* a lab report without a center: the duty doctor of the lab kind */
+    for (size_t i = 0; !duty && a && strcmp(kind, "lab") == 0 && i < a->n_duty; i++)
+        if (strcmp(a->duty[i].key, "lab") == 0)
+            duty = a->duty[i].user;
     json_t *arr = json_array();
     *timeout_ms = 1000LL * (h && h->ack_timeout_s ? h->ack_timeout_s : a ? a->ack_timeout_s : 600);
     for (size_t i = 0; arr && h && i < h->n_contacts; i++) {
@@ -289,7 +295,12 @@ int alr_raise(redisContext *c, const hr_config *cfg, const alr_source *s, char i
         return -EINVAL;
     alr_id(s->exam, s->ref, s->item, id);
     alert_keys(s->exam, id, hash, log);
-    steps = steps_json(cfg, s->hospital, s->center, &timeout_ms);
+    /* the slot of the id first: the raise's event may be read at once
+     * (a pure function of the id: harmless when the raise fails) */
+    rc = cmd(c, "SET hr:alr:id:%s %s", id, s->exam);
+    if (rc)
+        return rc;
+    steps = steps_json(cfg, s->kind, s->hospital, s->center, &timeout_ms);
     if (!steps)
         return -ENOMEM;
     call k;
@@ -764,54 +775,67 @@ static int state_ok(const char *want, json_t *a)
     return strcmp(want, st) == 0;
 }
 
-/* Reads one page of index key from *cursor downwards; appends matching alerts. */
-static int walk(redisContext *c, const char *key, const alr_query *q, json_t *arr, int want,
-                long long *next, int *read)
+/* Reads one page of index key below the cursor (score cs, member cid: the
+ * members of score cs that sort at or above cid were sent); appends the
+ * matching alerts to arr; next = the cursor after the last member read. */
+static int walk(redisContext *c, const char *key, const alr_query *q, long long cs, const char *cid,
+                json_t *arr, int want, char *next)
 {
-    long long hi = q->cursor > 0 ? q->cursor : (q->to_ms > 0 ? q->to_ms : LLONG_MAX);
+    long long hi = cid[0] ? cs : (q->to_ms > 0 ? q->to_ms : LLONG_MAX);
     if (q->to_ms > 0 && hi > q->to_ms)
         hi = q->to_ms;
     long long lo = q->from_ms > 0 ? q->from_ms : 0;
-    int batch = want * 4;
-    redisReply *r = redisCommand(c, "ZREVRANGEBYSCORE %s %s%lld %lld WITHSCORES LIMIT 0 %d", key,
-                                 q->cursor > 0 ? "(" : "", hi, lo, batch);
+    int batch = want * 4 + ALR_TIES_MAX;
+    redisReply *r =
+        redisCommand(c, "ZREVRANGEBYSCORE %s %lld %lld WITHSCORES LIMIT 0 %d", key, hi, lo, batch);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return HR_EREDIS;
     }
-    int rc = 0;
-    *next = 0;
+    int rc = 0, full = 0;
+    next[0] = '\0';
     for (size_t i = 0; i + 1 < r->elements && !rc; i += 2) {
-        json_t *a = NULL;
+        const char *m = rstr(r, i);
         long long score = rnum(r, i + 1);
-        (*read)++;
-        rc = alr_get(c, rstr(r, i), 0, &a);
+        /* in reverse order, members of one score come by descending id */
+        if (cid[0] && score == cs && strcmp(m, cid) >= 0)
+            continue;
+        json_t *a = NULL;
+        snprintf(next, ALR_CURSOR_MAX, "%lld-%s", score, m);
+        rc = alr_get(c, m, 0, &a);
         if (rc == HR_ENOTFOUND || rc == -EINVAL) {
             rc = 0;
             continue;
         }
-        if (!rc && state_ok(q->state, a) && (int)json_array_size(arr) < want)
+        if (!rc && state_ok(q->state, a))
             json_array_append(arr, a);
         json_decref(a);
-        *next = score;
-        if ((int)json_array_size(arr) >= want)
+        if ((int)json_array_size(arr) >= want) {
+            full = 1;
             break;
+        }
     }
-    if (r->elements < (size_t)batch * 2 && (int)json_array_size(arr) < want)
-        *next = 0; /* the index is exhausted */
-    else if (*next == 0 && r->elements > 0)
-        *next = rnum(r, r->elements - 1);
+    if (!full && r->elements < (size_t)batch * 2)
+        next[0] = '\0'; /* the index is exhausted */
     freeReplyObject(r);
     return rc;
 }
 
-int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next)
+int alr_list(redisContext *c, const alr_query *q, json_t **out, char next[ALR_CURSOR_MAX])
 {
-    char key[IX_MAX];
-    int read = 0, rc;
+    char key[IX_MAX], cid[ALR_ID_MAX] = "";
+    long long cs = 0;
+    int rc;
     int limit = q->limit < 1 ? 50 : q->limit > ALR_PAGE_MAX ? ALR_PAGE_MAX : q->limit;
     *out = NULL;
-    *next = 0;
+    next[0] = '\0';
+    if (q->cursor && *q->cursor) {
+        char *end;
+        cs = strtoll(q->cursor, &end, 10);
+        if (end == q->cursor || *end != '-' || cs < 0 || !id_valid(end + 1))
+            return -EINVAL;
+        snprintf(cid, sizeof(cid), "%s", end + 1);
+    }
     if (q->hospital && *q->hospital) {
         if (ix_key(key, "hr:alr:ix:h:", q->hospital))
             return -EINVAL;
@@ -827,13 +851,114 @@ int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next)
     json_t *arr = json_array();
     if (!arr)
         return -ENOMEM;
-    rc = walk(c, key, q, arr, limit, next, &read);
+    rc = walk(c, key, q, cs, cid, arr, limit, next);
     if (rc) {
         json_decref(arr);
         return rc;
     }
     *out = arr;
     return 0;
+}
+
+/* ---- HL7 ---- */
+
+void alr_control_id(const char *id, int step, char out[21])
+{
+    char in[ALR_ID_MAX + 16], hex[65];
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    int n = snprintf(in, sizeof(in), "%s/%d", id, step);
+    SHA256((const unsigned char *)in, (size_t)n, md);
+    hr_hex_encode(md, 9, hex);
+    snprintf(out, 21, "AL%s", hex);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* An HL7 DTM (UTC) of ms. */
+static void dtm(long long ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 32, "%04d%02d%02d%02d%02d%02d+0000", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int alr_oru_build(const json_t *alert, const char *sending_facility, const char *recv_app,
+                  const char *recv_facility, const char *control_id, long long now_ms, hr_buf *out)
+{
+    char t[32], raised[32], pid[ALR_TEXT_MAX], *bar;
+    int rc = 0;
+    if (!alert || !control_id || !*control_id || strlen(control_id) >= 21 ||
+        strpbrk(control_id, "|^~\\&\r\n"))
+        return -EINVAL;
+    dtm(now_ms, t);
+    dtm(json_integer_value(json_object_get(alert, "created_ms")), raised);
+    /* the patient key is "<issuer>|<id>" */
+    snprintf(pid, sizeof(pid), "%s", jstr(alert, "patient"));
+    bar = strchr(pid, '|');
+    const char *issuer = bar ? pid : "", *idv = bar ? bar + 1 : pid;
+    if (bar)
+        *bar = '\0';
+#define LIT(s)                                                                                     \
+    do {                                                                                           \
+        if (!rc)                                                                                   \
+            rc = hr_buf_append(out, (s), strlen(s));                                               \
+    } while (0)
+#define ESC(s)                                                                                     \
+    do {                                                                                           \
+        if (!rc)                                                                                   \
+            rc = rpt_hl7_escape((s), out);                                                         \
+    } while (0)
+    LIT("MSH|^~\\&|HUREN|");
+    ESC(sending_facility ? sending_facility : "");
+    LIT("|");
+    ESC(recv_app ? recv_app : "");
+    LIT("|");
+    ESC(recv_facility ? recv_facility : "");
+    LIT("|");
+    LIT(t);
+    LIT("||ORU^R01^ORU_R01|");
+    LIT(control_id);
+    LIT("|P|2.5.1|||||CHN|UNICODE UTF-8\r");
+    LIT("PID|1||");
+    ESC(idv);
+    if (*issuer) {
+        LIT("^^^");
+        ESC(issuer);
+    }
+    LIT("||");
+    ESC(jstr(alert, "patient_name"));
+    LIT("\rOBR|1||");
+    ESC(*jstr(alert, "ref") ? jstr(alert, "ref") : jstr(alert, "exam"));
+    LIT("|");
+    ESC(jstr(alert, "item"));
+    LIT("^");
+    ESC(jstr(alert, "item_name"));
+    LIT("^99HUREN|||");
+    LIT(raised);
+    LIT("||||||||||||||||||F\rOBX|1|ST|"); /* OBR-25 result status */
+    ESC(jstr(alert, "item"));
+    LIT("^");
+    ESC(jstr(alert, "item_name"));
+    LIT("^99HUREN|1|");
+    ESC(jstr(alert, "value"));
+    LIT("||");
+    ESC(jstr(alert, "detail"));
+    LIT("|");
+    ESC(strcmp(jstr(alert, "flag"), "reader") == 0 ? "AA" : jstr(alert, "flag"));
+    LIT("|||F\rNTE|1|L|");
+    ESC("CRITICAL VALUE ");
+    ESC(jstr(alert, "id"));
+    ESC(": acknowledge with a read-back of the value in huren (危急值, 请回读确认)");
+    LIT("\r");
+#undef LIT
+#undef ESC
+    return rc;
 }
 
 /* ---- stats ---- */
@@ -867,5 +992,118 @@ int alr_stats_get(redisContext *c, long long now_ms, alr_stats *st)
         }
         freeReplyObject(r);
     }
+    return rc;
+}
+
+/* ---- quality statistics ---- */
+
+static const char *const k_stat_names[][2] = {
+    {"r", "raised"}, {"ok", "acked_in_time"}, {"late", "acked_late"}, {"od", "overdue_final"}};
+
+static json_t *stat_bucket(void)
+{
+    return json_pack("{s:I, s:I, s:I, s:I}", "raised", (json_int_t)0, "acked_in_time",
+                     (json_int_t)0, "acked_late", (json_int_t)0, "overdue_final", (json_int_t)0);
+}
+
+static void stat_add(json_t *b, const char *name, long long v)
+{
+    json_t *x = json_object_get(b, name);
+    if (x)
+        json_integer_set(x, json_integer_value(x) + v);
+}
+
+int alr_stats_days(redisContext *c, int from, int to, json_t **out)
+{
+    int days[ALR_STATS_DAYS_MAX], n = 0, rc = 0;
+    char iso[11];
+    *out = NULL;
+    if (!from || !to || from > to)
+        return -EINVAL;
+    for (int d = from; d && d <= to; d = hr_day_add(d, 1)) {
+        if (n == ALR_STATS_DAYS_MAX)
+            return -EINVAL;
+        days[n++] = d;
+    }
+    json_t *arr = json_array(), *total = stat_bucket(), *by = json_object();
+    if (!arr || !total || !by) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        if (redisAppendCommand(c, "HGETALL hr:stat:%d", days[i]) != REDIS_OK) {
+            rc = HR_EREDIS;
+            goto out;
+        }
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+            rc = HR_EREDIS;
+            goto out;
+        }
+        json_t *b = stat_bucket(), *bh = json_object();
+        hr_day_iso(days[i], iso);
+        json_object_set_new(b, "day", json_string(iso));
+        json_object_set_new(b, "by_hospital", bh);
+        for (size_t k = 0; r->type == REDIS_REPLY_ARRAY && k + 1 < r->elements; k += 2) {
+            const char *f = r->element[k]->str;
+            long long v = strtoll(r->element[k + 1]->str ? r->element[k + 1]->str : "0", NULL, 10);
+            if (!f || strncmp(f, "al|", 3) != 0)
+                continue;
+            const char *what = f + 3, *bar = strchr(what, '|');
+            if (!bar)
+                continue;
+            const char *name = NULL;
+            for (size_t j = 0; j < HR_ARRAY_LEN(k_stat_names); j++)
+                if (strlen(k_stat_names[j][0]) == (size_t)(bar - what) &&
+                    strncmp(what, k_stat_names[j][0], (size_t)(bar - what)) == 0)
+                    name = k_stat_names[j][1];
+            if (!name)
+                continue;
+            const char *h = bar + 1;
+            if (!*h) { /* the total */
+                stat_add(b, name, v);
+                stat_add(total, name, v);
+                continue;
+            }
+            json_t *x = json_object_get(bh, h);
+            if (!x) {
+                x = stat_bucket();
+                json_object_set_new(bh, h, x);
+            }
+            stat_add(x, name, v);
+            json_t *y = json_object_get(by, h);
+            if (!y) {
+                y = stat_bucket();
+                json_object_set_new(by, h, y);
+            }
+            stat_add(y, name, v);
+        }
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = HR_EREDIS;
+        freeReplyObject(r);
+        json_array_append_new(arr, b);
+    }
+    if (rc)
+        goto out;
+    long long raised = json_integer_value(json_object_get(total, "raised"));
+    json_object_set_new(
+        total, "in_time_rate",
+        raised ? json_real((double)json_integer_value(json_object_get(total, "acked_in_time")) /
+                           (double)raised)
+               : json_null());
+    json_object_set_new(total, "by_hospital", by);
+    by = NULL;
+    char f[11], t[11];
+    hr_day_iso(from, f);
+    hr_day_iso(to, t);
+    *out = json_pack("{s:s, s:s, s:o, s:o}", "from", f, "to", t, "days", arr, "total", total);
+    arr = total = NULL;
+    if (!*out)
+        rc = -ENOMEM;
+out:
+    json_decref(arr);
+    json_decref(total);
+    json_decref(by);
     return rc;
 }

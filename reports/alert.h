@@ -30,7 +30,8 @@
  *   hr:alr:notify          zset: "<id>|<step>|<channel>|<try>" to send, score = ms
  *   hr:alr:count           hash: raised acked escalations readback_refused
  *   hr:stat:<YYYYMMDD>     hash: al|r|<H> raised, al|ok|<H> acked in time,
- *                          al|late|<H> acked late, al|od|<H> went overdue_final
+ *                          al|late|<H> acked late, al|od|<H> went overdue_final;
+ *                          al|<what>| (no hospital) the day's totals
  *
  * Every function is synchronous (hiredis): call it on the thread pool
  * (sto_worker_redis) or from the CLI. Times are ms since the epoch, passed
@@ -78,11 +79,23 @@ void alr_id(const char *exam, const char *ref, const char *item, char out[ALR_ID
 
 /* Raises the alert of s (idempotent on (exam, ref, item): an existing
  * alert is left as it is, *created 0), with its steps from cfg->alerts for
- * s->hospital and s->center, the first step's notifications queued. id:
+ * s->hospital and s->center (a lab alert without a center: the duty
+ * doctor of alerts.duty.lab), the first step's notifications queued. id:
  * the alert's id; *created (may be NULL) 1 when new. Blocking. 0, -EINVAL
  * (no valid exam UID, kind, hospital or value), HR_EREDIS. */
 int alr_raise(redisContext *c, const hr_config *cfg, const alr_source *s, char id[ALR_ID_MAX],
               int *created);
+
+/* A reader's critical-finding flag: when payload (a signed report
+ * version, decision 0022 schema) is preliminary, final, amended or
+ * corrected with content.critical true, raises the alert of kind "report",
+ * ref = the report id (one alert per report, whatever its later versions),
+ * item "finding", value = the first line of the impression (else of the
+ * findings), flag "reader", for the exam's source hospital and center.
+ * *raised (may be NULL) 1 when a new alert was raised. 0 (also when not
+ * critical), or alr_raise's codes. */
+int alr_raise_report(redisContext *c, const hr_config *cfg, const json_t *payload, long long now_ms,
+                     int *raised);
 
 /* Whether a read-back repeats value: for a value with a number, the first
  * number (equal as numbers) and the unit after it (spaces, case, "μ"/"u"
@@ -148,15 +161,30 @@ typedef struct alr_query {
     const char *user;         /* "" or also alerts where user was a target (with hospital) */
     const char *state;        /* "" | "open" | "acknowledged" | "overdue_final" | a state */
     long long from_ms, to_ms; /* raised within [from, to]; 0 = unbounded */
-    long long cursor;         /* 0, or the raised ms of the last alert of the previous page */
+    const char *cursor;       /* NULL/"", or the previous page's next: "<score>-<alert id>" */
     int limit;                /* 1..ALR_PAGE_MAX */
 } alr_query;
 
-/* Newest first, walking one index by score from q->cursor, reading at most
- * 4 x limit alerts (a state filter may return fewer; *next says where to
- * go on): array of alr_get objects without log. *next = the cursor of the
- * next page, 0 at the end. 0, -EINVAL, HR_EREDIS, -ENOMEM. */
-int alr_list(redisContext *c, const alr_query *q, json_t **out, long long *next);
+/* Newest first, walking one index by (score, id) from q->cursor (alerts of
+ * the same ms are not skipped at a page boundary), reading at most 4 x
+ * limit + ALR_TIES_MAX members (a state filter may return fewer; next says
+ * where to go on): array of alr_get objects without log. next (cap
+ * ALR_CURSOR_MAX) = the cursor of the next page, "" at the end. 0,
+ * -EINVAL (a bad cursor), HR_EREDIS, -ENOMEM. */
+#define ALR_CURSOR_MAX 64
+#define ALR_TIES_MAX   64
+int alr_list(redisContext *c, const alr_query *q, json_t **out, char next[ALR_CURSOR_MAX]);
+
+/* The HL7 message of a notice: an ORU^R01 (v2.5.1, UTF-8) carrying the
+ * critical value as one OBX with its abnormal flag (OBX-8) and range
+ * (OBX-7), OBR-4 the item, PID the patient, an NTE with the alert id and
+ * what to do; the same MSH as reports/oru.h's. control_id: "AL" + 18 hex
+ * of SHA-256("<id>/<step>"), the same on every attempt of a step (cap
+ * RPT_HL7_CONTROL_ID_MAX = 21). Appends to out. 0, -EINVAL, -ENOMEM,
+ * HR_ETOOBIG. */
+void alr_control_id(const char *id, int step, char out[21]);
+int alr_oru_build(const json_t *alert, const char *sending_facility, const char *recv_app,
+                  const char *recv_facility, const char *control_id, long long now_ms, hr_buf *out);
 
 /* Gauges for /metrics: counters (raised, acked, escalations, refused
  * read-backs) and the alerts overdue now (a step's deadline passed or
@@ -166,5 +194,13 @@ typedef struct alr_stats {
     long long open, overdue_now;
 } alr_stats;
 int alr_stats_get(redisContext *c, long long now_ms, alr_stats *st);
+
+/* Quality statistics of days from..to (YYYYMMDD, local; at most 366 days):
+ * one pipelined HGETALL of hr:stat:<day> per day. {from, to, days: [{day,
+ * raised, acked_in_time, acked_late, overdue_final, by_hospital: {H: {the
+ * same}}}], total: {the same, in_time_rate}} (in_time_rate: acked_in_time /
+ * raised, null when none). Caller decrefs. 0, -EINVAL, HR_EREDIS, -ENOMEM. */
+#define ALR_STATS_DAYS_MAX 366
+int alr_stats_days(redisContext *c, int from, int to, json_t **out);
 
 #endif

@@ -45,15 +45,17 @@ end
 
 -- A step begins: its target is told through the event stream (sse) now,
 -- the other channels by the notifier.
-local function begin_step(a, steps, typ)
+local function begin_step(a, steps, typ, extra)
   local s = steps[tonumber(a.step) + 1]
   a.target = s and s.user or ''
   local chs, sse = channels(steps, tonumber(a.step))
   if sse then a.state = 'notified' end
   redis.call('HSET', h, 'target', a.target, 'state', a.state, 'step', a.step,
     'deadline_ms', a.deadline_ms)
-  log({event = typ, step = tonumber(a.step), user = a.target,
-       name = s and s.name or '', role = s and s.role or ''})
+  local e = extra or {}
+  e.event, e.step, e.user = typ, tonumber(a.step), a.target
+  e.name, e.role = s and s.name or '', s and s.role or ''
+  log(e)
   if sse then
     log({event = 'notify', step = tonumber(a.step), channel = 'sse', ok = true,
          user = a.target, detail = 'published on the event stream'})
@@ -79,9 +81,8 @@ if op == 'raise' then
   a.state, a.step, a.deadline_ms = 'raised', '0', num(now + timeout)
   redis.call('HSET', h, 'steps', steps_json, 'timeout_ms', num(timeout), 'created_ms', num(now),
     'escalations', '0', 'readback_refused', '0', 'acked_ms', '0', 'final_ms', '0')
-  log({event = 'raised', value = a.value, flag = a.flag, item = a.item})
   local steps = cjson.decode(steps_json)
-  local chs = begin_step(a, steps, 'raised')
+  local chs = begin_step(a, steps, 'raised', {value = a.value, flag = a.flag, item = a.item})
   return {'created', a.state, a.deadline_ms, a.target, chs}
 end
 

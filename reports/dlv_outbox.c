@@ -2,6 +2,7 @@
  * script) turned into deliveries: rpt_delivery_take_outbox of delivery.h.
  * Apart from delivery.c because it reads versions (report.h). */
 #include "delivery.h"
+#include "alert.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
 
@@ -66,6 +67,14 @@ int rpt_delivery_take_outbox(redisContext *c, const hr_config *cfg, long long no
                 hr_warn("delivery", "outbox: %s version %d is %s, not delivered; dropped", report,
                         version, rpt_status_name(v.status));
             } else if (!rc) {
+                /* the critical-finding alert, in case the signing node
+                 * stopped before raising it (idempotent; decision 0040) */
+                int arc = alr_raise_report(c, cfg, v.payload, now_ms, NULL);
+                if (arc == HR_EREDIS) {
+                    rc = arc;
+                    rpt_version_free(&v);
+                    break;
+                }
                 const char *hospital = json_string_value(
                     json_object_get(json_object_get(v.payload, "exam"), "hospital"));
                 rc = rpt_delivery_expand(c, cfg, report, version, hospital ? hospital : "", now_ms,

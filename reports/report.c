@@ -1,4 +1,5 @@
 #include "report.h"
+#include "alert.h"
 #include "jws.h"
 #include "keystore.h"
 #include "recognition_items.h"
@@ -1470,6 +1471,14 @@ static int commit_run(redisContext *c, const hr_config *cfg, commit *m, long lon
     } /* no answer: the commit may have run; the record stays for the replay */
     if (!rc)
         follow(c, m->info->study, m->to, m->n_to, m->signer, now_ms);
+    if (!rc) {
+        /* a reader's critical finding: its alert (decision 0040); the
+         * outbox raises it again (idempotent) if this one fails */
+        int arc = alr_raise_report(c, cfg, m->payload, now_ms, NULL);
+        if (arc)
+            hr_error("report", "%s: the critical-finding alert could not be raised now: %s",
+                     m->info->id, hr_strerror(arc));
+    }
 out:
     free(signers);
     m->signers = NULL;

@@ -2,6 +2,7 @@
  *   GET  /api/v1/stats/volumes?from=&to=        office, admin
  *   GET  /api/v1/stats/turnaround?from=&to=     office, admin
  *   GET  /api/v1/stats/overdue?center=&limit=   office, admin
+ *   GET  /api/v1/stats/alerts?from=&to=         office, admin (critical values, decision 0040)
  *   GET  /api/v1/audit?user=&patient=&study=&action=&from=&to=&limit=&cursor=
  *                                               auditor, admin
  *   GET  /api/v1/users                          admin
@@ -14,6 +15,7 @@
 #include "va.h"
 #include "../common/hr_err.h"
 #include "../common/hr_time.h"
+#include "../reports/alert.h"
 #include "../storage/audit.h"
 #include "../worklist/wl_stats.h"
 #include "../worklist/worklist.h"
@@ -62,8 +64,9 @@ static int parse_days(va_req *r, int *from, int *to)
 
 /* ---- statistics ---- */
 
-enum stat_kind { ST_VOLUMES, ST_TURNAROUND, ST_OVERDUE };
-static const char *const k_stat_action[] = {"stats-volumes", "stats-turnaround", "stats-overdue"};
+enum stat_kind { ST_VOLUMES, ST_TURNAROUND, ST_OVERDUE, ST_ALERTS };
+static const char *const k_stat_action[] = {"stats-volumes", "stats-turnaround", "stats-overdue",
+                                            "stats-alerts"};
 
 typedef struct stat_state {
     enum stat_kind kind;
@@ -90,6 +93,8 @@ static void stat_work(va_req *r, redisContext *c)
         st->rc = wl_stats_volumes(c, cfg, st->from, st->to, &st->doc);
     else if (st->kind == ST_TURNAROUND)
         st->rc = wl_stats_turnaround(c, cfg, st->from, st->to, &st->doc);
+    else if (st->kind == ST_ALERTS)
+        st->rc = alr_stats_days(c, st->from, st->to, &st->doc);
     else
         st->rc = wl_stats_overdue(c, cfg, st->center[0] ? st->center : NULL, st->limit, &st->doc);
     if (st->rc == HR_EREDIS)
@@ -192,6 +197,22 @@ static void overdue_csv(json_t *doc, hr_buf *b)
     }
 }
 
+/* day, raised, acked in time, acked late, overdue_final: one row per day. */
+static void alerts_csv(json_t *doc, hr_buf *b)
+{
+    static const char *const cols[] = {"day", "raised", "acked_in_time", "acked_late",
+                                       "overdue_final"};
+    size_t i, k;
+    json_t *d;
+    for (k = 0; k < 5; k++)
+        va__csv_str(b, cols[k], k == 4);
+    json_array_foreach(json_object_get(doc, "days"), i, d)
+    {
+        for (k = 0; k < 5; k++)
+            va__csv_json(b, json_object_get(d, cols[k]), k == 4);
+    }
+}
+
 static void stat_done(va_req *r)
 {
     stat_state *st = r->state;
@@ -224,6 +245,9 @@ static void stat_done(va_req *r)
             } else if (st->kind == ST_TURNAROUND) {
                 turnaround_csv(st->doc, &b);
                 snprintf(name, sizeof(name), "huren-turnaround-%s-%s", f, t);
+            } else if (st->kind == ST_ALERTS) {
+                alerts_csv(st->doc, &b);
+                snprintf(name, sizeof(name), "huren-critical-values-%s-%s", f, t);
             } else {
                 overdue_csv(st->doc, &b);
                 snprintf(name, sizeof(name), "huren-overdue");
@@ -290,6 +314,11 @@ void va_handle_stats_turnaround(va_req *r)
 void va_handle_stats_overdue(va_req *r)
 {
     stat_start(r, ST_OVERDUE);
+}
+
+void va_handle_stats_alerts(va_req *r)
+{
+    stat_start(r, ST_ALERTS);
 }
 
 /* ---- GET /api/v1/audit ---- */

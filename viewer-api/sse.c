@@ -31,7 +31,9 @@ typedef struct sse_slot {
     char id[SSE_ID_MAX];
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];
-    char *text; /* the event's text/event-stream lines; NULL: not sendable */
+    char type[16];
+    char user[65]; /* an alert's current target */
+    char *text;    /* the event's text/event-stream lines; NULL: not sendable */
     size_t len;
 } sse_slot;
 
@@ -69,6 +71,7 @@ struct va_sse {
     uv_timer_t beat;
     uv_work_t work;
     /* which events the principal sees */
+    int alerts; /* GET /api/v1/alerts/events: only critical-value alerts (decision 0040) */
     enum sto_role role;
     char center[HR_ID_MAX];
     char hospital[HR_ID_MAX];
@@ -150,8 +153,25 @@ void va_sse_stats(const va_server *s, int *streams, uint64_t *held_bytes, uint64
 
 /* ---- the pool job: read past the cursor ---- */
 
-static int visible(const va_sse *c, const char *center, const char *hospital)
+/* Alert events ("alert.*", reports/alert.h) go only to alert streams: to
+ * the ordering hospital's users, the step's target, the readers and
+ * auditors of the reading center, admins and the office. */
+static int visible(const va_sse *c, const char *type, const char *center, const char *hospital,
+                   const char *user)
 {
+    int alert = strncmp(type, "alert.", 6) == 0;
+    if (alert != c->alerts)
+        return 0;
+    if (alert) {
+        if (c->role == STO_ROLE_ADMIN || c->role == STO_ROLE_OFFICE)
+            return 1;
+        if (strcmp(user, c->user) == 0)
+            return 1;
+        if ((c->role == STO_ROLE_READER || c->role == STO_ROLE_AUDITOR) && c->center[0])
+            return strcmp(center, c->center) == 0;
+        return c->role != STO_ROLE_DICOM_PEER && c->hospital[0] &&
+               strcmp(hospital, c->hospital) == 0;
+    }
     switch (c->role) {
     case STO_ROLE_ADMIN:
         return 1;
@@ -170,7 +190,13 @@ static int visible(const va_sse *c, const char *center, const char *hospital)
 static int format_line(const wl_event *ev, char *line, size_t cap)
 {
     char data[SSE_EVENT_MAX];
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id", ev->id,
+    int alert = strncmp(ev->type, "alert.", 6) == 0;
+    json_t *d =
+        alert ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id", ev->id, "type",
+                          ev->type, "alert", ev->reader, "exam", ev->study, "center", ev->center,
+                          "hospital", ev->hospital, "state", ev->state, "target", ev->user,
+                          "time_ms", (json_int_t)ev->time_ms)
+              : json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "id", ev->id,
                           "type", ev->type, "study", ev->study, "center", ev->center, "hospital",
                           ev->hospital, "state", ev->state, "priority", ev->priority, "user",
                           ev->user, "reader", ev->reader, "time_ms", (json_int_t)ev->time_ms);
@@ -221,7 +247,7 @@ static void set_cursor(va_sse *c, const char *id)
 static int on_event(void *arg, const wl_event *ev)
 {
     va_sse *c = arg;
-    if (visible(c, ev->center, ev->hospital)) {
+    if (visible(c, ev->type, ev->center, ev->hospital, ev->user)) {
         int rc = format_event(&c->out, ev);
         if (rc == HR_ETOOBIG || rc == -ENOMEM) {
             c->job_full = 1;
@@ -293,6 +319,8 @@ static int hub_on_event(void *arg, const wl_event *ev)
     id_parse(e->id, &e->ms, &e->sq);
     snprintf(e->center, sizeof(e->center), "%s", ev->center);
     snprintf(e->hospital, sizeof(e->hospital), "%s", ev->hospital);
+    snprintf(e->type, sizeof(e->type), "%s", ev->type);
+    snprintf(e->user, sizeof(e->user), "%s", ev->user);
     if (k < 0) {
         hr_warn("sse", "event %s of %s not sent: not valid UTF-8", ev->id, ev->study);
     } else {
@@ -447,7 +475,7 @@ static void fill(va_sse *c)
     while (c->pos < h->head && sent < VA_SSE_BATCH) {
         const sse_slot *e = &h->ring[c->pos & (SSE_RING - 1)];
         if (id_cmp(e->ms, e->sq, c->cur_ms, c->cur_sq) > 0) {
-            if (e->text && visible(c, e->center, e->hospital)) {
+            if (e->text && visible(c, e->type, e->center, e->hospital, e->user)) {
                 if (hr_buf_append(&c->out, e->text, e->len))
                     break; /* full: the rest once the client took this */
                 sent++;
@@ -761,6 +789,7 @@ void va_sse_close_all(va_server *s)
 typedef struct sse_open {
     char last_id[SSE_ID_MAX]; /* Last-Event-ID, or "" */
     char tip[SSE_ID_MAX];     /* otherwise: the newest event now ("0" when none) */
+    int alerts;               /* GET /api/v1/alerts/events */
     int denied;
     int rc;
 } sse_open;
@@ -789,8 +818,10 @@ static void open_work(va_req *r, redisContext *c)
 {
     sse_open *o = r->state;
     const va_principal *w = &r->who;
-    if (!(w->role == STO_ROLE_ADMIN || w->role == STO_ROLE_TECHNICIAN ||
-          ((w->role == STO_ROLE_READER || w->role == STO_ROLE_AUDITOR) && w->center[0]))) {
+    if (o->alerts
+            ? w->role == STO_ROLE_DICOM_PEER
+            : !(w->role == STO_ROLE_ADMIN || w->role == STO_ROLE_TECHNICIAN ||
+                ((w->role == STO_ROLE_READER || w->role == STO_ROLE_AUDITOR) && w->center[0]))) {
         o->denied = 1;
         return;
     }
@@ -813,6 +844,7 @@ static void open_done(va_req *r)
     sse_open *o = r->state;
     r->state = NULL;
     va_server *s = r->srv;
+    const char *action = o->alerts ? "alert-events" : "events";
     char detail[96];
     snprintf(detail, sizeof(detail), "after=%s", o->last_id[0] ? o->last_id : "now");
     if (va_req_gone(r)) {
@@ -820,15 +852,15 @@ static void open_done(va_req *r)
         return;
     }
     if (o->denied) {
-        va_audit(r, "events", NULL, NULL, detail, "denied");
+        va_audit(r, action, NULL, NULL, detail, "denied");
         va_send_error(r, 403, "forbidden", "role %s has no worklist events",
                       sto_role_name(r->who.role));
         free(o);
         return;
     }
     if (o->rc) {
-        va_audit(r, "events", NULL, NULL, detail, "failure");
-        va_send_rc(r, o->rc, "events");
+        va_audit(r, action, NULL, NULL, detail, "failure");
+        va_send_rc(r, o->rc, action);
         free(o);
         return;
     }
@@ -841,7 +873,7 @@ static void open_done(va_req *r)
     for (va_sse *o2 = s->sse_head; o2; o2 = o2->next)
         mine += strcmp(o2->user, r->who.user) == 0 && !o2->ending;
     if (mine >= VA_SSE_PER_USER) {
-        va_audit(r, "events", NULL, NULL, "too many streams", "denied");
+        va_audit(r, action, NULL, NULL, "too many streams", "denied");
         va_add_header(r, "Retry-After", "15");
         va_send_error(r, 429, "too_many_streams",
                       "user %s has %d event streams open on this node (at most %d)", r->who.user,
@@ -860,6 +892,7 @@ static void open_done(va_req *r)
     c->addr = s->sto->redis_addr;
     c->redis_timeout_ms = s->sto->redis_timeout_ms;
     c->role = r->who.role;
+    c->alerts = o->alerts;
     snprintf(c->center, sizeof(c->center), "%s", r->who.center);
     snprintf(c->hospital, sizeof(c->hospital), "%s", r->who.hospital);
     snprintf(c->user, sizeof(c->user), "%s", r->who.user);
@@ -878,9 +911,10 @@ static void open_done(va_req *r)
             hub->init = 1;
         }
     }
+    int alerts = o->alerts;
     free(o);
     hr_buf_init(&c->out, SSE_OUT_CAP);
-    va_audit(r, "events", NULL, NULL, detail, "success");
+    va_audit(r, action, NULL, NULL, detail, "success");
 
     va_add_header(r, "Cache-Control", "no-cache");
     va_add_header(r, "X-Accel-Buffering", "no");
@@ -896,8 +930,8 @@ static void open_done(va_req *r)
     uv_timer_start(&c->beat, on_beat, VA_SSE_HEARTBEAT_MS, VA_SSE_HEARTBEAT_MS);
     link_sse(s, c);
     char prelude[64];
-    int n = snprintf(prelude, sizeof(prelude), "retry: %d\n: huren worklist events\n\n",
-                     VA_SSE_RETRY_MS);
+    int n = snprintf(prelude, sizeof(prelude), "retry: %d\n: huren %s events\n\n", VA_SSE_RETRY_MS,
+                     alerts ? "alert" : "worklist");
     hr_buf_append(&c->out, prelude, (size_t)n);
     /* events after the cursor: a replay, or those since the tip was read;
      * from the ring when it holds them all, else read on its own */
@@ -907,7 +941,7 @@ static void open_done(va_req *r)
     pump(c);
 }
 
-void va_handle_events(va_req *r)
+static void open_events(va_req *r, int alerts)
 {
     if (r->srv->sse_closed || r->srv->stopping) {
         va_send_error(r, 503, "unavailable", "the server is stopping; reconnect to another node");
@@ -927,6 +961,17 @@ void va_handle_events(va_req *r)
     }
     if (last)
         snprintf(o->last_id, sizeof(o->last_id), "%s", last);
+    o->alerts = alerts;
     r->state = o;
     va_req_run(r, open_work, open_done);
+}
+
+void va_handle_events(va_req *r)
+{
+    open_events(r, 0);
+}
+
+void va_handle_alert_events(va_req *r)
+{
+    open_events(r, 1);
 }

@@ -16,7 +16,13 @@
  * again (on the pool), so a logout, a password change or a disabled user
  * ends it within one heartbeat, and it ends when the token expires; the
  * client gets `event: end` with the reason, then the end of the response.
- * A user has at most VA_SSE_PER_USER streams per node (429 beyond). */
+ * A user has at most VA_SSE_PER_USER streams per node (429 beyond).
+ *
+ * GET /api/v1/alerts/events (decision 0040) is the same machinery in alert
+ * mode: the critical-value events ("alert.*", written to the same stream by
+ * reports/alert_script.lua) go only to alert streams -- to the ordering
+ * hospital's users, the reading center's readers and auditors, the alert's
+ * current target, admins and the office -- and never to worklist streams. */
 #ifndef VA_SSE_H
 #define VA_SSE_H
 

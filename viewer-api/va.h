@@ -440,6 +440,12 @@ void va_handle_recognition_stats(va_req *r);
 void va_handle_events(va_req *r);
 /* GET /api/v1/deliveries?report= (api_deliveries.c) */
 void va_handle_deliveries(va_req *r);
+/* critical-value alerts (api_alerts.c, sse.c; decision 0040) */
+void va_handle_alerts(va_req *r);
+void va_handle_alert(va_req *r);
+void va_handle_alert_ack(va_req *r);
+void va_handle_alert_events(va_req *r);
+void va_handle_stats_alerts(va_req *r); /* api_office.c */
 /* PS3.18 rendered and thumbnail resources of a study, series, instance or
  * frame (rendered.c, decision 0029) */
 void va_handle_rendered(va_req *r);

@@ -164,7 +164,8 @@ static int is_map(const char *path)
 {
     return strcmp(path, "worklist.quiet_by_modality") == 0 ||
            strcmp(path, "delivery.hospitals") == 0 || strcmp(path, "lab.facilities") == 0 ||
-           strcmp(path, "lab.charsets") == 0;
+           strcmp(path, "lab.charsets") == 0 || strcmp(path, "alerts.hospitals") == 0 ||
+           strcmp(path, "alerts.duty") == 0;
 }
 
 /* Adds an unknown key to every object below v (path names v) in turn and

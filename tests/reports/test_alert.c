@@ -34,7 +34,7 @@ static const char k_cfg[] =
     "      {\"user\": \"doc2\", \"channels\": [\"webhook\"]}],"
     "    \"hl7\": {\"host\": \"127.0.0.1\", \"port\": 2575},"
     "    \"webhook\": {\"url\": \"http://127.0.0.1:9/hook\"}}},"
-    "  \"duty\": {\"imaging\": \"dutydoc\"}}}";
+    "  \"duty\": {\"imaging\": \"dutydoc\", \"lab\": \"labduty\"}}}";
 
 static void setup(void)
 {
@@ -243,6 +243,19 @@ Test(alert, escalation_by_time)
     cr_assert_eq(
         ts_redis_get(&redis, v, sizeof(v), "HGET hr:stat:%d al|late|township1", hr_day_of(T0)), 0);
     cr_assert_str_eq(v, "1");
+    json_t *q = NULL;
+    cr_assert_eq(alr_stats_days(rc_, hr_day_of(T0), hr_day_of(T0), &q), 0);
+    json_t *tot = json_object_get(q, "total");
+    cr_assert_eq(json_integer_value(json_object_get(tot, "raised")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(tot, "acked_late")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(tot, "overdue_final")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(tot, "acked_in_time")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(json_object_get(tot, "by_hospital"), "township1"), "raised")),
+                 1);
+    cr_assert_eq(json_array_size(json_object_get(q, "days")), 1);
+    json_decref(q);
+    cr_assert_eq(alr_stats_days(rc_, hr_day_of(T0), hr_day_add(hr_day_of(T0), 400), &q), -EINVAL);
     /* another user of the county (not the target) may not */
     s = src("obx:9", "7.0 mmol/L");
     cr_assert_eq(alr_raise(rc_, &cfg, &s, id, &created), 0);
@@ -303,35 +316,71 @@ Test(alert, notices_and_listing)
     alr_notice_free(&nt[0]);
     cr_assert_str_eq(state_of(id, st, sizeof(st)), "notified");
 
-    /* listing: by hospital, newest first, paged on the index */
+    /* listing: by hospital, newest first, paged on the index; three raised
+     * in the same ms are not split nor lost at a page boundary */
     for (int i = 2; i <= 6; i++) {
         char ref[16];
         snprintf(ref, sizeof(ref), "obx:%d", i);
         s = src(ref, "6.8 mmol/L");
-        s.now_ms = T0 + i * 10;
+        s.now_ms = T0 + (i <= 4 ? 20 : i * 10);
         cr_assert_eq(alr_raise(rc_, &cfg, &s, id, &created), 0);
     }
-    alr_query q = {.hospital = "township1", .limit = 4};
-    json_t *page = NULL;
-    long long next = -1;
-    cr_assert_eq(alr_list(rc_, &q, &page, &next), 0);
-    cr_assert_eq(json_array_size(page), 4);
+    alr_query q = {.hospital = "township1", .limit = 3};
+    json_t *page = NULL, *seen = json_object();
+    char next[ALR_CURSOR_MAX];
+    cr_assert_eq(alr_list(rc_, &q, &page, next), 0);
+    cr_assert_eq(json_array_size(page), 3);
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(page, 0), "created_ms")),
                  T0 + 60);
-    cr_assert_eq(next, T0 + 30);
-    json_decref(page);
-    q.cursor = next;
-    cr_assert_eq(alr_list(rc_, &q, &page, &next), 0);
-    cr_assert_eq(json_array_size(page), 2);
-    cr_assert_eq(next, 0);
-    json_decref(page);
+    cr_assert_neq(next[0], '\0');
+    int pages = 1, total = 0;
+    for (;;) {
+        size_t i;
+        json_t *a;
+        json_array_foreach(page, i, a)
+        {
+            cr_assert_null(json_object_get(seen, json_string_value(json_object_get(a, "id"))));
+            json_object_set_new(seen, json_string_value(json_object_get(a, "id")), json_true());
+            total++;
+        }
+        json_decref(page);
+        if (!next[0])
+            break;
+        char cur[ALR_CURSOR_MAX];
+        snprintf(cur, sizeof(cur), "%s", next);
+        q.cursor = cur;
+        cr_assert_eq(alr_list(rc_, &q, &page, next), 0);
+        cr_assert(++pages < 10);
+    }
+    cr_assert_eq(total, 6, "every alert once: %d", total);
+    json_decref(seen);
+    q.cursor = "12-x";
+    cr_assert_eq(alr_list(rc_, &q, &page, next), -EINVAL);
     /* another hospital sees none; a state filter */
     alr_query q2 = {.hospital = "township2", .limit = 10};
-    cr_assert_eq(alr_list(rc_, &q2, &page, &next), 0);
+    cr_assert_eq(alr_list(rc_, &q2, &page, next), 0);
     cr_assert_eq(json_array_size(page), 0);
     json_decref(page);
     alr_query q3 = {.state = "escalated", .limit = 10};
-    cr_assert_eq(alr_list(rc_, &q3, &page, &next), 0);
+    cr_assert_eq(alr_list(rc_, &q3, &page, next), 0);
     cr_assert_eq(json_array_size(page), 0);
     json_decref(page);
+}
+
+Test(alert, lab_without_center_goes_to_the_lab_duty)
+{
+    char id[ALR_ID_MAX];
+    int created;
+    alr_source s = src("obx:1", "6.8 mmol/L");
+    s.center = "";
+    s.hospital = "township2"; /* no contacts: the duty doctor is the only step */
+    cr_assert_eq(alr_raise(rc_, &cfg, &s, id, &created), 0);
+    json_t *a = NULL;
+    cr_assert_eq(alr_get(rc_, id, 1, &a), 0);
+    json_t *steps = json_object_get(a, "steps");
+    cr_assert_eq(json_array_size(steps), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(steps, 0), "user")),
+                     "labduty");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "target")), "labduty");
+    json_decref(a);
 }

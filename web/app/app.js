@@ -9,6 +9,7 @@ import { setUnauthorizedHandler } from './api.js';
 import { getMe, loadMe, logout, onSession, setMe } from './session.js';
 import { allowed, currentRoute, homePath, match, navPages, navigate, href } from './router.js';
 import './pages/index.js';
+import { AlertBanner } from './pages/alerts.js';
 
 function Header({ me, path }) {
   const nav = navPages(me.role);
@@ -119,6 +120,7 @@ function App() {
   if (m && m.page.full && allowed(m.page, me.role)) return body;
   return html`<div class="shell">
     <${Header} me=${me} path=${route.path} />
+    <${AlertBanner} me=${me} />
     <main class="content">${body}</main>
   </div>`;
 }

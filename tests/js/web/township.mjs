@@ -66,7 +66,7 @@ try {
   t.check('tech1 logs in', r.ok, r.error);
   t.check('... and returns to #/township', await t.waitFor(page, () => location.hash === '#/township' && !!document.querySelector('#township')), await hash(page));
   const nav = await page.$$eval('.mainnav a', (as) => as.map((a) => a.getAttribute('data-nav')));
-  t.checkEq("a technician's navigation: 本院检查 only", '/township', nav.join(','));
+  t.checkEq("a technician's navigation: 本院检查 and the critical-value register", '/township,/alerts', nav.join(','));
   await t.shot(page, 'township-empty');
 
   // ---- upload two DICOM files from the browser ----

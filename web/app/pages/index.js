@@ -23,3 +23,6 @@ import './users.js';
 
 // patient share: add imports below
 import './share.js';
+
+// critical values (危急值 register; the banner is in the shell)
+import './alerts.js';
