@@ -442,6 +442,40 @@ int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, lo
                              hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
 }
 
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+json_t *lab_payload(const json_t *r)
+{
+    const json_t *code = json_object_get(r, "code"), *o;
+    json_t *obs = json_array(), *msgs = json_array();
+    size_t i;
+    json_array_foreach(json_object_get(r, "obs"), i, o)
+    {
+        const json_t *oc = json_object_get(o, "code");
+        json_t *flags = json_object_get(o, "flags");
+        json_array_append_new(
+            obs, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "seq",
+                           jstr(o, "seq"), "code", jstr(oc, "code"), "system", jstr(oc, "system"),
+                           "display", jstr(oc, "display"), "type", jstr(o, "type"), "value",
+                           jstr(o, "value"), "unit", jstr(o, "unit"), "range", jstr(o, "range"),
+                           "flags", flags ? json_incref(flags) : json_array(), "status",
+                           jstr(o, "status"), "time", jstr(o, "time")));
+    }
+    json_array_foreach(json_object_get(r, "messages"), i, o)
+    {
+        json_array_append_new(
+            msgs, json_pack("{s:s, s:s}", "id", jstr(o, "id"), "sha256", jstr(o, "sha256")));
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "uid", jstr(r, "uid"), "code",
+                     jstr(code, "code"), "display", jstr(code, "display"), "placer",
+                     jstr(r, "placer"), "filler", jstr(r, "filler"), "status", jstr(r, "status"),
+                     "observed", jstr(r, "observed"), "observations", obs, "messages", msgs);
+}
+
 /* ---- Redis ---- */
 
 #define MARKER_FMT "hr:lab:msg:%s"
@@ -485,12 +519,6 @@ int lab_get(redisContext *c, const char *uid, json_t **out)
     }
     freeReplyObject(r);
     return rc;
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
 }
 
 /* "<system>|<code>|<sub id>": which earlier observation a new one replaces. */

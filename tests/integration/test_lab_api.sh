@@ -39,6 +39,8 @@ add_user "$cfg" tech2 'tech2-password-1' technician township2
 add_user "$cfg" labr 'labr-password-1' reader county lab
 add_user "$cfg" imgr 'imgr-password-1' reader county imaging
 add_user "$cfg" office 'office-password-1' office county
+PIN=246810
+signing_key "$T/lb/data" labr "$PIN" # the lab reader signs (decision 0041)
 
 # msg FILE CONTROL_ID FACILITY FILLER K_VALUE K_FLAG
 msg() {
@@ -85,8 +87,9 @@ TI=$(login imgr 'imgr-password-1')
 TO=$(login office 'office-password-1')
 check "six logins issued tokens" test -n "$TA" -a -n "$T1" -a -n "$T2" -a -n "$TL" -a -n "$TI" -a -n "$TO"
 
-req() { # OUT TOKEN URL -> status
-  curl -s -o "$1" -w '%{http_code}' ${2:+-H "Authorization: Bearer $2"} "$U$3"
+req() { # OUT TOKEN URL [curl args] -> status
+  local out=$1 tok=$2 url=$3; shift 3
+  curl -s -o "$out" -w '%{http_code}' ${tok:+-H "Authorization: Bearer $tok"} "$@" "$U$url"
 }
 jget() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
@@ -147,6 +150,27 @@ for page in 1 2 3 4; do
 done
 check_eq "three pages of one, then no next_cursor" 3 "$(echo $ids | wc -w)"
 check_eq "... all different" 3 "$(echo $ids | tr ' ' '\n' | sort -u | wc -l)"
+
+# ---- the lab center signs the reviewed report like an imaging report (decision 0041)
+R=/api/v1/reports
+check_eq "the lab reader claims the lab report" 200 "$(req "$T/c.json" "$TL" "/api/v1/worklists/lab/items/$U1/claim" -X POST)"
+check_eq "... creates the draft" 201 "$(req "$T/c.json" "$TL" $R -X POST -d "{\"study\": \"$U1\"}")"
+ID=$(jget "$T/c.json" 'd["id"]')
+check_eq "... saves" 200 "$(req "$T/s.json" "$TL" "$R/$ID" -X PUT -d '{"rev": 0, "findings": "K 6.9 mmol/L confirmed", "impression": "Hyperkalaemia."}')"
+check_eq "... signs" 200 "$(req "$T/s.json" "$TL" "$R/$ID/sign" -X POST -d "{\"pin\": \"$PIN\"}")"
+req "$T/v1.jws" "$TL" "$R/$ID/versions/1/jws" >/dev/null
+SHA1=$(sha256sum "$M/t1.hl7" | cut -d' ' -f1)
+check_eq "the signed payload carries the observations and the raw message's SHA-256" \
+  "$U1 2823-3=6.9 2951-2=140 8251-1=haemolysed sample T1-0001=$SHA1" \
+  "$($PY - "$T/v1.jws" <<'PY'
+import base64, json, sys
+p = open(sys.argv[1]).read().strip().split(".")[1]
+d = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+l = d["lab"]
+print(l["uid"], " ".join(o["code"] + "=" + o["value"] for o in l["observations"]),
+      " ".join(m["id"] + "=" + m["sha256"] for m in l["messages"]))
+PY
+)"
 
 # ---- audited
 check "the reads are in the audit log" grep -q '"action":"lab-report"' "$T"/lb/data/audit/audit-*.jsonl
