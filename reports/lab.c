@@ -32,6 +32,7 @@ typedef struct lab_rep {
     json_t *obr;          /* the report's fields from this message (no "obs") */
     json_t *obs;          /* the observations of this message */
     int applied;          /* this commit applied the message (not a resend) */
+    json_t *current;      /* the report as this commit stored it (NULL: read it back) */
 } lab_rep;
 
 struct lab_msg {
@@ -67,6 +68,7 @@ void lab_msg_free(lab_msg *m)
     for (size_t i = 0; i < m->n; i++) {
         json_decref(m->rep[i].obr);
         json_decref(m->rep[i].obs);
+        json_decref(m->rep[i].current);
         OPENSSL_cleanse(m->rep[i].national_id, sizeof(m->rep[i].national_id));
     }
     rpt_hl7_free(m->hl7);
@@ -708,11 +710,15 @@ static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m
         snprintf(st, sizeof(st), "hr:{%s}:st", rep->uid);
         snprintf(now, sizeof(now), "%lld", now_ms);
         snprintf(maxm, sizeof(maxm), "%d", LAB_MESSAGES_MAX);
+        /* the message and which of its OBR: two OBR of one order and code
+         * in one message are applied one after the other */
+        char member[sizeof(m->id) + 8];
+        snprintf(member, sizeof(member), "%s#%d", m->id, (int)(rep - m->rep) + 1);
         const char *acc = *jstr(next, "filler") ? jstr(next, "filler") : jstr(next, "placer");
         const char *argv[] = {h,
                               mk,
                               st,
-                              m->id,
+                              member,
                               rev,
                               txt ? txt : "",
                               now,
@@ -734,15 +740,20 @@ static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m
         redisReply *x = NULL;
         rc = txt ? rpt__eval(c, k_lab_script, 3, 16, argv, len, &x) : -ENOMEM;
         free(txt);
-        json_decref(next);
-        if (rc)
+        if (rc) {
+            json_decref(next);
             return rc;
+        }
         long long code_ = x->type == REDIS_REPLY_ARRAY && x->elements == 2 &&
                                   x->element[0]->type == REDIS_REPLY_INTEGER
                               ? x->element[0]->integer
                               : -1;
         freeReplyObject(x);
         rep->applied = code_ == 0;
+        json_decref(rep->current);
+        rep->current = code_ == 0 ? next : NULL;
+        if (code_ != 0)
+            json_decref(next);
         if (code_ == 0 || code_ == 1)
             return 0;
         if (code_ == 3)
@@ -941,7 +952,12 @@ int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_
         json_t *report = NULL, *cr;
         const char *center = "";
         size_t k;
-        rc = lab_get(c, m->rep[i].uid, &report);
+        /* the report as committed, without reading it back when this
+         * commit wrote it */
+        if (m->rep[i].current)
+            report = json_incref(m->rep[i].current);
+        else
+            rc = lab_get(c, m->rep[i].uid, &report);
         if (rc)
             break;
         rc = route_report(c, cfg, m, &m->rep[i], report, now_ms, &center);

@@ -581,3 +581,22 @@ Test(lab, recognition_lists_lab_items_with_validity)
     cr_expect_str_eq(jstr(json_array_get(out, 0), "reason"), "qc_lapsed");
     json_decref(out);
 }
+
+Test(lab, two_obr_of_one_order_in_one_message_are_both_applied)
+{
+    char ack[4096], uid[HR_UID_MAX];
+    ingest(MSH("TW1", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL6", "FI6", "BMP")
+               OBX_K("1", "4.0", "N", "F") OBR_("PL6", "FI6", "BMP") OBX_NA,
+           "township1", ack, T0);
+    cr_expect(strstr(ack, "MSA|AA|TW1"), "%s", ack);
+    lab_uid("township1", "FI6", "BMP", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    cr_expect_eq(json_array_size(json_object_get(r, "obs")), 2);
+    json_decref(r);
+    /* and a resend changes nothing */
+    ingest(MSH("TW1", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL6", "FI6", "BMP")
+               OBX_K("1", "4.0", "N", "F") OBR_("PL6", "FI6", "BMP") OBX_NA,
+           "township1", ack, T0 + 1000);
+    cr_expect_eq(integer("ZCARD hr:lab:{%s}:msgs", uid), 2);
+}
