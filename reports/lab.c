@@ -32,6 +32,7 @@ typedef struct lab_rep {
     json_t *obr;          /* the report's fields from this message (no "obs") */
     json_t *obs;          /* the observations of this message */
     int applied;          /* this commit applied the message (not a resend) */
+    json_t *current;      /* the report as this commit stored it (NULL: read it back) */
 } lab_rep;
 
 struct lab_msg {
@@ -67,6 +68,7 @@ void lab_msg_free(lab_msg *m)
     for (size_t i = 0; i < m->n; i++) {
         json_decref(m->rep[i].obr);
         json_decref(m->rep[i].obs);
+        json_decref(m->rep[i].current);
         OPENSSL_cleanse(m->rep[i].national_id, sizeof(m->rep[i].national_id));
     }
     rpt_hl7_free(m->hl7);
@@ -442,6 +444,40 @@ int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, lo
                              hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
 }
 
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+json_t *lab_payload(const json_t *r)
+{
+    const json_t *code = json_object_get(r, "code"), *o;
+    json_t *obs = json_array(), *msgs = json_array();
+    size_t i;
+    json_array_foreach(json_object_get(r, "obs"), i, o)
+    {
+        const json_t *oc = json_object_get(o, "code");
+        json_t *flags = json_object_get(o, "flags");
+        json_array_append_new(
+            obs, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "seq",
+                           jstr(o, "seq"), "code", jstr(oc, "code"), "system", jstr(oc, "system"),
+                           "display", jstr(oc, "display"), "type", jstr(o, "type"), "value",
+                           jstr(o, "value"), "unit", jstr(o, "unit"), "range", jstr(o, "range"),
+                           "flags", flags ? json_incref(flags) : json_array(), "status",
+                           jstr(o, "status"), "time", jstr(o, "time")));
+    }
+    json_array_foreach(json_object_get(r, "messages"), i, o)
+    {
+        json_array_append_new(
+            msgs, json_pack("{s:s, s:s}", "id", jstr(o, "id"), "sha256", jstr(o, "sha256")));
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "uid", jstr(r, "uid"), "code",
+                     jstr(code, "code"), "display", jstr(code, "display"), "placer",
+                     jstr(r, "placer"), "filler", jstr(r, "filler"), "status", jstr(r, "status"),
+                     "observed", jstr(r, "observed"), "observations", obs, "messages", msgs);
+}
+
 /* ---- Redis ---- */
 
 #define MARKER_FMT "hr:lab:msg:%s"
@@ -485,12 +521,6 @@ int lab_get(redisContext *c, const char *uid, json_t **out)
     }
     freeReplyObject(r);
     return rc;
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
 }
 
 /* "<system>|<code>|<sub id>": which earlier observation a new one replaces. */
@@ -680,11 +710,15 @@ static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m
         snprintf(st, sizeof(st), "hr:{%s}:st", rep->uid);
         snprintf(now, sizeof(now), "%lld", now_ms);
         snprintf(maxm, sizeof(maxm), "%d", LAB_MESSAGES_MAX);
+        /* the message and which of its OBR: two OBR of one order and code
+         * in one message are applied one after the other */
+        char member[sizeof(m->id) + 8];
+        snprintf(member, sizeof(member), "%s#%d", m->id, (int)(rep - m->rep) + 1);
         const char *acc = *jstr(next, "filler") ? jstr(next, "filler") : jstr(next, "placer");
         const char *argv[] = {h,
                               mk,
                               st,
-                              m->id,
+                              member,
                               rev,
                               txt ? txt : "",
                               now,
@@ -706,15 +740,20 @@ static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m
         redisReply *x = NULL;
         rc = txt ? rpt__eval(c, k_lab_script, 3, 16, argv, len, &x) : -ENOMEM;
         free(txt);
-        json_decref(next);
-        if (rc)
+        if (rc) {
+            json_decref(next);
             return rc;
+        }
         long long code_ = x->type == REDIS_REPLY_ARRAY && x->elements == 2 &&
                                   x->element[0]->type == REDIS_REPLY_INTEGER
                               ? x->element[0]->integer
                               : -1;
         freeReplyObject(x);
         rep->applied = code_ == 0;
+        json_decref(rep->current);
+        rep->current = code_ == 0 ? next : NULL;
+        if (code_ != 0)
+            json_decref(next);
         if (code_ == 0 || code_ == 1)
             return 0;
         if (code_ == 3)
@@ -913,7 +952,12 @@ int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_
         json_t *report = NULL, *cr;
         const char *center = "";
         size_t k;
-        rc = lab_get(c, m->rep[i].uid, &report);
+        /* the report as committed, without reading it back when this
+         * commit wrote it */
+        if (m->rep[i].current)
+            report = json_incref(m->rep[i].current);
+        else
+            rc = lab_get(c, m->rep[i].uid, &report);
         if (rc)
             break;
         rc = route_report(c, cfg, m, &m->rep[i], report, now_ms, &center);

@@ -82,6 +82,11 @@ int lab_ingest(lab_ctx *x, const uint8_t *msg, size_t len, const lab_source *src
  * HR_EREDIS, -EINVAL (uid). *out: a new reference. */
 int lab_get(redisContext *c, const char *uid, json_t **out);
 
+/* The part of a lab report a signed report's payload carries (decision
+ * 0041): {uid, code, placer, filler, status, observed, observations: [{seq,
+ * code, system, display, type, value, unit, range, flags, status, time}],
+ * messages: [{id, sha256}]}. A new reference, NULL when out of memory. */
+json_t *lab_payload(const json_t *report);
 /* The exam UID of a lab report (out: HR_UID_MAX bytes). */
 void lab_uid(const char *hospital, const char *order, const char *code, char *out);
 /* 1 when uid is a lab report (hr:lab:{uid} exists), 0, -1 on a Redis error. */

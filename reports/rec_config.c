@@ -10,6 +10,7 @@
  *                                                      codes}: non-empty string lists
  *   recognition.items[].scope           community      community | city | province
  *   recognition.items[].validity_days   required       1..3650
+ *   recognition.items[].tests           []             lab items: test codes (OBX-3)
  *   recognition.items[].hr_mark         required       non-empty, < 64 bytes
  *   recognition.items[].price_yuan      0              integer yuan, or "12.5" / "12.50"
  *                                                      (stored in fen), 0..10^7 yuan
@@ -113,6 +114,7 @@ static void free_items(rec_config *rc)
         hr_strlist_free(&m->body_parts);
         hr_strlist_free(&m->procedures);
         hr_strlist_free(&m->codes);
+        hr_strlist_free(&rc->items[i].tests);
     }
     free(rc->items);
     rc->items = NULL;
@@ -204,8 +206,9 @@ static int parse_price(json_t *v, const char *where, long long *fen, char *err, 
 
 static int parse_item(json_t *o, size_t i, rec_item *it, char *err, size_t ecap)
 {
-    static const char *const keys[] = {"code",  "loinc",         "name",    "category",   "match",
-                                       "scope", "validity_days", "hr_mark", "price_yuan", NULL};
+    static const char *const keys[] = {"code",    "loinc",      "name",  "category",
+                                       "match",   "scope",      "tests", "validity_days",
+                                       "hr_mark", "price_yuan", NULL};
     static const char *const required[] = {"code", "name", "category", "validity_days", "hr_mark"};
     char where[64];
     int kind = 0, scope = REC_SCOPE_COMMUNITY;
@@ -240,6 +243,9 @@ static int parse_item(json_t *o, size_t i, rec_item *it, char *err, size_t ecap)
         rc = hr_cfg_get_str(o, "hr_mark", where, it->hr_mark, sizeof(it->hr_mark), 0, err, ecap);
     if (!rc && json_object_get(o, "match"))
         rc = parse_match(json_object_get(o, "match"), where, &it->match, err, ecap);
+    if (!rc)
+        rc = hr_cfg_get_strlist(o, "tests", where, &it->tests, 64, 64, hr_str_nonempty,
+                                "must be a non-empty test code shorter than 64 bytes", err, ecap);
     if (!rc && json_object_get(o, "price_yuan"))
         rc = parse_price(json_object_get(o, "price_yuan"), where, &it->price_fen, err, ecap);
     it->category = (enum hr_center_kind)kind;
@@ -359,6 +365,20 @@ static int rec_parse(json_t *v, const char *path, hr_config *c, char *err, size_
     return r;
 }
 
+const rec_item *rec_item_by_test(const hr_config *cfg, const char *code)
+{
+    const rec_config *rc = cfg->recognition;
+    for (size_t i = 0; rc && code && *code && i < rc->n_items; i++) {
+        const rec_item *it = &rc->items[i];
+        if (it->category != HR_CENTER_LAB)
+            continue;
+        for (size_t k = 0; k < it->tests.n; k++)
+            if (strcmp(it->tests.v[k], code) == 0)
+                return it;
+    }
+    return NULL;
+}
+
 /* Codes unique; QC centers known and their items in the catalogue. */
 static int rec_validate(hr_config *c, json_t *user, char *err, size_t ecap)
 {
@@ -406,7 +426,37 @@ const hr_config_section rec_config_recognition = {
         "  {\"code\": \"ECG-12\", \"loinc\": \"11524-6\", \"name\": \"12导联心电图\",\n"
         "   \"category\": \"ecg\", \"match\": {\"modalities\": [\"ECG\"]}, \"scope\": "
         "\"community\",\n"
-        "   \"validity_days\": 7, \"hr_mark\": \"示例HR\", \"price_yuan\": \"25.00\"}],\n"
+        "   \"validity_days\": 7, \"hr_mark\": \"示例HR\", \"price_yuan\": \"25.00\"},\n"
+        "  {\"code\": \"LAB-K\", \"loinc\": \"2823-3\", \"name\": \"血清钾\", \"category\": "
+        "\"lab\",\n"
+        "   \"match\": {\"modalities\": [\"LAB\"]}, \"tests\": [\"2823-3\", \"K\"],\n"
+        "   \"scope\": \"community\", \"validity_days\": 7, \"hr_mark\": \"示例HR\", "
+        "\"price_yuan\": 5},\n"
+        "  {\"code\": \"LAB-NA\", \"loinc\": \"2951-2\", \"name\": \"血清钠\", \"category\": "
+        "\"lab\",\n"
+        "   \"match\": {\"modalities\": [\"LAB\"]}, \"tests\": [\"2951-2\", \"NA\"],\n"
+        "   \"scope\": \"community\", \"validity_days\": 7, \"hr_mark\": \"示例HR\", "
+        "\"price_yuan\": 5},\n"
+        "  {\"code\": \"LAB-CL\", \"loinc\": \"2075-0\", \"name\": \"血清氯\", \"category\": "
+        "\"lab\",\n"
+        "   \"match\": {\"modalities\": [\"LAB\"]}, \"tests\": [\"2075-0\", \"CL\"],\n"
+        "   \"scope\": \"community\", \"validity_days\": 7, \"hr_mark\": \"示例HR\", "
+        "\"price_yuan\": 5},\n"
+        "  {\"code\": \"LAB-CA\", \"loinc\": \"17861-6\", \"name\": \"血清钙\", \"category\": "
+        "\"lab\",\n"
+        "   \"match\": {\"modalities\": [\"LAB\"]}, \"tests\": [\"17861-6\", \"CA\"],\n"
+        "   \"scope\": \"community\", \"validity_days\": 7, \"hr_mark\": \"示例HR\", "
+        "\"price_yuan\": 5},\n"
+        "  {\"code\": \"LAB-GLU\", \"loinc\": \"2345-7\", \"name\": \"空腹血糖\", \"category\": "
+        "\"lab\",\n"
+        "   \"match\": {\"modalities\": [\"LAB\"]}, \"tests\": [\"2345-7\", \"GLU\"],\n"
+        "   \"scope\": \"community\", \"validity_days\": 30, \"hr_mark\": \"示例HR\", "
+        "\"price_yuan\": 5},\n"
+        "  {\"code\": \"LAB-HBA1C\", \"loinc\": \"4548-4\", \"name\": \"糖化血红蛋白\", "
+        "\"category\": \"lab\",\n"
+        "   \"match\": {\"modalities\": [\"LAB\"]}, \"tests\": [\"4548-4\", \"HBA1C\"],\n"
+        "   \"scope\": \"community\", \"validity_days\": 60, \"hr_mark\": \"示例HR\", "
+        "\"price_yuan\": 60}],\n"
         " \"qc\": []}",
     .parse = rec_parse,
     .init = rec_init,

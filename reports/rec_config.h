@@ -35,6 +35,9 @@ typedef struct rec_item {
     int validity_days; /* valid until signing date + validity_days */
     char hr_mark[REC_MARK_MAX];
     long long price_fen; /* price of the exam, fen (1/100 yuan) */
+    hr_strlist tests;    /* lab items: OBX-3 test codes (LOINC or local) that are this item;
+                            a person's lab results of these codes appear in the lookup
+                            (decision 0041) */
 } rec_item;
 
 /* A center's passed quality control (室间质评 / 影像质控) for some items,
@@ -65,6 +68,8 @@ extern const hr_config_section rec_config_recognition;
 
 /* "community" "city" "province"; "?" out of range. */
 const char *rec_scope_name(enum rec_scope s);
+/* The lab item (category lab) whose tests list code, or NULL. */
+const rec_item *rec_item_by_test(const hr_config *cfg, const char *code);
 /* The catalogue item with this code, or NULL. */
 const rec_item *rec_item_find(const hr_config *cfg, const char *code);
 /* 1 when s is a valid item code (1-32 of [A-Za-z0-9._-]). */

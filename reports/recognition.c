@@ -1,5 +1,6 @@
 /* Mutual recognition (recognition.h, decision 0027). */
 #include "recognition.h"
+#include "lab.h"
 #include "../common/hr_bytes.h"
 #include "../common/hr_err.h"
 #include "../common/hr_log.h"
@@ -498,6 +499,83 @@ out:
         json_decref(*ok);
         json_decref(*not_ok);
         *ok = *not_ok = NULL;
+    }
+    return rc;
+}
+
+static const char *lstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+int rec_lab_results(redisContext *c, const hr_config *cfg, const char *person, long long now_ms,
+                    json_t **out)
+{
+    json_t *reps = NULL, *rep, *o;
+    size_t i, k;
+    int today = rec_today(cfg, now_ms);
+    *out = json_array();
+    if (!*out)
+        return -ENOMEM;
+    int rc = lab_person_reports(c, person, REC_LAB_REPORTS_MAX, &reps);
+    json_array_foreach(reps, i, rep)
+    {
+        /* the issuing center: the lab center that reviewed it (its QC, like
+         * an imaging center's); a township-final result has none */
+        char center[HR_ID_MAX] = "";
+        redisReply *w = rc ? NULL : redisCommand(c, "HGET hr:wl:{%s} center", lstr(rep, "uid"));
+        if (!rc && (!w || w->type == REDIS_REPLY_ERROR))
+            rc = HR_EREDIS;
+        else if (w && w->type == REDIS_REPLY_STRING)
+            snprintf(center, sizeof(center), "%s", w->str);
+        freeReplyObject(w);
+        json_array_foreach(json_object_get(rep, "obs"), k, o)
+        {
+            const json_t *code = json_object_get(o, "code");
+            const rec_item *it = rec_item_by_test(cfg, lstr(code, "code"));
+            if (rc || !it)
+                continue;
+            char day8[9], result[HR_UID_MAX + REC_CODE_MAX + 2], obs_iso[11], until_iso[11];
+            const char *t = *lstr(o, "time") ? lstr(o, "time") : lstr(rep, "observed");
+            snprintf(day8, sizeof(day8), "%s", t);
+            int day = strlen(day8) == 8
+                          ? atoi(day8)
+                          : rec_day_of(json_integer_value(json_object_get(o, "received_ms")));
+            int until = rec_day_add(day, it->validity_days);
+            const char *st = lstr(o, "status");
+            int final = !strcmp(st, "F") || !strcmp(st, "C");
+            const char *reason = !final                                         ? "not_final"
+                                 : today > until                                ? "expired"
+                                 : !rec_qc_covers(cfg, center, it->code, today) ? "qc_lapsed"
+                                                                                : "recognizable";
+            rec_day_iso(day, obs_iso);
+            rec_day_iso(until, until_iso);
+            snprintf(result, sizeof(result), "%s~%s", lstr(rep, "uid"), it->code);
+            json_t *r = json_pack(
+                "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:s, "
+                "s:b, s:s}",
+                "result", result, "kind", "lab", "study", lstr(rep, "uid"), "hospital",
+                lstr(rep, "hospital"), "item", it->code, "name", it->name, "hr_mark", it->hr_mark,
+                "code", lstr(code, "code"), "display", lstr(code, "display"), "value",
+                lstr(o, "value"), "unit", lstr(o, "unit"), "range", lstr(o, "range"), "flags",
+                json_object_get(o, "flags") ? json_object_get(o, "flags") : json_null(), "status",
+                st, "observed", obs_iso, "valid_until", until_iso, "recognizable",
+                !strcmp(reason, "recognizable"), "reason", reason);
+            if (r)
+                json_object_set_new(r, "center", json_string(center));
+            if (r && json_object_get(o, "low"))
+                json_object_set(r, "low", json_object_get(o, "low"));
+            if (r && json_object_get(o, "high"))
+                json_object_set(r, "high", json_object_get(o, "high"));
+            if (!r || json_array_append_new(*out, r))
+                rc = -ENOMEM;
+        }
+    }
+    json_decref(reps);
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
     }
     return rc;
 }

@@ -128,6 +128,22 @@ int rec_report_results(const hr_config *cfg, const char *report, int version,
 
 /* ---- lookup, grants (Redis) ---- */
 
+#define REC_LAB_REPORTS_MAX 100 /* a person's newest lab reports a lookup reads */
+
+/* The person's lab results (decision 0041) of the catalogue's lab items
+ * (rec_item.tests), from the person's newest REC_LAB_REPORTS_MAX lab
+ * reports, each current observation once: a new array in *out of
+ * {result ("<lab uid>~<item>"), kind "lab", study (the lab report's UID),
+ * hospital, item, name, hr_mark, code, display, value, unit, range, low,
+ * high, flags, status, observed (YYYY-MM-DD), valid_until (observed +
+ * validity_days), center, recognizable, reason ("recognizable", "expired",
+ * "not_final", "qc_lapsed")}. Final (F) and corrected (C) results within
+ * validity whose issuing center (the lab center that reviewed the report,
+ * lab.review) passed QC for the item today are recognizable; a result
+ * final at the township has no center: qc_lapsed. 0, HR_EREDIS, -ENOMEM. */
+int rec_lab_results(redisContext *c, const hr_config *cfg, const char *person, long long now_ms,
+                    json_t **out);
+
 /* The results of the person's newest cfg lookup_studies studies, newest
  * first: *ok and *not_ok new arrays. *truncated = 1 when REC_VERSIONS_MAX
  * versions were read before the end. 0, HR_EREDIS, -ENOMEM. */

@@ -2,6 +2,7 @@
 #include "alert.h"
 #include "jws.h"
 #include "keystore.h"
+#include "lab.h"
 #include "recognition_items.h"
 #include "report_script.h"
 #include "rpt_config.h"
@@ -940,6 +941,19 @@ static int build_study(redisContext *c, const hr_config *cfg, const char *study,
     json_object_set_new(images, "count", json_integer((json_int_t)count));
     put(images, "order", "sop-uid-bytewise", &bad);
     put(images, "digest", digest, &bad);
+    /* a lab report (decision 0041): its observations and the SHA-256 of
+     * the raw HL7 messages they came from are signed over too */
+    json_t *lab = NULL;
+    int lrc = bad ? 0 : lab_get(c, study, &lab);
+    if (lrc == 0 && lab) {
+        json_t *l = lab_payload(lab);
+        json_decref(lab);
+        if (!l || json_object_set_new(payload, "lab", l))
+            bad = 1;
+    } else if (lrc != HR_ENOTFOUND && lrc != 0) {
+        rc = HR_EREDIS;
+        goto out;
+    }
     rc = bad ? -ENOMEM : 0;
 out:
     if (rc == HR_EREDIS && !why->code)

@@ -58,7 +58,7 @@ typedef struct lookup_state {
     char base[512];
     va_denial d;
     int rc, truncated;
-    json_t *ok, *not_ok;
+    json_t *ok, *not_ok, *lab; /* lab: rec_lab_results (decision 0041) */
     long long now_ms, until_ms;
     char (*granted)[HR_UID_MAX];
     int n_granted;
@@ -93,6 +93,12 @@ static void lookup_work(va_req *r, redisContext *c)
     if (!st->rc && st->person[0])
         st->rc = rec_lookup(c, r->srv->cfg, st->person, st->now_ms, st->base, &st->ok, &st->not_ok,
                             &st->truncated);
+    if (!st->rc && st->person[0])
+        st->rc = rec_lab_results(c, r->srv->cfg, st->person, st->now_ms, &st->lab);
+    if (!st->rc && !st->lab)
+        st->lab = json_array();
+    if (!st->rc && !st->lab)
+        st->rc = -ENOMEM;
     if (!st->rc && !st->ok) {
         st->ok = json_array();
         st->not_ok = json_array();
@@ -107,6 +113,21 @@ static void lookup_work(va_req *r, redisContext *c)
         const char *study = json_string_value(json_object_get(e, "study"));
         int dup = 0;
         if (st->rc || !study || !*study || strlen(study) >= HR_UID_MAX)
+            continue;
+        for (int k = 0; k < st->n_granted && !dup; k++)
+            dup = strcmp(st->granted[k], study) == 0;
+        if (dup || st->n_granted == GRANTED_MAX)
+            continue;
+        st->rc = rec_grant(c, r->srv->cfg, r->who.user, st->person, study, st->now_ms);
+        if (!st->rc)
+            snprintf(st->granted[st->n_granted++], HR_UID_MAX, "%s", study);
+    }
+    json_array_foreach(st->lab, i, e)
+    {
+        const char *study = json_string_value(json_object_get(e, "study"));
+        int dup = 0;
+        if (st->rc || !json_is_true(json_object_get(e, "recognizable")) || !study || !*study ||
+            strlen(study) >= HR_UID_MAX)
             continue;
         for (int k = 0; k < st->n_granted && !dup; k++)
             dup = strcmp(st->granted[k], study) == 0;
@@ -145,13 +166,17 @@ static void lookup_done(va_req *r)
             for (int k = 0; studies && k < st->n_granted; k++)
                 json_array_append_new(studies, json_string(st->granted[k]));
             /* the person id only with results: no oracle of who is known */
-            int any = json_array_size(st->ok) + json_array_size(st->not_ok) > 0;
+            int any =
+                json_array_size(st->ok) + json_array_size(st->not_ok) + json_array_size(st->lab) >
+                0;
             json_t *doc =
                 json_pack("{s:o, s:O, s:O, s:b, s:{s:I, s:o}}", "person",
                           any ? json_string(st->person) : json_null(), "results", st->ok,
                           "not_recognizable", st->not_ok, "truncated", st->truncated, "grant",
                           "until_ms", (json_int_t)(st->n_granted ? st->until_ms : 0), "studies",
                           studies ? studies : json_array());
+            if (doc)
+                json_object_set(doc, "lab_results", st->lab);
             if (doc)
                 va_send_json(r, 200, doc);
             else
@@ -160,6 +185,7 @@ static void lookup_done(va_req *r)
     }
     json_decref(st->ok);
     json_decref(st->not_ok);
+    json_decref(st->lab);
     free(st->granted);
     OPENSSL_cleanse(st->hmac, sizeof(st->hmac));
     free(st);

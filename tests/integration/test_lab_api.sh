@@ -31,6 +31,8 @@ for h in c["hospitals"]:
 c["lab"] = {"facilities": {"CLAB": "county", "T1LAB": "township1", "T2LAB": "township2"},
             "review": [{"hospitals": ["township1"], "tests": ["2823-3"], "center": "lab",
                         "priority": "urgent"}]}
+c["recognition"] = {"qc": [{"center": "lab", "items": "*", "passed_from": "2020-01-01",
+                            "passed_to": "2099-12-31"}]}
 json.dump(c, open(cfg, "w"), indent=1)
 PY
 add_user "$cfg" admin 'admin-password-1' admin county
@@ -39,6 +41,9 @@ add_user "$cfg" tech2 'tech2-password-1' technician township2
 add_user "$cfg" labr 'labr-password-1' reader county lab
 add_user "$cfg" imgr 'imgr-password-1' reader county imaging
 add_user "$cfg" office 'office-password-1' office county
+add_user "$cfg" ext1 'ext1-password-1' external township2
+PIN=246810
+signing_key "$T/lb/data" labr "$PIN" # the lab reader signs (decision 0041)
 
 # msg FILE CONTROL_ID FACILITY FILLER K_VALUE K_FLAG
 msg() {
@@ -85,8 +90,9 @@ TI=$(login imgr 'imgr-password-1')
 TO=$(login office 'office-password-1')
 check "six logins issued tokens" test -n "$TA" -a -n "$T1" -a -n "$T2" -a -n "$TL" -a -n "$TI" -a -n "$TO"
 
-req() { # OUT TOKEN URL -> status
-  curl -s -o "$1" -w '%{http_code}' ${2:+-H "Authorization: Bearer $2"} "$U$3"
+req() { # OUT TOKEN URL [curl args] -> status
+  local out=$1 tok=$2 url=$3; shift 3
+  curl -s -o "$out" -w '%{http_code}' ${tok:+-H "Authorization: Bearer $tok"} "$@" "$U$url"
 }
 jget() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
@@ -147,6 +153,47 @@ for page in 1 2 3 4; do
 done
 check_eq "three pages of one, then no next_cursor" 3 "$(echo $ids | wc -w)"
 check_eq "... all different" 3 "$(echo $ids | tr ' ' '\n' | sort -u | wc -l)"
+
+# ---- the lab center signs the reviewed report like an imaging report (decision 0041)
+R=/api/v1/reports
+check_eq "the lab reader claims the lab report" 200 "$(req "$T/c.json" "$TL" "/api/v1/worklists/lab/items/$U1/claim" -X POST)"
+check_eq "... creates the draft" 201 "$(req "$T/c.json" "$TL" $R -X POST -d "{\"study\": \"$U1\"}")"
+ID=$(jget "$T/c.json" 'd["id"]')
+check_eq "... saves" 200 "$(req "$T/s.json" "$TL" "$R/$ID" -X PUT -d '{"rev": 0, "findings": "K 6.9 mmol/L confirmed", "impression": "Hyperkalaemia."}')"
+check_eq "... signs" 200 "$(req "$T/s.json" "$TL" "$R/$ID/sign" -X POST -d "{\"pin\": \"$PIN\"}")"
+req "$T/v1.jws" "$TL" "$R/$ID/versions/1/jws" >/dev/null
+SHA1=$(sha256sum "$M/t1.hl7" | cut -d' ' -f1)
+check_eq "the signed payload carries the observations and the raw message's SHA-256" \
+  "$U1 2823-3=6.9 2951-2=140 8251-1=haemolysed sample T1-0001=$SHA1" \
+  "$($PY - "$T/v1.jws" <<'PY'
+import base64, json, sys
+p = open(sys.argv[1]).read().strip().split(".")[1]
+d = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+l = d["lab"]
+print(l["uid"], " ".join(o["code"] + "=" + o["value"] for o in l["observations"]),
+      " ".join(m["id"] + "=" + m["sha256"] for m in l["messages"]))
+PY
+)"
+
+# ---- recognition of lab items (decision 0041): a result of today, with the
+# patient's national ID in PID-3 (type ID), reviewed by the lab center (QC passed)
+NID=11010519491231002X
+TODAY=$(date +%Y%m%d)
+msg "$M/rec.hl7" T1-REC1 T1LAB F500 4.4 N
+sed -i -e "s/PID|1||PF500^^^^MR|/PID|1||PF500^^^^MR~$NID^^^^ID|/" -e "s/20261203100000/${TODAY}080000/g" "$M/rec.hl7"
+check_eq "the message with the national ID: AA" "AA T1-REC1" "$("$SEND" --port "$HP" --bind 127.0.0.2 "$M/rec.hl7" 2>/dev/null)"
+UR=$(uid township1 F500 BMP)
+TE=$(login ext1 'ext1-password-1')
+check_eq "the external doctor before a lookup: 404" 404 "$(req "$T/x.json" "$TE" "/api/v1/lab-reports/$UR")"
+check_eq "the lookup by national ID: 200" 200 "$(req "$T/rec.json" "$TE" "/api/v1/recognition?id_type=national_id&id=$NID")"
+UNTIL=$(date -d "$TODAY + 7 days" +%Y-%m-%d)
+check_eq "lab_results: potassium as LAB-K, recognizable 7 days, with value, unit and range" \
+  "LAB-K 4.4 mmol/L 3.5-5.3 $UNTIL True recognizable $UR" \
+  "$(jget "$T/rec.json" '" ".join(str(x) for x in [[r for r in d["lab_results"] if r["item"] == "LAB-K"][0][k] for k in ["item", "value", "unit", "range", "valid_until", "recognizable", "reason", "study"]])')"
+check_eq "... sodium as LAB-NA, the comment is no item" "LAB-K LAB-NA" "$(jget "$T/rec.json" '" ".join(sorted(r["item"] for r in d["lab_results"]))')"
+check "... the lab report is granted" grep -q "$UR" <(jget "$T/rec.json" 'd["grant"]["studies"]')
+check_eq "the external doctor reads the granted lab report: 200" 200 "$(req "$T/x.json" "$TE" "/api/v1/lab-reports/$UR")"
+check_eq "... not another one: 404" 404 "$(req "$T/x.json" "$TE" "/api/v1/lab-reports/$U1")"
 
 # ---- audited
 check "the reads are in the audit log" grep -q '"action":"lab-report"' "$T"/lb/data/audit/audit-*.jsonl

@@ -8,6 +8,7 @@
 #include "reports/lab.h"
 #include "reports/lab_config.h"
 #include "reports/person.h"
+#include "reports/recognition.h"
 #include "storage/journal.h"
 #include "support/support.h"
 
@@ -519,4 +520,83 @@ Test(lab, ingest_journals_before_the_ack_and_reindex_rebuilds)
     json_decref(after);
     cr_expect_eq(integer("ZCARD hr:alr:ix:time", ""), 1, "the alert is not raised twice");
     cr_expect_eq(integer("EXISTS hr:lab:msg:township1%%7CCTL1", ""), 1);
+}
+
+/* ---- recognition of lab items (decision 0041) ---- */
+
+Test(lab, recognition_lists_lab_items_with_validity)
+{
+    char ack[4096], uid[HR_UID_MAX], person[RPT_PERSON_ID_LEN + 1];
+    /* the default catalogue: K 7 days, glucose 30 days; reviewed by the lab
+     * center, which passed QC for K and glucose */
+    load("{\"lab\": {\"facilities\": {\"TOWN1LIS\": \"township1\"}, \"review\": ["
+         "{\"hospitals\": [\"township1\"], \"center\": \"lab\"}]},"
+         " \"recognition\": {\"qc\": [{\"center\": \"lab\", \"items\": [\"LAB-K\", \"LAB-GLU\"],"
+         " \"passed_from\": \"2025-01-01\", \"passed_to\": \"2026-12-31\"}]}}");
+    for (int i = 0; i < PIX_KEY_LEN; i++)
+        cfg.persons->key[i] = (unsigned char)i;
+    cfg.persons->have_key = 1;
+    ingest(MSH("RC1", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_(
+               "PL5", "FI5",
+               "BMP") "OBX|1|NM|2823-3^Potassium^LN||4.4|mmol/L|3.5-5.3|N|||F|||20251201080000\r"
+                      "OBX|2|NM|2345-7^Glucose^LN||5.1|mmol/L|3.9-6.1|N|||F|||20251201080000\r"
+                      "OBX|3|NM|9999-9^Unknown^LN||1|U||N|||F|||20251201080000\r"
+                      "OBX|4|NM|2951-2^Sodium^LN||139|mmol/L|137-147|N|||P|||20251201080000\r",
+           "township1", ack, T0);
+    lab_uid("township1", "FI5", "BMP", uid);
+    cr_assert_eq(rpt_person_by_patient(c, "township1|P123", person), 0);
+    json_t *out = NULL;
+    /* judged on 2025-12-05: both valid */
+    long long dec5 = 1764900000000LL; /* 2025-12-05 02:00 UTC */
+    cr_assert_eq(rec_lab_results(c, &cfg, person, dec5, &out), 0);
+    cr_assert_eq(json_array_size(out), 3, "K, glucose and the preliminary sodium; not 9999-9");
+    json_t *k = json_array_get(out, 0), *g = json_array_get(out, 1), *na = json_array_get(out, 2);
+    cr_expect_str_eq(jstr(k, "item"), "LAB-K");
+    cr_expect_str_eq(jstr(k, "value"), "4.4");
+    cr_expect_str_eq(jstr(k, "unit"), "mmol/L");
+    cr_expect_str_eq(jstr(k, "range"), "3.5-5.3");
+    cr_expect_str_eq(jstr(k, "observed"), "2025-12-01");
+    cr_expect_str_eq(jstr(k, "valid_until"), "2025-12-08");
+    cr_expect_str_eq(jstr(k, "study"), uid);
+    cr_expect_str_eq(jstr(k, "center"), "lab");
+    cr_expect(json_is_true(json_object_get(k, "recognizable")));
+    cr_expect_str_eq(jstr(g, "item"), "LAB-GLU");
+    cr_expect_str_eq(jstr(g, "valid_until"), "2025-12-31");
+    cr_expect_str_eq(jstr(na, "reason"), "not_final");
+    cr_expect(json_is_false(json_object_get(na, "recognizable")));
+    json_decref(out);
+    /* judged on 2025-12-20: K expired, glucose still valid */
+    long long dec20 = dec5 + 15LL * 86400000LL;
+    cr_assert_eq(rec_lab_results(c, &cfg, person, dec20, &out), 0);
+    cr_expect_str_eq(jstr(json_array_get(out, 0), "reason"), "expired");
+    cr_expect_str_eq(jstr(json_array_get(out, 1), "reason"), "recognizable");
+    json_decref(out);
+    /* a person without lab reports: empty */
+    cr_assert_eq(rec_lab_results(c, &cfg, "p000000000000000000000000", dec5, &out), 0);
+    cr_expect_eq(json_array_size(out), 0);
+    json_decref(out);
+    /* without the center's QC: qc_lapsed */
+    load("{\"lab\": {\"facilities\": {\"TOWN1LIS\": \"township1\"}}}");
+    cr_assert_eq(rec_lab_results(c, &cfg, person, dec5, &out), 0);
+    cr_expect_str_eq(jstr(json_array_get(out, 0), "reason"), "qc_lapsed");
+    json_decref(out);
+}
+
+Test(lab, two_obr_of_one_order_in_one_message_are_both_applied)
+{
+    char ack[4096], uid[HR_UID_MAX];
+    ingest(MSH("TW1", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL6", "FI6", "BMP")
+               OBX_K("1", "4.0", "N", "F") OBR_("PL6", "FI6", "BMP") OBX_NA,
+           "township1", ack, T0);
+    cr_expect(strstr(ack, "MSA|AA|TW1"), "%s", ack);
+    lab_uid("township1", "FI6", "BMP", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    cr_expect_eq(json_array_size(json_object_get(r, "obs")), 2);
+    json_decref(r);
+    /* and a resend changes nothing */
+    ingest(MSH("TW1", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL6", "FI6", "BMP")
+               OBX_K("1", "4.0", "N", "F") OBR_("PL6", "FI6", "BMP") OBX_NA,
+           "township1", ack, T0 + 1000);
+    cr_expect_eq(integer("ZCARD hr:lab:{%s}:msgs", uid), 2);
 }

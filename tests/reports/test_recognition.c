@@ -76,7 +76,13 @@ Test(recognition, default_catalogue_is_harmless)
     char err[256];
     cr_assert_eq(hr_config_load_string("{}", &c, err, sizeof(err)), 0, "%s", err);
     const rec_config *rc = c.recognition;
-    cr_expect_eq(rc->n_items, 3);
+    cr_expect_eq(rc->n_items, 9, "3 imaging/ECG items and 6 lab items (decision 0041)");
+    const rec_item *k = rec_item_by_test(&c, "2823-3"), *g = rec_item_by_test(&c, "GLU");
+    const rec_item *a1c = rec_item_by_test(&c, "4548-4");
+    cr_expect(k && k->validity_days == 7 && rec_item_by_test(&c, "K") == k);
+    cr_expect(g && g->validity_days == 30);
+    cr_expect(a1c && a1c->validity_days == 60);
+    cr_expect_null(rec_item_by_test(&c, "36554-4"), "imaging items have no tests");
     cr_expect_eq(rc->n_qc, 0, "no center passed QC: nothing recognizable by default");
     cr_expect_eq(rc->grant_hours, 24);
     cr_expect_eq(rc->lookup_studies, 200);
