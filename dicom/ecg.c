@@ -275,6 +275,10 @@ static int decode_channel(const dcm_ds *cd, size_t i, const char *charset, dcm_e
     }
     *scale = sens * corr * f;
     *base = bl;
+    if (!isfinite(*scale)) {
+        set_err(err, cap, "channel %zu: its sensitivity and correction overflow", i + 1);
+        return HR_EPARSE;
+    }
     return 0;
 }
 
@@ -381,6 +385,10 @@ static int decode_group(const dcm_ds *g, size_t gi, const char *charset, uint64_
                 raw = sign ? (double)(int16_t)u : (double)u;
             }
             out->ch[c].data[s] = (raw + base[c]) * scale[c];
+            if (!isfinite(out->ch[c].data[s])) {
+                set_err(err, cap, "group %zu channel %zu: sample %zu overflows", gi + 1, c + 1, s);
+                return HR_EPARSE;
+            }
         }
     }
     return 0;

@@ -540,3 +540,28 @@ Test(ecg, json_numbers_of_any_magnitude)
     json_decref(j);
     dcm_ecg_free(e);
 }
+
+/* A channel whose sensitivity x correction x baseline overflows a double has
+ * no sample value: refused (422 by the API), not written as null samples
+ * that a viewer would draw as a flat line. */
+Test(ecg, overflowing_scale_is_refused)
+{
+    dcm_ds *ds;
+    const dcm_elem *defs;
+
+    ds = ecg_ds();
+    defs = dcm_ds_find(group_of(ds, 0), 0x003A0200u);
+    cr_assert_eq(dcm_ds_put_string(defs->items[0], 0x003A0210u, "DS", "1E+200"), 0);
+    cr_assert_eq(dcm_ds_put_string(defs->items[0], 0x003A0212u, "DS", "1E+200"), 0);
+    cr_assert_eq(decode_altered(ds), HR_EPARSE);
+    ds = ecg_ds();
+    defs = dcm_ds_find(group_of(ds, 0), 0x003A0200u);
+    cr_assert_eq(dcm_ds_put_string(defs->items[1], 0x003A0210u, "DS", "1E+300"), 0);
+    cr_assert_eq(dcm_ds_put_string(defs->items[1], 0x003A0213u, "DS", "1E+300"), 0);
+    cr_assert_eq(decode_altered(ds), HR_EPARSE);
+    /* large but finite: decoded */
+    ds = ecg_ds();
+    defs = dcm_ds_find(group_of(ds, 0), 0x003A0200u);
+    cr_assert_eq(dcm_ds_put_string(defs->items[0], 0x003A0210u, "DS", "1E+200"), 0);
+    cr_assert_eq(decode_altered(ds), 0);
+}
