@@ -921,6 +921,9 @@ int rpt_hl7_parser_finish(rpt_hl7_parser *p, rpt_hl7_msg **out)
     int rc;
     if (p->state == S_FAILED)
         return p->rc;
+    if (p->state == S_DONE)
+        return fail(p, rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0,
+                                       "The parser already handed its message over."));
     if (p->seg.len) {
         rc = segment_done(p);
         if (rc < 0)

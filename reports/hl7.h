@@ -95,7 +95,8 @@ void rpt_hl7_parser_free(rpt_hl7_parser *p);
 int rpt_hl7_parser_feed(rpt_hl7_parser *p, const uint8_t *b, size_t n, size_t *used);
 /* End of the message: takes a last segment without its CR, checks the message
  * (an MSH, its control id) and hands it over in *out (free with rpt_hl7_free).
- * 0, or the errors of feed (p->err filled). */
+ * 0, or the errors of feed (p->err filled); HR_EPARSE (AE 207) when called
+ * again after handing a message over. */
 int rpt_hl7_parser_finish(rpt_hl7_parser *p, rpt_hl7_msg **out);
 
 /* ---- whole messages ---- */

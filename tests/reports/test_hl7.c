@@ -520,3 +520,27 @@ Test(hl7, ack_build)
     hr_buf_free(&big);
     hr_buf_free(&b);
 }
+
+/* finish on a parser that already handed its message over is an error, not
+ * a NULL dereference (the MLLP listener's error paths may call it again). */
+Test(hl7, finish_twice)
+{
+    const char *s = "MSH|^~\\&|A|B|C|D|1||ORU^R01|X|P|2.5\rPID|1\r";
+    rpt_hl7_parser p;
+    rpt_hl7_msg *m = NULL, *m2 = (rpt_hl7_msg *)1;
+    size_t off = 0, used;
+    int rc = 0;
+
+    rpt_hl7_parser_init(&p, NULL, 0);
+    while (off < strlen(s) && rc >= 0) {
+        rc = rpt_hl7_parser_feed(&p, (const uint8_t *)s + off, strlen(s) - off, &used);
+        off += used;
+    }
+    cr_assert_eq(rpt_hl7_parser_finish(&p, &m), 0);
+    cr_assert_not_null(m);
+    cr_assert_eq(rpt_hl7_parser_finish(&p, &m2), HR_EPARSE);
+    cr_assert_null(m2);
+    cr_assert_eq(p.err.code, 207);
+    rpt_hl7_free(m);
+    rpt_hl7_parser_free(&p);
+}
