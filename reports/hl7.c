@@ -1123,7 +1123,8 @@ int rpt_hl7_ack_build(const rpt_hl7_msg *m, const char *code, const rpt_hl7_err 
     gmtime_r(&t, &tm);
     char ts[32], id[21];
     strftime(ts, sizeof(ts), "%Y%m%d%H%M%S+0000", &tm);
-    snprintf(id, sizeof(id), "A%.19s", cid);
+    id[0] = 'A';
+    cut_utf8(id + 1, sizeof(id) - 1, cid, sizeof(id) - 2); /* whole characters */
     for (char *q = id; *q; q++)
         if (*q == '|' || *q == '^' || *q == '~' || *q == '\\' || *q == '&' ||
             (unsigned char)*q < 0x20)

@@ -144,8 +144,8 @@ const char *rpt_hl7_charset(const rpt_hl7_msg *m);
  * message could not be parsed: then the MSH echo fields of err are used, MSA-2
  * is err->control_id or ""), MSH-3/4 = HUREN/hub_facility, MSH-5/6 = m's MSH-3/4,
  * same version and charset as m (version 2.5.1 and UTF-8 when unknown), MSH-9
- * ACK^<event>^ACK, MSH-10 a new id derived from m's ("A" + its first 19
- * characters), MSH-7 now_ms. code "AA" "AE" "AR" (or CA CE CR). Segments end
+ * ACK^<event>^ACK, MSH-10 a new id derived from m's ("A" + its whole
+ * characters within 19 bytes), MSH-7 now_ms. code "AA" "AE" "AR" (or CA CE CR). Segments end
  * with CR. Echoed values are cut (MSH-5/6 at 200 bytes, others at 255) on a
  * character boundary, so an ACK can always be built. Appends to out. 0,
  * -EINVAL (bad code), -ENOMEM, HR_ETOOBIG (out's cap). */

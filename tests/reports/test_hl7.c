@@ -544,3 +544,23 @@ Test(hl7, finish_twice)
     rpt_hl7_free(m);
     rpt_hl7_parser_free(&p);
 }
+
+/* The ACK's own MSH-10 ("A" + the first characters of the message's) is cut
+ * on a character boundary: a UTF-8 ACK stays valid UTF-8 and reads back. */
+Test(hl7, ack_control_id_cut_on_a_character)
+{
+    const char *s =
+        "MSH|^~\\&|LIS|T|H|C|1||ORU^R01|检验检验检验检验|P|2.5.1|||||CHN|UNICODE UTF-8\r";
+    rpt_hl7_msg *m = parse_ok(s, NULL), *a = NULL;
+    rpt_hl7_err e;
+    hr_buf b;
+
+    hr_buf_init(&b, 1 << 16);
+    cr_assert_eq(rpt_hl7_ack_build(m, "AA", NULL, "COUNTY", 0, &b), 0);
+    cr_assert_eq(rpt_hl7_parse(b.data, b.len, NULL, &a, &e), 0, "the ACK reads back: %s", e.text);
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(a), 10, 0, 0, 0), "A检验检验检验");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_find(a, "MSA", 0, NULL), 2, 0, 0, 0), "检验检验检验检验");
+    rpt_hl7_free(a);
+    rpt_hl7_free(m);
+    hr_buf_free(&b);
+}
