@@ -43,6 +43,7 @@ typedef struct block {
 struct rpt_hl7_msg {
     block *arena;
     size_t arena_total;
+    int over; /* arena_alloc refused: RPT_HL7_MAX_ARENA reached */
     rpt_hl7_seg *segs;
     size_t nseg, aseg;
     char fs, cs, rs, ec, ss;
@@ -80,8 +81,10 @@ static void *arena_alloc(rpt_hl7_msg *m, size_t n)
     block *b = m->arena;
     if (!b || b->size - b->used < n) {
         size_t sz = n > 60000 ? n : 60000;
-        if (m->arena_total + sz > RPT_HL7_MAX_ARENA)
+        if (m->arena_total + sz > RPT_HL7_MAX_ARENA) {
+            m->over = 1;
             return NULL;
+        }
         b = malloc(sizeof(block) + sz);
         if (!b)
             return NULL;
@@ -856,7 +859,11 @@ void rpt_hl7_parser_free(rpt_hl7_parser *p)
 
 static int fail(rpt_hl7_parser *p, int rc)
 {
-    if (rc == -ENOMEM)
+    if (rc == -ENOMEM && p->msg && p->msg->over) {
+        rc = HR_ETOOBIG; /* the arena's cap, not the system's memory */
+        rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0,
+                        "The message's values need more than %u bytes.", RPT_HL7_MAX_ARENA);
+    } else if (rc == -ENOMEM)
         rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0, "The hub ran out of memory.");
     else if (!p->err.ack[0])
         rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0, "The message could not be read (%s).",

@@ -564,3 +564,29 @@ Test(hl7, ack_control_id_cut_on_a_character)
     rpt_hl7_free(m);
     hr_buf_free(&b);
 }
+
+/* A message whose values outgrow RPT_HL7_MAX_ARENA (each short repetition
+ * costs ~28 bytes per input byte) is refused as too big (HR_ETOOBIG, AE 207
+ * saying so), not reported as the hub running out of memory. */
+Test(hl7, arena_cap_is_too_big_not_out_of_memory)
+{
+    rpt_hl7_err e;
+    hr_buf s;
+    hr_buf_init(&s, 64u << 20);
+    const char *msh = "MSH|^~\\&|A|B|C|D|1||ORU^R01|X|P|2.5\r";
+    hr_buf_append(&s, msh, strlen(msh));
+    for (int seg = 0; seg < 4; seg++) {
+        hr_buf_append(&s, "NTE", 3);
+        for (int f = 0; f < 900; f++) {
+            hr_buf_append(&s, "|", 1);
+            for (int r = 0; r < 900; r++)
+                hr_buf_append(&s, r ? "~a" : "a", r ? 2 : 1);
+        }
+        hr_buf_append(&s, "\r", 1);
+    }
+    cr_assert_eq(parse_err((const char *)s.data, s.len, &e), HR_ETOOBIG);
+    cr_expect_str_eq(e.ack, "AE");
+    cr_expect_eq(e.code, 207);
+    cr_expect(strstr(e.text, "memory") == NULL, "%s", e.text);
+    hr_buf_free(&s);
+}
