@@ -791,15 +791,19 @@ static int first_segment(rpt_hl7_parser *p, const uint8_t *r, size_t n)
     m->ec = (char)r[6];
     m->ss = (char)r[7];
 
-    /* the charset: MSH-18 read raw (GB-aware when the default or MSH-18 says GB) */
+    /* the charset: MSH-18 read raw twice, bytewise (exact for UTF-8, 8859/1,
+     * ASCII: their separators never sit inside a character) and GB-aware (a
+     * GB 18030 trail byte may be '|' or '~'). A GB name read GB-aware wins; else
+     * a non-GB name read bytewise (a UTF-8 message read GB-aware loses
+     * separators, whatever the default); else the read of the default. */
     int dkind = charset_kind(p->default_charset);
-    char cs[64];
-    msh_raw(r, n, m->fs, m->rs, dkind == K_GB, 18, cs, sizeof(cs));
+    char cs[64], cs_gb[64];
+    msh_raw(r, n, m->fs, m->rs, 0, 18, cs, sizeof(cs));
+    msh_raw(r, n, m->fs, m->rs, 1, 18, cs_gb, sizeof(cs_gb));
+    int kb = charset_kind(cs);
+    if (charset_kind(cs_gb) == K_GB || (dkind == K_GB && !(*cs && kb != K_UNKNOWN && kb != K_GB)))
+        memcpy(cs, cs_gb, sizeof(cs));
     int kind = *cs ? charset_kind(cs) : dkind;
-    if (*cs && kind == K_GB && dkind != K_GB) {
-        msh_raw(r, n, m->fs, m->rs, 1, 18, cs, sizeof(cs));
-        kind = charset_kind(cs);
-    }
     const char *name = *cs ? cs : p->default_charset;
     if (kind == K_UNKNOWN) {
         if (!m->loose) {

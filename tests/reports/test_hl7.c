@@ -590,3 +590,31 @@ Test(hl7, arena_cap_is_too_big_not_out_of_memory)
     cr_expect(strstr(e.text, "memory") == NULL, "%s", e.text);
     hr_buf_free(&s);
 }
+
+/* MSH-18 is found whatever the default: a UTF-8 message declaring UTF-8 from
+ * a sender whose hospital defaults to GB 18030 (a UTF-8 "县医院" read as GB
+ * pairs its last byte with the next '|'), and a GB 18030 message declaring
+ * GB 18030 whose MSH-4 has a character with trail byte '|' (0x81 0x7C) to a
+ * hub whose default is not GB. */
+Test(hl7, msh18_read_whatever_the_default)
+{
+    const char *u8 = "MSH|^~\\&|LIS|县医院|HUREN|C|1||ORU^R01|U1|P|2.5.1|||||CHN|UNICODE UTF-8\r"
+                     "PID|1||7||王芳\r";
+    rpt_hl7_msg *m = parse_ok(u8, "GB 18030-2000");
+    cr_expect_str_eq(rpt_hl7_charset(m), "UNICODE UTF-8");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(m), 4, 0, 0, 0), "县医院");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(m), 10, 0, 0, 0), "U1");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_seg_at(m, 1), 5, 0, 0, 0), "王芳");
+    rpt_hl7_free(m);
+
+    const char *gb = "MSH|^~\\&|LIS|\x81\x7C|HUREN|C|1||ORU^R01|G1|P|2.5|||||CHN|GB 18030-2000\r"
+                     "PID|1||7||" GB_NAME "\r";
+    const char *dflt[] = {NULL, "UNICODE UTF-8", "GB 18030-2000"};
+    for (size_t i = 0; i < 3; i++) {
+        m = parse_ok(gb, dflt[i]);
+        cr_expect_str_eq(rpt_hl7_charset(m), "GB 18030-2000", "default %s", dflt[i]);
+        cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(m), 4, 0, 0, 0), "亅");
+        cr_expect_str_eq(rpt_hl7_get(rpt_hl7_seg_at(m, 1), 5, 0, 0, 0), "张三");
+        rpt_hl7_free(m);
+    }
+}
