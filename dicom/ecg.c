@@ -275,6 +275,10 @@ static int decode_channel(const dcm_ds *cd, size_t i, const char *charset, dcm_e
     }
     *scale = sens * corr * f;
     *base = bl;
+    if (!isfinite(*scale)) {
+        set_err(err, cap, "channel %zu: its sensitivity and correction overflow", i + 1);
+        return HR_EPARSE;
+    }
     return 0;
 }
 
@@ -381,6 +385,10 @@ static int decode_group(const dcm_ds *g, size_t gi, const char *charset, uint64_
                 raw = sign ? (double)(int16_t)u : (double)u;
             }
             out->ch[c].data[s] = (raw + base[c]) * scale[c];
+            if (!isfinite(out->ch[c].data[s])) {
+                set_err(err, cap, "group %zu channel %zu: sample %zu overflows", gi + 1, c + 1, s);
+                return HR_EPARSE;
+            }
         }
     }
     return 0;
@@ -614,7 +622,7 @@ static int put_str(hr_buf *b, const char *s)
 }
 
 /* v rounded to 0.1 into o (at least 32 bytes), integral values without a
- * fraction, "null" when not finite; returns the length. By hand because
+ * fraction, "null" when not finite; returns the length (< 32). By hand because
  * snprintf dominated the time of a long recording. */
 static size_t fmt_tenths(char *o, double v)
 {
@@ -628,8 +636,15 @@ static size_t fmt_tenths(char *o, double v)
         memcpy(o, "null", 4);
         return 4;
     }
-    if (fabs(v) >= 1e15)
-        return (size_t)snprintf(o, 32, "%.1f", v);
+    if (fabs(v) >= 1e15) {
+        /* tenths are below a double's precision here: the shortest exact
+         * form, at most 24 bytes ("-1.7976931348623157e+308") */
+        int w = snprintf(o, 32, "%.17g", v);
+        if (w > 0 && w < 32)
+            return (size_t)w;
+        memcpy(o, "null", 4);
+        return 4;
+    }
     r = llround(v * 10.0);
     if (r < 0) {
         o[n++] = '-';

@@ -43,6 +43,7 @@ typedef struct block {
 struct rpt_hl7_msg {
     block *arena;
     size_t arena_total;
+    int over; /* arena_alloc refused: RPT_HL7_MAX_ARENA reached */
     rpt_hl7_seg *segs;
     size_t nseg, aseg;
     char fs, cs, rs, ec, ss;
@@ -80,8 +81,10 @@ static void *arena_alloc(rpt_hl7_msg *m, size_t n)
     block *b = m->arena;
     if (!b || b->size - b->used < n) {
         size_t sz = n > 60000 ? n : 60000;
-        if (m->arena_total + sz > RPT_HL7_MAX_ARENA)
+        if (m->arena_total + sz > RPT_HL7_MAX_ARENA) {
+            m->over = 1;
             return NULL;
+        }
         b = malloc(sizeof(block) + sz);
         if (!b)
             return NULL;
@@ -788,15 +791,19 @@ static int first_segment(rpt_hl7_parser *p, const uint8_t *r, size_t n)
     m->ec = (char)r[6];
     m->ss = (char)r[7];
 
-    /* the charset: MSH-18 read raw (GB-aware when the default or MSH-18 says GB) */
+    /* the charset: MSH-18 read raw twice, bytewise (exact for UTF-8, 8859/1,
+     * ASCII: their separators never sit inside a character) and GB-aware (a
+     * GB 18030 trail byte may be '|' or '~'). A GB name read GB-aware wins; else
+     * a non-GB name read bytewise (a UTF-8 message read GB-aware loses
+     * separators, whatever the default); else the read of the default. */
     int dkind = charset_kind(p->default_charset);
-    char cs[64];
-    msh_raw(r, n, m->fs, m->rs, dkind == K_GB, 18, cs, sizeof(cs));
+    char cs[64], cs_gb[64];
+    msh_raw(r, n, m->fs, m->rs, 0, 18, cs, sizeof(cs));
+    msh_raw(r, n, m->fs, m->rs, 1, 18, cs_gb, sizeof(cs_gb));
+    int kb = charset_kind(cs);
+    if (charset_kind(cs_gb) == K_GB || (dkind == K_GB && !(*cs && kb != K_UNKNOWN && kb != K_GB)))
+        memcpy(cs, cs_gb, sizeof(cs));
     int kind = *cs ? charset_kind(cs) : dkind;
-    if (*cs && kind == K_GB && dkind != K_GB) {
-        msh_raw(r, n, m->fs, m->rs, 1, 18, cs, sizeof(cs));
-        kind = charset_kind(cs);
-    }
     const char *name = *cs ? cs : p->default_charset;
     if (kind == K_UNKNOWN) {
         if (!m->loose) {
@@ -856,7 +863,11 @@ void rpt_hl7_parser_free(rpt_hl7_parser *p)
 
 static int fail(rpt_hl7_parser *p, int rc)
 {
-    if (rc == -ENOMEM)
+    if (rc == -ENOMEM && p->msg && p->msg->over) {
+        rc = HR_ETOOBIG; /* the arena's cap, not the system's memory */
+        rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0,
+                        "The message's values need more than %u bytes.", RPT_HL7_MAX_ARENA);
+    } else if (rc == -ENOMEM)
         rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0, "The hub ran out of memory.");
     else if (!p->err.ack[0])
         rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0, "The message could not be read (%s).",
@@ -921,6 +932,9 @@ int rpt_hl7_parser_finish(rpt_hl7_parser *p, rpt_hl7_msg **out)
     int rc;
     if (p->state == S_FAILED)
         return p->rc;
+    if (p->state == S_DONE)
+        return fail(p, rpt_hl7_err_set(&p->err, "AE", 207, "", 0, 0,
+                                       "The parser already handed its message over."));
     if (p->seg.len) {
         rc = segment_done(p);
         if (rc < 0)
@@ -1120,7 +1134,8 @@ int rpt_hl7_ack_build(const rpt_hl7_msg *m, const char *code, const rpt_hl7_err 
     gmtime_r(&t, &tm);
     char ts[32], id[21];
     strftime(ts, sizeof(ts), "%Y%m%d%H%M%S+0000", &tm);
-    snprintf(id, sizeof(id), "A%.19s", cid);
+    id[0] = 'A';
+    cut_utf8(id + 1, sizeof(id) - 1, cid, sizeof(id) - 2); /* whole characters */
     for (char *q = id; *q; q++)
         if (*q == '|' || *q == '^' || *q == '~' || *q == '\\' || *q == '&' ||
             (unsigned char)*q < 0x20)

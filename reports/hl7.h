@@ -95,7 +95,8 @@ void rpt_hl7_parser_free(rpt_hl7_parser *p);
 int rpt_hl7_parser_feed(rpt_hl7_parser *p, const uint8_t *b, size_t n, size_t *used);
 /* End of the message: takes a last segment without its CR, checks the message
  * (an MSH, its control id) and hands it over in *out (free with rpt_hl7_free).
- * 0, or the errors of feed (p->err filled). */
+ * 0, or the errors of feed (p->err filled); HR_EPARSE (AE 207) when called
+ * again after handing a message over. */
 int rpt_hl7_parser_finish(rpt_hl7_parser *p, rpt_hl7_msg **out);
 
 /* ---- whole messages ---- */
@@ -143,8 +144,8 @@ const char *rpt_hl7_charset(const rpt_hl7_msg *m);
  * message could not be parsed: then the MSH echo fields of err are used, MSA-2
  * is err->control_id or ""), MSH-3/4 = HUREN/hub_facility, MSH-5/6 = m's MSH-3/4,
  * same version and charset as m (version 2.5.1 and UTF-8 when unknown), MSH-9
- * ACK^<event>^ACK, MSH-10 a new id derived from m's ("A" + its first 19
- * characters), MSH-7 now_ms. code "AA" "AE" "AR" (or CA CE CR). Segments end
+ * ACK^<event>^ACK, MSH-10 a new id derived from m's ("A" + its whole
+ * characters within 19 bytes), MSH-7 now_ms. code "AA" "AE" "AR" (or CA CE CR). Segments end
  * with CR. Echoed values are cut (MSH-5/6 at 200 bytes, others at 255) on a
  * character boundary, so an ACK can always be built. Appends to out. 0,
  * -EINVAL (bad code), -ENOMEM, HR_ETOOBIG (out's cap). */

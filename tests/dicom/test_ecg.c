@@ -482,3 +482,86 @@ Test(ecg, json_is_bounded_by_the_buffer_cap)
     dcm_ecg_free(e);
     json_decref(j);
 }
+
+/* The JSON of e parsed back (cr_assert when it is not JSON). */
+static json_t *json_of(const dcm_ecg *e)
+{
+    hr_buf b;
+    json_error_t je;
+    json_t *j;
+
+    hr_buf_init(&b, (size_t)1 << 30);
+    cr_assert_eq(dcm_ecg_to_json(e, &b), 0);
+    j = json_loadb((const char *)b.data, b.len, 0, &je);
+    cr_assert(j, "our JSON does not parse: %s (%.*s)", je.text, (int)(b.len < 200 ? b.len : 200),
+              (const char *)b.data);
+    hr_buf_free(&b);
+    return j;
+}
+
+/* Samples and measurements of any finite magnitude (a sensitivity or a
+ * Numeric Value such as 1E+300 is a valid DS) are written as JSON numbers
+ * of their value: the writer of huge values once returned snprintf's
+ * would-be length (311 for 1e300) and copied stack bytes past its buffer. */
+Test(ecg, json_numbers_of_any_magnitude)
+{
+    static const double k_v[] = {
+        1e300, -1e300, 1.7976931348623157e308, 1e15, -1e15, 123456789012345678.0, -0.0, -0.04, 0.05,
+        -0.05, 4.95e14};
+    size_t nv = sizeof k_v / sizeof k_v[0];
+    dcm_ecg *e = NULL;
+    json_t *j = decode_json(PYDICOM_ECG, &e), *data, *meas;
+
+    json_decref(j);
+    cr_assert(e->n_groups > 0 && e->groups[0].n_samples >= nv && e->n_meas > 0);
+    for (size_t i = 0; i < nv; i++)
+        e->groups[0].ch[0].data[i] = k_v[i];
+    e->meas[0].value = 1e300;
+    j = json_of(e);
+    data = json_object_get(
+        json_array_get(json_object_get(json_array_get(json_object_get(j, "groups"), 0), "channels"),
+                       0),
+        "data");
+    cr_assert(json_is_array(data));
+    for (size_t i = 0; i < nv; i++) {
+        json_t *x = json_array_get(data, i);
+        double want = round(k_v[i] * 10.0) / 10.0, got;
+        cr_assert(json_is_number(x), "sample %zu (%g) is not a number", i, k_v[i]);
+        got = json_number_value(x);
+        if (fabs(k_v[i]) >= 1e15)
+            cr_assert(fabs(got - k_v[i]) <= fabs(k_v[i]) * 1e-15, "sample %zu: %.17g for %.17g", i,
+                      got, k_v[i]);
+        else
+            cr_assert(fabs(got - want) < 1e-9, "sample %zu: %.17g for %.17g", i, got, want);
+    }
+    meas = json_object_get(json_array_get(json_object_get(j, "measurements"), 0), "value");
+    cr_assert(json_is_number(meas));
+    cr_assert(fabs(json_number_value(meas) - 1e300) <= 1e285);
+    json_decref(j);
+    dcm_ecg_free(e);
+}
+
+/* A channel whose sensitivity x correction x baseline overflows a double has
+ * no sample value: refused (422 by the API), not written as null samples
+ * that a viewer would draw as a flat line. */
+Test(ecg, overflowing_scale_is_refused)
+{
+    dcm_ds *ds;
+    const dcm_elem *defs;
+
+    ds = ecg_ds();
+    defs = dcm_ds_find(group_of(ds, 0), 0x003A0200u);
+    cr_assert_eq(dcm_ds_put_string(defs->items[0], 0x003A0210u, "DS", "1E+200"), 0);
+    cr_assert_eq(dcm_ds_put_string(defs->items[0], 0x003A0212u, "DS", "1E+200"), 0);
+    cr_assert_eq(decode_altered(ds), HR_EPARSE);
+    ds = ecg_ds();
+    defs = dcm_ds_find(group_of(ds, 0), 0x003A0200u);
+    cr_assert_eq(dcm_ds_put_string(defs->items[1], 0x003A0210u, "DS", "1E+300"), 0);
+    cr_assert_eq(dcm_ds_put_string(defs->items[1], 0x003A0213u, "DS", "1E+300"), 0);
+    cr_assert_eq(decode_altered(ds), HR_EPARSE);
+    /* large but finite: decoded */
+    ds = ecg_ds();
+    defs = dcm_ds_find(group_of(ds, 0), 0x003A0200u);
+    cr_assert_eq(dcm_ds_put_string(defs->items[0], 0x003A0210u, "DS", "1E+200"), 0);
+    cr_assert_eq(decode_altered(ds), 0);
+}

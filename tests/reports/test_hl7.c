@@ -520,3 +520,101 @@ Test(hl7, ack_build)
     hr_buf_free(&big);
     hr_buf_free(&b);
 }
+
+/* finish on a parser that already handed its message over is an error, not
+ * a NULL dereference (the MLLP listener's error paths may call it again). */
+Test(hl7, finish_twice)
+{
+    const char *s = "MSH|^~\\&|A|B|C|D|1||ORU^R01|X|P|2.5\rPID|1\r";
+    rpt_hl7_parser p;
+    rpt_hl7_msg *m = NULL, *m2 = (rpt_hl7_msg *)1;
+    size_t off = 0, used;
+    int rc = 0;
+
+    rpt_hl7_parser_init(&p, NULL, 0);
+    while (off < strlen(s) && rc >= 0) {
+        rc = rpt_hl7_parser_feed(&p, (const uint8_t *)s + off, strlen(s) - off, &used);
+        off += used;
+    }
+    cr_assert_eq(rpt_hl7_parser_finish(&p, &m), 0);
+    cr_assert_not_null(m);
+    cr_assert_eq(rpt_hl7_parser_finish(&p, &m2), HR_EPARSE);
+    cr_assert_null(m2);
+    cr_assert_eq(p.err.code, 207);
+    rpt_hl7_free(m);
+    rpt_hl7_parser_free(&p);
+}
+
+/* The ACK's own MSH-10 ("A" + the first characters of the message's) is cut
+ * on a character boundary: a UTF-8 ACK stays valid UTF-8 and reads back. */
+Test(hl7, ack_control_id_cut_on_a_character)
+{
+    const char *s =
+        "MSH|^~\\&|LIS|T|H|C|1||ORU^R01|检验检验检验检验|P|2.5.1|||||CHN|UNICODE UTF-8\r";
+    rpt_hl7_msg *m = parse_ok(s, NULL), *a = NULL;
+    rpt_hl7_err e;
+    hr_buf b;
+
+    hr_buf_init(&b, 1 << 16);
+    cr_assert_eq(rpt_hl7_ack_build(m, "AA", NULL, "COUNTY", 0, &b), 0);
+    cr_assert_eq(rpt_hl7_parse(b.data, b.len, NULL, &a, &e), 0, "the ACK reads back: %s", e.text);
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(a), 10, 0, 0, 0), "A检验检验检验");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_find(a, "MSA", 0, NULL), 2, 0, 0, 0), "检验检验检验检验");
+    rpt_hl7_free(a);
+    rpt_hl7_free(m);
+    hr_buf_free(&b);
+}
+
+/* A message whose values outgrow RPT_HL7_MAX_ARENA (each short repetition
+ * costs ~28 bytes per input byte) is refused as too big (HR_ETOOBIG, AE 207
+ * saying so), not reported as the hub running out of memory. */
+Test(hl7, arena_cap_is_too_big_not_out_of_memory)
+{
+    rpt_hl7_err e;
+    hr_buf s;
+    hr_buf_init(&s, 64u << 20);
+    const char *msh = "MSH|^~\\&|A|B|C|D|1||ORU^R01|X|P|2.5\r";
+    hr_buf_append(&s, msh, strlen(msh));
+    for (int seg = 0; seg < 4; seg++) {
+        hr_buf_append(&s, "NTE", 3);
+        for (int f = 0; f < 900; f++) {
+            hr_buf_append(&s, "|", 1);
+            for (int r = 0; r < 900; r++)
+                hr_buf_append(&s, r ? "~a" : "a", r ? 2 : 1);
+        }
+        hr_buf_append(&s, "\r", 1);
+    }
+    cr_assert_eq(parse_err((const char *)s.data, s.len, &e), HR_ETOOBIG);
+    cr_expect_str_eq(e.ack, "AE");
+    cr_expect_eq(e.code, 207);
+    cr_expect(strstr(e.text, "memory") == NULL, "%s", e.text);
+    hr_buf_free(&s);
+}
+
+/* MSH-18 is found whatever the default: a UTF-8 message declaring UTF-8 from
+ * a sender whose hospital defaults to GB 18030 (a UTF-8 "县医院" read as GB
+ * pairs its last byte with the next '|'), and a GB 18030 message declaring
+ * GB 18030 whose MSH-4 has a character with trail byte '|' (0x81 0x7C) to a
+ * hub whose default is not GB. */
+Test(hl7, msh18_read_whatever_the_default)
+{
+    const char *u8 = "MSH|^~\\&|LIS|县医院|HUREN|C|1||ORU^R01|U1|P|2.5.1|||||CHN|UNICODE UTF-8\r"
+                     "PID|1||7||王芳\r";
+    rpt_hl7_msg *m = parse_ok(u8, "GB 18030-2000");
+    cr_expect_str_eq(rpt_hl7_charset(m), "UNICODE UTF-8");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(m), 4, 0, 0, 0), "县医院");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(m), 10, 0, 0, 0), "U1");
+    cr_expect_str_eq(rpt_hl7_get(rpt_hl7_seg_at(m, 1), 5, 0, 0, 0), "王芳");
+    rpt_hl7_free(m);
+
+    const char *gb = "MSH|^~\\&|LIS|\x81\x7C|HUREN|C|1||ORU^R01|G1|P|2.5|||||CHN|GB 18030-2000\r"
+                     "PID|1||7||" GB_NAME "\r";
+    const char *dflt[] = {NULL, "UNICODE UTF-8", "GB 18030-2000"};
+    for (size_t i = 0; i < 3; i++) {
+        m = parse_ok(gb, dflt[i]);
+        cr_expect_str_eq(rpt_hl7_charset(m), "GB 18030-2000", "default %s", dflt[i]);
+        cr_expect_str_eq(rpt_hl7_get(rpt_hl7_msh(m), 4, 0, 0, 0), "亅");
+        cr_expect_str_eq(rpt_hl7_get(rpt_hl7_seg_at(m, 1), 5, 0, 0, 0), "张三");
+        rpt_hl7_free(m);
+    }
+}
