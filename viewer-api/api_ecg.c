@@ -186,5 +186,12 @@ void va_handle_ecg(va_req *r)
     }
     snprintf(st->sop, sizeof(st->sop), "%s", r->segs[0]);
     r->state = st;
-    va_req_run(r, ecg_work, ecg_done);
+    /* decodes (up to 64 MiB in, 160 MiB of JSON out) run on the render pool,
+     * never on the pool that makes ingest durable */
+    if (va_req_run_on(r, r->srv->render_pool, ecg_work, ecg_done)) {
+        r->state = NULL;
+        ecg_state_free(st);
+        va_add_header(r, "Retry-After", "5");
+        va_send_error(r, 503, "busy", "waveforms are being decoded; retry");
+    }
 }
