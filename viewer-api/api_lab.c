@@ -1,5 +1,6 @@
 /* Lab reports as FHIR R4 (decision 0035), over reports/lab.h:
- *   GET /api/v1/lab-reports?patient=<issuer|id> | person=<id> [&limit=&cursor=]
+ *   GET /api/v1/lab-reports?patient=<issuer|id> | person=<id> | hospital=<id>
+ *        [&limit=&cursor=]
  *        a Bundle (searchset) of DiagnosticReport, newest first, paged
  *   GET /api/v1/lab-reports/{uid}
  *        one DiagnosticReport
@@ -24,6 +25,8 @@
 #define LAB_PAGE_MAX     100
 #define LAB_SCAN_MAX     500 /* index members examined per request, at most */
 #define LAB_CURSOR_MAX   1000000
+/* Observation extension: a value a correction replaced (decision 0035) */
+#define LAB_SUPERSEDED_URL "urn:huren:fhir:lab-superseded-value"
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -206,6 +209,28 @@ static json_t *observation(const json_t *o, int n, const char *hospital)
     }
     if (*jstr(o, "performer"))
         json_object_set_new(ob, "performer", json_pack("[{s:s}]", "display", jstr(o, "performer")));
+    /* the values this one replaced (corrections), oldest first: a complex
+       extension per earlier version {value (as shown, with unit), status, time} */
+    json_t *hist = json_object_get(o, "history"), *hv;
+    if (json_array_size(hist)) {
+        json_t *ext = json_array();
+        json_array_foreach(hist, i, hv)
+        {
+            char shown[512];
+            const char *v = jstr(hv, "value"), *u = jstr(hv, "unit");
+            snprintf(shown, sizeof(shown), "%s%s%s", v, *u ? " " : "", u);
+            json_t *parts =
+                json_pack("[{s:s, s:s}, {s:s, s:s}]", "url", "value", "valueString", shown, "url",
+                          "status", "valueCode", obs_status(jstr(hv, "status")));
+            fhir_time(jstr(hv, "time"), t, sizeof(t));
+            if (parts && *t)
+                json_array_append_new(parts,
+                                      json_pack("{s:s, s:s}", "url", "time", "valueDateTime", t));
+            json_array_append_new(
+                ext, json_pack("{s:s, s:o}", "url", LAB_SUPERSEDED_URL, "extension", parts));
+        }
+        json_object_set_new(ob, "extension", ext);
+    }
     return ob;
 }
 
@@ -464,12 +489,28 @@ void va_handle_lab_reports(va_req *r)
                       LAB_PAGE_MAX);
         goto fail;
     }
-    if ((patient && *patient) == (person && *person)) {
+    const char *hospital = va_param_get(r, "hospital");
+    if (((patient && *patient) + (person && *person) + (hospital && *hospital)) != 1) {
         va_send_error(r, 400, "bad_request",
-                      "give exactly one of patient=<issuer|id>, person=<id>");
+                      "give exactly one of patient=<issuer|id>, person=<id>, hospital=<id>");
         goto fail;
     }
-    if (patient && *patient) {
+    if (hospital && *hospital) {
+        /* a hospital's own list (its technicians, its staff) or an admin's;
+           another hospital's list looks like an unknown one */
+        char hpart[3 * HR_ID_MAX + 1];
+        if (!strcmp(hospital, "me"))
+            hospital = r->scope.hospital;
+        if (strlen(hospital) >= HR_ID_MAX || !hr_config_hospital(r->srv->cfg, hospital) ||
+            (!r->scope.all && (r->scope.none || strcmp(r->scope.hospital, hospital)))) {
+            va_audit(r, "lab-reports", NULL, NULL, "hospital", "denied");
+            va_send_error(r, 404, "not_found", "no such hospital");
+            goto fail;
+        }
+        sto_key_part(hospital, hpart, sizeof(hpart));
+        snprintf(st->key, sizeof(st->key), "hr:lab:ix:hosp:%s", hpart);
+        snprintf(st->what, sizeof(st->what), "hospital:%s", hospital);
+    } else if (patient && *patient) {
         char issuer[256], pkey[STO_PKEY_MAX];
         const char *bar = strchr(patient, '|');
         size_t n = bar ? (size_t)(bar - patient) : 0;
