@@ -369,6 +369,8 @@ void va_handle_lab_report(va_req *r)
 typedef struct list_state {
     char key[STO_PKEY_MAX + 64]; /* the index set */
     char what[STO_PKEY_MAX + 16];
+    char hospital[HR_ID_MAX]; /* hospital=: "" when not; "me" until resolved */
+    int denied;               /* another's or an unknown hospital: 404 */
     long cursor, limit, next;
     json_t *entries;
     int rc;
@@ -382,6 +384,21 @@ static void list_work(va_req *r, redisContext *c)
     if (!c) {
         st->rc = HR_EREDIS;
         return;
+    }
+    if (st->hospital[0]) {
+        /* a hospital's own list (its staff) or an admin's; another's or an
+           unknown hospital looks absent */
+        char hpart[3 * HR_ID_MAX + 1];
+        if (!strcmp(st->hospital, "me"))
+            snprintf(st->hospital, sizeof(st->hospital), "%s", r->who.hospital);
+        if (!hr_config_hospital(r->srv->cfg, st->hospital) ||
+            !sto_scope_allows(&r->scope, st->hospital)) {
+            st->denied = 1;
+            return;
+        }
+        sto_key_part(st->hospital, hpart, sizeof(hpart));
+        snprintf(st->key, sizeof(st->key), "hr:lab:ix:hosp:%s", hpart);
+        snprintf(st->what, sizeof(st->what), "hospital:%s", st->hospital);
     }
     redisReply *n = redisCommand(c, "ZCARD %s", st->key);
     if (!n || n->type != REDIS_REPLY_INTEGER) {
@@ -440,8 +457,13 @@ static void list_done(va_req *r)
     if (!va_req_gone(r)) {
         char detail[64];
         snprintf(detail, sizeof(detail), "results=%zu", json_array_size(st->entries));
-        va_audit(r, "lab-reports", st->what, NULL, detail, st->rc ? "failure" : "success");
-        if (st->rc)
+        va_audit(r, "lab-reports", st->what[0] ? st->what : NULL, NULL, detail,
+                 st->denied ? "denied"
+                 : st->rc   ? "failure"
+                            : "success");
+        if (st->denied)
+            va_send_error(r, 404, "not_found", "no such hospital");
+        else if (st->rc)
             va_send_rc(r, st->rc, "lab reports");
         else {
             json_t *b = json_pack("{s:s, s:s, s:o}", "resourceType", "Bundle", "type", "searchset",
@@ -496,20 +518,14 @@ void va_handle_lab_reports(va_req *r)
         goto fail;
     }
     if (hospital && *hospital) {
-        /* a hospital's own list (its technicians, its staff) or an admin's;
-           another hospital's list looks like an unknown one */
-        char hpart[3 * HR_ID_MAX + 1];
-        if (!strcmp(hospital, "me"))
-            hospital = r->scope.hospital;
-        if (strlen(hospital) >= HR_ID_MAX || !hr_config_hospital(r->srv->cfg, hospital) ||
-            (!r->scope.all && (r->scope.none || strcmp(r->scope.hospital, hospital)))) {
+        /* resolved and checked in the pool step (list_work), where the
+           caller's scope is known */
+        if (strlen(hospital) >= sizeof(st->hospital)) {
             va_audit(r, "lab-reports", NULL, NULL, "hospital", "denied");
             va_send_error(r, 404, "not_found", "no such hospital");
             goto fail;
         }
-        sto_key_part(hospital, hpart, sizeof(hpart));
-        snprintf(st->key, sizeof(st->key), "hr:lab:ix:hosp:%s", hpart);
-        snprintf(st->what, sizeof(st->what), "hospital:%s", hospital);
+        snprintf(st->hospital, sizeof(st->hospital), "%s", hospital);
     } else if (patient && *patient) {
         char issuer[256], pkey[STO_PKEY_MAX];
         const char *bar = strchr(patient, '|');
