@@ -87,6 +87,15 @@ try {
     await t.waitFor(te, () => { const s = document.querySelector('#lab-obs tr.lab-superseded'); return !!s && /150 mmol\/L/.test(s.textContent); }));
   await t.shot(te, 'township-lab-corrected');
 
+  // the reviewed report is also one of the hospital's exams (a worklist item)
+  await t.open(te, '/township');
+  t.check('the exams list has the reviewed lab report (LAB)',
+    await t.waitFor(te, (u) => { const tr = document.querySelector(`#exams tr[data-study="${u}"]`); return !!tr && /LAB/.test(tr.textContent); }, UK));
+  await te.click(`#exams tr[data-study="${UK}"] a`);
+  t.check('... its detail shows the lab result table',
+    await t.waitFor(te, () => !!document.querySelector('#exam-detail #lab-obs tr[data-code="2823-3"][data-flag="HH"]')));
+  await t.shot(te, 'township-exam-lab');
+
   // ---- hostile: township2's technician sees neither ----
   const t2 = await t.newPage(true);
   r = await t.login(t2, 'tech2', pw('tech2'));

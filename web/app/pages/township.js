@@ -538,7 +538,7 @@ function Township({ me, params }) {
                   const cls = [ex.study === selected ? 'selected' : '', flagged ? 'flagged' : ''].join(' ').trim();
                   return html`<tr class=${cls} data-study=${ex.study} data-status=${ex.status} data-flagged=${flagged ? '1' : '0'}
                       onClick=${() => open(ex.study)} style="cursor:pointer">
-                    <td><${Thumb} study=${ex.study} /></td>
+                    <td>${isLabExam(ex) ? html`<span class="thumb-empty"></span>` : html`<${Thumb} study=${ex.study} />`}</td>
                     <td><a href=${href('/township/' + encodeURIComponent(ex.study))}>${fmtName(ex.patient_name) || '—'}</a>
                       <div class="hint" title=${ex.patient}>${fmtPid(ex.patient)}</div></td>
                     <td>${ex.accession}</td>
