@@ -228,41 +228,56 @@ int rpt_fill_recognition(const hr_config *cfg, json_t *items, long long signed_m
     return rec_fill(cfg, NULL, items, signed_ms, NULL, 0);
 }
 
+/* A UID of len bytes: digits and dots, components without leading zeros. */
+static int uid_span_valid(const char *u, size_t ulen)
+{
+    int start = 1;
+    if (ulen == 0 || ulen >= HR_UID_MAX)
+        return 0;
+    for (size_t i = 0; i < ulen; i++) {
+        if (u[i] == '.') {
+            if (start)
+                return 0;
+            start = 1;
+        } else if (u[i] >= '0' && u[i] <= '9') {
+            if (start && u[i] == '0' && i + 1 < ulen && u[i + 1] != '.')
+                return 0;
+            start = 0;
+        } else {
+            return 0;
+        }
+    }
+    return !start;
+}
+
 int rec_result_parse(const char *result, char report[RPT_ID_MAX], char study[HR_UID_MAX],
                      char item[REC_CODE_MAX])
 {
     const char *tilde = result ? strrchr(result, '~') : NULL;
-    if (!tilde || result[0] != 'r' || (size_t)(tilde - result) >= RPT_ID_MAX ||
-        !rec_code_valid(tilde + 1))
+    const char *u;
+    if (!tilde || !rec_code_valid(tilde + 1))
         return -EINVAL;
-    const char *p = result + 1, *dash;
-    for (dash = p; dash < tilde && *dash >= '0' && *dash <= '9'; dash++)
-        ;
-    if (dash == p || dash - p > 9 || *p == '0' || *dash != '-')
-        return -EINVAL;
-    size_t ulen = (size_t)(tilde - dash - 1);
-    if (ulen == 0 || ulen >= HR_UID_MAX)
-        return -EINVAL;
-    /* a UID: digits and dots, components without leading zeros */
-    const char *u = dash + 1;
-    int start = 1;
-    for (size_t i = 0; i < ulen; i++) {
-        if (u[i] == '.') {
-            if (start)
-                return -EINVAL;
-            start = 1;
-        } else if (u[i] >= '0' && u[i] <= '9') {
-            if (start && u[i] == '0' && i + 1 < ulen && u[i + 1] != '.')
-                return -EINVAL;
-            start = 0;
-        } else {
+    if (result[0] >= '1' && result[0] <= '9') {
+        /* a lab result (decision 0041): "<lab report UID>~<item>", no report */
+        u = result;
+        report[0] = '\0';
+    } else {
+        if (result[0] != 'r' || (size_t)(tilde - result) >= RPT_ID_MAX)
             return -EINVAL;
-        }
+        const char *p = result + 1, *dash;
+        for (dash = p; dash < tilde && *dash >= '0' && *dash <= '9'; dash++)
+            ;
+        if (dash == p || dash - p > 9 || *p == '0' || *dash != '-')
+            return -EINVAL;
+        u = dash + 1;
     }
-    if (start)
+    size_t ulen = (size_t)(tilde - u);
+    if (!uid_span_valid(u, ulen))
         return -EINVAL;
-    memcpy(report, result, (size_t)(tilde - result));
-    report[tilde - result] = '\0';
+    if (u != result) {
+        memcpy(report, result, (size_t)(tilde - result));
+        report[tilde - result] = '\0';
+    }
     memcpy(study, u, ulen);
     study[ulen] = '\0';
     snprintf(item, REC_CODE_MAX, "%s", tilde + 1);
@@ -772,10 +787,32 @@ int rec_decide(redisContext *c, const hr_config *cfg, const rec_actor *actor, co
         rc = -ENOMEM;
         goto out;
     }
-    rc = report_results(c, cfg, report, rec_today(cfg, now_ms), "", ok, not_ok, &reads);
-    if (rc)
-        goto out;
-    json_t *res = find_result(ok, not_ok, result, &recognizable);
+    json_t *res = NULL;
+    if (report[0]) {
+        rc = report_results(c, cfg, report, rec_today(cfg, now_ms), "", ok, not_ok, &reads);
+        if (rc)
+            goto out;
+        res = find_result(ok, not_ok, result, &recognizable);
+    } else {
+        /* a lab result: as the person's lookup shows it now (the grant's
+           person: the lab report is one of theirs) */
+        json_t *lab = NULL, *e;
+        size_t i;
+        rc = rec_lab_results(c, cfg, person, now_ms, &lab);
+        if (rc)
+            goto out;
+        json_array_foreach(lab, i, e)
+        {
+            if (!strcmp(jget(e, "result"), result)) {
+                res = e;
+                recognizable = json_is_true(json_object_get(e, "recognizable"));
+                json_array_append(json_is_true(json_object_get(e, "recognizable")) ? ok : not_ok,
+                                  e); /* kept alive by ok/not_ok after lab goes */
+                break;
+            }
+        }
+        json_decref(lab);
+    }
     if (!res) {
         rc = HR_ENOTFOUND;
         goto out;

@@ -108,7 +108,9 @@ enum rec_reason rec_judge(const hr_config *cfg, enum rpt_status status, const ch
 /* rec_fill and rpt_fill_recognition (the contract with report.c) are
  * declared in recognition_items.h. */
 
-/* Splits a result id into its report id, study and item code. 0 or -EINVAL. */
+/* Splits a result id into its report id, study and item code. 0 or -EINVAL.
+ * A report's result is "r<n>-<study>~<item>"; a lab result (decision 0041)
+ * "<lab report UID>~<item>", whose report is "" and study the lab UID. */
 int rec_result_parse(const char *result, char report[RPT_ID_MAX], char study[HR_UID_MAX],
                      char item[REC_CODE_MAX]);
 

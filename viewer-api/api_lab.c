@@ -1,5 +1,6 @@
 /* Lab reports as FHIR R4 (decision 0035), over reports/lab.h:
- *   GET /api/v1/lab-reports?patient=<issuer|id> | person=<id> [&limit=&cursor=]
+ *   GET /api/v1/lab-reports?patient=<issuer|id> | person=<id> | hospital=<id>
+ *        [&limit=&cursor=]
  *        a Bundle (searchset) of DiagnosticReport, newest first, paged
  *   GET /api/v1/lab-reports/{uid}
  *        one DiagnosticReport
@@ -24,6 +25,8 @@
 #define LAB_PAGE_MAX     100
 #define LAB_SCAN_MAX     500 /* index members examined per request, at most */
 #define LAB_CURSOR_MAX   1000000
+/* Observation extension: a value a correction replaced (decision 0035) */
+#define LAB_SUPERSEDED_URL "urn:huren:fhir:lab-superseded-value"
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -206,6 +209,28 @@ static json_t *observation(const json_t *o, int n, const char *hospital)
     }
     if (*jstr(o, "performer"))
         json_object_set_new(ob, "performer", json_pack("[{s:s}]", "display", jstr(o, "performer")));
+    /* the values this one replaced (corrections), oldest first: a complex
+       extension per earlier version {value (as shown, with unit), status, time} */
+    json_t *hist = json_object_get(o, "history"), *hv;
+    if (json_array_size(hist)) {
+        json_t *ext = json_array();
+        json_array_foreach(hist, i, hv)
+        {
+            char shown[512];
+            const char *v = jstr(hv, "value"), *u = jstr(hv, "unit");
+            snprintf(shown, sizeof(shown), "%s%s%s", v, *u ? " " : "", u);
+            json_t *parts =
+                json_pack("[{s:s, s:s}, {s:s, s:s}]", "url", "value", "valueString", shown, "url",
+                          "status", "valueCode", obs_status(jstr(hv, "status")));
+            fhir_time(jstr(hv, "time"), t, sizeof(t));
+            if (parts && *t)
+                json_array_append_new(parts,
+                                      json_pack("{s:s, s:s}", "url", "time", "valueDateTime", t));
+            json_array_append_new(
+                ext, json_pack("{s:s, s:o}", "url", LAB_SUPERSEDED_URL, "extension", parts));
+        }
+        json_object_set_new(ob, "extension", ext);
+    }
     return ob;
 }
 
@@ -344,6 +369,8 @@ void va_handle_lab_report(va_req *r)
 typedef struct list_state {
     char key[STO_PKEY_MAX + 64]; /* the index set */
     char what[STO_PKEY_MAX + 16];
+    char hospital[HR_ID_MAX]; /* hospital=: "" when not; "me" until resolved */
+    int denied;               /* another's or an unknown hospital: 404 */
     long cursor, limit, next;
     json_t *entries;
     int rc;
@@ -357,6 +384,21 @@ static void list_work(va_req *r, redisContext *c)
     if (!c) {
         st->rc = HR_EREDIS;
         return;
+    }
+    if (st->hospital[0]) {
+        /* a hospital's own list (its staff) or an admin's; another's or an
+           unknown hospital looks absent */
+        char hpart[3 * HR_ID_MAX + 1];
+        if (!strcmp(st->hospital, "me"))
+            snprintf(st->hospital, sizeof(st->hospital), "%s", r->who.hospital);
+        if (!hr_config_hospital(r->srv->cfg, st->hospital) ||
+            !sto_scope_allows(&r->scope, st->hospital)) {
+            st->denied = 1;
+            return;
+        }
+        sto_key_part(st->hospital, hpart, sizeof(hpart));
+        snprintf(st->key, sizeof(st->key), "hr:lab:ix:hosp:%s", hpart);
+        snprintf(st->what, sizeof(st->what), "hospital:%s", st->hospital);
     }
     redisReply *n = redisCommand(c, "ZCARD %s", st->key);
     if (!n || n->type != REDIS_REPLY_INTEGER) {
@@ -415,8 +457,13 @@ static void list_done(va_req *r)
     if (!va_req_gone(r)) {
         char detail[64];
         snprintf(detail, sizeof(detail), "results=%zu", json_array_size(st->entries));
-        va_audit(r, "lab-reports", st->what, NULL, detail, st->rc ? "failure" : "success");
-        if (st->rc)
+        va_audit(r, "lab-reports", st->what[0] ? st->what : NULL, NULL, detail,
+                 st->denied ? "denied"
+                 : st->rc   ? "failure"
+                            : "success");
+        if (st->denied)
+            va_send_error(r, 404, "not_found", "no such hospital");
+        else if (st->rc)
             va_send_rc(r, st->rc, "lab reports");
         else {
             json_t *b = json_pack("{s:s, s:s, s:o}", "resourceType", "Bundle", "type", "searchset",
@@ -464,12 +511,22 @@ void va_handle_lab_reports(va_req *r)
                       LAB_PAGE_MAX);
         goto fail;
     }
-    if ((patient && *patient) == (person && *person)) {
+    const char *hospital = va_param_get(r, "hospital");
+    if (((patient && *patient) + (person && *person) + (hospital && *hospital)) != 1) {
         va_send_error(r, 400, "bad_request",
-                      "give exactly one of patient=<issuer|id>, person=<id>");
+                      "give exactly one of patient=<issuer|id>, person=<id>, hospital=<id>");
         goto fail;
     }
-    if (patient && *patient) {
+    if (hospital && *hospital) {
+        /* resolved and checked in the pool step (list_work), where the
+           caller's scope is known */
+        if (strlen(hospital) >= sizeof(st->hospital)) {
+            va_audit(r, "lab-reports", NULL, NULL, "hospital", "denied");
+            va_send_error(r, 404, "not_found", "no such hospital");
+            goto fail;
+        }
+        snprintf(st->hospital, sizeof(st->hospital), "%s", hospital);
+    } else if (patient && *patient) {
         char issuer[256], pkey[STO_PKEY_MAX];
         const char *bar = strchr(patient, '|');
         size_t n = bar ? (size_t)(bar - patient) : 0;

@@ -195,6 +195,51 @@ check "... the lab report is granted" grep -q "$UR" <(jget "$T/rec.json" 'd["gra
 check_eq "the external doctor reads the granted lab report: 200" 200 "$(req "$T/x.json" "$TE" "/api/v1/lab-reports/$UR")"
 check_eq "... not another one: 404" 404 "$(req "$T/x.json" "$TE" "/api/v1/lab-reports/$U1")"
 
+# ---- decisions on lab results (decision 0041): id "<lab UID>~<item>"
+DEC=/api/v1/recognition
+check_eq "the external doctor accepts the granted potassium: 201" 201 \
+  "$(req "$T/d.json" "$TE" "$DEC/$UR~LAB-K/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "accept"}')"
+check_eq "... recorded with the lab UID as study, no report" "accept $UR  LAB-K lab" \
+  "$(jget "$T/d.json" '" ".join([d["decision"], d["study"], d["report"], d["item"], d["center"]])')"
+check_eq "... rejects the sodium with a reason: 201" 201 \
+  "$(req "$T/d.json" "$TE" "$DEC/$UR~LAB-NA/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "reject", "reason": "fast_changing_value"}')"
+check_eq "... recorded" "reject fast_changing_value" "$(jget "$T/d.json" 'd["decision"] + " " + d["reason"]')"
+check_eq "... other without text: 400" 400 \
+  "$(req "$T/x.json" "$TE" "$DEC/$UR~LAB-NA/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "reject", "reason": "other"}')"
+check_eq "the decisions on the potassium: one accept" "accept" \
+  "$(req "$T/dl.json" "$TE" "$DEC/$UR~LAB-K/decisions" >/dev/null; jget "$T/dl.json" '" ".join(x["decision"] for x in d["decisions"])')"
+check_eq "a lab result never looked up (no grant): 404" 404 \
+  "$(req "$T/x.json" "$TE" "$DEC/$U1~LAB-K/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "reject", "reason": "emergency"}')"
+check_eq "an item the lab report does not have: 404" 404 \
+  "$(req "$T/x.json" "$TE" "$DEC/$UR~LAB-GLU/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "reject", "reason": "emergency"}')"
+check_eq "the technician (no grant, not a deciding role): 404" 404 \
+  "$(req "$T/x.json" "$T1" "$DEC/$UR~LAB-K/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "accept"}')"
+check_eq "a garbage lab result id: 400" 400 \
+  "$(req "$T/x.json" "$TE" "$DEC/2.25..1~LAB-K/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "accept"}')"
+check_eq "no token: 401" 401 \
+  "$(req "$T/x.json" "" "$DEC/$UR~LAB-K/decision" -X POST -H 'X-Requested-With: huren' -d '{"decision": "accept"}')"
+
+# ---- a hospital's lab reports (the township page's 检验结果 tab)
+hl() { jget "$1" '" ".join(sorted(e["resource"]["id"] for e in d["entry"]))'; }
+check_eq "tech1: hospital=me: 200" 200 "$(req "$T/h.json" "$T1" "/api/v1/lab-reports?hospital=me&limit=100")"
+check "... lists township1's reviewed report" grep -q "$U1" <(hl "$T/h.json")
+check "... and its township-final ones" grep -q "$UR" <(hl "$T/h.json")
+check_eq "... not township2's" 0 "$(hl "$T/h.json" | grep -c "$U2")"
+check_eq "... five township1 reports in all" 5 "$(jget "$T/h.json" 'len(d["entry"])')"
+check_eq "tech1: hospital=township1 is the same list" "$(hl "$T/h.json")" \
+  "$(req "$T/h2.json" "$T1" "/api/v1/lab-reports?hospital=township1&limit=100" >/dev/null; hl "$T/h2.json")"
+check_eq "tech1: paged by 4, a next_cursor" "4 4" \
+  "$(req "$T/h3.json" "$T1" "/api/v1/lab-reports?hospital=me&limit=4" >/dev/null; jget "$T/h3.json" 'str(len(d["entry"])) + " " + d.get("next_cursor", "")')"
+check_eq "tech1: hospital=township2 (another's): 404" 404 "$(req "$T/x.json" "$T1" "/api/v1/lab-reports?hospital=township2")"
+check_eq "tech2: hospital=township1: 404" 404 "$(req "$T/x.json" "$T2" "/api/v1/lab-reports?hospital=township1")"
+check_eq "tech2: hospital=me lists only township2's" "$U2" "$(req "$T/x.json" "$T2" "/api/v1/lab-reports?hospital=me" >/dev/null; hl "$T/x.json")"
+check_eq "an unknown hospital: 404" 404 "$(req "$T/x.json" "$T1" "/api/v1/lab-reports?hospital=nowhere")"
+check_eq "a hospital id too long: 404" 404 "$(req "$T/x.json" "$TA" "/api/v1/lab-reports?hospital=$(printf 'h%.0s' $(seq 1 300))")"
+check_eq "the lab reader: hospital=township1: 404" 404 "$(req "$T/x.json" "$TL" "/api/v1/lab-reports?hospital=township1")"
+check_eq "admin: hospital=township2" "$U2" "$(req "$T/x.json" "$TA" "/api/v1/lab-reports?hospital=township2" >/dev/null; hl "$T/x.json")"
+check_eq "hospital and patient: 400" 400 "$(req "$T/x.json" "$T1" "/api/v1/lab-reports?hospital=me&patient=township1%7CPF100")"
+check_eq "no token: 401" 401 "$(req "$T/x.json" "" "/api/v1/lab-reports?hospital=township1")"
+
 # ---- audited
 check "the reads are in the audit log" grep -q '"action":"lab-report"' "$T"/lb/data/audit/audit-*.jsonl
 check "... the refusals as denied" grep -q '"action":"lab-report".*"outcome":"denied"' "$T"/lb/data/audit/audit-*.jsonl

@@ -565,6 +565,36 @@ Test(lab, recognition_lists_lab_items_with_validity)
     cr_expect_str_eq(jstr(na, "reason"), "not_final");
     cr_expect(json_is_false(json_object_get(na, "recognizable")));
     json_decref(out);
+    /* decisions on lab results (result id "<lab UID>~<item>"): only with a
+       grant of the lab report; accept only of a recognizable one */
+    char kres[HR_UID_MAX + 16], nares[HR_UID_MAX + 16];
+    snprintf(kres, sizeof(kres), "%s~LAB-K", uid);
+    snprintf(nares, sizeof(nares), "%s~LAB-NA", uid);
+    rec_actor doc = {.user = "dr", .role = "reader", .hospital = "county", .doctor = "Dr"};
+    json_t *d = NULL;
+    cr_expect_eq(rec_decide(c, &cfg, &doc, kres, 1, 0, NULL, dec5, &d), HR_ENOTFOUND,
+                 "no grant yet");
+    cr_assert_eq(rec_grant(c, &cfg, "dr", person, uid, dec5), 0);
+    cr_assert_eq(rec_decide(c, &cfg, &doc, kres, 1, 0, NULL, dec5, &d), 0);
+    cr_expect_str_eq(jstr(d, "decision"), "accept");
+    cr_expect_str_eq(jstr(d, "study"), uid);
+    cr_expect_str_eq(jstr(d, "item"), "LAB-K");
+    cr_expect_str_eq(jstr(d, "report"), "");
+    cr_expect_str_eq(jstr(d, "center"), "lab");
+    cr_expect(json_is_true(json_object_get(d, "recognizable")));
+    json_decref(d);
+    cr_expect_eq(rec_decide(c, &cfg, &doc, nares, 1, 0, NULL, dec5, &d), HR_ESTATE,
+                 "a preliminary value is not accepted");
+    cr_assert_eq(rec_decide(c, &cfg, &doc, nares, 0, REC_REJ_CONDITION_CHANGED, NULL, dec5, &d), 0);
+    cr_expect_str_eq(jstr(d, "reason"), "condition_changed");
+    json_decref(d);
+    char other[HR_UID_MAX + 16];
+    snprintf(other, sizeof(other), "%s~LAB-HBA1C", uid);
+    cr_expect_eq(rec_decide(c, &cfg, &doc, other, 0, REC_REJ_CONDITION_CHANGED, NULL, dec5, &d),
+                 HR_ENOTFOUND, "an item the report does not have");
+    cr_assert_eq(rec_decisions_of_result(c, kres, &out), 0);
+    cr_expect_eq(json_array_size(out), 1);
+    json_decref(out);
     /* judged on 2025-12-20: K expired, glucose still valid */
     long long dec20 = dec5 + 15LL * 86400000LL;
     cr_assert_eq(rec_lab_results(c, &cfg, person, dec20, &out), 0);

@@ -273,9 +273,17 @@ Test(recognition, result_ids)
     cr_expect_str_eq(report, "r2-1.2.840.99.1");
     cr_expect_str_eq(study, "1.2.840.99.1");
     cr_expect_str_eq(item, "CT-HEAD");
-    const char *bad[] = {"r2-1.2.3",     "r2-1.2.3~", "r0-1.2.3~A",  "r-1.2.3~A", "x2-1.2.3~A",
-                         "r2-1..2~A",    "r2-1.02~A", "r2-1.2.3.~A", "r2~A",      "r2-1.2.3~A B",
-                         "r2-1.2.3~A/B", "",          "r2-1.2.3x~A"};
+    /* a lab result: the lab report's UID, no report */
+    cr_assert_eq(rec_result_parse("2.25.1234~LAB-K", report, study, item), 0);
+    cr_expect_str_eq(report, "");
+    cr_expect_str_eq(study, "2.25.1234");
+    cr_expect_str_eq(item, "LAB-K");
+    const char *bad[] = {"2.25.1234~", "2.25..1~LAB-K", "2.025~LAB-K",  "0.1~LAB-K",
+                         "2.25.~A",    "2.25.1x~A",     "~LAB-K",       "2.25.1~A B",
+                         "r2-1.2.3",   "r2-1.2.3~",     "r0-1.2.3~A",   "r-1.2.3~A",
+                         "x2-1.2.3~A", "r2-1..2~A",     "r2-1.02~A",    "r2-1.2.3.~A",
+                         "r2~A",       "r2-1.2.3~A B",  "r2-1.2.3~A/B", "",
+                         "r2-1.2.3x~A"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_expect_eq(rec_result_parse(bad[i], report, study, item), -EINVAL, "%s", bad[i]);
 }

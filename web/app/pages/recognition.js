@@ -5,12 +5,16 @@
 // (GET /api/v1/reports/{id}, readable through the lookup's grant), its
 // signature checked by huren (GET .../versions/{n}/verify), the images in
 // the viewer, the PDF; record accept or reject with a reason code (free text
-// for "other"): POST /api/v1/recognition/{result}/decision.
+// for "other"): POST /api/v1/recognition/{result}/decision. Lab results
+// (lookup's lab_results, decision 0041): value, unit, range, validity, the
+// reason when not recognizable; a recognizable one opens in the lab result
+// view (its lab report is granted by the lookup) with the same decision form.
 import { useEffect, useState } from 'preact/hooks';
 import { html } from 'htm/preact';
 import { t, addMessages, fmtTime } from '../i18n.js';
 import { get, post, download, seg } from '../api.js';
 import { EcgView, isEcgExam } from '../ecg/ecg.js';
+import { LabView } from '../lab/lab.js';
 import { registerPage } from '../router.js';
 
 const REASONS = [
@@ -82,6 +86,18 @@ addMessages({
     'recognition.r.too_old': '结果时间过久',
     'recognition.r.physician_judgement': '医师专业判断需复查',
     'recognition.r.other': '其他',
+    'recognition.lab': '检验结果（{n}）',
+    'recognition.labItem': '检验项目',
+    'recognition.labValue': '结果',
+    'recognition.labUnit': '单位',
+    'recognition.labRange': '参考范围',
+    'recognition.labFlag': '提示',
+    'recognition.labObserved': '检测日期',
+    'recognition.labState': '互认',
+    'recognition.labYes': '可互认',
+    'recognition.labTownship': '乡镇检验（未经县级审核）',
+    'recognition.why.not_final': '结果尚未审核',
+    'recognition.why.recognizable': '可互认',
   },
   en: {
     'nav.recognition': 'Recognition',
@@ -145,6 +161,18 @@ addMessages({
     'recognition.r.too_old': 'Too old',
     'recognition.r.physician_judgement': 'Physician\'s judgement',
     'recognition.r.other': 'Other',
+    'recognition.lab': 'Lab results ({n})',
+    'recognition.labItem': 'Test',
+    'recognition.labValue': 'Result',
+    'recognition.labUnit': 'Unit',
+    'recognition.labRange': 'Reference range',
+    'recognition.labFlag': 'Flag',
+    'recognition.labObserved': 'Observed',
+    'recognition.labState': 'Recognition',
+    'recognition.labYes': 'Recognizable',
+    'recognition.labTownship': 'Township lab (not reviewed)',
+    'recognition.why.not_final': 'Result not final',
+    'recognition.why.recognizable': 'Recognizable',
   },
 });
 
@@ -277,6 +305,68 @@ function Detail({ result, onClose }) {
   </section>`;
 }
 
+// A lab result opened: the lab report (granted by the lookup), the
+// decisions on it, the decision form.
+function LabDetail({ result, onClose }) {
+  const [decisions, setDecisions] = useState([]);
+  const [saved, setSaved] = useState(null);
+  useEffect(() => {
+    get(`/api/v1/recognition/${seg(result.result)}/decisions`).then(
+      (d) => setDecisions(d.decisions || []),
+      () => setDecisions([])
+    );
+  }, [result.result]);
+  const done = (d) => {
+    setSaved(d);
+    setDecisions((old) => [...old, d]);
+  };
+  const what = (d) =>
+    d.decision === 'accept' ? t('recognition.accept') : `${t('recognition.reject')} · ${t('recognition.r.' + d.reason)}${d.text ? ' · ' + d.text : ''}`;
+  return html`<section class="panel" id="rec-detail" data-result=${result.result} data-kind="lab">
+    <div class="toolbar">
+      <h3>${result.name} <span class="badge ok">${result.hr_mark}</span></h3>
+      <button type="button" class="link" id="rec-close" onClick=${onClose}>${t('recognition.close')}</button>
+    </div>
+    <p>${result.display || result.code}: <strong id="rec-lab-value">${result.value} ${result.unit}</strong>
+      (${result.range}) · ${t('recognition.labObserved')} ${result.observed} · ${t('recognition.validUntil')} ${result.valid_until}</p>
+    <${LabView} uid=${result.study} />
+    ${decisions.length
+      ? html`<h4>${t('recognition.history')}</h4>
+          <ul id="rec-history">${decisions.map((d) => html`<li data-decision=${d.decision} data-reason=${d.reason || ''}>
+            ${fmtTime(d.at_ms)} · ${d.doctor || d.user} · ${what(d)}</li>`)}</ul>`
+      : null}
+    ${saved ? html`<p class="info" id="rec-saved">${t('recognition.saved', { what: what(saved) })}</p>` : null}
+    <${Decision} result=${result} onDone=${done} />
+  </section>`;
+}
+
+function LabResults({ rows, open, setOpen }) {
+  return html`<div class="panel">
+    <h3>${t('recognition.lab', { n: rows.length })}</h3>
+    <table class="grid" id="rec-lab">
+      <thead><tr>
+        <th>${t('recognition.labItem')}</th><th>${t('recognition.labValue')}</th><th>${t('recognition.labUnit')}</th>
+        <th>${t('recognition.labRange')}</th><th>${t('recognition.labFlag')}</th><th>${t('recognition.labObserved')}</th>
+        <th>${t('recognition.validUntil')}</th><th>${t('recognition.center')}</th><th>${t('recognition.labState')}</th><th></th>
+      </tr></thead>
+      <tbody>${rows.map((r, i) => {
+        const flags = (r.flags || []).filter((f) => f && f !== 'N');
+        const hi = flags.some((f) => f.startsWith('H') || f === '>');
+        const lo = flags.some((f) => f.startsWith('L') || f === '<');
+        return html`<tr data-result=${r.result} data-reason=${r.reason} class=${open && open.result === r.result ? 'selected' : ''}>
+          <td>${r.name}<div class="hint">${r.display || ''} ${r.code}</div></td>
+          <td class="num" style=${hi ? 'color:var(--bad);font-weight:600' : lo ? 'color:#1d4ed8;font-weight:600' : ''}>${r.value}</td>
+          <td>${r.unit}</td><td>${r.range}</td><td>${flags.join(' ')}</td><td>${r.observed}</td><td>${r.valid_until}</td>
+          <td>${r.center || t('recognition.labTownship')}</td>
+          <td>${r.recognizable
+            ? html`<span class="badge ok">${t('recognition.labYes')}</span>`
+            : html`<span class="badge warn">${t('recognition.why.' + r.reason)}</span>`}</td>
+          <td>${r.recognizable ? html`<button type="button" data-open-lab=${i} onClick=${() => setOpen(r)}>${t('recognition.open')}</button>` : null}</td>
+        </tr>`;
+      })}</tbody>
+    </table></div>`;
+}
+
 function Recognition() {
   const [idType, setIdType] = useState('national_id');
   const [id, setId] = useState('');
@@ -300,6 +390,7 @@ function Recognition() {
   };
   const ok = data ? data.results : [];
   const notOk = data ? data.not_recognizable : [];
+  const lab = data && data.lab_results ? data.lab_results : [];
   return html`<section>
     <h2>${t('recognition.title')}</h2>
     <form class="panel toolbar" id="rec-search-form" onSubmit=${search}>
@@ -315,7 +406,7 @@ function Recognition() {
         ${busy ? t('recognition.searching') : t('recognition.search')}</button>
     </form>
     ${error ? html`<p class="error" id="rec-error" role="alert">${error}</p>` : null}
-    ${data && !ok.length && !notOk.length ? html`<p class="info" id="rec-none">${t('recognition.none')}</p>` : null}
+    ${data && !ok.length && !notOk.length && !lab.length ? html`<p class="info" id="rec-none">${t('recognition.none')}</p>` : null}
     ${data && ok.length
       ? html`<div class="panel">
           <h3>${t('recognition.recognizable', { n: ok.length })}
@@ -335,7 +426,9 @@ function Recognition() {
             </tr>`)}</tbody>
           </table></div>`
       : null}
-    ${open ? html`<${Detail} key=${open.result} result=${open} onClose=${() => setOpen(null)} />` : null}
+    ${open && open.kind !== 'lab' ? html`<${Detail} key=${open.result} result=${open} onClose=${() => setOpen(null)} />` : null}
+    ${data && lab.length ? html`<${LabResults} rows=${lab} open=${open} setOpen=${setOpen} />` : null}
+    ${open && open.kind === 'lab' ? html`<${LabDetail} key=${open.result} result=${open} onClose=${() => setOpen(null)} />` : null}
     ${data && notOk.length
       ? html`<div class="panel">
           <h3>${t('recognition.notRecognizable', { n: notOk.length })}</h3>

@@ -7,6 +7,7 @@ import { html } from 'htm/preact';
 import { t, addMessages, fmtTime, fmtDuration } from '../i18n.js';
 import { get, download, seg } from '../api.js';
 import { EcgView, isEcgExam } from '../ecg/ecg.js';
+import { LabView, isLabExam, obsFlags, flagClass, fmtFhirTime } from '../lab/lab.js';
 import { registerPage, navigate, href } from '../router.js';
 
 addMessages({
@@ -59,6 +60,17 @@ addMessages({
     'township.status.amended': '报告已修订',
     'township.status.retracted': '报告已撤回',
     'township.detail': '检查详情',
+    'township.tabExams': '检查',
+    'township.tabLab': '检验结果',
+    'township.labTitle': '本院检验结果',
+    'township.labEmpty': '暂无检验结果',
+    'township.labOrder': '检验项目',
+    'township.labObserved': '采样时间',
+    'township.labStatus': '报告状态',
+    'township.labAbnormal': '异常提示',
+    'township.labAbnormalN': '{n} 项异常',
+    'township.labCritical': '危急值（{n} 项异常）',
+    'township.more': '加载更多',
     'township.report': '诊断报告',
     'township.noReport': '报告尚未返回',
     'township.findings': '检查所见',
@@ -133,6 +145,17 @@ addMessages({
     'township.status.amended': 'Amended',
     'township.status.retracted': 'Retracted',
     'township.detail': 'Exam',
+    'township.tabExams': 'Exams',
+    'township.tabLab': 'Lab results',
+    'township.labTitle': 'Our lab results',
+    'township.labEmpty': 'No lab results yet',
+    'township.labOrder': 'Order',
+    'township.labObserved': 'Collected',
+    'township.labStatus': 'Report status',
+    'township.labAbnormal': 'Abnormal',
+    'township.labAbnormalN': '{n} abnormal',
+    'township.labCritical': 'Critical ({n} abnormal)',
+    'township.more': 'Load more',
     'township.report': 'Report',
     'township.noReport': 'No report yet',
     'township.findings': 'Findings',
@@ -388,6 +411,7 @@ function ExamDetail({ study, onClose }) {
             : null}
         </dl>
         ${isEcgExam(exam) ? html`<${EcgView} study=${study} />` : null}
+        ${isLabExam(exam) ? html`<${LabView} uid=${study} />` : null}
         <h3>${t('township.report')}</h3>
         ${latest ? html`<${ReportView} rep=${latest} study=${study} />` : html`<p class="hint" id="no-report">${t('township.noReport')}</p>`}`
       : null}
@@ -469,6 +493,7 @@ function Township({ me, params }) {
   const open = (study) => navigate('/township/' + encodeURIComponent(study));
 
   return html`<section id="township">
+    <${Tabs} current="exams" />
     <div class="toolbar">
       <h2 style="margin:0 12px 0 0">${t('township.title')}</h2>
       <label class="button primary" for="upload-files">${t('township.upload')}</label>
@@ -513,7 +538,7 @@ function Township({ me, params }) {
                   const cls = [ex.study === selected ? 'selected' : '', flagged ? 'flagged' : ''].join(' ').trim();
                   return html`<tr class=${cls} data-study=${ex.study} data-status=${ex.status} data-flagged=${flagged ? '1' : '0'}
                       onClick=${() => open(ex.study)} style="cursor:pointer">
-                    <td><${Thumb} study=${ex.study} /></td>
+                    <td>${isLabExam(ex) ? html`<span class="thumb-empty"></span>` : html`<${Thumb} study=${ex.study} />`}</td>
                     <td><a href=${href('/township/' + encodeURIComponent(ex.study))}>${fmtName(ex.patient_name) || '—'}</a>
                       <div class="hint" title=${ex.patient}>${fmtPid(ex.patient)}</div></td>
                     <td>${ex.accession}</td>
@@ -549,6 +574,89 @@ function Thumb({ study }) {
     onError=${() => setFailed(true)} />`;
 }
 
+// ---- the hospital's lab results (检验结果, decision 0041) ----
+
+function Tabs({ current }) {
+  return html`<div class="toolbar township-tabs" id="township-tabs">
+    <a class=${'button' + (current === 'exams' ? ' primary' : '')} id="tab-exams" href=${href('/township')}>${t('township.tabExams')}</a>
+    <a class=${'button' + (current === 'lab' ? ' primary' : '')} id="tab-lab" href=${href('/township/lab')}>${t('township.tabLab')}</a>
+  </div>`;
+}
+
+// The hospital's lab reports, newest first (GET /api/v1/lab-reports?hospital=me,
+// FHIR Bundle), final at the township or reviewed at the county alike; one
+// opens in the lab result view beside the list.
+function TownshipLab({ params }) {
+  const [entries, setEntries] = useState(null);
+  const [next, setNext] = useState('');
+  const [error, setError] = useState('');
+  const selected = params.uid ? decodeURIComponent(params.uid) : '';
+  const load = (cursor) =>
+    get('/api/v1/lab-reports?hospital=me&limit=50' + (cursor ? '&cursor=' + seg(cursor) : ''), { accept: 'application/fhir+json' }).then(
+      (b) => {
+        const got = (b.entry || []).map((e) => e.resource);
+        setEntries((old) => (cursor ? (old || []).concat(got) : got));
+        setNext(b.next_cursor || '');
+        setError('');
+      },
+      (e) => setError(e.message)
+    );
+  useEffect(() => {
+    load('');
+    const timer = setInterval(() => load(''), REFRESH_MS);
+    return () => clearInterval(timer);
+  }, []);
+  const open = (uid) => navigate('/township/lab/' + encodeURIComponent(uid));
+  return html`<section id="township-lab">
+    <${Tabs} current="lab" />
+    <div class="toolbar">
+      <h2 style="margin:0 12px 0 0">${t('township.labTitle')}</h2>
+      <span style="flex:1"></span>
+      <button type="button" id="lab-refresh" onClick=${() => load('')}>${t('common.refresh')}</button>
+    </div>
+    ${error ? html`<p class="error" id="lab-list-error">${error}</p>` : null}
+    <div class=${selected ? 'split' : ''}>
+      <div>
+        ${entries === null && !error ? html`<p class="hint">${t('app.loading')}</p>` : null}
+        ${entries && !entries.length ? html`<p class="hint" id="lab-list-empty">${t('township.labEmpty')}</p>` : null}
+        ${entries && entries.length
+          ? html`<table class="grid" id="lab-reports">
+              <thead><tr><th>${t('township.patient')}</th><th>${t('township.labOrder')}</th><th>${t('township.labObserved')}</th>
+                <th>${t('township.labStatus')}</th><th>${t('township.labAbnormal')}</th></tr></thead>
+              <tbody>${entries.map((dr) => {
+                const obs = dr.contained || [];
+                const abnormal = obs.filter((o) => obsFlags(o).length);
+                const crit = abnormal.some((o) => flagClass(obsFlags(o)).crit);
+                const subj = dr.subject || {};
+                return html`<tr class=${dr.id === selected ? 'selected' : ''} data-lab=${dr.id} style="cursor:pointer" onClick=${() => open(dr.id)}>
+                  <td><a href=${href('/township/lab/' + encodeURIComponent(dr.id))}>${fmtName(subj.display) || '—'}</a>
+                    <div class="hint">${subj.identifier ? subj.identifier.value : ''}</div></td>
+                  <td>${(dr.code && dr.code.text) || ''}</td>
+                  <td>${fmtFhirTime(dr.effectiveDateTime)}</td>
+                  <td><span class="badge">${t('lab.st.' + dr.status)}</span></td>
+                  <td>${abnormal.length
+                    ? html`<span class=${'badge ' + (crit ? 'bad' : 'warn')} data-abnormal=${abnormal.length} data-critical=${crit ? '1' : '0'}>
+                        ${crit ? t('township.labCritical', { n: abnormal.length }) : t('township.labAbnormalN', { n: abnormal.length })}</span>`
+                    : ''}</td>
+                </tr>`;
+              })}</tbody></table>
+            ${next ? html`<button type="button" id="lab-more" onClick=${() => load(next)}>${t('township.more')}</button>` : null}`
+          : null}
+      </div>
+      ${selected
+        ? html`<aside class="panel" id="lab-detail" data-lab=${selected}>
+            <div class="toolbar"><span style="flex:1"></span>
+              <button type="button" class="link" onClick=${() => navigate('/township/lab')}>${t('township.close')}</button></div>
+            <${LabView} uid=${selected} />
+          </aside>`
+        : null}
+    </div>
+  </section>`;
+}
+
 const ROLES = ['technician', 'admin'];
+// before '/township/:study' (the first match wins; same order, registered first)
+registerPage({ path: '/township/lab', roles: ROLES, order: 10, component: TownshipLab });
+registerPage({ path: '/township/lab/:uid', roles: ROLES, order: 10, component: TownshipLab });
 registerPage({ path: '/township', roles: ROLES, nav: 'nav.township', order: 10, component: Township });
 registerPage({ path: '/township/:study', roles: ROLES, order: 10, component: Township });

@@ -6,6 +6,7 @@ import { html } from 'htm/preact';
 import { t, addMessages, fmtTime } from '../i18n.js';
 import { get, seg } from '../api.js';
 import { EcgView, isEcgExam } from '../ecg/ecg.js';
+import { LabView, isLabExam } from '../lab/lab.js';
 
 // the screens' own styles (beside the shell's style.css)
 if (!document.getElementById('workbench-css')) {
@@ -149,11 +150,13 @@ export function ViewerWithPriors({ study }) {
   </div>`;
 }
 
-// What the reading screens show beside the report: the ECG view for an ECG
-// exam (decision 0038), else the viewer frame with the priors; nothing until
-// the exam is known (so OHIF is not loaded for an ECG).
+// What the reading screens show beside the report: the lab result view for
+// a lab report (modality LAB, decision 0041), the ECG view for an ECG exam
+// (decision 0038), else the viewer frame with the priors; nothing until the
+// exam is known (so OHIF is not loaded for a lab report or an ECG).
 export function ExamViewer({ study, exam }) {
   if (!exam) return html`<div class="wb-viewer" id="exam-viewer-wait"></div>`;
+  if (isLabExam(exam)) return html`<div class="wb-viewer wb-lab"><${LabView} uid=${study} /></div>`;
   if (isEcgExam(exam)) return html`<div class="wb-viewer wb-ecg"><${EcgView} study=${study} /></div>`;
   return html`<${ViewerWithPriors} study=${study} />`;
 }
