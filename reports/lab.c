@@ -44,7 +44,7 @@ struct lab_msg {
     char version[16];
     char sha256[65];
     size_t n;
-    lab_rep rep[LAB_OBR_MAX];
+    lab_rep *rep; /* one per OBR (at most LAB_OBR_MAX) */
 };
 
 const char *lab_msg_id(const lab_msg *m)
@@ -73,6 +73,7 @@ void lab_msg_free(lab_msg *m)
         OPENSSL_cleanse(m->rep[i].national_id, sizeof(m->rep[i].national_id));
     }
     rpt_hl7_free(m->hl7);
+    free(m->rep);
     free(m);
 }
 
@@ -262,7 +263,14 @@ static int read_body(const hr_config *cfg, lab_msg *m, long long now_ms, rpt_hl7
     const rpt_hl7_seg *pid = NULL, *orc = NULL;
     lab_rep *cur = NULL;
     int npid = 0, nobr = 0, nobx = 0, norc = 0, rc;
+    size_t cap = 0;
     (void)cfg;
+    /* the reports: one per OBR (more than LAB_OBR_MAX are refused below) */
+    for (size_t i = 1; i < rpt_hl7_nseg(m->hl7) && cap <= LAB_OBR_MAX; i++)
+        cap += !strcmp(rpt_hl7_seg_name(rpt_hl7_seg_at(m->hl7, i)), "OBR");
+    m->rep = calloc(cap ? cap : 1, sizeof(*m->rep));
+    if (!m->rep)
+        return -ENOMEM;
     for (size_t i = 1; i < rpt_hl7_nseg(m->hl7); i++) {
         const rpt_hl7_seg *s = rpt_hl7_seg_at(m->hl7, i);
         const char *name = rpt_hl7_seg_name(s);
