@@ -34,6 +34,7 @@ typedef struct lab_rep {
     json_t *obs;          /* the observations of this message */
     int applied;          /* this commit applied the message (not a resend) */
     json_t *current;      /* the report as this commit stored it (NULL: read it back) */
+    redisReply *pre;      /* HMGET json rev read with the duplicate check (NULL: none) */
 } lab_rep;
 
 struct lab_msg {
@@ -70,6 +71,7 @@ void lab_msg_free(lab_msg *m)
         json_decref(m->rep[i].obr);
         json_decref(m->rep[i].obs);
         json_decref(m->rep[i].current);
+        freeReplyObject(m->rep[i].pre);
         OPENSSL_cleanse(m->rep[i].national_id, sizeof(m->rep[i].national_id));
     }
     rpt_hl7_free(m->hl7);
@@ -511,10 +513,15 @@ int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen)
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         seen[i] = 0;
-        if (ms[i] && !sto_key_part(ms[i]->id, part, sizeof(part)))
-            redisAppendCommand(c, "EXISTS " MARKER_FMT, part);
-        else if (ms[i])
+        if (!ms[i])
+            continue;
+        if (sto_key_part(ms[i]->id, part, sizeof(part))) {
             seen[i] = -1;
+            continue;
+        }
+        redisAppendCommand(c, "EXISTS " MARKER_FMT, part);
+        for (size_t a = 0; a < ms[i]->n; a++)
+            redisAppendCommand(c, "HMGET hr:lab:{%s} json rev", ms[i]->rep[a].uid);
     }
     for (size_t i = 0; i < n; i++) {
         redisReply *r = NULL;
@@ -527,6 +534,15 @@ int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen)
         else
             rc = HR_EREDIS;
         freeReplyObject(r);
+        for (size_t a = 0; a < ms[i]->n; a++) {
+            r = NULL;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK)
+                return HR_EREDIS;
+            freeReplyObject(ms[i]->rep[a].pre);
+            ms[i]->rep[a].pre = r && r->type == REDIS_REPLY_ARRAY ? r : NULL;
+            if (!ms[i]->rep[a].pre)
+                freeReplyObject(r);
+        }
     }
     return rc;
 }
@@ -1175,12 +1191,16 @@ int lab_msg_commit_batch(redisContext *c, const hr_config *cfg, lab_msg *const *
     for (i = 0; i < n; i++) {
         on[i] = !seq[i];
         for (a = 0; on[i] && a < ms[i]->n; a++)
-            redisAppendCommand(c, "HMGET hr:lab:{%s} json rev", ms[i]->rep[a].uid);
+            if (!ms[i]->rep[a].pre)
+                redisAppendCommand(c, "HMGET hr:lab:{%s} json rev", ms[i]->rep[a].uid);
     }
+    /* (read with the duplicate check: if it changed since, the script says
+     * so and the message goes down the sequential path, which reads again) */
     for (i = 0, k = 0; i < n; k += ms[i]->n, i++)
         for (a = 0; on[i] && a < ms[i]->n; a++) {
-            redisReply *r = NULL;
-            if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+            redisReply *r = ms[i]->rep[a].pre;
+            ms[i]->rep[a].pre = NULL;
+            if (!r && redisGetReply(c, (void **)&r) != REDIS_OK) {
                 broken = 1;
                 goto out;
             }

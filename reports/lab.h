@@ -120,7 +120,10 @@ const char *lab_msg_uid(const lab_msg *m, size_t i);
 int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen);
 /* lab_msg_seen for n messages (ms[i] NULL: skipped) in one pipelined
  * round: seen[i] 1 or 0 (-1: an id that cannot be a key, refused by
- * lab_msg_check already). 0 or HR_EREDIS. */
+ * lab_msg_check already). The same round reads each report's current
+ * state into ms[i], which lab_msg_commit_batch uses instead of reading it
+ * again (the commit script's revision guard catches a change since). 0 or
+ * HR_EREDIS. */
 int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen);
 /* Commits the lab reports of m (stored: where the raw message is): the
  * per-report scripts, the indexes and persons, critical values, routing,

@@ -498,6 +498,40 @@ Test(lab, batch_commits_like_one_by_one)
     lab_msg_free(ms[0]);
 }
 
+/* The report read with the duplicate check is stale by the commit (its
+ * original was committed in between): the correction still applies after
+ * it, nothing is lost. */
+Test(lab, batch_with_a_stale_read_reads_again)
+{
+    char ack[4096], uid[HR_UID_MAX];
+    static const char *corr = MSH("CTL2", "TOWN1LIS", "ORU^R01", "2.4")
+        PID_ OBR_("PL1", "FI1", "BMP^Basic metabolic panel^L") OBX_K("1", "4.1", "N", "C");
+    lab_msg *ms[2];
+    lab_stored st[2] = {k_stored, k_stored};
+    long long now[2] = {T0, T0 + 1};
+    int seen[2] = {-1, -1}, rcs[2] = {-1, -1};
+    cr_assert_eq(check(k_msg1, "township1", &ms[0], ack), 0, "%s", ack);
+    cr_assert_eq(check(corr, "township1", &ms[1], ack), 0, "%s", ack);
+    cr_assert_eq(lab_msg_seen_batch(c, ms, 2, seen), 0);
+    cr_expect(seen[0] == 0 && seen[1] == 0);
+    cr_assert_eq(lab_msg_commit_batch(c, &cfg, ms, st, now, 1, rcs), 0);
+    cr_expect_eq(rcs[0], 0);
+    cr_assert_eq(lab_msg_commit_batch(c, &cfg, ms + 1, st + 1, now + 1, 1, rcs + 1), 0);
+    cr_expect_eq(rcs[1], 0);
+    lab_uid("township1", "FI1", "BMP", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    json_t *k = json_array_get(json_object_get(r, "obs"), 0);
+    cr_expect_str_eq(jstr(k, "value"), "4.1");
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(k, "history"), 0), "value"), "6.8");
+    cr_expect_eq(json_array_size(json_object_get(r, "messages")), 2);
+    json_decref(r);
+    cr_assert_eq(lab_msg_seen_batch(c, ms, 2, seen), 0);
+    cr_expect(seen[0] == 1 && seen[1] == 1);
+    lab_msg_free(ms[0]);
+    lab_msg_free(ms[1]);
+}
+
 /* ---- the asynchronous pipeline over a real journal ---- */
 
 typedef struct ack_box {
