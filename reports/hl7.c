@@ -80,7 +80,13 @@ static void *arena_alloc(rpt_hl7_msg *m, size_t n)
     n = (n + 7) & ~(size_t)7;
     block *b = m->arena;
     if (!b || b->size - b->used < n) {
-        size_t sz = n > 60000 ? n : 60000;
+        /* blocks grow with the message: 8 KiB first (a typical ORU), then
+         * twice the total so far, at most 1 MiB */
+        size_t sz = m->arena_total < 8192 ? 8192 : m->arena_total;
+        if (sz > (1u << 20))
+            sz = 1u << 20;
+        if (sz < n)
+            sz = n;
         if (m->arena_total + sz > RPT_HL7_MAX_ARENA) {
             m->over = 1;
             return NULL;

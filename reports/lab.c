@@ -11,6 +11,7 @@
 #include "../common/hr_time.h"
 #include "../dicom/uids.h"
 #include "../storage/keys.h"
+#include "../storage/sto_script.h"
 #include "../worklist/worklist.h"
 
 #include "lab_script.h"
@@ -33,6 +34,7 @@ typedef struct lab_rep {
     json_t *obs;          /* the observations of this message */
     int applied;          /* this commit applied the message (not a resend) */
     json_t *current;      /* the report as this commit stored it (NULL: read it back) */
+    redisReply *pre;      /* HMGET json rev read with the duplicate check (NULL: none) */
 } lab_rep;
 
 struct lab_msg {
@@ -43,7 +45,7 @@ struct lab_msg {
     char version[16];
     char sha256[65];
     size_t n;
-    lab_rep rep[LAB_OBR_MAX];
+    lab_rep *rep; /* one per OBR (at most LAB_OBR_MAX) */
 };
 
 const char *lab_msg_id(const lab_msg *m)
@@ -69,9 +71,11 @@ void lab_msg_free(lab_msg *m)
         json_decref(m->rep[i].obr);
         json_decref(m->rep[i].obs);
         json_decref(m->rep[i].current);
+        freeReplyObject(m->rep[i].pre);
         OPENSSL_cleanse(m->rep[i].national_id, sizeof(m->rep[i].national_id));
     }
     rpt_hl7_free(m->hl7);
+    free(m->rep);
     free(m);
 }
 
@@ -261,7 +265,14 @@ static int read_body(const hr_config *cfg, lab_msg *m, long long now_ms, rpt_hl7
     const rpt_hl7_seg *pid = NULL, *orc = NULL;
     lab_rep *cur = NULL;
     int npid = 0, nobr = 0, nobx = 0, norc = 0, rc;
+    size_t cap = 0;
     (void)cfg;
+    /* the reports: one per OBR (more than LAB_OBR_MAX are refused below) */
+    for (size_t i = 1; i < rpt_hl7_nseg(m->hl7) && cap <= LAB_OBR_MAX; i++)
+        cap += !strcmp(rpt_hl7_seg_name(rpt_hl7_seg_at(m->hl7, i)), "OBR");
+    m->rep = calloc(cap ? cap : 1, sizeof(*m->rep));
+    if (!m->rep)
+        return -ENOMEM;
     for (size_t i = 1; i < rpt_hl7_nseg(m->hl7); i++) {
         const rpt_hl7_seg *s = rpt_hl7_seg_at(m->hl7, i);
         const char *name = rpt_hl7_seg_name(s);
@@ -496,6 +507,46 @@ int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen)
     return rc;
 }
 
+int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen)
+{
+    char part[3 * sizeof(ms[0]->id) + 1];
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        seen[i] = 0;
+        if (!ms[i])
+            continue;
+        if (sto_key_part(ms[i]->id, part, sizeof(part))) {
+            seen[i] = -1;
+            continue;
+        }
+        redisAppendCommand(c, "EXISTS " MARKER_FMT, part);
+        for (size_t a = 0; a < ms[i]->n; a++)
+            redisAppendCommand(c, "HMGET hr:lab:{%s} json rev", ms[i]->rep[a].uid);
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (!ms[i] || seen[i] < 0)
+            continue;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            return HR_EREDIS;
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            seen[i] = r->integer > 0;
+        else
+            rc = HR_EREDIS;
+        freeReplyObject(r);
+        for (size_t a = 0; a < ms[i]->n; a++) {
+            r = NULL;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK)
+                return HR_EREDIS;
+            freeReplyObject(ms[i]->rep[a].pre);
+            ms[i]->rep[a].pre = r && r->type == REDIS_REPLY_ARRAY ? r : NULL;
+            if (!ms[i]->rep[a].pre)
+                freeReplyObject(r);
+        }
+    }
+    return rc;
+}
+
 int lab_exists(redisContext *c, const char *uid)
 {
     if (!dcm_uid_key_valid(uid))
@@ -680,89 +731,133 @@ static double date_score(const char *d)
     return strlen(d) == 8 ? atof(d) : 0;
 }
 
+/* The arguments of one report's script, built from the report read back
+ * (HMGET json rev) merged with the message; they live until the reply. */
+typedef struct lab_prep {
+    json_t *next; /* the merged report */
+    char *txt;    /* its JSON */
+    char h[HR_UID_MAX + 16], mk[HR_UID_MAX + 16], st[HR_UID_MAX + 16];
+    char member[HR_ID_MAX + LAB_CONTROL_ID_MAX + 16], rev[24], now[24], maxm[16], sha[41];
+    const char *argv[22]; /* EVALSHA sha 3, then the script's keys and args */
+    size_t len[22];
+    int nidx;                           /* batch: index commands appended */
+    int get_person;                     /* batch: GET hr:pix:pt appended */
+    char person[RPT_PERSON_ID_LEN + 1]; /* batch: the report's person, "" when none */
+} lab_prep;
+
+static void prep_free(lab_prep *p)
+{
+    json_decref(p->next);
+    free(p->txt);
+    p->next = NULL;
+    p->txt = NULL;
+}
+
+/* Merges rep into the report r (the HMGET reply) and fills p. 0, HR_EREDIS,
+ * -ENOMEM. */
+static int prep_report(const hr_config *cfg, const lab_msg *m, const lab_rep *rep,
+                       const lab_stored *stored, long long now_ms, const redisReply *r, lab_prep *p)
+{
+    json_t *cur = NULL;
+    memset(p, 0, sizeof(*p));
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return HR_EREDIS;
+    if (r->element[0]->type == REDIS_REPLY_STRING)
+        cur = json_loadb(r->element[0]->str, r->element[0]->len, 0, NULL);
+    snprintf(p->rev, sizeof(p->rev), "%s",
+             r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "0");
+    int rc = merge(cfg, m, rep, stored, now_ms, cur, &p->next);
+    json_decref(cur);
+    if (rc)
+        return rc;
+    p->txt = json_dumps(p->next, JSON_COMPACT);
+    if (!p->txt) {
+        prep_free(p);
+        return -ENOMEM;
+    }
+    const json_t *pt = json_object_get(p->next, "patient"),
+                 *code = json_object_get(p->next, "code");
+    snprintf(p->h, sizeof(p->h), "hr:lab:{%s}", rep->uid);
+    snprintf(p->mk, sizeof(p->mk), "hr:lab:{%s}:msgs", rep->uid);
+    snprintf(p->st, sizeof(p->st), "hr:{%s}:st", rep->uid);
+    snprintf(p->now, sizeof(p->now), "%lld", now_ms);
+    snprintf(p->maxm, sizeof(p->maxm), "%d", LAB_MESSAGES_MAX);
+    /* the message and which of its OBR: two OBR of one order and code
+     * in one message are applied one after the other */
+    snprintf(p->member, sizeof(p->member), "%s#%d", m->id, (int)(rep - m->rep) + 1);
+    const char *acc = *jstr(p->next, "filler") ? jstr(p->next, "filler") : jstr(p->next, "placer");
+    const char *args[] = {p->h,
+                          p->mk,
+                          p->st,
+                          p->member,
+                          p->rev,
+                          p->txt,
+                          p->now,
+                          p->maxm,
+                          m->hospital,
+                          rep->pkey,
+                          jstr(pt, "id"),
+                          jstr(pt, "issuer"),
+                          jstr(pt, "name"),
+                          jstr(pt, "birth_date"),
+                          jstr(pt, "sex"),
+                          jstr(p->next, "date"),
+                          acc,
+                          *jstr(code, "display") ? jstr(code, "display") : jstr(code, "code"),
+                          rep->uid};
+    sto_script_sha1(k_lab_script, p->sha);
+    p->argv[0] = "EVALSHA";
+    p->argv[1] = p->sha;
+    p->argv[2] = "3";
+    for (int i = 0; i < 19; i++)
+        p->argv[3 + i] = args[i];
+    for (int i = 0; i < 22; i++)
+        p->len[i] = strlen(p->argv[i]);
+    return 0;
+}
+
+/* The script's answer for one report: 0 (rep->current keeps the report
+ * written), 1 when it changed meanwhile (read and merge again),
+ * HR_ETOOBIG, HR_EREDIS. Consumes p. */
+static int prep_done(lab_rep *rep, lab_prep *p, const redisReply *x)
+{
+    long long code = x && x->type == REDIS_REPLY_ARRAY && x->elements == 2 &&
+                             x->element[0]->type == REDIS_REPLY_INTEGER
+                         ? x->element[0]->integer
+                         : -1;
+    rep->applied = code == 0;
+    json_decref(rep->current);
+    rep->current = NULL;
+    if (code == 0) {
+        rep->current = p->next;
+        p->next = NULL;
+    }
+    prep_free(p);
+    return code == 0 || code == 1 ? 0 : code == 2 ? 1 : code == 3 ? HR_ETOOBIG : HR_EREDIS;
+}
+
 /* One report: read, merge, commit (retried when it changed meanwhile). */
 static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m, lab_rep *rep,
                          const lab_stored *stored, long long now_ms)
 {
-    int rc = HR_ESTATE;
     for (int attempt = 0; attempt < 8; attempt++) {
-        json_t *cur = NULL, *next = NULL;
-        char *txt = NULL, rev[24], now[24], maxm[16];
-        redisReply *r = redisCommand(c, "HMGET hr:lab:{%s} json rev", rep->uid);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            freeReplyObject(r);
-            return HR_EREDIS;
-        }
-        if (r->element[0]->type == REDIS_REPLY_STRING)
-            cur = json_loadb(r->element[0]->str, r->element[0]->len, 0, NULL);
-        snprintf(rev, sizeof(rev), "%s",
-                 r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "0");
-        freeReplyObject(r);
-        rc = merge(cfg, m, rep, stored, now_ms, cur, &next);
-        json_decref(cur);
-        if (rc)
-            return rc;
-        txt = json_dumps(next, JSON_COMPACT);
-        json_t *pt = json_object_get(next, "patient"), *code = json_object_get(next, "code");
-        char st[HR_UID_MAX + 16], h[HR_UID_MAX + 16], mk[HR_UID_MAX + 16];
-        snprintf(h, sizeof(h), "hr:lab:{%s}", rep->uid);
-        snprintf(mk, sizeof(mk), "hr:lab:{%s}:msgs", rep->uid);
-        snprintf(st, sizeof(st), "hr:{%s}:st", rep->uid);
-        snprintf(now, sizeof(now), "%lld", now_ms);
-        snprintf(maxm, sizeof(maxm), "%d", LAB_MESSAGES_MAX);
-        /* the message and which of its OBR: two OBR of one order and code
-         * in one message are applied one after the other */
-        char member[sizeof(m->id) + 8];
-        snprintf(member, sizeof(member), "%s#%d", m->id, (int)(rep - m->rep) + 1);
-        const char *acc = *jstr(next, "filler") ? jstr(next, "filler") : jstr(next, "placer");
-        const char *argv[] = {h,
-                              mk,
-                              st,
-                              member,
-                              rev,
-                              txt ? txt : "",
-                              now,
-                              maxm,
-                              m->hospital,
-                              rep->pkey,
-                              jstr(pt, "id"),
-                              jstr(pt, "issuer"),
-                              jstr(pt, "name"),
-                              jstr(pt, "birth_date"),
-                              jstr(pt, "sex"),
-                              jstr(next, "date"),
-                              acc,
-                              *jstr(code, "display") ? jstr(code, "display") : jstr(code, "code"),
-                              rep->uid};
-        size_t len[19];
-        for (int i = 0; i < 19; i++)
-            len[i] = strlen(argv[i]);
+        lab_prep p;
         redisReply *x = NULL;
-        rc = txt ? rpt__eval(c, k_lab_script, 3, 16, argv, len, &x) : -ENOMEM;
-        free(txt);
+        redisReply *r = redisCommand(c, "HMGET hr:lab:{%s} json rev", rep->uid);
+        int rc = prep_report(cfg, m, rep, stored, now_ms, r, &p);
+        freeReplyObject(r);
+        if (!rc)
+            rc = rpt__eval(c, k_lab_script, 3, 16, p.argv + 3, p.len + 3, &x);
         if (rc) {
-            json_decref(next);
+            prep_free(&p);
             return rc;
         }
-        long long code_ = x->type == REDIS_REPLY_ARRAY && x->elements == 2 &&
-                                  x->element[0]->type == REDIS_REPLY_INTEGER
-                              ? x->element[0]->integer
-                              : -1;
+        rc = prep_done(rep, &p, x);
         freeReplyObject(x);
-        rep->applied = code_ == 0;
-        json_decref(rep->current);
-        rep->current = code_ == 0 ? next : NULL;
-        if (code_ != 0)
-            json_decref(next);
-        if (code_ == 0 || code_ == 1)
-            return 0;
-        if (code_ == 3)
-            return HR_ETOOBIG;
-        if (code_ != 2)
-            return HR_EREDIS;
-        rc = HR_ESTATE;
+        if (rc != 1)
+            return rc;
     }
-    return rc;
+    return HR_ESTATE;
 }
 
 static int pipeline_cmds(redisContext *c, int n)
@@ -807,14 +902,13 @@ static int person_of(redisContext *c, const hr_config *cfg, const lab_rep *rep, 
     return rc == HR_ENOTFOUND ? 0 : rc;
 }
 
-/* The global indexes of one report (idempotent ZADDs, after its script). */
-static int index_report(redisContext *c, const hr_config *cfg, const lab_msg *m, const lab_rep *rep,
-                        long long now_ms)
+/* Appends the global index ZADDs of one report (idempotent, after its
+ * script) to c's pipeline: the number of commands appended. */
+static int index_append(redisContext *c, const lab_msg *m, const lab_rep *rep, long long now_ms)
 {
-    char part[3 * 256 + 1], hpart[3 * HR_ID_MAX + 1], person[RPT_PERSON_ID_LEN + 1];
-    const char *d = jstr(rep->obr, "date");
-    double score = date_score(d);
-    int n = 0, rc;
+    char part[3 * 256 + 1], hpart[3 * HR_ID_MAX + 1];
+    double score = date_score(jstr(rep->obr, "date"));
+    int n = 0;
     size_t i;
     json_t *o;
     sto_key_part(m->hospital, hpart, sizeof(hpart));
@@ -834,21 +928,30 @@ static int index_report(redisContext *c, const hr_config *cfg, const lab_msg *m,
         if (!sto_key_part(jstr(json_object_get(o, "code"), "code"), part, sizeof(part)))
             redisAppendCommand(c, "ZADD hr:lab:ix:test:%s %.0f %s", part, score, rep->uid), n++;
     }
-    rc = pipeline_cmds(c, n);
+    return n;
+}
+
+/* Appends the person's lab index and the report's person field: 2. */
+static int person_append(redisContext *c, const lab_rep *rep, const char *person)
+{
+    redisAppendCommand(c, "ZADD hr:person:{%s}:lab %.0f %s", person,
+                       date_score(jstr(rep->obr, "date")), rep->uid);
+    redisAppendCommand(c, "HSET hr:lab:{%s} person %s", rep->uid, person);
+    return 2;
+}
+
+/* The global indexes and the person of one report. */
+static int index_report(redisContext *c, const hr_config *cfg, const lab_msg *m, const lab_rep *rep,
+                        long long now_ms)
+{
+    char person[RPT_PERSON_ID_LEN + 1];
+    int rc = pipeline_cmds(c, index_append(c, m, rep, now_ms));
     if (rc)
         return rc;
     rc = person_of(c, cfg, rep, now_ms, person);
     if (rc || !person[0])
         return rc;
-    redisReply *r = redisCommand(c, "ZADD hr:person:{%s}:lab %.0f %s", person, score, rep->uid);
-    rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
-    freeReplyObject(r);
-    if (rc)
-        return rc;
-    r = redisCommand(c, "HSET hr:lab:{%s} person %s", rep->uid, person);
-    rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
-    freeReplyObject(r);
-    return rc;
+    return pipeline_cmds(c, person_append(c, rep, person));
 }
 
 int lab_msg_commit_index(redisContext *c, const hr_config *cfg, lab_msg *m,
@@ -940,14 +1043,11 @@ static int route_report(redisContext *c, const hr_config *cfg, const lab_msg *m,
     return rc;
 }
 
-int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_stored *stored,
-                   long long now_ms, int *critical)
+/* After the index commit: routing and the critical values of m's reports. */
+static int commit_after(redisContext *c, const hr_config *cfg, lab_msg *m, long long now_ms,
+                        int *critical)
 {
-    char part[3 * sizeof(m->id) + 1];
-    int rc;
-    if (critical)
-        *critical = 0;
-    rc = lab_msg_commit_index(c, cfg, m, stored, now_ms);
+    int rc = 0;
     for (size_t i = 0; !rc && i < m->n; i++) {
         json_t *report = NULL, *cr;
         const char *center = "";
@@ -973,9 +1073,15 @@ int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_
         }
         json_decref(report);
     }
-    if (rc)
-        return rc;
-    /* the duplicate marker, last */
+    return rc;
+}
+
+/* Appends the duplicate marker of m (written last) to c's pipeline. 0,
+ * -EINVAL, -ENOMEM. */
+static int marker_append(redisContext *c, const lab_msg *m, const lab_stored *stored,
+                         long long now_ms)
+{
+    char part[3 * sizeof(m->id) + 1];
     if (sto_key_part(m->id, part, sizeof(part)))
         return -EINVAL;
     json_t *mk = json_pack("{s:s, s:s, s:I}", "sha256", m->sha256, "segment",
@@ -988,10 +1094,236 @@ int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_
     json_decref(mk);
     if (!txt)
         return -ENOMEM;
-    redisReply *r = redisCommand(c, "SET " MARKER_FMT " %s", part, txt);
+    redisAppendCommand(c, "SET " MARKER_FMT " %s", part, txt);
     free(txt);
-    rc = r && r->type == REDIS_REPLY_STATUS ? 0 : HR_EREDIS;
+    return 0;
+}
+
+static int marker_reply(redisContext *c)
+{
+    redisReply *r = NULL;
+    if (redisGetReply(c, (void **)&r) != REDIS_OK)
+        return HR_EREDIS;
+    int rc = r && r->type == REDIS_REPLY_STATUS ? 0 : HR_EREDIS;
     freeReplyObject(r);
+    return rc;
+}
+
+int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_stored *stored,
+                   long long now_ms, int *critical)
+{
+    int rc;
+    if (critical)
+        *critical = 0;
+    rc = lab_msg_commit_index(c, cfg, m, stored, now_ms);
+    if (!rc)
+        rc = commit_after(c, cfg, m, now_ms, critical);
+    if (!rc)
+        rc = marker_append(c, m, stored, now_ms);
+    return rc ? rc : marker_reply(c);
+}
+
+/* ---- the batched commit: one pipelined round per step for all ---- */
+
+typedef struct uid_ref {
+    const char *uid;
+    size_t msg, rep;
+} uid_ref;
+
+static int uid_ref_cmp(const void *a, const void *b)
+{
+    const uid_ref *x = a, *y = b;
+    int d = strcmp(x->uid, y->uid);
+    if (d)
+        return d;
+    if (x->msg != y->msg)
+        return x->msg < y->msg ? -1 : 1;
+    return x->rep < y->rep ? -1 : x->rep > y->rep;
+}
+
+/* Reads n replies into nothing: HR_EREDIS when the connection broke (1 in
+ * *broken) or any is an error. */
+static int drain(redisContext *c, int n, int *broken)
+{
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+            *broken = 1;
+            return HR_EREDIS;
+        }
+        if (!r || r->type == REDIS_REPLY_ERROR)
+            rc = HR_EREDIS;
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int lab_msg_commit_batch(redisContext *c, const hr_config *cfg, lab_msg *const *ms,
+                         const lab_stored *stored, const long long *now_ms, size_t n, int *rcs)
+{
+    const pix_config *px = cfg->persons;
+    size_t total = 0, k, i, a;
+    int broken = 0, rc = 0;
+    for (i = 0; i < n; i++) {
+        rcs[i] = 0;
+        total += ms[i]->n;
+    }
+    lab_prep *p = calloc(total ? total : 1, sizeof(*p));
+    uid_ref *refs = calloc(total ? total : 1, sizeof(*refs));
+    unsigned char *seq = calloc(n ? n : 1, 2), *on = seq + (n ? n : 1);
+    if (!p || !refs || !seq) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* a message sharing a report with an earlier one of the batch (or two
+     * OBR of one report) waits for the sequential path, in order: the
+     * reports' messages are applied in the order they came */
+    for (i = 0, k = 0; i < n; i++)
+        for (a = 0; a < ms[i]->n; a++, k++)
+            refs[k] = (uid_ref){ms[i]->rep[a].uid, i, a};
+    qsort(refs, total, sizeof(*refs), uid_ref_cmp);
+    for (k = 1; k < total; k++)
+        if (!strcmp(refs[k].uid, refs[k - 1].uid))
+            seq[refs[k].msg] = 1;
+
+    /* 1. read the reports (HMGET), merge */
+    for (i = 0; i < n; i++) {
+        on[i] = !seq[i];
+        for (a = 0; on[i] && a < ms[i]->n; a++)
+            if (!ms[i]->rep[a].pre)
+                redisAppendCommand(c, "HMGET hr:lab:{%s} json rev", ms[i]->rep[a].uid);
+    }
+    /* (read with the duplicate check: if it changed since, the script says
+     * so and the message goes down the sequential path, which reads again) */
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++)
+        for (a = 0; on[i] && a < ms[i]->n; a++) {
+            redisReply *r = ms[i]->rep[a].pre;
+            ms[i]->rep[a].pre = NULL;
+            if (!r && redisGetReply(c, (void **)&r) != REDIS_OK) {
+                broken = 1;
+                goto out;
+            }
+            int e = prep_report(cfg, ms[i], &ms[i]->rep[a], &stored[i], now_ms[i], r, &p[k + a]);
+            freeReplyObject(r);
+            if (e && !rcs[i])
+                rcs[i] = e;
+        }
+
+    /* 2. the scripts (one slot each); a report that changed meanwhile, or
+     * a script not loaded yet, sends its message down the sequential path */
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++) {
+        on[i] = !seq[i] && !rcs[i];
+        for (a = 0; on[i] && a < ms[i]->n; a++)
+            redisAppendCommandArgv(c, 22, p[k + a].argv, p[k + a].len);
+    }
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++)
+        for (a = 0; on[i] && a < ms[i]->n; a++) {
+            redisReply *x = NULL;
+            if (redisGetReply(c, (void **)&x) != REDIS_OK) {
+                broken = 1;
+                goto out;
+            }
+            int e = prep_done(&ms[i]->rep[a], &p[k + a], x);
+            if (e == 1 || (x && x->type == REDIS_REPLY_ERROR))
+                seq[i] = 1;
+            else if (e && !rcs[i])
+                rcs[i] = e;
+            freeReplyObject(x);
+        }
+
+    /* 3. the global indexes and the persons by patient */
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++) {
+        on[i] = !seq[i] && !rcs[i];
+        for (a = 0; on[i] && a < ms[i]->n; a++) {
+            const lab_rep *rep = &ms[i]->rep[a];
+            p[k + a].nidx = index_append(c, ms[i], rep, now_ms[i]);
+            p[k + a].get_person = !(px && px->have_key && rep->national_id[0]);
+            if (p[k + a].get_person)
+                redisAppendCommand(c, "GET hr:pix:pt:%s", rep->pkey);
+        }
+    }
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++)
+        for (a = 0; on[i] && a < ms[i]->n; a++) {
+            int e = drain(c, p[k + a].nidx, &broken);
+            if (broken)
+                goto out;
+            if (e && !rcs[i])
+                rcs[i] = e;
+            if (!p[k + a].get_person)
+                continue;
+            redisReply *r = NULL;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK) {
+                broken = 1;
+                goto out;
+            }
+            if (!r || (r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_STRING)) {
+                if (!rcs[i])
+                    rcs[i] = HR_EREDIS;
+            } else if (r->type == REDIS_REPLY_STRING && rpt_person_id_valid(r->str)) {
+                snprintf(p[k + a].person, sizeof(p[k + a].person), "%s", r->str);
+            }
+            freeReplyObject(r);
+        }
+    /* persons linked through a national ID: one by one (rare) */
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++)
+        for (a = 0; on[i] && !rcs[i] && a < ms[i]->n; a++)
+            if (!p[k + a].get_person)
+                rcs[i] = person_of(c, cfg, &ms[i]->rep[a], now_ms[i], p[k + a].person);
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++) {
+        on[i] = !seq[i] && !rcs[i];
+        for (a = 0; on[i] && a < ms[i]->n; a++)
+            if (p[k + a].person[0])
+                p[k + a].nidx = person_append(c, &ms[i]->rep[a], p[k + a].person);
+            else
+                p[k + a].nidx = 0;
+    }
+    for (i = 0, k = 0; i < n; k += ms[i]->n, i++)
+        for (a = 0; on[i] && a < ms[i]->n; a++) {
+            int e = drain(c, p[k + a].nidx, &broken);
+            if (broken)
+                goto out;
+            if (e && !rcs[i])
+                rcs[i] = e;
+        }
+
+    /* 4. routing and critical values (blocking, only where configured or
+     * found) */
+    for (i = 0; i < n; i++)
+        if (!seq[i] && !rcs[i])
+            rcs[i] = commit_after(c, cfg, ms[i], now_ms[i], NULL);
+
+    /* 5. the duplicate markers, last */
+    for (i = 0; i < n; i++) {
+        on[i] = !seq[i] && !rcs[i];
+        if (on[i] && (rcs[i] = marker_append(c, ms[i], &stored[i], now_ms[i])) != 0)
+            on[i] = 0;
+    }
+    for (i = 0; i < n; i++)
+        if (on[i] && (rcs[i] = marker_reply(c)) != 0 && c->err) {
+            broken = 1;
+            goto out;
+        }
+
+    /* 6. the messages left for the sequential path, in order */
+    for (i = 0; i < n; i++)
+        if (seq[i] && !rcs[i])
+            rcs[i] = lab_msg_commit(c, cfg, ms[i], &stored[i], now_ms[i], NULL);
+out:
+    if (broken) {
+        rc = HR_EREDIS;
+        for (i = 0; i < n; i++)
+            if (!rcs[i] || seq[i])
+                rcs[i] = HR_EREDIS;
+    } else if (rc) {
+        for (i = 0; i < n; i++)
+            rcs[i] = rc;
+    }
+    for (k = 0; p && k < total; k++)
+        prep_free(&p[k]);
+    free(p);
+    free(refs);
+    free(seq);
     return rc;
 }
 

@@ -118,6 +118,13 @@ const char *lab_msg_uid(const lab_msg *m, size_t i);
 /* *seen = 1 when the message was committed before (its duplicate marker
  * exists). 0 or HR_EREDIS. */
 int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen);
+/* lab_msg_seen for n messages (ms[i] NULL: skipped) in one pipelined
+ * round: seen[i] 1 or 0 (-1: an id that cannot be a key, refused by
+ * lab_msg_check already). The same round reads each report's current
+ * state into ms[i], which lab_msg_commit_batch uses instead of reading it
+ * again (the commit script's revision guard catches a change since). 0 or
+ * HR_EREDIS. */
+int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen);
 /* Commits the lab reports of m (stored: where the raw message is): the
  * per-report scripts, the indexes and persons, critical values, routing,
  * then the marker. Idempotent: a message already applied changes nothing.
@@ -125,6 +132,14 @@ int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen);
  * -ENOMEM, HR_ESTATE (a report changed concurrently too often). */
 int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_stored *stored,
                    long long now_ms, int *critical);
+/* lab_msg_commit for n messages (ms[i] stored at stored[i], received at
+ * now_ms[i]) with one pipelined round of commands per step on c, in this
+ * order for every message: scripts, indexes and persons, routing and
+ * critical values, markers last. Messages sharing a report are applied in
+ * order. rcs[i] = the i-th message's result (as lab_msg_commit's). 0, or
+ * HR_EREDIS (connection lost: every unfinished rcs[i] HR_EREDIS), -ENOMEM. */
+int lab_msg_commit_batch(redisContext *c, const hr_config *cfg, lab_msg *const *ms,
+                         const lab_stored *stored, const long long *now_ms, size_t n, int *rcs);
 /* Only the per-report scripts and the indexes (no critical values, routing
  * or marker): the state a crash between them leaves (tests). */
 int lab_msg_commit_index(redisContext *c, const hr_config *cfg, lab_msg *m,

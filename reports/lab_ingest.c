@@ -61,13 +61,26 @@ int lab_reindex(redisContext *c, const hr_config *cfg, const char *journal_dir, 
     return rc;
 }
 
-/* ---- the asynchronous pipeline ---- */
+/* ---- the asynchronous pipeline ----
+ *
+ * Two steps on the worker pool, each taking every message waiting for it
+ * (up to LAB_BATCH_MAX) in one job with one pipelined round of Redis
+ * commands per step:
+ *   check:  parse and check, duplicate markers (lab_msg_seen_batch);
+ *           new messages go to the journal (its writer groups them under
+ *           one fdatasync), the others are answered at once;
+ *   commit: the messages journaled meanwhile (lab_msg_commit_batch), then
+ *           each one's AA (or AE).
+ * At most one job of each step runs at a time; messages arriving
+ * meanwhile wait for the next one, so the batches grow with the load. */
 
-enum job_step { STEP_CHECK, STEP_COMMIT };
+#define LAB_BATCH_MAX 256
 
-typedef struct lab_job {
+typedef struct lab_job lab_job;
+
+struct lab_job {
     lab_ctx *x;
-    enum job_step step;
+    lab_job *next; /* in the ctx's list of messages waiting for a step */
     uint8_t *msg;
     size_t len;
     char hospital[HR_ID_MAX];
@@ -80,9 +93,29 @@ typedef struct lab_job {
     int rc;                /* of the step */
     int answered;          /* the ACK is ready */
     long long received_ms; /* the journal record's time: the commit's (reindex uses it too) */
+};
+
+enum batch_step { STEP_CHECK, STEP_COMMIT };
+
+/* One job of a step for up to LAB_BATCH_MAX messages. */
+typedef struct lab_batch {
+    lab_ctx *x;
+    enum batch_step step;
+    size_t n;
+    lab_job *jobs[LAB_BATCH_MAX];
+    lab_msg *ms[LAB_BATCH_MAX];
+    lab_stored stored[LAB_BATCH_MAX];
+    long long received_ms[LAB_BATCH_MAX];
+    int res[LAB_BATCH_MAX]; /* check: seen; commit: rc */
     uv_work_t work;
     hr_pool_job pjob;
-} lab_job;
+} lab_batch;
+
+/* The messages waiting for one step. */
+typedef struct lab_queue {
+    lab_job *head, **tail;
+    int running; /* a batch of this step is on a worker */
+} lab_queue;
 
 struct lab_ctx {
     lab_opts o;
@@ -93,9 +126,10 @@ struct lab_ctx {
     void (*closed)(void *arg);
     void *closed_arg;
     int journal_closed;
+    lab_queue q[2]; /* by enum batch_step */
 };
 
-static void job_submit(lab_job *j);
+static void batch_start(lab_ctx *x, enum batch_step step);
 
 static void maybe_free(lab_ctx *x)
 {
@@ -121,38 +155,72 @@ static void job_finish(lab_job *j)
     maybe_free(x);
 }
 
-static void job_run(lab_job *j)
+/* Queues j for a step; a batch starts when none of that step runs. */
+static void enqueue(lab_job *j, enum batch_step step)
 {
-    lab_ctx *x = j->x;
+    lab_queue *q = &j->x->q[step];
+    j->next = NULL;
+    *q->tail = j;
+    q->tail = &j->next;
+    if (!q->running)
+        batch_start(j->x, step);
+}
+
+/* Worker: parse and check each message, then the duplicate markers. */
+static void check_run(lab_batch *b)
+{
+    lab_ctx *x = b->x;
     long long now = hr_wall_ms();
-    lab_source src = {.hospital = j->hospital, .peer = j->peer};
-    redisContext *c = sto_worker_redis(&x->o.redis_addr, x->o.redis_timeout_ms);
-    if (j->step == STEP_CHECK) {
-        int seen = 0;
+    size_t checked = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        lab_job *j = b->jobs[i];
+        lab_source src = {.hospital = j->hospital, .peer = j->peer};
         j->rc = lab_msg_check(x->o.cfg, j->msg, j->len, &src, x->hub, now, &j->m, &j->ack);
-        if (j->rc == HR_EPARSE) {
+        if (j->rc == HR_EPARSE)
             j->answered = 1;
-            return;
-        }
-        if (j->rc)
-            return;
-        j->rc = c ? lab_msg_seen(c, j->m, &seen) : HR_EREDIS;
-        if (!j->rc && seen) {
+        b->ms[i] = j->rc ? NULL : j->m;
+        checked += !j->rc;
+    }
+    if (!checked)
+        return;
+    redisContext *c = sto_worker_redis(&x->o.redis_addr, x->o.redis_timeout_ms);
+    int rc = c ? lab_msg_seen_batch(c, b->ms, b->n, b->res) : HR_EREDIS;
+    for (size_t i = 0; i < b->n; i++) {
+        lab_job *j = b->jobs[i];
+        if (!b->ms[i])
+            continue;
+        if (rc) {
+            j->rc = rc;
+        } else if (b->res[i] > 0) {
             hr_info("lab", "%s: duplicate %s acknowledged again", j->peer, lab_msg_id(j->m));
             j->rc = lab_msg_ack(j->m, "AA", x->hub, now, &j->ack);
             j->answered = 1;
         }
-    } else {
-        int crit = 0;
-        j->rc =
-            c ? lab_msg_commit(c, x->o.cfg, j->m, &j->stored, j->received_ms, &crit) : HR_EREDIS;
+    }
+    if (rc == HR_EREDIS)
+        sto_worker_redis_failed();
+}
+
+/* Worker: commit the journaled messages, then the ACK of each. */
+static void commit_run(lab_batch *b)
+{
+    lab_ctx *x = b->x;
+    redisContext *c = sto_worker_redis(&x->o.redis_addr, x->o.redis_timeout_ms);
+    int failed = !c;
+    if (c)
+        lab_msg_commit_batch(c, x->o.cfg, b->ms, b->stored, b->received_ms, b->n, b->res);
+    long long now = hr_wall_ms();
+    for (size_t i = 0; i < b->n; i++) {
+        lab_job *j = b->jobs[i];
+        j->rc = c ? b->res[i] : HR_EREDIS;
         if (j->rc)
             hr_warn("lab", "%s: %s not committed (%s): AE, the sender retries", j->peer,
                     lab_msg_id(j->m), hr_strerror(j->rc));
+        failed |= j->rc == HR_EREDIS;
         lab_msg_ack(j->m, j->rc ? "AE" : "AA", x->hub, now, &j->ack);
         j->answered = 1;
     }
-    if (j->rc == HR_EREDIS)
+    if (failed)
         sto_worker_redis_failed();
 }
 
@@ -175,11 +243,12 @@ static void journal_done(void *arg, int rc, const sto_journal_pos *pos)
     snprintf(j->stored.segment, sizeof(j->stored.segment), "%s", pos->segment);
     j->stored.offset = pos->offset;
     j->stored.len = pos->len;
-    j->step = STEP_COMMIT;
-    job_submit(j);
+    /* committed with the others journaled meanwhile */
+    enqueue(j, STEP_COMMIT);
 }
 
-static void job_done(lab_job *j)
+/* Loop: a checked message is answered, or goes into the journal. */
+static void checked(lab_job *j)
 {
     if (j->answered || j->rc) {
         if (!j->answered && j->m)
@@ -200,40 +269,98 @@ static void job_done(lab_job *j)
     }
 }
 
-static void uv_run_cb(uv_work_t *w)
+static void batch_run(lab_batch *b)
 {
-    job_run(w->data);
+    if (b->step == STEP_CHECK)
+        check_run(b);
+    else
+        commit_run(b);
 }
 
-static void uv_done_cb(uv_work_t *w, int status)
+/* Loop: each message of the batch goes on, the next batch starts. */
+static void batch_done(lab_batch *b)
+{
+    lab_ctx *x = b->x;
+    x->inflight++; /* x lives until the next batch is started */
+    x->q[b->step].running = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->step == STEP_CHECK)
+            checked(b->jobs[i]);
+        else
+            job_finish(b->jobs[i]);
+    }
+    if (x->q[b->step].head)
+        batch_start(x, b->step);
+    free(b);
+    x->inflight--;
+    maybe_free(x);
+}
+
+static void batch_uv_run(uv_work_t *w)
+{
+    batch_run(w->data);
+}
+
+static void batch_uv_done(uv_work_t *w, int status)
 {
     (void)status;
-    job_done(w->data);
+    batch_done(w->data);
 }
 
-static void pool_run_cb(hr_pool_job *p)
+static void batch_pool_run(hr_pool_job *p)
 {
-    job_run(p->data);
+    batch_run(p->data);
 }
 
-static void pool_done_cb(hr_pool_job *p, int status)
+static void batch_pool_done(hr_pool_job *p, int status)
 {
-    lab_job *j = p->data;
+    lab_batch *b = p->data;
     if (status == -ECANCELED) {
-        j->work.data = j;
-        HR_ASSERT(uv_queue_work(j->x->o.loop, &j->work, uv_run_cb, uv_done_cb) == 0);
+        HR_ASSERT(uv_queue_work(b->x->o.loop, &b->work, batch_uv_run, batch_uv_done) == 0);
         return;
     }
-    job_done(j);
+    batch_done(b);
 }
 
-static void job_submit(lab_job *j)
+/* Takes the messages waiting for a step (up to LAB_BATCH_MAX) to a worker. */
+static void batch_start(lab_ctx *x, enum batch_step step)
 {
-    j->pjob.data = j;
-    j->work.data = j;
-    if (j->x->o.pool && hr_pool_submit(j->x->o.pool, &j->pjob, pool_run_cb, pool_done_cb) == 0)
+    lab_queue *q = &x->q[step];
+    lab_batch *b = malloc(sizeof(*b));
+    if (!b) {
+        /* no memory for the batch: each waiting message is answered AE
+         * (or, refused before a check, -ENOMEM) */
+        while (q->head) {
+            lab_job *j = q->head;
+            q->head = j->next;
+            j->rc = -ENOMEM;
+            if (j->m)
+                lab_msg_ack(j->m, "AE", x->hub, hr_wall_ms(), &j->ack);
+            job_finish(j);
+        }
+        q->tail = &q->head;
         return;
-    HR_ASSERT(uv_queue_work(j->x->o.loop, &j->work, uv_run_cb, uv_done_cb) == 0);
+    }
+    b->x = x;
+    b->step = step;
+    b->n = 0;
+    while (q->head && b->n < LAB_BATCH_MAX) {
+        lab_job *j = q->head;
+        q->head = j->next;
+        b->jobs[b->n] = j;
+        b->ms[b->n] = j->m;
+        b->stored[b->n] = j->stored;
+        b->received_ms[b->n] = j->received_ms;
+        b->n++;
+    }
+    if (!q->head)
+        q->tail = &q->head;
+    q->running = 1;
+    b->pjob.data = b;
+    b->work.data = b;
+    if (x->o.pool && hr_pool_submit(x->o.pool, &b->pjob, batch_pool_run, batch_pool_done) == 0)
+        return;
+    HR_ASSERT(uv_queue_work(x->o.loop, &b->work, batch_uv_run, batch_uv_done) == 0);
 }
 
 int lab_ingest(lab_ctx *x, const uint8_t *msg, size_t len, const lab_source *src, lab_ingest_cb cb,
@@ -258,7 +385,7 @@ int lab_ingest(lab_ctx *x, const uint8_t *msg, size_t len, const lab_source *src
     snprintf(j->peer, sizeof(j->peer), "%s", src && src->peer ? src->peer : "");
     hr_buf_init(&j->ack, RPT_HL7_ACK_MAX);
     x->inflight++;
-    job_submit(j);
+    enqueue(j, STEP_CHECK);
     return 0;
 }
 
@@ -269,6 +396,8 @@ int lab_open(const lab_opts *o, lab_ctx **out)
     if (!x)
         return -ENOMEM;
     x->o = *o;
+    x->q[STEP_CHECK].tail = &x->q[STEP_CHECK].head;
+    x->q[STEP_COMMIT].tail = &x->q[STEP_COMMIT].head;
     snprintf(x->hub, sizeof(x->hub), "%s",
              o->hub_facility && *o->hub_facility ? o->hub_facility : "HUREN");
     int rc = sto_journal_open(o->loop, o->journal_dir, o->node && *o->node ? o->node : "node",

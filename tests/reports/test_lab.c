@@ -423,6 +423,115 @@ Test(lab, person_index_by_national_id)
     cr_expect_eq(lab_get(c, "1.2.3", &r), HR_ENOTFOUND);
 }
 
+/* lab_msg_commit_batch: a batch is applied as the messages one by one
+ * would be: in order for one report (a correction after its original in
+ * the same batch), every index, person, alert and marker; again, nothing
+ * changes. */
+Test(lab, batch_commits_like_one_by_one)
+{
+    char ack[4096], uid1[HR_UID_MAX], uid2[HR_UID_MAX], person[RPT_PERSON_ID_LEN + 1];
+    static const char *corr = MSH("CTL2", "TOWN1LIS", "ORU^R01", "2.4")
+        PID_ OBR_("PL1", "FI1", "BMP^Basic metabolic panel^L") OBX_K("1", "4.1", "N", "C");
+    static const char *other = MSH("CTL3", "TOWN1LIS", "ORU^R01", "2.5.1")
+        PID_ OBR_("PL2", "FI2", "K^Potassium^L") OBX_K("1", "2.1", "LL", "F");
+    const char *msgs[] = {k_msg1, other, corr};
+    lab_msg *ms[3];
+    lab_stored st[3] = {k_stored, k_stored, k_stored};
+    long long now[3] = {T0, T0 + 1, T0 + 2};
+    int rcs[3] = {-1, -1, -1};
+    load("{\"lab\": {\"facilities\": {\"TOWN1LIS\": \"township1\"}}}");
+    for (int i = 0; i < PIX_KEY_LEN; i++)
+        cfg.persons->key[i] = (unsigned char)i;
+    cfg.persons->have_key = 1;
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(check(msgs[i], "township1", &ms[i], ack), 0, "%s", ack);
+    cr_assert_eq(lab_msg_commit_batch(c, &cfg, ms, st, now, 3, rcs), 0);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(rcs[i], 0, "message %d: %s", i, hr_strerror(rcs[i]));
+    lab_uid("township1", "FI1", "BMP", uid1);
+    lab_uid("township1", "FI2", "K", uid2);
+    /* the correction after its original */
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid1, &r), 0);
+    json_t *k = json_array_get(json_object_get(r, "obs"), 0);
+    cr_expect_str_eq(jstr(k, "value"), "4.1");
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(k, "history"), 0), "value"), "6.8");
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "messages"), 0), "id"), "CTL1");
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "messages"), 1), "id"), "CTL2");
+    json_decref(r);
+    cr_assert_eq(lab_get(c, uid2, &r), 0);
+    cr_expect_str_eq(jstr(r, "filler"), "FI2");
+    json_decref(r);
+    /* indexes, person, alerts (CTL1's HH and CTL3's LL), markers */
+    cr_expect_eq(integer("ZCARD hr:lab:ix:date", ""), 2);
+    cr_expect_eq(integer("ZCARD hr:lab:ix:filler:township1|FI2", ""), 1);
+    cr_expect_eq(integer("ZCARD hr:lab:ix:test:2823-3", ""), 2);
+    cr_assert_eq(rpt_person_by_patient(c, "township1|P123", person), 0);
+    cr_expect_eq(integer("ZCARD hr:person:{%s}:lab", person), 2);
+    cr_expect_eq(integer("ZCARD hr:alr:ix:time", ""), 2);
+    cr_expect_eq(integer("EXISTS hr:lab:msg:township1%%7CCTL1", ""), 1);
+    cr_expect_eq(integer("EXISTS hr:lab:msg:township1%%7CCTL2", ""), 1);
+    cr_expect_eq(integer("EXISTS hr:lab:msg:township1%%7CCTL3", ""), 1);
+    /* again (a resend after a crash before the ACKs): nothing changes */
+    char rev[32], rev2[32];
+    str(rev, sizeof(rev), "HGET hr:lab:{%s} rev", uid1);
+    cr_expect_str_eq(rev, "2");
+    for (int i = 0; i < 3; i++)
+        rcs[i] = -1;
+    cr_assert_eq(lab_msg_commit_batch(c, &cfg, ms, st, now, 3, rcs), 0);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(rcs[i], 0);
+    str(rev2, sizeof(rev2), "HGET hr:lab:{%s} rev", uid1);
+    cr_expect_str_eq(rev2, rev);
+    cr_expect_eq(integer("ZCARD hr:lab:{%s}:msgs", uid1), 2);
+    cr_expect_eq(integer("ZCARD hr:alr:ix:time", ""), 2);
+    for (int i = 0; i < 3; i++)
+        lab_msg_free(ms[i]);
+    /* a person found by patient (no national-ID key): pipelined */
+    static const char *third =
+        MSH("CTL4", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL3", "FI3", "NA^Sodium^L") OBX_NA;
+    cfg.persons->have_key = 0;
+    cr_assert_eq(check(third, "township1", &ms[0], ack), 0, "%s", ack);
+    cr_assert_eq(lab_msg_commit_batch(c, &cfg, ms, st, now, 1, rcs), 0);
+    cr_expect_eq(rcs[0], 0);
+    cr_expect_eq(integer("ZCARD hr:person:{%s}:lab", person), 3);
+    lab_msg_free(ms[0]);
+}
+
+/* The report read with the duplicate check is stale by the commit (its
+ * original was committed in between): the correction still applies after
+ * it, nothing is lost. */
+Test(lab, batch_with_a_stale_read_reads_again)
+{
+    char ack[4096], uid[HR_UID_MAX];
+    static const char *corr = MSH("CTL2", "TOWN1LIS", "ORU^R01", "2.4")
+        PID_ OBR_("PL1", "FI1", "BMP^Basic metabolic panel^L") OBX_K("1", "4.1", "N", "C");
+    lab_msg *ms[2];
+    lab_stored st[2] = {k_stored, k_stored};
+    long long now[2] = {T0, T0 + 1};
+    int seen[2] = {-1, -1}, rcs[2] = {-1, -1};
+    cr_assert_eq(check(k_msg1, "township1", &ms[0], ack), 0, "%s", ack);
+    cr_assert_eq(check(corr, "township1", &ms[1], ack), 0, "%s", ack);
+    cr_assert_eq(lab_msg_seen_batch(c, ms, 2, seen), 0);
+    cr_expect(seen[0] == 0 && seen[1] == 0);
+    cr_assert_eq(lab_msg_commit_batch(c, &cfg, ms, st, now, 1, rcs), 0);
+    cr_expect_eq(rcs[0], 0);
+    cr_assert_eq(lab_msg_commit_batch(c, &cfg, ms + 1, st + 1, now + 1, 1, rcs + 1), 0);
+    cr_expect_eq(rcs[1], 0);
+    lab_uid("township1", "FI1", "BMP", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    json_t *k = json_array_get(json_object_get(r, "obs"), 0);
+    cr_expect_str_eq(jstr(k, "value"), "4.1");
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(k, "history"), 0), "value"), "6.8");
+    cr_expect_eq(json_array_size(json_object_get(r, "messages")), 2);
+    json_decref(r);
+    cr_assert_eq(lab_msg_seen_batch(c, ms, 2, seen), 0);
+    cr_expect(seen[0] == 1 && seen[1] == 1);
+    lab_msg_free(ms[0]);
+    lab_msg_free(ms[1]);
+}
+
 /* ---- the asynchronous pipeline over a real journal ---- */
 
 typedef struct ack_box {
