@@ -42,6 +42,7 @@ struct lab_msg {
     char id[HR_ID_MAX + LAB_CONTROL_ID_MAX + 2]; /* "<hospital>|<MSH-10>" */
     char version[16];
     char sha256[65];
+    char body_sha256[65]; /* of the bytes after the MSH segment */
     size_t n;
     lab_rep rep[LAB_OBR_MAX];
 };
@@ -410,6 +411,14 @@ int lab_msg_check(const hr_config *cfg, const uint8_t *msg, size_t len, const la
         EVP_Digest(msg, len, d, &dlen, EVP_sha256(), NULL);
         for (unsigned i = 0; i < dlen && i < 32; i++)
             snprintf(m->sha256 + 2 * i, 3, "%02x", d[i]);
+        /* the content without the MSH (a resend may carry a new MSH-7) */
+        size_t b = 0;
+        while (b < len && msg[b] != '\r' && msg[b] != '\n')
+            b++;
+        dlen = 0;
+        EVP_Digest(msg + b, len - b, d, &dlen, EVP_sha256(), NULL);
+        for (unsigned i = 0; i < dlen && i < 32; i++)
+            snprintf(m->body_sha256 + 2 * i, 3, "%02x", d[i]);
     }
     rc = read_body(cfg, m, now_ms, &e);
     if (rc == -ENOMEM)
@@ -431,6 +440,16 @@ refused:
 out:
     lab_msg_free(m);
     return rc;
+}
+
+int lab_msg_ack_reused(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack)
+{
+    rpt_hl7_err e;
+    memset(&e, 0, sizeof(e));
+    refuse(&e, "AR", 205, "MSH", 1, 10,
+           "MSH-10 was already used for another message of this facility; not stored.");
+    return rpt_hl7_ack_build(m->hl7, "AR", &e,
+                             hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
 }
 
 int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, long long now_ms,
@@ -488,10 +507,18 @@ int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen)
     *seen = 0;
     if (sto_key_part(m->id, part, sizeof(part)))
         return -EINVAL;
-    redisReply *r = redisCommand(c, "EXISTS " MARKER_FMT, part);
-    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
-    if (!rc)
-        *seen = r->integer > 0;
+    redisReply *r = redisCommand(c, "GET " MARKER_FMT, part);
+    int rc = r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_NIL) ? 0 : HR_EREDIS;
+    if (!rc && r->type == REDIS_REPLY_STRING) {
+        /* the same control id: a duplicate only with the same content */
+        json_t *mk = json_loadb(r->str, r->len, 0, NULL);
+        const char *body = jstr(mk, "body");
+        *seen =
+            *body ? strcmp(body, m->body_sha256) == 0 : strcmp(jstr(mk, "sha256"), m->sha256) == 0;
+        if (!*seen)
+            *seen = LAB_SEEN_REUSED;
+        json_decref(mk);
+    }
     freeReplyObject(r);
     return rc;
 }
@@ -978,8 +1005,8 @@ int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_
     /* the duplicate marker, last */
     if (sto_key_part(m->id, part, sizeof(part)))
         return -EINVAL;
-    json_t *mk = json_pack("{s:s, s:s, s:I}", "sha256", m->sha256, "segment",
-                           stored ? stored->segment : "", "ms", (json_int_t)now_ms);
+    json_t *mk = json_pack("{s:s, s:s, s:s, s:I}", "sha256", m->sha256, "body", m->body_sha256,
+                           "segment", stored ? stored->segment : "", "ms", (json_int_t)now_ms);
     json_t *uids = json_array();
     for (size_t i = 0; i < m->n; i++)
         json_array_append_new(uids, json_string(m->rep[i].uid));

@@ -115,8 +115,12 @@ const char *lab_msg_id(const lab_msg *m);
 /* Number of lab reports and the UID of the i-th. */
 size_t lab_msg_reports(const lab_msg *m);
 const char *lab_msg_uid(const lab_msg *m, size_t i);
+#define LAB_SEEN_REUSED 2 /* lab_msg_seen: the control id came with other content */
 /* *seen = 1 when the message was committed before (its duplicate marker
- * exists). 0 or HR_EREDIS. */
+ * exists and its content after the MSH segment is the same: a resend with a
+ * new MSH-7 is a duplicate), LAB_SEEN_REUSED when the marker holds another
+ * message's (answer lab_msg_ack_reused: it must not be acknowledged), 0 when
+ * new. 0 or HR_EREDIS. */
 int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen);
 /* Commits the lab reports of m (stored: where the raw message is): the
  * per-report scripts, the indexes and persons, critical values, routing,
@@ -132,6 +136,9 @@ int lab_msg_commit_index(redisContext *c, const hr_config *cfg, lab_msg *m,
 /* Appends the ACK code ("AA", "AE", "AR") answering m to ack. 0, -ENOMEM. */
 int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, long long now_ms,
                 hr_buf *ack);
+/* Appends the AR (205 at MSH-10) answering a message whose control id its
+ * hospital already used for another message (LAB_SEEN_REUSED). 0, -ENOMEM. */
+int lab_msg_ack_reused(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
 
 /* `huren reindex`: applies every message of the journal directory again
  * (idempotent). *messages counts those applied, *refused those refused.

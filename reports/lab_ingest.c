@@ -137,7 +137,12 @@ static void job_run(lab_job *j)
         if (j->rc)
             return;
         j->rc = c ? lab_msg_seen(c, j->m, &seen) : HR_EREDIS;
-        if (!j->rc && seen) {
+        if (!j->rc && seen == LAB_SEEN_REUSED) {
+            hr_warn("lab", "%s: %s reuses a control id with other content: AR, not stored", j->peer,
+                    lab_msg_id(j->m));
+            j->rc = lab_msg_ack_reused(j->m, x->hub, now, &j->ack);
+            j->answered = 1;
+        } else if (!j->rc && seen) {
             hr_info("lab", "%s: duplicate %s acknowledged again", j->peer, lab_msg_id(j->m));
             j->rc = lab_msg_ack(j->m, "AA", x->hub, now, &j->ack);
             j->answered = 1;

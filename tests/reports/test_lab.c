@@ -600,3 +600,62 @@ Test(lab, two_obr_of_one_order_in_one_message_are_both_applied)
            "township1", ack, T0 + 1000);
     cr_expect_eq(integer("ZCARD hr:lab:{%s}:msgs", uid), 2);
 }
+
+/* ---- review: a reused MSH-10, a report id taken by another hospital ---- */
+
+/* Runs one message through the asynchronous pipeline (lab_ingest) over a
+ * real journal; returns the ACK in b and the journal's lab records. */
+static int pipeline(const char *msg, const char *peer_hospital, ack_box *b)
+{
+    uv_loop_t loop;
+    lab_ctx *x = NULL;
+    char jdir[600];
+    int closed = 0, records = 0;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    snprintf(jdir, sizeof(jdir), "%s/journal/lab", dir);
+    lab_opts o = {.loop = &loop,
+                  .cfg = &cfg,
+                  .redis_timeout_ms = 10000,
+                  .journal_dir = jdir,
+                  .node = "t",
+                  .hub_facility = "HUB"};
+    snprintf(o.redis_addr.host, sizeof(o.redis_addr.host), "%s", redis.sock);
+    cr_assert_eq(lab_open(&o, &x), 0);
+    lab_source src = {.hospital = peer_hospital, .peer = "127.0.0.1:9"};
+    cr_assert_eq(lab_ingest(x, (const uint8_t *)msg, strlen(msg), &src, on_ack, b), 0);
+    run_until(&loop, &b->calls);
+    lab_close(x, on_closed, &closed);
+    run_until(&loop, &closed);
+    cr_expect_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+    cr_assert_eq(sto_journal_scan(jdir, count_record, &records, NULL), 0);
+    return records;
+}
+
+Test(lab, a_reused_control_id_with_other_content_is_refused_not_acked)
+{
+    char uid[HR_UID_MAX];
+    ack_box a = {0}, b = {0}, d = {0};
+    /* CTL1 again, another potassium: the LIS reused its control id (counter
+     * reset, second analyser); an AA would tell it that 3.9 was stored */
+    static const char *other = MSH("CTL1", "TOWN1LIS", "ORU^R01^ORU_R01", "2.5.1")
+        PID_ OBR_("PL1", "FI1", "BMP^Basic metabolic panel^L") OBX_K("1", "3.9", "N", "F") OBX_NA;
+    /* the same message resent with a new MSH-7 is still a duplicate */
+    static const char *resent =
+        "MSH|^~\\&|LIS|TOWN1LIS|HUREN|COUNTY|20251201083512||ORU^R01^ORU_R01|CTL1|P|2.5.1\r" PID_
+            OBR_("PL1", "FI1", "BMP^Basic metabolic panel^L") OBX_K("1", "6.8", "HH", "F") OBX_NA;
+    cr_expect_eq(pipeline(k_msg1, "township1", &a), 1);
+    cr_expect(strstr(a.ack, "MSA|AA|CTL1"), "%s", a.ack);
+    cr_expect_eq(pipeline(other, "township1", &b), 1, "nothing more journaled");
+    cr_expect(strstr(b.ack, "MSA|AR|CTL1"), "not AA: %s", b.ack);
+    cr_expect(strstr(b.ack, "|205^"), "duplicate key identifier: %s", b.ack);
+    cr_expect(strstr(b.ack, "|MSH^1^10|"), "at MSH-10: %s", b.ack);
+    cr_expect_eq(pipeline(resent, "township1", &d), 1);
+    cr_expect(strstr(d.ack, "MSA|AA|CTL1"), "%s", d.ack);
+    lab_uid("township1", "FI1", "BMP", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "obs"), 0), "value"), "6.8");
+    cr_expect_eq(json_array_size(json_object_get(r, "messages")), 1);
+    json_decref(r);
+}
