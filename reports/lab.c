@@ -32,6 +32,7 @@ typedef struct lab_rep {
     json_t *obr;          /* the report's fields from this message (no "obs") */
     json_t *obs;          /* the observations of this message */
     int applied;          /* this commit applied the message (not a resend) */
+    int taken;            /* the UID is another hospital's study (HR_EFORBIDDEN) */
     json_t *current;      /* the report as this commit stored it (NULL: read it back) */
 } lab_rep;
 
@@ -452,6 +453,19 @@ int lab_msg_ack_reused(const lab_msg *m, const char *hub_facility, long long now
                              hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
 }
 
+int lab_msg_ack_taken(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack)
+{
+    rpt_hl7_err e;
+    size_t i = 0;
+    memset(&e, 0, sizeof(e));
+    while (i + 1 < m->n && !m->rep[i].taken)
+        i++;
+    refuse(&e, "AR", 205, "OBR", (int)i + 1, 3,
+           "The order's lab report id is held by another study; not stored.");
+    return rpt_hl7_ack_build(m->hl7, "AR", &e,
+                             hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
+}
+
 int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, long long now_ms,
                 hr_buf *ack)
 {
@@ -785,6 +799,12 @@ static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m
             return 0;
         if (code_ == 3)
             return HR_ETOOBIG;
+        if (code_ == 4) {
+            rep->taken = 1;
+            hr_warn("lab", "%s: the lab report %s of %s is held by a study that is not it: refused",
+                    m->id, rep->uid, m->hospital);
+            return HR_EFORBIDDEN;
+        }
         if (code_ != 2)
             return HR_EREDIS;
         rc = HR_ESTATE;
@@ -878,10 +898,33 @@ static int index_report(redisContext *c, const hr_config *cfg, const lab_msg *m,
     return rc;
 }
 
+/* HR_EFORBIDDEN (rep->taken) when a report's UID is held by a study that is
+ * not this hospital's lab report: checked for all before any is committed,
+ * so a refused message leaves nothing (the script checks again). */
+static int check_owners(redisContext *c, lab_msg *m)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < m->n; i++) {
+        redisReply *r = redisCommand(c, "HMGET hr:{%s}:st hospital kind", m->rep[i].uid);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+            rc = HR_EREDIS;
+        else if (r->element[0]->type == REDIS_REPLY_STRING &&
+                 (strcmp(r->element[0]->str, m->hospital) ||
+                  r->element[1]->type != REDIS_REPLY_STRING || strcmp(r->element[1]->str, "lab"))) {
+            m->rep[i].taken = 1;
+            hr_warn("lab", "%s: the lab report %s is held by a study of %s: refused", m->id,
+                    m->rep[i].uid, r->element[0]->str);
+            rc = HR_EFORBIDDEN;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
 int lab_msg_commit_index(redisContext *c, const hr_config *cfg, lab_msg *m,
                          const lab_stored *stored, long long now_ms)
 {
-    int rc = 0;
+    int rc = check_owners(c, m);
     for (size_t i = 0; !rc && i < m->n; i++) {
         rc = commit_report(c, cfg, m, &m->rep[i], stored, now_ms);
         if (!rc)

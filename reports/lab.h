@@ -126,7 +126,9 @@ int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen);
  * per-report scripts, the indexes and persons, critical values, routing,
  * then the marker. Idempotent: a message already applied changes nothing.
  * *critical (may be NULL) = critical observations found. 0, HR_EREDIS,
- * -ENOMEM, HR_ESTATE (a report changed concurrently too often). */
+ * -ENOMEM, HR_ESTATE (a report changed concurrently too often),
+ * HR_EFORBIDDEN (a report's UID is held by another hospital's study:
+ * refused for good, lab_msg_ack_taken). */
 int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_stored *stored,
                    long long now_ms, int *critical);
 /* Only the per-report scripts and the indexes (no critical values, routing
@@ -139,6 +141,10 @@ int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, lo
 /* Appends the AR (205 at MSH-10) answering a message whose control id its
  * hospital already used for another message (LAB_SEEN_REUSED). 0, -ENOMEM. */
 int lab_msg_ack_reused(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
+/* Appends the AR (205 at the OBR) answering a message lab_msg_commit
+ * refused with HR_EFORBIDDEN: a lab report's UID is held by a study of
+ * another hospital, or by one that is not a lab report. 0, -ENOMEM. */
+int lab_msg_ack_taken(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
 
 /* `huren reindex`: applies every message of the journal directory again
  * (idempotent). *messages counts those applied, *refused those refused.

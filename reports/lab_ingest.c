@@ -46,6 +46,10 @@ static int reindex_one(void *arg, uint32_t type, const uint8_t *data, size_t len
     st.len = pos->len;
     rc = lab_msg_commit(a->c, a->cfg, m, &st, ms, NULL);
     lab_msg_free(m);
+    if (rc == HR_EFORBIDDEN) {
+        a->refused++; /* refused live too: the UID is another's study */
+        return 0;
+    }
     if (!rc)
         a->messages++;
     return rc;
@@ -151,10 +155,13 @@ static void job_run(lab_job *j)
         int crit = 0;
         j->rc =
             c ? lab_msg_commit(c, x->o.cfg, j->m, &j->stored, j->received_ms, &crit) : HR_EREDIS;
-        if (j->rc)
+        if (j->rc == HR_EFORBIDDEN)
+            lab_msg_ack_taken(j->m, x->hub, now, &j->ack);
+        else if (j->rc)
             hr_warn("lab", "%s: %s not committed (%s): AE, the sender retries", j->peer,
                     lab_msg_id(j->m), hr_strerror(j->rc));
-        lab_msg_ack(j->m, j->rc ? "AE" : "AA", x->hub, now, &j->ack);
+        if (j->rc != HR_EFORBIDDEN)
+            lab_msg_ack(j->m, j->rc ? "AE" : "AA", x->hub, now, &j->ack);
         j->answered = 1;
     }
     if (j->rc == HR_EREDIS)

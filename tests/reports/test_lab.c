@@ -9,6 +9,7 @@
 #include "reports/lab_config.h"
 #include "reports/person.h"
 #include "reports/recognition.h"
+#include "storage/index.h"
 #include "storage/journal.h"
 #include "support/support.h"
 
@@ -658,4 +659,46 @@ Test(lab, a_reused_control_id_with_other_content_is_refused_not_acked)
     cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "obs"), 0), "value"), "6.8");
     cr_expect_eq(json_array_size(json_object_get(r, "messages")), 1);
     json_decref(r);
+}
+
+Test(lab, a_report_id_held_by_another_hospitals_study_is_not_taken_over)
+{
+    char uid[HR_UID_MAX], owner[64], v[64];
+    ack_box a = {0};
+    /* the lab report's UID is a public function of hospital, order number
+     * and test code: township2 sends a DICOM study with township1's next
+     * one first (sto_index_admit makes township2 its owner) */
+    lab_uid("township1", "FI1", "BMP", uid);
+    cr_assert_eq(sto_index_admit_sync(c, uid, "township2", 0, owner), 0);
+    cr_expect_eq(pipeline(k_msg1, "township1", &a), 1, "journaled before the commit");
+    cr_expect(strstr(a.ack, "MSA|AR|CTL1"), "refused for good, not AA nor AE: %s", a.ack);
+    str(v, sizeof(v), "HGET hr:{%s}:st hospital", uid);
+    cr_expect_str_eq(v, "township2", "the owner is unchanged");
+    str(v, sizeof(v), "HGET hr:{%s}:st kind", uid);
+    cr_expect_str_eq(v, "", "township2's study did not become a lab report");
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid), 0, "township1's results not under it");
+    cr_expect_eq(integer("EXISTS hr:lab:ix:pt:township1|P123", ""), 0);
+    cr_expect_eq(integer("EXISTS hr:lab:msg:township1%%7CCTL1", ""), 0);
+    cr_expect_eq(integer("EXISTS hr:alr:ix:time", ""), 0);
+    /* two OBR, the second's UID taken: the first is not stored either */
+    ack_box b = {0};
+    char uid2[HR_UID_MAX];
+    lab_uid("township1", "FI2", "BMP", uid2);
+    cr_expect_eq(pipeline(MSH("CTL2", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL2", "FI2", "BMP")
+                              OBX_NA OBR_("PL1", "FI1", "BMP") OBX_NA,
+                          "township1", &b),
+                 2);
+    cr_expect(strstr(b.ack, "MSA|AR|CTL2"), "%s", b.ack);
+    cr_expect(strstr(b.ack, "|OBR^2^3|205^"), "%s", b.ack);
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid2), 0);
+    cr_expect_eq(integer("EXISTS hr:{%s}:st", uid2), 0);
+    /* the journal replay counts them refused and goes on */
+    char jdir[600];
+    long n = -1, refused_n = -1;
+    snprintf(jdir, sizeof(jdir), "%s/journal/lab", dir);
+    cr_expect_eq(lab_reindex(c, &cfg, jdir, &n, &refused_n), 0);
+    cr_expect_eq(n, 0);
+    cr_expect_eq(refused_n, 2);
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid), 0);
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid2), 0);
 }
