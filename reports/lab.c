@@ -231,6 +231,11 @@ static int read_obx(const rpt_hl7_seg *s, int seq, const char *ctl, long long no
         json_object_set_new(o, "num", json_real(v));
         json_object_set_new(o, "comparator", json_string(cmp));
     } else if (!strcmp(type, "CE") || !strcmp(type, "CWE")) {
+        if (!*get(s, 5, 1) && !*get(s, 5, 2)) {
+            json_decref(o);
+            return refuse(e, "AE", 101, "OBX", seq, 5,
+                          "OBX-5 of a CE/CWE observation has neither a code nor a text.");
+        }
         json_object_set_new(o, "coded", coding(s, 5));
         json_object_set_new(o, "value", json_string(*get(s, 5, 2) ? get(s, 5, 2) : get(s, 5, 1)));
     } else {

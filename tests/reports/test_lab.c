@@ -702,3 +702,25 @@ Test(lab, a_report_id_held_by_another_hospitals_study_is_not_taken_over)
     cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid), 0);
     cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid2), 0);
 }
+
+Test(lab, a_critical_coded_value_without_code_or_text_is_refused_at_the_check)
+{
+    char ack[4096];
+    lab_msg *m = NULL;
+    /* OBX-5 "^^L": not empty as a field, but no code and no text; flagged
+     * HH it became an alert without a value, which alr_raise refuses: the
+     * commit failed after the journal, AE, and the resend failed the same
+     * way for ever (the LIS's queue stuck behind it) */
+    static const char *msg = MSH("CE1", "TOWN1LIS", "ORU^R01", "2.5.1")
+        PID_ OBR_("P7", "F7", "CUL") "OBX|1|CWE|600-7^Blood culture^LN||^^L||NEG|HH|||F\r";
+    int rc = check(msg, "township1", &m, ack);
+    if (rc == 0) {
+        int r2 = lab_msg_commit(c, &cfg, m, &k_stored, T0, NULL);
+        lab_msg_free(m);
+        cr_assert_eq(r2, 0, "accepted at the check, then the commit fails: %s", hr_strerror(r2));
+        return;
+    }
+    cr_expect_eq(rc, HR_EPARSE);
+    cr_expect(strstr(ack, "MSA|AE|CE1"), "%s", ack);
+    cr_expect(strstr(ack, "|OBX^1^5|"), "%s", ack);
+}
