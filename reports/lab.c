@@ -471,6 +471,17 @@ int lab_msg_ack_taken(const lab_msg *m, const char *hub_facility, long long now_
                              hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
 }
 
+int lab_msg_ack_full(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack)
+{
+    rpt_hl7_err e;
+    memset(&e, 0, sizeof(e));
+    refuse(&e, "AR", 207, "", 0, 0,
+           "The order's lab report holds the most observations (500) or messages (200) it "
+           "can; not stored.");
+    return rpt_hl7_ack_build(m->hl7, "AR", &e,
+                             hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
+}
+
 int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, long long now_ms,
                 hr_buf *ack)
 {
@@ -682,8 +693,10 @@ static int merge(const hr_config *cfg, const lab_msg *m, const lab_rep *rep,
         }
         if (!replaced) {
             if (json_array_size(obs) >= LAB_OBX_MAX) {
+                /* refused, never dropped behind an AA */
                 json_decref(now);
-                continue;
+                json_decref(r);
+                return HR_ETOOBIG;
             }
             json_object_set_new(now, "history", json_array());
             json_array_append_new(obs, now);

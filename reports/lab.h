@@ -128,7 +128,8 @@ int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen);
  * *critical (may be NULL) = critical observations found. 0, HR_EREDIS,
  * -ENOMEM, HR_ESTATE (a report changed concurrently too often),
  * HR_EFORBIDDEN (a report's UID is held by another hospital's study:
- * refused for good, lab_msg_ack_taken). */
+ * refused for good, lab_msg_ack_taken), HR_ETOOBIG (a report is full:
+ * lab_msg_ack_full). */
 int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_stored *stored,
                    long long now_ms, int *critical);
 /* Only the per-report scripts and the indexes (no critical values, routing
@@ -145,6 +146,10 @@ int lab_msg_ack_reused(const lab_msg *m, const char *hub_facility, long long now
  * refused with HR_EFORBIDDEN: a lab report's UID is held by a study of
  * another hospital, or by one that is not a lab report. 0, -ENOMEM. */
 int lab_msg_ack_taken(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
+/* Appends the AR (207) answering a message lab_msg_commit refused with
+ * HR_ETOOBIG: a report would exceed LAB_OBX_MAX observations or
+ * LAB_MESSAGES_MAX messages (a resend would fail the same way). 0, -ENOMEM. */
+int lab_msg_ack_full(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
 
 /* `huren reindex`: applies every message of the journal directory again
  * (idempotent). *messages counts those applied, *refused those refused.

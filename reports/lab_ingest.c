@@ -46,8 +46,8 @@ static int reindex_one(void *arg, uint32_t type, const uint8_t *data, size_t len
     st.len = pos->len;
     rc = lab_msg_commit(a->c, a->cfg, m, &st, ms, NULL);
     lab_msg_free(m);
-    if (rc == HR_EFORBIDDEN) {
-        a->refused++; /* refused live too: the UID is another's study */
+    if (rc == HR_EFORBIDDEN || rc == HR_ETOOBIG) {
+        a->refused++; /* refused live too: the UID is another's study, a report is full */
         return 0;
     }
     if (!rc)
@@ -157,10 +157,14 @@ static void job_run(lab_job *j)
             c ? lab_msg_commit(c, x->o.cfg, j->m, &j->stored, j->received_ms, &crit) : HR_EREDIS;
         if (j->rc == HR_EFORBIDDEN)
             lab_msg_ack_taken(j->m, x->hub, now, &j->ack);
-        else if (j->rc)
+        else if (j->rc == HR_ETOOBIG) {
+            hr_warn("lab", "%s: %s: a lab report is full: AR, not stored", j->peer,
+                    lab_msg_id(j->m));
+            lab_msg_ack_full(j->m, x->hub, now, &j->ack);
+        } else if (j->rc)
             hr_warn("lab", "%s: %s not committed (%s): AE, the sender retries", j->peer,
                     lab_msg_id(j->m), hr_strerror(j->rc));
-        if (j->rc != HR_EFORBIDDEN)
+        if (j->rc != HR_EFORBIDDEN && j->rc != HR_ETOOBIG)
             lab_msg_ack(j->m, j->rc ? "AE" : "AA", x->hub, now, &j->ack);
         j->answered = 1;
     }

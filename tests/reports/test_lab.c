@@ -724,3 +724,39 @@ Test(lab, a_critical_coded_value_without_code_or_text_is_refused_at_the_check)
     cr_expect(strstr(ack, "MSA|AE|CE1"), "%s", ack);
     cr_expect(strstr(ack, "|OBX^1^5|"), "%s", ack);
 }
+
+Test(lab, an_observation_beyond_the_reports_cap_is_not_dropped_behind_an_aa)
+{
+    char uid[HR_UID_MAX];
+    ack_box a = {0}, b = {0};
+    /* 500 observations (the cap of one report) in a first message, then a
+     * second message of the same order with a 501st: it used to be skipped
+     * by the merge and acknowledged AA */
+    char *m1 = NULL, *m2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    FILE *f = open_memstream(&m1, &n1);
+    fputs(MSH("CAP1", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL9", "FI9", "PANEL"), f);
+    for (int i = 0; i < LAB_OBX_MAX; i++)
+        fprintf(f, "OBX|%d|NM|T%d^Test %d^L||%d|U||N|||F\r", i + 1, i, i, i);
+    fclose(f);
+    f = open_memstream(&m2, &n2);
+    fputs(MSH("CAP2", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_(
+              "PL9", "FI9", "PANEL") "OBX|1|NM|2823-3^Potassium^LN||7.1|mmol/L|3.5-5.3|HH|||F\r",
+          f);
+    fclose(f);
+    pipeline(m1, "township1", &a);
+    cr_expect(strstr(a.ack, "MSA|AA|CAP1"), "%s", a.ack);
+    pipeline(m2, "township1", &b);
+    lab_uid("township1", "FI9", "PANEL", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    size_t nobs = json_array_size(json_object_get(r, "obs"));
+    json_decref(r);
+    if (strstr(b.ack, "MSA|AA|CAP2"))
+        cr_expect_eq(nobs, LAB_OBX_MAX + 1, "AA, but the potassium was dropped");
+    else
+        cr_expect(strstr(b.ack, "MSA|AR|CAP2") && strstr(b.ack, "|207^"),
+                  "refused for good (not AE: the resend would fail the same way): %s", b.ack);
+    free(m1);
+    free(m2);
+}
