@@ -417,12 +417,35 @@ int lab_msg_check(const hr_config *cfg, const uint8_t *msg, size_t len, const la
         EVP_Digest(msg, len, d, &dlen, EVP_sha256(), NULL);
         for (unsigned i = 0; i < dlen && i < 32; i++)
             snprintf(m->sha256 + 2 * i, 3, "%02x", d[i]);
-        /* the content without the MSH (a resend may carry a new MSH-7) */
+        /* the content without the MSH (a resend may carry a new MSH-7),
+         * segment by segment: CR, LF, CRLF and empty lines are one
+         * separator (a client may resend with other line ends or without
+         * the last CR) */
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
         size_t b = 0;
         while (b < len && msg[b] != '\r' && msg[b] != '\n')
             b++;
         dlen = 0;
-        EVP_Digest(msg + b, len - b, d, &dlen, EVP_sha256(), NULL);
+        if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+            while (b < len) {
+                while (b < len && (msg[b] == '\r' || msg[b] == '\n'))
+                    b++;
+                size_t z = b;
+                while (z < len && msg[z] != '\r' && msg[z] != '\n')
+                    z++;
+                if (z > b) {
+                    EVP_DigestUpdate(md, msg + b, z - b);
+                    EVP_DigestUpdate(md, "\r", 1);
+                }
+                b = z;
+            }
+            EVP_DigestFinal_ex(md, d, &dlen);
+        }
+        EVP_MD_CTX_free(md);
+        if (dlen != 32) {
+            rc = -ENOMEM;
+            goto out;
+        }
         for (unsigned i = 0; i < dlen && i < 32; i++)
             snprintf(m->body_sha256 + 2 * i, 3, "%02x", d[i]);
     }

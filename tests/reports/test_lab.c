@@ -653,6 +653,16 @@ Test(lab, a_reused_control_id_with_other_content_is_refused_not_acked)
     cr_expect(strstr(b.ack, "|MSH^1^10|"), "at MSH-10: %s", b.ack);
     cr_expect_eq(pipeline(resent, "township1", &d), 1);
     cr_expect(strstr(d.ack, "MSA|AA|CTL1"), "%s", d.ack);
+    /* and with LF line ends and no last CR (python3-hl7's mllp_send) */
+    char lf[2048];
+    ack_box e = {0};
+    snprintf(lf, sizeof(lf), "%s", k_msg1);
+    for (char *p = lf; *p; p++)
+        if (*p == '\r')
+            *p = '\n';
+    lf[strlen(lf) - 1] = 0;
+    cr_expect_eq(pipeline(lf, "township1", &e), 1);
+    cr_expect(strstr(e.ack, "MSA|AA|CTL1"), "%s", e.ack);
     lab_uid("township1", "FI1", "BMP", uid);
     json_t *r = NULL;
     cr_assert_eq(lab_get(c, uid, &r), 0);
