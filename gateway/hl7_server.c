@@ -179,7 +179,7 @@ static void on_idle(uv_timer_t *t)
         return;
     }
     c->srv->stats.idle_closed++;
-    hr_info("hl7", "%s: closed after %d s without a message", c->peer,
+    hr_info("hl7", "%s: closed after %d s without a complete message", c->peer,
             c->srv->cfg->hl7.idle_timeout_s);
     conn_close(c);
 }
@@ -276,8 +276,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return; /* a refused message's rest: dropped */
     c->rpos = 0;
     c->rend = (size_t)nread;
-    idle_restart(c);
-    conn_process(c);
+    conn_process(c); /* a read does not restart the idle timer: a message must
+                        complete within hl7.idle_timeout_s (no slowloris) */
 }
 
 static void reading(gw_hl7_conn *c, int on)
@@ -399,7 +399,10 @@ static void conn_process(gw_hl7_conn *c)
     }
     if (!c->closing && !c->busy && !c->writing && c->rpos >= c->rend) {
         reading(c, 1);
-        if (!c->closing)
+        /* started at accept and after each ACK (stopped while a message is
+         * stored), never by a read: hl7.idle_timeout_s bounds the time to
+         * the next complete message, however slowly its bytes trickle */
+        if (!c->closing && !uv_is_active((uv_handle_t *)&c->idle))
             idle_restart(c);
     }
 }

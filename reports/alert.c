@@ -409,7 +409,8 @@ static void norm(const char *in, char *out, size_t cap, int punct)
 
 /* The first number of s (normalised) and what follows it: 0, or -1 when s
  * holds no number. */
-static int split_number(const char *s, double *v, const char **unit, int anywhere)
+static int split_number(const char *s, double *v, const char **unit, int anywhere,
+                        const char **start)
 {
     const char *p = s;
     while (*p && !isdigit((unsigned char)*p)) {
@@ -426,6 +427,33 @@ static int split_number(const char *s, double *v, const char **unit, int anywher
     if (end == p)
         return -1;
     *unit = end;
+    *start = p;
+    return 0;
+}
+
+/* The comparison stated right before the number at p of s: -1 less than
+ * ("<", "<=", "≤", 小于, 低于), 1 greater than (">", ">=", "≥", 大于, 高于),
+ * 0 none. */
+static int direction(const char *s, const char *p)
+{
+    static const struct {
+        const char *w;
+        int dir;
+    } k[] = {{"<", -1},
+             {">", 1},
+             {"\u2264", -1},
+             {"\u2265", 1},
+             {"\u5c0f\u4e8e", -1},
+             {"\u4f4e\u4e8e", -1},
+             {"\u5927\u4e8e", 1},
+             {"\u9ad8\u4e8e", 1}};
+    while (p > s && p[-1] == '=')
+        p--;
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        size_t n = strlen(k[i].w);
+        if ((size_t)(p - s) >= n && memcmp(p - n, k[i].w, n) == 0)
+            return k[i].dir;
+    }
     return 0;
 }
 
@@ -433,15 +461,20 @@ int alr_readback_matches(const char *value, const char *readback)
 {
     char a[ALR_TEXT_MAX * 2], b[ALR_TEXT_MAX * 2];
     double va, vb;
-    const char *ua, *ub;
+    const char *ua, *ub, *sa, *sb;
     if (!readback || !*readback)
         return 0;
     norm(value, a, sizeof(a), 0);
     norm(readback, b, sizeof(b), 0);
-    if (split_number(a, &va, &ua, 0) == 0) {
-        if (split_number(b, &vb, &ub, 1))
+    if (split_number(a, &va, &ua, 0, &sa) == 0) {
+        if (split_number(b, &vb, &ub, 1, &sb))
             return 0;
         double tol = 1e-9 * (fabs(va) > 1 ? fabs(va) : 1);
+        /* a comparison may be left out ("<0.5" read back "0.5"), not turned
+         * round ("<0.5" read back ">0.5" is another result) */
+        int db = direction(b, sb);
+        if (db && db != direction(a, sa))
+            return 0;
         return fabs(va - vb) <= tol && strcmp(ua, ub) == 0;
     }
     norm(value, a, sizeof(a), 1);

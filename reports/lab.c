@@ -33,6 +33,7 @@ typedef struct lab_rep {
     json_t *obr;          /* the report's fields from this message (no "obs") */
     json_t *obs;          /* the observations of this message */
     int applied;          /* this commit applied the message (not a resend) */
+    int taken;            /* the UID is another hospital's study (HR_EFORBIDDEN) */
     json_t *current;      /* the report as this commit stored it (NULL: read it back) */
     redisReply *pre;      /* HMGET json rev read with the duplicate check (NULL: none) */
 } lab_rep;
@@ -44,6 +45,7 @@ struct lab_msg {
     char id[HR_ID_MAX + LAB_CONTROL_ID_MAX + 2]; /* "<hospital>|<MSH-10>" */
     char version[16];
     char sha256[65];
+    char body_sha256[65]; /* of the bytes after the MSH segment */
     size_t n;
     lab_rep *rep; /* one per OBR (at most LAB_OBR_MAX) */
 };
@@ -233,6 +235,11 @@ static int read_obx(const rpt_hl7_seg *s, int seq, const char *ctl, long long no
         json_object_set_new(o, "num", json_real(v));
         json_object_set_new(o, "comparator", json_string(cmp));
     } else if (!strcmp(type, "CE") || !strcmp(type, "CWE")) {
+        if (!*get(s, 5, 1) && !*get(s, 5, 2)) {
+            json_decref(o);
+            return refuse(e, "AE", 101, "OBX", seq, 5,
+                          "OBX-5 of a CE/CWE observation has neither a code nor a text.");
+        }
         json_object_set_new(o, "coded", coding(s, 5));
         json_object_set_new(o, "value", json_string(*get(s, 5, 2) ? get(s, 5, 2) : get(s, 5, 1)));
     } else {
@@ -421,6 +428,37 @@ int lab_msg_check(const hr_config *cfg, const uint8_t *msg, size_t len, const la
         EVP_Digest(msg, len, d, &dlen, EVP_sha256(), NULL);
         for (unsigned i = 0; i < dlen && i < 32; i++)
             snprintf(m->sha256 + 2 * i, 3, "%02x", d[i]);
+        /* the content without the MSH (a resend may carry a new MSH-7),
+         * segment by segment: CR, LF, CRLF and empty lines are one
+         * separator (a client may resend with other line ends or without
+         * the last CR) */
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        size_t b = 0;
+        while (b < len && msg[b] != '\r' && msg[b] != '\n')
+            b++;
+        dlen = 0;
+        if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+            while (b < len) {
+                while (b < len && (msg[b] == '\r' || msg[b] == '\n'))
+                    b++;
+                size_t z = b;
+                while (z < len && msg[z] != '\r' && msg[z] != '\n')
+                    z++;
+                if (z > b) {
+                    EVP_DigestUpdate(md, msg + b, z - b);
+                    EVP_DigestUpdate(md, "\r", 1);
+                }
+                b = z;
+            }
+            EVP_DigestFinal_ex(md, d, &dlen);
+        }
+        EVP_MD_CTX_free(md);
+        if (dlen != 32) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (unsigned i = 0; i < dlen && i < 32; i++)
+            snprintf(m->body_sha256 + 2 * i, 3, "%02x", d[i]);
     }
     rc = read_body(cfg, m, now_ms, &e);
     if (rc == -ENOMEM)
@@ -442,6 +480,40 @@ refused:
 out:
     lab_msg_free(m);
     return rc;
+}
+
+int lab_msg_ack_reused(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack)
+{
+    rpt_hl7_err e;
+    memset(&e, 0, sizeof(e));
+    refuse(&e, "AR", 205, "MSH", 1, 10,
+           "MSH-10 was already used for another message of this facility; not stored.");
+    return rpt_hl7_ack_build(m->hl7, "AR", &e,
+                             hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
+}
+
+int lab_msg_ack_taken(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack)
+{
+    rpt_hl7_err e;
+    size_t i = 0;
+    memset(&e, 0, sizeof(e));
+    while (i + 1 < m->n && !m->rep[i].taken)
+        i++;
+    refuse(&e, "AR", 205, "OBR", (int)i + 1, 3,
+           "The order's lab report id is held by another study; not stored.");
+    return rpt_hl7_ack_build(m->hl7, "AR", &e,
+                             hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
+}
+
+int lab_msg_ack_full(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack)
+{
+    rpt_hl7_err e;
+    memset(&e, 0, sizeof(e));
+    refuse(&e, "AR", 207, "", 0, 0,
+           "The order's lab report holds the most observations (500) or messages (200) it "
+           "can; not stored.");
+    return rpt_hl7_ack_build(m->hl7, "AR", &e,
+                             hub_facility && *hub_facility ? hub_facility : "HUREN", now_ms, ack);
 }
 
 int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, long long now_ms,
@@ -493,18 +565,37 @@ json_t *lab_payload(const json_t *r)
 
 #define MARKER_FMT "hr:lab:msg:%s"
 
+/* What the duplicate marker reply r says of m: 0 (none), 1 (the same
+ * content: a duplicate), LAB_SEEN_REUSED (another message's content), or -1
+ * when r is not a GET reply. */
+static int marker_seen(const redisReply *r, const lab_msg *m)
+{
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL))
+        return -1;
+    if (r->type == REDIS_REPLY_NIL)
+        return 0;
+    /* the same control id: a duplicate only with the same content */
+    json_t *mk = json_loadb(r->str, r->len, 0, NULL);
+    const char *body = jstr(mk, "body");
+    int same =
+        *body ? strcmp(body, m->body_sha256) == 0 : strcmp(jstr(mk, "sha256"), m->sha256) == 0;
+    json_decref(mk);
+    return same ? 1 : LAB_SEEN_REUSED;
+}
+
 int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen)
 {
     char part[3 * sizeof(m->id) + 1];
     *seen = 0;
     if (sto_key_part(m->id, part, sizeof(part)))
         return -EINVAL;
-    redisReply *r = redisCommand(c, "EXISTS " MARKER_FMT, part);
-    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : HR_EREDIS;
-    if (!rc)
-        *seen = r->integer > 0;
+    redisReply *r = redisCommand(c, "GET " MARKER_FMT, part);
+    int v = marker_seen(r, m);
     freeReplyObject(r);
-    return rc;
+    if (v < 0)
+        return HR_EREDIS;
+    *seen = v;
+    return 0;
 }
 
 int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen)
@@ -519,7 +610,7 @@ int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen)
             seen[i] = -1;
             continue;
         }
-        redisAppendCommand(c, "EXISTS " MARKER_FMT, part);
+        redisAppendCommand(c, "GET " MARKER_FMT, part);
         for (size_t a = 0; a < ms[i]->n; a++)
             redisAppendCommand(c, "HMGET hr:lab:{%s} json rev", ms[i]->rep[a].uid);
     }
@@ -529,10 +620,11 @@ int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen)
             continue;
         if (redisGetReply(c, (void **)&r) != REDIS_OK)
             return HR_EREDIS;
-        if (r && r->type == REDIS_REPLY_INTEGER)
-            seen[i] = r->integer > 0;
-        else
+        int v = marker_seen(r, ms[i]);
+        if (v < 0)
             rc = HR_EREDIS;
+        else
+            seen[i] = v;
         freeReplyObject(r);
         for (size_t a = 0; a < ms[i]->n; a++) {
             r = NULL;
@@ -687,8 +779,10 @@ static int merge(const hr_config *cfg, const lab_msg *m, const lab_rep *rep,
         }
         if (!replaced) {
             if (json_array_size(obs) >= LAB_OBX_MAX) {
+                /* refused, never dropped behind an AA */
                 json_decref(now);
-                continue;
+                json_decref(r);
+                return HR_ETOOBIG;
             }
             json_object_set_new(now, "history", json_array());
             json_array_append_new(obs, now);
@@ -818,7 +912,8 @@ static int prep_report(const hr_config *cfg, const lab_msg *m, const lab_rep *re
 
 /* The script's answer for one report: 0 (rep->current keeps the report
  * written), 1 when it changed meanwhile (read and merge again),
- * HR_ETOOBIG, HR_EREDIS. Consumes p. */
+ * HR_ETOOBIG, HR_EFORBIDDEN (held by another owner: rep->taken), HR_EREDIS.
+ * Consumes p. */
 static int prep_done(lab_rep *rep, lab_prep *p, const redisReply *x)
 {
     long long code = x && x->type == REDIS_REPLY_ARRAY && x->elements == 2 &&
@@ -833,6 +928,10 @@ static int prep_done(lab_rep *rep, lab_prep *p, const redisReply *x)
         p->next = NULL;
     }
     prep_free(p);
+    if (code == 4) { /* the UID is held by a study that is not this lab report */
+        rep->taken = 1;
+        return HR_EFORBIDDEN;
+    }
     return code == 0 || code == 1 ? 0 : code == 2 ? 1 : code == 3 ? HR_ETOOBIG : HR_EREDIS;
 }
 
@@ -854,6 +953,9 @@ static int commit_report(redisContext *c, const hr_config *cfg, const lab_msg *m
         }
         rc = prep_done(rep, &p, x);
         freeReplyObject(x);
+        if (rc == HR_EFORBIDDEN)
+            hr_warn("lab", "%s: the lab report %s of %s is held by a study that is not it: refused",
+                    m->id, rep->uid, m->hospital);
         if (rc != 1)
             return rc;
     }
@@ -954,10 +1056,33 @@ static int index_report(redisContext *c, const hr_config *cfg, const lab_msg *m,
     return pipeline_cmds(c, person_append(c, rep, person));
 }
 
+/* HR_EFORBIDDEN (rep->taken) when a report's UID is held by a study that is
+ * not this hospital's lab report: checked for all before any is committed,
+ * so a refused message leaves nothing (the script checks again). */
+static int check_owners(redisContext *c, lab_msg *m)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < m->n; i++) {
+        redisReply *r = redisCommand(c, "HMGET hr:{%s}:st hospital kind", m->rep[i].uid);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+            rc = HR_EREDIS;
+        else if (r->element[0]->type == REDIS_REPLY_STRING &&
+                 (strcmp(r->element[0]->str, m->hospital) ||
+                  r->element[1]->type != REDIS_REPLY_STRING || strcmp(r->element[1]->str, "lab"))) {
+            m->rep[i].taken = 1;
+            hr_warn("lab", "%s: the lab report %s is held by a study of %s: refused", m->id,
+                    m->rep[i].uid, r->element[0]->str);
+            rc = HR_EFORBIDDEN;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
 int lab_msg_commit_index(redisContext *c, const hr_config *cfg, lab_msg *m,
                          const lab_stored *stored, long long now_ms)
 {
-    int rc = 0;
+    int rc = check_owners(c, m);
     for (size_t i = 0; !rc && i < m->n; i++) {
         rc = commit_report(c, cfg, m, &m->rep[i], stored, now_ms);
         if (!rc)
@@ -1084,8 +1209,8 @@ static int marker_append(redisContext *c, const lab_msg *m, const lab_stored *st
     char part[3 * sizeof(m->id) + 1];
     if (sto_key_part(m->id, part, sizeof(part)))
         return -EINVAL;
-    json_t *mk = json_pack("{s:s, s:s, s:I}", "sha256", m->sha256, "segment",
-                           stored ? stored->segment : "", "ms", (json_int_t)now_ms);
+    json_t *mk = json_pack("{s:s, s:s, s:s, s:I}", "sha256", m->sha256, "body", m->body_sha256,
+                           "segment", stored ? stored->segment : "", "ms", (json_int_t)now_ms);
     json_t *uids = json_array();
     for (size_t i = 0; i < m->n; i++)
         json_array_append_new(uids, json_string(m->rep[i].uid));

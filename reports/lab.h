@@ -115,11 +115,15 @@ const char *lab_msg_id(const lab_msg *m);
 /* Number of lab reports and the UID of the i-th. */
 size_t lab_msg_reports(const lab_msg *m);
 const char *lab_msg_uid(const lab_msg *m, size_t i);
+#define LAB_SEEN_REUSED 2 /* lab_msg_seen: the control id came with other content */
 /* *seen = 1 when the message was committed before (its duplicate marker
- * exists). 0 or HR_EREDIS. */
+ * exists and its content after the MSH segment is the same: a resend with a
+ * new MSH-7 is a duplicate), LAB_SEEN_REUSED when the marker holds another
+ * message's (answer lab_msg_ack_reused: it must not be acknowledged), 0 when
+ * new. 0 or HR_EREDIS. */
 int lab_msg_seen(redisContext *c, const lab_msg *m, int *seen);
 /* lab_msg_seen for n messages (ms[i] NULL: skipped) in one pipelined
- * round: seen[i] 1 or 0 (-1: an id that cannot be a key, refused by
+ * round: seen[i] 1, LAB_SEEN_REUSED or 0 (-1: an id that cannot be a key, refused by
  * lab_msg_check already). The same round reads each report's current
  * state into ms[i], which lab_msg_commit_batch uses instead of reading it
  * again (the commit script's revision guard catches a change since). 0 or
@@ -129,7 +133,10 @@ int lab_msg_seen_batch(redisContext *c, lab_msg *const *ms, size_t n, int *seen)
  * per-report scripts, the indexes and persons, critical values, routing,
  * then the marker. Idempotent: a message already applied changes nothing.
  * *critical (may be NULL) = critical observations found. 0, HR_EREDIS,
- * -ENOMEM, HR_ESTATE (a report changed concurrently too often). */
+ * -ENOMEM, HR_ESTATE (a report changed concurrently too often),
+ * HR_EFORBIDDEN (a report's UID is held by another hospital's study:
+ * refused for good, lab_msg_ack_taken), HR_ETOOBIG (a report is full:
+ * lab_msg_ack_full). */
 int lab_msg_commit(redisContext *c, const hr_config *cfg, lab_msg *m, const lab_stored *stored,
                    long long now_ms, int *critical);
 /* lab_msg_commit for n messages (ms[i] stored at stored[i], received at
@@ -147,6 +154,17 @@ int lab_msg_commit_index(redisContext *c, const hr_config *cfg, lab_msg *m,
 /* Appends the ACK code ("AA", "AE", "AR") answering m to ack. 0, -ENOMEM. */
 int lab_msg_ack(const lab_msg *m, const char *code, const char *hub_facility, long long now_ms,
                 hr_buf *ack);
+/* Appends the AR (205 at MSH-10) answering a message whose control id its
+ * hospital already used for another message (LAB_SEEN_REUSED). 0, -ENOMEM. */
+int lab_msg_ack_reused(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
+/* Appends the AR (205 at the OBR) answering a message lab_msg_commit
+ * refused with HR_EFORBIDDEN: a lab report's UID is held by a study of
+ * another hospital, or by one that is not a lab report. 0, -ENOMEM. */
+int lab_msg_ack_taken(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
+/* Appends the AR (207) answering a message lab_msg_commit refused with
+ * HR_ETOOBIG: a report would exceed LAB_OBX_MAX observations or
+ * LAB_MESSAGES_MAX messages (a resend would fail the same way). 0, -ENOMEM. */
+int lab_msg_ack_full(const lab_msg *m, const char *hub_facility, long long now_ms, hr_buf *ack);
 
 /* `huren reindex`: applies every message of the journal directory again
  * (idempotent). *messages counts those applied, *refused those refused.

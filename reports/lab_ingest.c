@@ -46,6 +46,10 @@ static int reindex_one(void *arg, uint32_t type, const uint8_t *data, size_t len
     st.len = pos->len;
     rc = lab_msg_commit(a->c, a->cfg, m, &st, ms, NULL);
     lab_msg_free(m);
+    if (rc == HR_EFORBIDDEN || rc == HR_ETOOBIG) {
+        a->refused++; /* refused live too: the UID is another's study, a report is full */
+        return 0;
+    }
     if (!rc)
         a->messages++;
     return rc;
@@ -191,6 +195,11 @@ static void check_run(lab_batch *b)
             continue;
         if (rc) {
             j->rc = rc;
+        } else if (b->res[i] == LAB_SEEN_REUSED) {
+            hr_warn("lab", "%s: %s reuses a control id with other content: AR, not stored", j->peer,
+                    lab_msg_id(j->m));
+            j->rc = lab_msg_ack_reused(j->m, x->hub, now, &j->ack);
+            j->answered = 1;
         } else if (b->res[i] > 0) {
             hr_info("lab", "%s: duplicate %s acknowledged again", j->peer, lab_msg_id(j->m));
             j->rc = lab_msg_ack(j->m, "AA", x->hub, now, &j->ack);
@@ -213,11 +222,19 @@ static void commit_run(lab_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         lab_job *j = b->jobs[i];
         j->rc = c ? b->res[i] : HR_EREDIS;
-        if (j->rc)
-            hr_warn("lab", "%s: %s not committed (%s): AE, the sender retries", j->peer,
-                    lab_msg_id(j->m), hr_strerror(j->rc));
         failed |= j->rc == HR_EREDIS;
-        lab_msg_ack(j->m, j->rc ? "AE" : "AA", x->hub, now, &j->ack);
+        if (j->rc == HR_EFORBIDDEN) {
+            lab_msg_ack_taken(j->m, x->hub, now, &j->ack);
+        } else if (j->rc == HR_ETOOBIG) {
+            hr_warn("lab", "%s: %s: a lab report is full: AR, not stored", j->peer,
+                    lab_msg_id(j->m));
+            lab_msg_ack_full(j->m, x->hub, now, &j->ack);
+        } else {
+            if (j->rc)
+                hr_warn("lab", "%s: %s not committed (%s): AE, the sender retries", j->peer,
+                        lab_msg_id(j->m), hr_strerror(j->rc));
+            lab_msg_ack(j->m, j->rc ? "AE" : "AA", x->hub, now, &j->ack);
+        }
         j->answered = 1;
     }
     if (failed)

@@ -8,12 +8,20 @@
 --       hospital, patient key, patient id, issuer, patient name, birth date,
 --       sex, date, accession, description, uid
 -- Returns {code, rev}: 0 committed, 1 already applied, 2 changed meanwhile
--- (read again), 3 the report has max messages.
+-- (read again), 3 the report has max messages, 4 the UID's hr:{U}:st
+-- belongs to another hospital or is not a lab report (refused).
 local h, msgs, st = KEYS[1], KEYS[2], KEYS[3]
 local id, expected, now = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local rev = tonumber(redis.call('HGET', h, 'rev') or '0')
 if redis.call('ZSCORE', msgs, id) then
   return {1, rev}
+end
+-- the UID is a public function of hospital, order and code: a study of
+-- another hospital (or any study that is not this lab report) holding it
+-- first is never taken over
+local owner = redis.call('HGET', st, 'hospital')
+if owner and (owner ~= ARGV[6] or redis.call('HGET', st, 'kind') ~= 'lab') then
+  return {4, rev}
 end
 if rev ~= expected then
   return {2, rev}

@@ -93,6 +93,7 @@ typedef struct client {
     const uint8_t *data; /* what to send */
     size_t len;
     int chunk;            /* bytes per write (0: all at once) */
+    int gap_ms;           /* pause between chunks (0: 0.3 ms) */
     int expect;           /* ACKs to read before closing (then waits for EOF if wait_eof) */
     int wait_eof;         /* read until the server closes */
     char codes[16][3];    /* MSA-1 of each ACK */
@@ -137,7 +138,7 @@ static void *client_run(void *arg)
             break; /* the server may close first (framing error, refusal) */
         off += (size_t)w;
         if (c->chunk > 0)
-            usleep(300); /* separate reads on the server side */
+            usleep(c->gap_ms > 0 ? (useconds_t)c->gap_ms * 1000 : 300); /* separate reads */
     }
     while (c->acks < c->expect || c->wait_eof) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -377,6 +378,25 @@ Test(hl7_server, idle_connection_closed)
     cr_expect(c.eof);
     cr_expect_geq(c.eof_after_s, 0.9);
     cr_expect_lt(c.eof_after_s, 3.0);
+}
+
+Test(hl7_server, slowloris_trickling_a_message_is_closed_at_the_idle_timeout)
+{
+    /* one byte every 0.4 s of a message that never ends: each read used to
+     * restart the idle timer, so the connection (and its slot and message
+     * buffer) was held for as long as the peer kept trickling */
+    setup_with(", \"idle_timeout_s\": 1");
+    static const char m[] = "\x0bMSH|^~\\&|LIS|T1|HUREN|county|2026";
+    client c = {.src = "127.0.0.2",
+                .data = (const uint8_t *)m,
+                .len = sizeof(m) - 1,
+                .chunk = 1,
+                .gap_ms = 400,
+                .wait_eof = 1};
+    run(&c);
+    cr_expect(c.eof);
+    cr_expect_eq(H.calls, 0);
+    cr_expect_lt(c.eof_after_s, 2.5, "closed after %.1f s", c.eof_after_s);
 }
 
 Test(hl7_server, max_connections_refuses_the_next)

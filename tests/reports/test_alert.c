@@ -142,6 +142,14 @@ Test(alert, readback_rules)
     cr_assert(alr_readback_matches("6.8 mmol/L", "６.８ ｍｍｏｌ／Ｌ"));
     cr_assert(alr_readback_matches("12 µmol/L", "12 umol/l"));
     cr_assert(alr_readback_matches("<0.5 g/L", "0.5 g/L"));
+    cr_assert(alr_readback_matches("<0.5 g/L", "<0.5 g/L"));
+    cr_assert(alr_readback_matches("<0.5 g/L", "小于 0.5 g/L"));
+    /* review: the comparison turned round is another result */
+    cr_assert_not(alr_readback_matches("<0.5 g/L", ">0.5 g/L"));
+    cr_assert_not(alr_readback_matches("<0.5 g/L", "大于0.5 g/L"));
+    cr_assert_not(alr_readback_matches("<0.5 g/L", "＞0.5 g/L"));
+    cr_assert_not(alr_readback_matches(">35 mmol/L", "<35 mmol/L"));
+    cr_assert_not(alr_readback_matches("6.8 mmol/L", "<6.8 mmol/L"));
     cr_assert_not(alr_readback_matches("6.8 mmol/L", "6.3 mmol/L"));
     cr_assert_not(alr_readback_matches("6.8 mmol/L", "6.8"));
     cr_assert_not(alr_readback_matches("6.8 mmol/L", "6.8 mg/dL"));

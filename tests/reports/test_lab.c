@@ -9,6 +9,7 @@
 #include "reports/lab_config.h"
 #include "reports/person.h"
 #include "reports/recognition.h"
+#include "storage/index.h"
 #include "storage/journal.h"
 #include "support/support.h"
 
@@ -738,4 +739,173 @@ Test(lab, two_obr_of_one_order_in_one_message_are_both_applied)
                OBX_K("1", "4.0", "N", "F") OBR_("PL6", "FI6", "BMP") OBX_NA,
            "township1", ack, T0 + 1000);
     cr_expect_eq(integer("ZCARD hr:lab:{%s}:msgs", uid), 2);
+}
+
+/* ---- review: a reused MSH-10, a report id taken by another hospital ---- */
+
+/* Runs one message through the asynchronous pipeline (lab_ingest) over a
+ * real journal; returns the ACK in b and the journal's lab records. */
+static int pipeline(const char *msg, const char *peer_hospital, ack_box *b)
+{
+    uv_loop_t loop;
+    lab_ctx *x = NULL;
+    char jdir[600];
+    int closed = 0, records = 0;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    snprintf(jdir, sizeof(jdir), "%s/journal/lab", dir);
+    lab_opts o = {.loop = &loop,
+                  .cfg = &cfg,
+                  .redis_timeout_ms = 10000,
+                  .journal_dir = jdir,
+                  .node = "t",
+                  .hub_facility = "HUB"};
+    snprintf(o.redis_addr.host, sizeof(o.redis_addr.host), "%s", redis.sock);
+    cr_assert_eq(lab_open(&o, &x), 0);
+    lab_source src = {.hospital = peer_hospital, .peer = "127.0.0.1:9"};
+    cr_assert_eq(lab_ingest(x, (const uint8_t *)msg, strlen(msg), &src, on_ack, b), 0);
+    run_until(&loop, &b->calls);
+    lab_close(x, on_closed, &closed);
+    run_until(&loop, &closed);
+    cr_expect_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+    cr_assert_eq(sto_journal_scan(jdir, count_record, &records, NULL), 0);
+    return records;
+}
+
+Test(lab, a_reused_control_id_with_other_content_is_refused_not_acked)
+{
+    char uid[HR_UID_MAX];
+    ack_box a = {0}, b = {0}, d = {0};
+    /* CTL1 again, another potassium: the LIS reused its control id (counter
+     * reset, second analyser); an AA would tell it that 3.9 was stored */
+    static const char *other = MSH("CTL1", "TOWN1LIS", "ORU^R01^ORU_R01", "2.5.1")
+        PID_ OBR_("PL1", "FI1", "BMP^Basic metabolic panel^L") OBX_K("1", "3.9", "N", "F") OBX_NA;
+    /* the same message resent with a new MSH-7 is still a duplicate */
+    static const char *resent =
+        "MSH|^~\\&|LIS|TOWN1LIS|HUREN|COUNTY|20251201083512||ORU^R01^ORU_R01|CTL1|P|2.5.1\r" PID_
+            OBR_("PL1", "FI1", "BMP^Basic metabolic panel^L") OBX_K("1", "6.8", "HH", "F") OBX_NA;
+    cr_expect_eq(pipeline(k_msg1, "township1", &a), 1);
+    cr_expect(strstr(a.ack, "MSA|AA|CTL1"), "%s", a.ack);
+    cr_expect_eq(pipeline(other, "township1", &b), 1, "nothing more journaled");
+    cr_expect(strstr(b.ack, "MSA|AR|CTL1"), "not AA: %s", b.ack);
+    cr_expect(strstr(b.ack, "|205^"), "duplicate key identifier: %s", b.ack);
+    cr_expect(strstr(b.ack, "|MSH^1^10|"), "at MSH-10: %s", b.ack);
+    cr_expect_eq(pipeline(resent, "township1", &d), 1);
+    cr_expect(strstr(d.ack, "MSA|AA|CTL1"), "%s", d.ack);
+    /* and with LF line ends and no last CR (python3-hl7's mllp_send) */
+    char lf[2048];
+    ack_box e = {0};
+    snprintf(lf, sizeof(lf), "%s", k_msg1);
+    for (char *p = lf; *p; p++)
+        if (*p == '\r')
+            *p = '\n';
+    lf[strlen(lf) - 1] = 0;
+    cr_expect_eq(pipeline(lf, "township1", &e), 1);
+    cr_expect(strstr(e.ack, "MSA|AA|CTL1"), "%s", e.ack);
+    lab_uid("township1", "FI1", "BMP", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    cr_expect_str_eq(jstr(json_array_get(json_object_get(r, "obs"), 0), "value"), "6.8");
+    cr_expect_eq(json_array_size(json_object_get(r, "messages")), 1);
+    json_decref(r);
+}
+
+Test(lab, a_report_id_held_by_another_hospitals_study_is_not_taken_over)
+{
+    char uid[HR_UID_MAX], owner[64], v[64];
+    ack_box a = {0};
+    /* the lab report's UID is a public function of hospital, order number
+     * and test code: township2 sends a DICOM study with township1's next
+     * one first (sto_index_admit makes township2 its owner) */
+    lab_uid("township1", "FI1", "BMP", uid);
+    cr_assert_eq(sto_index_admit_sync(c, uid, "township2", 0, owner), 0);
+    cr_expect_eq(pipeline(k_msg1, "township1", &a), 1, "journaled before the commit");
+    cr_expect(strstr(a.ack, "MSA|AR|CTL1"), "refused for good, not AA nor AE: %s", a.ack);
+    str(v, sizeof(v), "HGET hr:{%s}:st hospital", uid);
+    cr_expect_str_eq(v, "township2", "the owner is unchanged");
+    str(v, sizeof(v), "HGET hr:{%s}:st kind", uid);
+    cr_expect_str_eq(v, "", "township2's study did not become a lab report");
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid), 0, "township1's results not under it");
+    cr_expect_eq(integer("EXISTS hr:lab:ix:pt:township1|P123", ""), 0);
+    cr_expect_eq(integer("EXISTS hr:lab:msg:township1%%7CCTL1", ""), 0);
+    cr_expect_eq(integer("EXISTS hr:alr:ix:time", ""), 0);
+    /* two OBR, the second's UID taken: the first is not stored either */
+    ack_box b = {0};
+    char uid2[HR_UID_MAX];
+    lab_uid("township1", "FI2", "BMP", uid2);
+    cr_expect_eq(pipeline(MSH("CTL2", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL2", "FI2", "BMP")
+                              OBX_NA OBR_("PL1", "FI1", "BMP") OBX_NA,
+                          "township1", &b),
+                 2);
+    cr_expect(strstr(b.ack, "MSA|AR|CTL2"), "%s", b.ack);
+    cr_expect(strstr(b.ack, "|OBR^2^3|205^"), "%s", b.ack);
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid2), 0);
+    cr_expect_eq(integer("EXISTS hr:{%s}:st", uid2), 0);
+    /* the journal replay counts them refused and goes on */
+    char jdir[600];
+    long n = -1, refused_n = -1;
+    snprintf(jdir, sizeof(jdir), "%s/journal/lab", dir);
+    cr_expect_eq(lab_reindex(c, &cfg, jdir, &n, &refused_n), 0);
+    cr_expect_eq(n, 0);
+    cr_expect_eq(refused_n, 2);
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid), 0);
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid2), 0);
+}
+
+Test(lab, a_critical_coded_value_without_code_or_text_is_refused_at_the_check)
+{
+    char ack[4096];
+    lab_msg *m = NULL;
+    /* OBX-5 "^^L": not empty as a field, but no code and no text; flagged
+     * HH it became an alert without a value, which alr_raise refuses: the
+     * commit failed after the journal, AE, and the resend failed the same
+     * way for ever (the LIS's queue stuck behind it) */
+    static const char *msg = MSH("CE1", "TOWN1LIS", "ORU^R01", "2.5.1")
+        PID_ OBR_("P7", "F7", "CUL") "OBX|1|CWE|600-7^Blood culture^LN||^^L||NEG|HH|||F\r";
+    int rc = check(msg, "township1", &m, ack);
+    if (rc == 0) {
+        int r2 = lab_msg_commit(c, &cfg, m, &k_stored, T0, NULL);
+        lab_msg_free(m);
+        cr_assert_eq(r2, 0, "accepted at the check, then the commit fails: %s", hr_strerror(r2));
+        return;
+    }
+    cr_expect_eq(rc, HR_EPARSE);
+    cr_expect(strstr(ack, "MSA|AE|CE1"), "%s", ack);
+    cr_expect(strstr(ack, "|OBX^1^5|"), "%s", ack);
+}
+
+Test(lab, an_observation_beyond_the_reports_cap_is_not_dropped_behind_an_aa)
+{
+    char uid[HR_UID_MAX];
+    ack_box a = {0}, b = {0};
+    /* 500 observations (the cap of one report) in a first message, then a
+     * second message of the same order with a 501st: it used to be skipped
+     * by the merge and acknowledged AA */
+    char *m1 = NULL, *m2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    FILE *f = open_memstream(&m1, &n1);
+    fputs(MSH("CAP1", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL9", "FI9", "PANEL"), f);
+    for (int i = 0; i < LAB_OBX_MAX; i++)
+        fprintf(f, "OBX|%d|NM|T%d^Test %d^L||%d|U||N|||F\r", i + 1, i, i, i);
+    fclose(f);
+    f = open_memstream(&m2, &n2);
+    fputs(MSH("CAP2", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_(
+              "PL9", "FI9", "PANEL") "OBX|1|NM|2823-3^Potassium^LN||7.1|mmol/L|3.5-5.3|HH|||F\r",
+          f);
+    fclose(f);
+    pipeline(m1, "township1", &a);
+    cr_expect(strstr(a.ack, "MSA|AA|CAP1"), "%s", a.ack);
+    pipeline(m2, "township1", &b);
+    lab_uid("township1", "FI9", "PANEL", uid);
+    json_t *r = NULL;
+    cr_assert_eq(lab_get(c, uid, &r), 0);
+    size_t nobs = json_array_size(json_object_get(r, "obs"));
+    json_decref(r);
+    if (strstr(b.ack, "MSA|AA|CAP2"))
+        cr_expect_eq(nobs, LAB_OBX_MAX + 1, "AA, but the potassium was dropped");
+    else
+        cr_expect(strstr(b.ack, "MSA|AR|CAP2") && strstr(b.ack, "|207^"),
+                  "refused for good (not AE: the resend would fail the same way): %s", b.ack);
+    free(m1);
+    free(m2);
 }
