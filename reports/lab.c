@@ -1311,6 +1311,12 @@ int lab_msg_commit_batch(redisContext *c, const hr_config *cfg, lab_msg *const *
     for (k = 1; k < total; k++)
         if (!strcmp(refs[k].uid, refs[k - 1].uid))
             seq[refs[k].msg] = 1;
+    /* a message of several reports too: the sequential path checks that the
+     * hospital owns every one of them before it writes any (check_owners),
+     * where a script here would refuse only the report it writes */
+    for (i = 0; i < n; i++)
+        if (ms[i]->n > 1)
+            seq[i] = 1;
 
     /* 1. read the reports (HMGET), merge */
     for (i = 0; i < n; i++) {

@@ -852,6 +852,27 @@ Test(lab, a_report_id_held_by_another_hospitals_study_is_not_taken_over)
     cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid2), 0);
 }
 
+Test(lab, a_batch_writes_no_report_of_a_message_whose_other_report_is_taken)
+{
+    char uid[HR_UID_MAX], uid2[HR_UID_MAX], owner[64];
+    ack_box a = {0}, b = {0};
+    /* a first message loads the commit script: the next one is committed
+     * by the batch (a script not loaded yet sends its message down the
+     * sequential path, which checks every owner first) */
+    pipeline(MSH("CTL0", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL9", "FI9", "BMP") OBX_NA,
+             "township1", &a);
+    cr_expect(strstr(a.ack, "MSA|AA|CTL0"), "%s", a.ack);
+    lab_uid("township1", "FI1", "BMP", uid);
+    cr_assert_eq(sto_index_admit_sync(c, uid, "township2", 0, owner), 0);
+    lab_uid("township1", "FI2", "BMP", uid2);
+    pipeline(MSH("CTL2", "TOWN1LIS", "ORU^R01", "2.5.1") PID_ OBR_("PL2", "FI2", "BMP")
+                 OBX_NA OBR_("PL1", "FI1", "BMP") OBX_NA,
+             "township1", &b);
+    cr_expect(strstr(b.ack, "MSA|AR|CTL2"), "%s", b.ack);
+    cr_expect_eq(integer("EXISTS hr:lab:{%s}", uid2), 0, "the report it owns is not written");
+    cr_expect_eq(integer("EXISTS hr:{%s}:st", uid2), 0);
+}
+
 Test(lab, a_critical_coded_value_without_code_or_text_is_refused_at_the_check)
 {
     char ack[4096];
