@@ -79,7 +79,8 @@ start_huren def "$cfg"
 wait_port "$hp" 30
 check_eq "huren serve listens for HTTP on 127.0.0.1 only" "127.0.0.1" "$(listening_on "$hp" | sort -u | tr '\n' ' ' | sed 's/ $//')"
 check_eq "/healthz answers there" 200 "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hp/healthz")"
-need=$(( (5 * 64 + 2 * 1024 + 3 * 16 + 112) * 5 / 4 ))
+# dicom.max_associations, http.max_connections, delivery.batch, alerts.batch
+need=$(( (5 * 64 + 2 * 1024 + 3 * 16 + 50 + 112) * 5 / 4 ))
 soft=$(awk '/Max open files/ {print $4}' "/proc/$HUREN_PID/limits")
 check "the soft open-file limit covers the defaults ($soft >= $need)" test "$soft" -ge "$need"
 check "graceful stop exits 0" stop_huren "$HUREN_PID"
