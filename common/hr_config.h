@@ -217,6 +217,9 @@ const hr_hospital *hr_config_hospital_by_ae(const hr_config *c, const char *ae);
 /* 1 when the peer address (sockaddr_in / sockaddr_in6, v4-mapped v6 handled)
  * is inside one of h's allowed networks. */
 int hr_hospital_allows(const hr_hospital *h, const struct sockaddr *peer);
+/* "address:port" of a peer (IPv4 or IPv6; "?:0" for another family) into
+ * out (cap bytes, NUL-terminated, cut when short). */
+void hr_sockaddr_format(const struct sockaddr_storage *ss, char *out, size_t cap);
 /* Destination with this AE title in any hospital (and its owner in *owner,
  * may be NULL), or NULL. */
 const hr_destination *hr_config_destination(const hr_config *c, const char *ae,

@@ -7,22 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-        port = ntohs(v4->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-        port = ntohs(v6->sin6_port);
-    }
-    snprintf(out, cap, "%s:%d", host, port);
-}
-
 static void on_listener_closed(uv_handle_t *h)
 {
     gw_dicom_server *s = h->data;
@@ -164,7 +148,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     int len = sizeof(a->peer_addr);
     uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&a->peer_addr, &len);
-    format_peer(&a->peer_addr, a->peer, sizeof(a->peer));
+    hr_sockaddr_format(&a->peer_addr, a->peer, sizeof(a->peer));
     peer_ip(&a->peer_addr, a->peer_ip);
     if (s->stopping) {
         gw__assoc_close(a);

@@ -62,22 +62,6 @@ struct gw_hl7_conn {
 
 static void conn_process(gw_hl7_conn *c);
 
-static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-        port = ntohs(v4->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-        port = ntohs(v6->sin6_port);
-    }
-    snprintf(out, cap, "%s:%d", host, port);
-}
-
 void gw_hl7_control_id(const uint8_t *head, size_t len, char *id, size_t cap)
 {
     size_t field = 1, n = 0;
@@ -463,7 +447,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     memset(&ss, 0, sizeof(ss));
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
-    format_peer(&ss, c->peer, sizeof(c->peer));
+    hr_sockaddr_format(&ss, c->peer, sizeof(c->peer));
     /* decided before any byte is read: a refused peer costs nothing more */
     c->hospital = peer_hospital(s->cfg, (const struct sockaddr *)&ss);
     if (!c->hospital || s->stats.connections_open >= s->cfg->hl7.max_connections) {
